@@ -1,0 +1,19 @@
+//! Coder's `/api/v2` wire types, field for field as Coder's JSON, and a typed client.
+//!
+//! Response types always serialize every field (null where Coder sends null, `[]` for empty
+//! lists). Request types accept missing fields and `null` as the zero value, as Go's decoder does.
+
+mod client;
+mod types;
+
+pub use client::{Client, ClientError};
+pub use types::*;
+
+/// Header that carries a session token.
+pub const SESSION_TOKEN_HEADER: &str = "Coder-Session-Token";
+/// Cookie (and query parameter) that carries a session token.
+pub const SESSION_TOKEN_COOKIE: &str = "coder_session_token";
+/// Header added to every response with the server's version.
+pub const BUILD_VERSION_HEADER: &str = "X-Coder-Build-Version";
+/// Header an owner may send to skip the API rate limit.
+pub const BYPASS_RATELIMIT_HEADER: &str = "X-Coder-Bypass-Ratelimit";

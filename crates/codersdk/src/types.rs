@@ -1,0 +1,360 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// `codersdk.Response`: the generic message body, used for every error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Response {
+    pub message: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub validations: Vec<ValidationError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ValidationError {
+    pub field: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BuildInfoResponse {
+    pub external_url: String,
+    pub version: String,
+    pub dashboard_url: String,
+    pub telemetry: bool,
+    pub workspace_proxy: bool,
+    pub agent_api_version: String,
+    pub provisioner_api_version: String,
+    pub upgrade_message: String,
+    pub deployment_id: String,
+    pub webpush_public_key: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users and authentication
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateFirstUserRequest {
+    pub email: String,
+    pub username: String,
+    pub name: String,
+    pub password: String,
+    pub trial: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateFirstUserResponse {
+    pub user_id: Uuid,
+    pub organization_id: Uuid,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoginWithPasswordRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginWithPasswordResponse {
+    pub session_token: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateUserRequest {
+    pub email: String,
+    pub username: String,
+    pub name: String,
+    pub password: String,
+    pub login_type: String,
+    pub user_status: Option<String>,
+    pub organization_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateUserProfileRequest {
+    pub username: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateUserPasswordRequest {
+    pub old_password: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateRoles {
+    pub roles: Vec<String>,
+}
+
+/// `codersdk.SlimRole`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SlimRole {
+    pub name: String,
+    pub display_name: String,
+    pub organization_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub avatar_url: String,
+    pub name: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub status: String,
+    pub login_type: String,
+    pub theme_preference: String,
+    pub organization_ids: Vec<Uuid>,
+    pub roles: Vec<SlimRole>,
+}
+
+/// `codersdk.ReducedUser`: a user without roles and organizations (group members).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReducedUser {
+    pub id: Uuid,
+    pub username: String,
+    pub avatar_url: String,
+    pub name: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub status: String,
+    pub login_type: String,
+    pub theme_preference: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetUsersResponse {
+    pub users: Vec<User>,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Permission {
+    pub negate: bool,
+    pub resource_type: String,
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssignableRoles {
+    pub name: String,
+    pub display_name: String,
+    /// Empty (and left out, as Coder's `omitempty`) for site-wide roles.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub organization_id: String,
+    pub site_permissions: Vec<Permission>,
+    pub organization_permissions: Vec<Permission>,
+    pub organization_member_permissions: Vec<Permission>,
+    pub user_permissions: Vec<Permission>,
+    pub assignable: bool,
+    pub built_in: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthMethod {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GithubAuthMethod {
+    pub enabled: bool,
+    pub default_provider_configured: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcAuthMethod {
+    pub enabled: bool,
+    #[serde(rename = "signInText")]
+    pub sign_in_text: String,
+    #[serde(rename = "iconUrl")]
+    pub icon_url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthMethods {
+    pub terms_of_service_url: String,
+    pub password: AuthMethod,
+    pub github: GithubAuthMethod,
+    pub oidc: OidcAuthMethod,
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+
+/// `lifetime` is a Go `time.Duration`: nanoseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateTokenRequest {
+    pub lifetime: i64,
+    pub scope: String,
+    pub token_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerateApiKeyResponse {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub user_id: Uuid,
+    pub last_used: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub login_type: String,
+    pub scope: String,
+    pub scopes: Vec<String>,
+    pub token_name: String,
+    pub lifetime_seconds: i64,
+    pub allow_list: Vec<ApiAllowListTarget>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiAllowListTarget {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+}
+
+/// `max_token_lifetime` is a Go `time.Duration`: nanoseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenConfig {
+    pub max_token_lifetime: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Organizations
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub icon: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub is_default: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateOrganizationRequest {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub icon: String,
+}
+
+/// Fields left out (or null) are not changed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateOrganizationRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrganizationMember {
+    pub user_id: Uuid,
+    pub organization_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub roles: Vec<SlimRole>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrganizationMemberWithUserData {
+    pub user_id: Uuid,
+    pub organization_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub roles: Vec<SlimRole>,
+    pub username: String,
+    pub name: String,
+    pub avatar_url: String,
+    pub email: String,
+    pub global_roles: Vec<SlimRole>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Group {
+    pub id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    pub organization_id: Uuid,
+    pub organization_name: String,
+    pub organization_display_name: String,
+    pub members: Vec<ReducedUser>,
+    pub total_member_count: i64,
+    pub avatar_url: String,
+    pub quota_allowance: i64,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateGroupRequest {
+    pub name: String,
+    pub display_name: String,
+    pub avatar_url: String,
+    pub quota_allowance: i64,
+}
+
+/// Fields left out (or null) are not changed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PatchGroupRequest {
+    pub add_users: Vec<String>,
+    pub remove_users: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_allowance: Option<i64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+/// `hash` holds the file's id (Coder's naming).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadResponse {
+    pub hash: Uuid,
+}
