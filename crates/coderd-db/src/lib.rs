@@ -1,0 +1,135 @@
+//! The PostgreSQL store. Every SQL statement of coderd lives in this crate, one module per
+//! aggregate; the HTTP layer sees plain row structs and [`StoreError`].
+
+pub mod builtin;
+mod files;
+mod groups;
+mod organizations;
+mod users;
+
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+pub use files::FileRow;
+pub use groups::{GroupFilter, GroupMemberRow, GroupRow, NewGroup, UpdateGroup};
+pub use organizations::{MemberWithUserRow, MembershipRow, NewOrganization, OrganizationRow};
+pub use users::{ActorRow, ApiKeyRow, NewApiKey, NewUser, UserFilter, UserRow};
+
+/// The migrations in `migrations/`, embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint (named) was violated.
+    #[error("unique constraint {0} violated")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                StoreError::Conflict(db.constraint().unwrap_or_default().to_string())
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+/// How to reach the database and how many connections to keep.
+#[derive(Clone, Debug)]
+pub struct ConnectConfig {
+    pub url: String,
+    pub max_connections: u32,
+    /// How long to keep retrying the first connection.
+    pub connect_timeout: Duration,
+}
+
+impl Store {
+    /// Connects (retrying while the database comes up) and applies pending migrations.
+    pub async fn connect(cfg: &ConnectConfig) -> Result<Store> {
+        let opts: PgConnectOptions = cfg.url.parse().map_err(StoreError::Database)?;
+        let opts = opts.log_statements(tracing::log::LevelFilter::Trace);
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let pool = loop {
+            attempt += 1;
+            let res = PgPoolOptions::new()
+                .max_connections(cfg.max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts.clone())
+                .await;
+            match res {
+                Ok(pool) => break pool,
+                Err(err) if started.elapsed() < cfg.connect_timeout => {
+                    tracing::warn!(
+                        attempt,
+                        host = opts.get_host(),
+                        port = opts.get_port(),
+                        error = %err,
+                        "waiting for PostgreSQL to accept connections"
+                    );
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(4))))
+                        .await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
+        let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+            .fetch_one(&pool)
+            .await?;
+        if version < 130000 {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                format!("PostgreSQL 13 or newer is required (server_version_num = {version})")
+                    .into(),
+            )));
+        }
+        // sqlx holds a session advisory lock while migrating, so replicas starting together
+        // apply each migration exactly once.
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(e.into()))?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Cheap liveness check of the database connection.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// This deployment's id, created with the database.
+    pub async fn deployment_id(&self) -> Result<String> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM site_configs WHERE key = 'deployment_id'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,488 @@
+//! Users and their API keys.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{MembershipRow, Result, Store, StoreError};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub name: String,
+    pub hashed_password: String,
+    pub avatar_url: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub status: String,
+    pub login_type: String,
+    pub rbac_roles: Vec<String>,
+    pub theme_preference: String,
+    pub deleted: bool,
+    /// Organizations the user is a member of, in the order they joined.
+    pub organization_ids: Vec<Uuid>,
+}
+
+const USER_COLUMNS: &str = "u.id, u.email, u.username, u.name, u.hashed_password, u.avatar_url, \
+    u.created_at, u.updated_at, u.last_seen_at, u.status::text AS status, \
+    u.login_type::text AS login_type, u.rbac_roles, u.theme_preference, u.deleted, \
+    ARRAY(SELECT m.organization_id FROM organization_members m WHERE m.user_id = u.id \
+          ORDER BY m.created_at, m.organization_id) AS organization_ids";
+
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub username: &'a str,
+    pub name: &'a str,
+    pub hashed_password: &'a str,
+    pub login_type: &'a str,
+    pub status: &'a str,
+    pub rbac_roles: &'a [String],
+    pub organization_ids: &'a [Uuid],
+}
+
+/// Filters of `GET /users?q=`.
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    /// Case-insensitive substring of username or email.
+    pub search: String,
+    pub status: Vec<String>,
+    pub role: Vec<String>,
+    pub login_type: Vec<String>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub last_seen_before: Option<DateTime<Utc>>,
+    pub last_seen_after: Option<DateTime<Utc>>,
+    /// Keyset pagination: only users ordered after this one.
+    pub after_id: Option<Uuid>,
+    /// Only this user (what a plain member may see).
+    pub only_user: Option<Uuid>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// What authentication needs about a token, read in one query.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActorRow {
+    pub key_id: String,
+    pub hashed_secret: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
+    pub last_used: DateTime<Utc>,
+    pub lifetime_seconds: i64,
+    pub login_type: String,
+    pub scope: String,
+    pub user_id: Uuid,
+    pub username: String,
+    pub user_status: String,
+    pub user_deleted: bool,
+    pub rbac_roles: Vec<String>,
+    pub memberships: Json<Vec<MembershipRow>>,
+    pub groups: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub user_id: Uuid,
+    pub last_used: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub login_type: String,
+    pub scope: String,
+    pub token_name: String,
+    pub lifetime_seconds: i64,
+}
+
+const KEY_COLUMNS: &str = "id, user_id, last_used, expires_at, created_at, updated_at, \
+    login_type::text AS login_type, scope::text AS scope, token_name, lifetime_seconds";
+
+pub struct NewApiKey<'a> {
+    pub id: &'a str,
+    pub hashed_secret: &'a [u8],
+    pub user_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub lifetime_seconds: i64,
+    pub login_type: &'a str,
+    pub scope: &'a str,
+    pub token_name: &'a str,
+}
+
+impl Store {
+    /// Creates the first user unless any user exists: `Ok(None)` when one already does. The
+    /// check and insert run under a transaction-scoped advisory lock so that concurrent first
+    /// users cannot both win.
+    pub async fn insert_first_user(&self, user: NewUser<'_>) -> Result<Option<UserRow>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('coderd:first-user'))")
+            .execute(&mut *tx)
+            .await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists {
+            return Ok(None);
+        }
+        let id = insert_user_tx(&mut tx, &user).await?;
+        tx.commit().await?;
+        self.user_by_id(id).await.map(Some)
+    }
+
+    pub async fn insert_user(&self, user: NewUser<'_>) -> Result<UserRow> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_user_tx(&mut tx, &user).await?;
+        tx.commit().await?;
+        self.user_by_id(id).await
+    }
+
+    pub async fn user_count(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM users WHERE NOT deleted")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn user_by_id(&self, id: Uuid) -> Result<UserRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND NOT u.deleted"
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Case-insensitive lookup by username or email.
+    pub async fn user_by_username_or_email(&self, name: &str) -> Result<UserRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users u \
+             WHERE (lower(u.username) = lower($1) OR lower(u.email) = lower($1)) AND NOT u.deleted \
+             LIMIT 1"
+        ))
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn users_by_ids(&self, ids: &[Uuid]) -> Result<Vec<UserRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ANY($1) AND NOT u.deleted"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One page of users matching `f`, and how many match in all.
+    pub async fn list_users(&self, f: &UserFilter) -> Result<(Vec<UserRow>, i64)> {
+        let mut qb = sqlx::QueryBuilder::new(format!(
+            "SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users u WHERE NOT u.deleted"
+        ));
+        if !f.search.is_empty() {
+            qb.push(" AND (u.username ILIKE '%' || ")
+                .push_bind(&f.search)
+                .push(" || '%' OR u.email ILIKE '%' || ")
+                .push_bind(&f.search)
+                .push(" || '%')");
+        }
+        if !f.status.is_empty() {
+            qb.push(" AND u.status::text = ANY(")
+                .push_bind(&f.status)
+                .push(")");
+        }
+        if !f.role.is_empty() {
+            qb.push(" AND u.rbac_roles && ").push_bind(&f.role);
+        }
+        if !f.login_type.is_empty() {
+            qb.push(" AND u.login_type::text = ANY(")
+                .push_bind(&f.login_type)
+                .push(")");
+        }
+        for (col, op, v) in [
+            ("created_at", "<", f.created_before),
+            ("created_at", ">", f.created_after),
+            ("last_seen_at", "<", f.last_seen_before),
+            ("last_seen_at", ">", f.last_seen_after),
+        ] {
+            if let Some(v) = v {
+                qb.push(format!(" AND u.{col} {op} ")).push_bind(v);
+            }
+        }
+        if let Some(id) = f.only_user {
+            qb.push(" AND u.id = ").push_bind(id);
+        }
+        if let Some(after) = f.after_id {
+            qb.push(" AND lower(u.username) > (SELECT lower(username) FROM users WHERE id = ")
+                .push_bind(after)
+                .push(")");
+        }
+        qb.push(" ORDER BY lower(u.username) ASC");
+        if f.limit > 0 {
+            qb.push(" LIMIT ").push_bind(f.limit);
+        }
+        if f.offset > 0 {
+            qb.push(" OFFSET ").push_bind(f.offset);
+        }
+        let rows: Vec<(UserRow, i64)> = qb
+            .build()
+            .try_map(|row: sqlx::postgres::PgRow| {
+                use sqlx::{FromRow, Row};
+                Ok((UserRow::from_row(&row)?, row.try_get::<i64, _>("total")?))
+            })
+            .fetch_all(&self.pool)
+            .await?;
+        let total = match rows.first() {
+            Some((_, t)) => *t,
+            // The page may be past the end while other rows match: count them separately.
+            None if f.offset > 0 || f.after_id.is_some() => {
+                let mut g = f.clone();
+                g.offset = 0;
+                g.limit = 0;
+                g.after_id = None;
+                return Box::pin(self.list_users(&g))
+                    .await
+                    .map(|(_, t)| (Vec::new(), t));
+            }
+            None => 0,
+        };
+        Ok((rows.into_iter().map(|(u, _)| u).collect(), total))
+    }
+
+    pub async fn update_user_profile(
+        &self,
+        id: Uuid,
+        username: &str,
+        name: &str,
+    ) -> Result<UserRow> {
+        sqlx::query("UPDATE users SET username = $2, name = $3, updated_at = now() WHERE id = $1 AND NOT deleted")
+            .bind(id)
+            .bind(username)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        self.user_by_id(id).await
+    }
+
+    pub async fn update_user_status(&self, id: Uuid, status: &str) -> Result<UserRow> {
+        sqlx::query(
+            "UPDATE users SET status = $2::user_status, updated_at = now() WHERE id = $1 AND NOT deleted",
+        )
+        .bind(id)
+        .bind(status)
+        .execute(&self.pool)
+        .await?;
+        self.user_by_id(id).await
+    }
+
+    pub async fn update_user_roles(&self, id: Uuid, roles: &[String]) -> Result<UserRow> {
+        sqlx::query(
+            "UPDATE users SET rbac_roles = $2, updated_at = now() WHERE id = $1 AND NOT deleted",
+        )
+        .bind(id)
+        .bind(roles)
+        .execute(&self.pool)
+        .await?;
+        self.user_by_id(id).await
+    }
+
+    /// Sets a new password hash and signs the user out everywhere but `keep_key`.
+    pub async fn update_user_password(
+        &self,
+        id: Uuid,
+        hashed: &str,
+        keep_key: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET hashed_password = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(hashed)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM api_keys WHERE user_id = $1 AND login_type <> 'token' AND id <> COALESCE($2, '')")
+            .bind(id)
+            .bind(keep_key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks the user deleted and removes their keys and memberships, atomically.
+    pub async fn delete_user(&self, id: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET deleted = true, updated_at = now() WHERE id = $1 AND NOT deleted",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        for q in [
+            "DELETE FROM api_keys WHERE user_id = $1",
+            "DELETE FROM organization_members WHERE user_id = $1",
+            "DELETE FROM group_members WHERE user_id = $1",
+        ] {
+            sqlx::query(q).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // -- API keys --------------------------------------------------------------------------------
+
+    pub async fn insert_api_key(&self, key: NewApiKey<'_>) -> Result<ApiKeyRow> {
+        Ok(sqlx::query_as(&format!(
+            "INSERT INTO api_keys (id, hashed_secret, user_id, expires_at, created_at, updated_at, \
+                 login_type, lifetime_seconds, scope, token_name) \
+             SELECT $1, $2, $3, $4, now(), now(), $5::login_type, $6, $7::api_key_scope, $8 \
+             FROM users WHERE id = $3 AND NOT deleted \
+             RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(key.id)
+        .bind(key.hashed_secret)
+        .bind(key.user_id)
+        .bind(key.expires_at)
+        .bind(key.login_type)
+        .bind(key.lifetime_seconds)
+        .bind(key.scope)
+        .bind(key.token_name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The key with `id`, its user, the user's memberships and explicit groups: everything
+    /// authentication and authorization need, in one round trip.
+    pub async fn actor_by_key_id(&self, id: &str) -> Result<ActorRow> {
+        Ok(sqlx::query_as(
+            "SELECT k.id AS key_id, k.hashed_secret, k.expires_at, k.last_used, k.lifetime_seconds, \
+                 k.login_type::text AS login_type, k.scope::text AS scope, \
+                 u.id AS user_id, u.username, u.status::text AS user_status, u.deleted AS user_deleted, \
+                 u.rbac_roles, \
+                 COALESCE((SELECT json_agg(json_build_object('organization_id', m.organization_id, \
+                     'roles', m.roles, 'created_at', m.created_at, 'updated_at', m.updated_at)) \
+                     FROM organization_members m WHERE m.user_id = u.id), '[]'::json) AS memberships, \
+                 ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.user_id = u.id) AS groups \
+             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Records use of a key: last use, client address, a slid expiry, and the user's last sighting
+    /// (a dormant user becomes active again).
+    pub async fn touch_api_key(
+        &self,
+        id: &str,
+        user_id: Uuid,
+        ip: Option<std::net::IpAddr>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE api_keys SET last_used = now(), ip_address = $2, expires_at = $3, updated_at = now() \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(ip.map(|ip| ip.to_string()))
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE users SET last_seen_at = now(), \
+                 status = CASE WHEN status = 'dormant' THEN 'active'::user_status ELSE status END \
+             WHERE id = $1",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn api_key(&self, id: &str) -> Result<ApiKeyRow> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn api_key_by_name(&self, user_id: Uuid, name: &str) -> Result<ApiKeyRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 AND token_name = $2 AND login_type = 'token'"
+        ))
+        .bind(user_id)
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Tokens (login type `token`); of one user, or of everyone when `user_id` is `None`.
+    pub async fn list_tokens(&self, user_id: Option<Uuid>) -> Result<Vec<ApiKeyRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys \
+             WHERE login_type = 'token' AND ($1::uuid IS NULL OR user_id = $1) ORDER BY created_at, id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn delete_api_key(&self, id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Logout: the current key and all of the user's application-connect keys.
+    pub async fn delete_session_keys(&self, user_id: Uuid, current: &str) -> Result<()> {
+        sqlx::query("DELETE FROM api_keys WHERE id = $2 OR (user_id = $1 AND scope = 'application_connect')")
+            .bind(user_id)
+            .bind(current)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_user_tx(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user: &NewUser<'_>,
+) -> Result<Uuid> {
+    sqlx::query(
+        "INSERT INTO users (id, email, username, name, hashed_password, created_at, updated_at, \
+             status, login_type, rbac_roles) \
+         VALUES ($1, $2, $3, $4, $5, now(), now(), $6::user_status, $7::login_type, $8)",
+    )
+    .bind(user.id)
+    .bind(user.email)
+    .bind(user.username)
+    .bind(user.name)
+    .bind(user.hashed_password)
+    .bind(user.status)
+    .bind(user.login_type)
+    .bind(user.rbac_roles)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO organization_members (user_id, organization_id, created_at, updated_at) \
+         SELECT $1, unnest($2::uuid[]), now(), now()",
+    )
+    .bind(user.id)
+    .bind(user.organization_ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(user.id)
+}
