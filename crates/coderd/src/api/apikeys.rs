@@ -1,0 +1,211 @@
+//! API keys: CLI session keys and named tokens.
+
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use coderd_db::{StoreError, UserRow};
+use codersdk::{ApiKey, CreateTokenRequest, GenerateApiKeyResponse, TokenConfig};
+use rand::Rng;
+
+use super::users::issue_key;
+use super::{convert, resolve};
+use crate::authz::{Action, Actor, Object, Resource};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{created, ok, Body, Json};
+use crate::http::params::QueryParams;
+use crate::state::AppState;
+
+/// CLI session keys (`POST /users/{user}/keys`) last a week, as Coder's.
+const CLI_KEY_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users/{user}/keys", post(create_cli_key))
+        .route(
+            "/users/{user}/keys/tokens",
+            get(list_tokens).post(create_token),
+        )
+        .route("/users/{user}/keys/tokens/tokenconfig", get(token_config))
+        .route("/users/{user}/keys/tokens/{keyname}", get(token_by_name))
+        .route(
+            "/users/{user}/keys/{keyid}",
+            get(key_by_id).delete(delete_key),
+        )
+}
+
+/// The `{user}` whose keys are addressed, checked for `action` on their keys.
+async fn key_owner(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+) -> ApiResult<UserRow> {
+    let u = resolve::readable_user(state, actor, raw).await?;
+    let keys = Object::owned_by(Resource::ApiKey, u.id);
+    if !actor.can(action, keys) {
+        return Err(if actor.can(Action::Read, keys) {
+            ApiError::forbidden()
+        } else {
+            ApiError::not_found()
+        });
+    }
+    Ok(u)
+}
+
+async fn create_cli_key(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<GenerateApiKeyResponse>> {
+    let u = key_owner(&state, &actor, &user, Action::Create).await?;
+    let key = issue_key(&state, u.id, "password", CLI_KEY_LIFETIME, "").await?;
+    Ok(created(GenerateApiKeyResponse { key }))
+}
+
+/// A readable default token name, like Coder's `adjective_scientist`.
+fn random_token_name() -> String {
+    const ADJ: &[&str] = &[
+        "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+        "nifty", "proud", "quiet", "swift", "witty",
+    ];
+    const NAME: &[&str] = &[
+        "babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "kepler", "lovelace",
+        "noether", "pascal", "ritchie", "turing", "wozniak",
+    ];
+    let mut rng = rand::thread_rng();
+    format!(
+        "{}_{}{}",
+        ADJ[rng.gen_range(0..ADJ.len())],
+        NAME[rng.gen_range(0..NAME.len())],
+        rng.gen_range(0..100)
+    )
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+    Body(req): Body<CreateTokenRequest>,
+) -> ApiResult<Json<GenerateApiKeyResponse>> {
+    let u = key_owner(&state, &actor, &user, Action::Create).await?;
+    let invalid = |detail: String| {
+        ApiError::bad_request("Failed to validate create API key request.").with_detail(detail)
+    };
+    let max = state.config.max_token_lifetime;
+    let lifetime = match req.lifetime {
+        0 => state.config.default_token_lifetime.min(max),
+        n if n < 0 => return Err(invalid("lifetime must be a positive duration".into())),
+        n => {
+            let d = Duration::from_nanos(n as u64);
+            if d > max {
+                return Err(invalid(format!(
+                    "lifetime must be less than {}h",
+                    max.as_secs() / 3600
+                )));
+            }
+            if d < Duration::from_secs(1) {
+                return Err(invalid("lifetime must be at least one second".into()));
+            }
+            d
+        }
+    };
+    if !matches!(req.scope.as_str(), "" | "all") {
+        return Err(
+            ApiError::bad_request(format!("Unsupported API key scope {:?}.", req.scope))
+                .with_detail("this deployment supports the \"all\" scope for tokens"),
+        );
+    }
+    let name = if req.token_name.is_empty() {
+        random_token_name()
+    } else {
+        req.token_name
+    };
+    if name.chars().count() > 64 {
+        return Err(ApiError::validation_tag("token_name", "max", &name));
+    }
+    let key = issue_key(&state, u.id, "token", lifetime, &name)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::duplicate(
+                format!("A token with name {name:?} already exists."),
+                "name",
+            ),
+            e => e.into(),
+        })?;
+    Ok(created(GenerateApiKeyResponse { key }))
+}
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<ApiKey>>> {
+    let u = key_owner(&state, &actor, &user, Action::Read).await?;
+    let include_all = QueryParams::parse(raw.as_deref()).get("include_all") == Some("true");
+    let rows = if include_all {
+        state
+            .store
+            .list_tokens(None)
+            .await?
+            .into_iter()
+            .filter(|k| actor.can(Action::Read, Object::owned_by(Resource::ApiKey, k.user_id)))
+            .collect()
+    } else {
+        state.store.list_tokens(Some(u.id)).await?
+    };
+    Ok(ok(rows.into_iter().map(convert::api_key).collect()))
+}
+
+async fn token_config(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<TokenConfig>> {
+    key_owner(&state, &actor, &user, Action::Read).await?;
+    let ns = state.config.max_token_lifetime.as_nanos();
+    Ok(ok(TokenConfig {
+        max_token_lifetime: i64::try_from(ns).unwrap_or(i64::MAX),
+    }))
+}
+
+async fn token_by_name(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((user, name)): Path<(String, String)>,
+) -> ApiResult<Json<ApiKey>> {
+    let u = key_owner(&state, &actor, &user, Action::Read).await?;
+    let key = state.store.api_key_by_name(u.id, &name).await?;
+    Ok(ok(convert::api_key(key)))
+}
+
+async fn key_of(state: &AppState, owner: &UserRow, id: &str) -> ApiResult<coderd_db::ApiKeyRow> {
+    match state.store.api_key(id).await {
+        Ok(k) if k.user_id == owner.id => Ok(k),
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn key_by_id(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((user, id)): Path<(String, String)>,
+) -> ApiResult<Json<ApiKey>> {
+    let u = key_owner(&state, &actor, &user, Action::Read).await?;
+    Ok(ok(convert::api_key(key_of(&state, &u, &id).await?)))
+}
+
+async fn delete_key(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((user, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let u = key_owner(&state, &actor, &user, Action::Delete).await?;
+    let key = key_of(&state, &u, &id).await?;
+    state.store.delete_api_key(&key.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,295 @@
+//! Groups of users within an organization. Every organization has an "Everyone" group (its id
+//! is the organization's) whose members are exactly the organization's members.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use axum::Router;
+use coderd_db::{GroupFilter, GroupRow, NewGroup, StoreError, UpdateGroup};
+use codersdk::{CreateGroupRequest, Group, PatchGroupRequest, ReducedUser};
+use uuid::Uuid;
+
+use super::organizations::org_for;
+use super::{convert, resolve};
+use crate::authz::{Action, Actor, Object, Resource};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{created, ok, Body, Json};
+use crate::http::params::{parse_uuid, QueryErrors, QueryParams};
+use crate::state::AppState;
+
+const EVERYONE: &str = "Everyone";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/organizations/{organization}/groups",
+            get(list_in_org).post(create),
+        )
+        .route(
+            "/organizations/{organization}/groups/{groupName}",
+            get(by_name),
+        )
+        .route("/groups", get(list))
+        .route("/groups/{group}", get(get_one).patch(patch).delete(delete))
+}
+
+/// Groups with their members: one query for all the members, whatever the number of groups.
+async fn with_members(state: &AppState, groups: Vec<GroupRow>) -> ApiResult<Vec<Group>> {
+    let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
+    let mut members: HashMap<Uuid, Vec<ReducedUser>> = HashMap::new();
+    for m in state.store.group_members(&ids).await? {
+        members
+            .entry(m.group_id)
+            .or_default()
+            .push(convert::reduced_user(&m.user));
+    }
+    Ok(groups
+        .into_iter()
+        .map(|g| {
+            let m = members.remove(&g.id).unwrap_or_default();
+            convert::group(g, m)
+        })
+        .collect())
+}
+
+async fn one(state: &AppState, g: GroupRow) -> ApiResult<Group> {
+    Ok(with_members(state, vec![g]).await?.remove(0))
+}
+
+/// The `{group}` of the path, checked for `action` (404 when unreadable, 403 when read-only).
+async fn group_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+) -> ApiResult<GroupRow> {
+    let id = parse_uuid(raw)?;
+    let g = state.store.group(id).await?;
+    let obj = Object::in_org(Resource::Group, g.organization_id);
+    if !actor.can(Action::Read, obj) {
+        return Err(ApiError::not_found());
+    }
+    if !actor.can(action, obj) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(g)
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    if name == EVERYONE {
+        return Err(ApiError::bad_request("Invalid group name.")
+            .with_detail(format!("{EVERYONE:?} is a reserved group name.")));
+    }
+    if !resolve::valid_name(name) {
+        let tag = if name.is_empty() {
+            "required"
+        } else {
+            "group_name"
+        };
+        return Err(ApiError::validation_tag("name", tag, name));
+    }
+    Ok(())
+}
+
+fn check_quota(quota: i64) -> ApiResult<i32> {
+    i32::try_from(quota)
+        .ok()
+        .filter(|q| *q >= 0)
+        .ok_or_else(|| ApiError::validation_tag("quota_allowance", "min", &quota.to_string()))
+}
+
+fn duplicate_group(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => {
+            ApiError::duplicate(format!("A group named {name:?} already exists."), "name")
+        }
+        e => e.into(),
+    }
+}
+
+async fn list_in_org(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Vec<Group>>> {
+    let org = org_for(&state, &actor, &org, Resource::Group, Action::Read).await?;
+    let groups = state
+        .store
+        .list_groups(&GroupFilter {
+            organization_id: Some(org.id),
+            ..Default::default()
+        })
+        .await?;
+    Ok(ok(with_members(&state, groups).await?))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+    Body(req): Body<CreateGroupRequest>,
+) -> ApiResult<Json<Group>> {
+    let org = org_for(&state, &actor, &org, Resource::Group, Action::Create).await?;
+    check_name(&req.name)?;
+    let quota = check_quota(req.quota_allowance)?;
+    let g = state
+        .store
+        .insert_group(NewGroup {
+            organization_id: org.id,
+            name: &req.name,
+            display_name: &req.display_name,
+            avatar_url: &req.avatar_url,
+            quota_allowance: quota,
+        })
+        .await
+        .map_err(duplicate_group(&req.name))?;
+    Ok(created(one(&state, g).await?))
+}
+
+async fn by_name(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((org, name)): Path<(String, String)>,
+) -> ApiResult<Json<Group>> {
+    let org = org_for(&state, &actor, &org, Resource::Group, Action::Read).await?;
+    let g = state.store.group_by_name(org.id, &name).await?;
+    Ok(ok(one(&state, g).await?))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Group>>> {
+    let q = QueryParams::parse(raw.as_deref());
+    let mut filter = GroupFilter::default();
+    let mut errs = QueryErrors::default();
+    if let Some(org) = q.get("organization").filter(|v| !v.is_empty()) {
+        filter.organization_id = Some(resolve::organization(&state, &actor, org).await?.id);
+    }
+    if let Some(user) = q.get("has_member").filter(|v| !v.is_empty()) {
+        filter.has_member = Some(resolve::user(&state, Some(&actor), user).await?.id);
+    }
+    if let Some(ids) = q.get("group_ids").filter(|v| !v.is_empty()) {
+        for id in ids.split(',') {
+            match Uuid::parse_str(id.trim()) {
+                Ok(id) => filter.ids.push(id),
+                Err(_) => errs.add("group_ids", format!("{id:?} is not a valid uuid")),
+            }
+        }
+    }
+    errs.finish()?;
+    if !actor.can(Action::Read, Object::site(Resource::Group)) {
+        filter.visible_orgs = Some(actor.memberships.keys().copied().collect());
+    }
+    let groups = state.store.list_groups(&filter).await?;
+    Ok(ok(with_members(&state, groups).await?))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Group>> {
+    let g = group_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(one(&state, g).await?))
+}
+
+/// Parses user ids of a patch, each of which must be a member of `org`.
+async fn member_ids(
+    state: &AppState,
+    org: Uuid,
+    field: &str,
+    raw: &[String],
+) -> ApiResult<Vec<Uuid>> {
+    let mut out = Vec::with_capacity(raw.len());
+    for r in raw {
+        let id = Uuid::parse_str(r).map_err(|e| {
+            ApiError::bad_request(format!("Invalid UUID {r:?}.")).with_detail(e.to_string())
+        })?;
+        if field == "add_users" {
+            match state.store.membership(org, id).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => {
+                    return Err(ApiError::bad_request(format!(
+                        "User {r:?} must be a member of the group's organization."
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        out.push(id);
+    }
+    Ok(out)
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<PatchGroupRequest>,
+) -> ApiResult<Json<Group>> {
+    let g = group_for(&state, &actor, &id, Action::Update).await?;
+    if g.is_everyone() {
+        if !req.add_users.is_empty() || !req.remove_users.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "Cannot add or remove users from the {EVERYONE:?} group."
+            )));
+        }
+        if req
+            .name
+            .as_deref()
+            .is_some_and(|n| !n.is_empty() && n != EVERYONE)
+        {
+            return Err(ApiError::bad_request(format!(
+                "Cannot rename the {EVERYONE:?} group."
+            )));
+        }
+    }
+    let name = req
+        .name
+        .filter(|n| !n.is_empty() && *n != g.name)
+        .unwrap_or_else(|| g.name.clone());
+    if name != g.name {
+        check_name(&name)?;
+    }
+    let quota = match req.quota_allowance {
+        Some(q) => check_quota(q)?,
+        None => g.quota_allowance,
+    };
+    let add = member_ids(&state, g.organization_id, "add_users", &req.add_users).await?;
+    let remove = member_ids(&state, g.organization_id, "remove_users", &req.remove_users).await?;
+    let updated = state
+        .store
+        .update_group(
+            g.id,
+            UpdateGroup {
+                name: &name,
+                display_name: req.display_name.as_deref().unwrap_or(&g.display_name),
+                avatar_url: req.avatar_url.as_deref().unwrap_or(&g.avatar_url),
+                quota_allowance: quota,
+                add_users: &add,
+                remove_users: &remove,
+            },
+        )
+        .await
+        .map_err(duplicate_group(&name))?;
+    Ok(ok(one(&state, updated).await?))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Group>> {
+    let g = group_for(&state, &actor, &id, Action::Delete).await?;
+    if g.is_everyone() {
+        return Err(ApiError::bad_request(format!(
+            "The {EVERYONE:?} group cannot be deleted."
+        )));
+    }
+    let body = one(&state, g).await?;
+    state.store.delete_group(body.id).await?;
+    Ok(ok(body))
+}

@@ -1,0 +1,52 @@
+//! The `/api/v2` router: one module per resource, each with its `routes()`.
+
+mod apikeys;
+mod convert;
+mod files;
+mod general;
+mod groups;
+mod organizations;
+mod resolve;
+mod users;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+use crate::http::json::{message, MAX_JSON_BODY};
+use crate::state::AppState;
+
+/// The whole HTTP application: `/healthz` and `/api/v2`.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(general::routes())
+        .merge(users::routes(&state))
+        .merge(apikeys::routes())
+        .merge(organizations::routes())
+        .merge(groups::routes())
+        .merge(files::routes(&state))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), crate::ratelimit::api))
+        .layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+    Router::new()
+        .route("/healthz", get(|| async { "OK" }))
+        .nest("/api/v2", api)
+        .fallback(route_not_found)
+        .layer(axum::middleware::from_fn(
+            crate::middleware::log_and_headers,
+        ))
+        .with_state(state)
+}
+
+async fn route_not_found() -> Response {
+    message(StatusCode::NOT_FOUND, "Route not found.")
+}
+
+async fn method_not_allowed() -> Response {
+    message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
+}

@@ -1,0 +1,314 @@
+//! Organizations and their members.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use coderd_db::{NewOrganization, OrganizationRow, StoreError};
+use codersdk::{
+    CreateOrganizationRequest, Organization, OrganizationMember, OrganizationMemberWithUserData,
+    UpdateOrganizationRequest, UpdateRoles,
+};
+
+use super::{convert, resolve};
+use crate::authz::{Action, Actor, Object, Resource, ORG_ROLES};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{created, message, ok, Body, Json};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/organizations", get(list).post(create))
+        .route(
+            "/organizations/{organization}",
+            get(get_one).patch(update).delete(delete),
+        )
+        .route("/organizations/{organization}/members", get(members))
+        .route(
+            "/organizations/{organization}/members/{user}",
+            post(add_member).delete(remove_member),
+        )
+        .route(
+            "/organizations/{organization}/members/{user}/roles",
+            put(update_member_roles),
+        )
+}
+
+/// The `{organization}` of the path, checked for `action` on `resource` inside it.
+pub(super) async fn org_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    resource: Resource,
+    action: Action,
+) -> ApiResult<OrganizationRow> {
+    let org = resolve::organization(state, actor, raw).await?;
+    let obj = Object::in_org(resource, org.id);
+    if !actor.can(action, obj) {
+        return Err(if actor.can(Action::Read, obj) {
+            ApiError::forbidden()
+        } else {
+            ApiError::not_found()
+        });
+    }
+    Ok(org)
+}
+
+fn duplicate_org(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => ApiError::duplicate(
+            format!("Organization already exists with the name {name:?}."),
+            "name",
+        ),
+        e => e.into(),
+    }
+}
+
+async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Organization>>> {
+    let all = actor.can(Action::Read, Object::site(Resource::Organization));
+    let rows = state
+        .store
+        .list_organizations((!all).then_some(actor.user_id))
+        .await?;
+    Ok(ok(rows.into_iter().map(convert::organization).collect()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(req): Body<CreateOrganizationRequest>,
+) -> ApiResult<Json<Organization>> {
+    if !actor.can(Action::Create, Object::site(Resource::Organization)) {
+        return Err(ApiError::forbidden());
+    }
+    if !resolve::valid_name(&req.name) {
+        let tag = if req.name.is_empty() {
+            "required"
+        } else {
+            "organization_name"
+        };
+        return Err(ApiError::validation_tag("name", tag, &req.name));
+    }
+    let display = if req.display_name.is_empty() {
+        &req.name
+    } else {
+        &req.display_name
+    };
+    let org = state
+        .store
+        .insert_organization(NewOrganization {
+            name: &req.name,
+            display_name: display,
+            description: &req.description,
+            icon: &req.icon,
+            creator: actor.user_id,
+        })
+        .await
+        .map_err(duplicate_org(&req.name))?;
+    Ok(created(convert::organization(org)))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Organization>> {
+    Ok(ok(convert::organization(
+        resolve::organization(&state, &actor, &org).await?,
+    )))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+    Body(req): Body<UpdateOrganizationRequest>,
+) -> ApiResult<Json<Organization>> {
+    let org = org_for(&state, &actor, &org, Resource::Organization, Action::Update).await?;
+    let name = req
+        .name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| org.name.clone());
+    if name != org.name {
+        if org.is_default {
+            return Err(ApiError::bad_request(
+                "Default organization name cannot be changed.",
+            ));
+        }
+        if !resolve::valid_name(&name) {
+            return Err(ApiError::validation_tag("name", "organization_name", &name));
+        }
+    }
+    let display = req
+        .display_name
+        .filter(|d| !d.is_empty())
+        .unwrap_or(org.display_name);
+    let description = req.description.unwrap_or(org.description);
+    let icon = req.icon.unwrap_or(org.icon);
+    let updated = state
+        .store
+        .update_organization(org.id, &name, &display, &description, &icon)
+        .await
+        .map_err(duplicate_org(&name))?;
+    Ok(ok(convert::organization(updated)))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+) -> ApiResult<Response> {
+    let org = org_for(&state, &actor, &org, Resource::Organization, Action::Delete).await?;
+    if org.is_default {
+        return Err(ApiError::bad_request(
+            "Default organization cannot be deleted.",
+        ));
+    }
+    state.store.delete_organization(org.id).await?;
+    Ok(message(StatusCode::OK, "Organization deleted."))
+}
+
+async fn members(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Vec<OrganizationMemberWithUserData>>> {
+    let org = org_for(
+        &state,
+        &actor,
+        &org,
+        Resource::OrganizationMember,
+        Action::Read,
+    )
+    .await?;
+    let rows = state.store.list_members(org.id).await?;
+    Ok(ok(rows
+        .into_iter()
+        .map(|r| OrganizationMemberWithUserData {
+            user_id: r.user.id,
+            organization_id: org.id,
+            created_at: r.membership.created_at,
+            updated_at: r.membership.updated_at,
+            roles: convert::org_roles(&r.membership),
+            global_roles: convert::site_roles(&r.user.rbac_roles),
+            username: r.user.username,
+            name: r.user.name,
+            avatar_url: r.user.avatar_url,
+            email: r.user.email,
+        })
+        .collect()))
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((org, user)): Path<(String, String)>,
+) -> ApiResult<Json<OrganizationMember>> {
+    let org = org_for(
+        &state,
+        &actor,
+        &org,
+        Resource::OrganizationMember,
+        Action::Create,
+    )
+    .await?;
+    let u = resolve::user(&state, Some(&actor), &user).await?;
+    let m = state
+        .store
+        .insert_member(org.id, u.id)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ApiError::conflict("User is already an organization member.")
+            }
+            e => e.into(),
+        })?;
+    Ok(ok(convert::member(u.id, &m)))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((org, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let org = org_for(
+        &state,
+        &actor,
+        &org,
+        Resource::OrganizationMember,
+        Action::Delete,
+    )
+    .await?;
+    let u = resolve::user(&state, Some(&actor), &user).await?;
+    match state.store.delete_member(org.id, u.id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(StoreError::NotFound) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "User is not a member of this organization.",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn update_member_roles(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((org, user)): Path<(String, String)>,
+    Body(req): Body<UpdateRoles>,
+) -> ApiResult<Json<OrganizationMember>> {
+    let org = org_for(
+        &state,
+        &actor,
+        &org,
+        Resource::OrganizationMember,
+        Action::Read,
+    )
+    .await?;
+    let u = resolve::user(&state, Some(&actor), &user).await?;
+    if u.id == actor.user_id {
+        return Err(ApiError::bad_request(
+            "You cannot change your own organization roles.",
+        ));
+    }
+    let current = match state.store.membership(org.id, u.id).await {
+        Ok(m) => m,
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "User is not a member of this organization.",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut wanted: Vec<String> = Vec::new();
+    for role in req.roles {
+        if role == "organization-member" {
+            continue;
+        }
+        if !ORG_ROLES.iter().any(|(n, _)| *n == role) {
+            return Err(ApiError::bad_request(format!("Invalid role {role:?}."))
+                .with_detail(format!("{role:?} is not a built-in organization role")));
+        }
+        if !wanted.contains(&role) {
+            wanted.push(role);
+        }
+    }
+    let changed = wanted
+        .iter()
+        .filter(|r| !current.roles.contains(r))
+        .chain(current.roles.iter().filter(|r| !wanted.contains(r)));
+    for role in changed {
+        if !actor.can_assign(role, Some(org.id)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("Not authorized to assign role {role:?}."),
+            ));
+        }
+    }
+    let m = state
+        .store
+        .update_member_roles(org.id, u.id, &wanted)
+        .await?;
+    Ok(ok(convert::member(u.id, &m)))
+}

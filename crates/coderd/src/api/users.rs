@@ -1,0 +1,672 @@
+//! Users and password authentication: first user, login/logout, the user directory, roles,
+//! status, profile and password.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use chrono::Utc;
+use coderd_db::{NewApiKey, NewUser, StoreError, UserFilter};
+use codersdk::{
+    AssignableRoles, AuthMethod, AuthMethods, CreateFirstUserRequest, CreateFirstUserResponse,
+    CreateUserRequest, GetUsersResponse, LoginWithPasswordRequest, LoginWithPasswordResponse,
+    Organization, UpdateRoles, UpdateUserPasswordRequest, UpdateUserProfileRequest, User,
+};
+use uuid::Uuid;
+
+use super::{convert, resolve};
+use crate::auth::{generate_token, hash_password, validate_password, verify_password};
+use crate::authz::{site_role_permissions, Action, Actor, Object, Resource, SITE_ROLES};
+use crate::http::error::{tag_detail, ApiError, ApiResult};
+use crate::http::json::{created, message, ok, Body, Json};
+use crate::http::params::{parse_time, Pagination, QueryParams};
+use crate::search;
+use crate::state::AppState;
+
+pub fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/users/first",
+            get(first_user_exists).post(create_first_user),
+        )
+        .route(
+            "/users/login",
+            post(login).route_layer(from_fn_with_state(state.clone(), crate::ratelimit::login)),
+        )
+        .route("/users/logout", post(logout))
+        .route("/users/authmethods", get(auth_methods))
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/roles", get(assignable_roles))
+        .route("/users/{user}", get(get_user).delete(delete_user))
+        .route("/users/{user}/status/suspend", put(suspend_user))
+        .route("/users/{user}/status/activate", put(activate_user))
+        .route("/users/{user}/roles", get(get_user).put(update_roles))
+        .route(
+            "/users/{user}/password",
+            put(update_password)
+                .route_layer(from_fn_with_state(state.clone(), crate::ratelimit::login)),
+        )
+        .route("/users/{user}/profile", put(update_profile))
+        .route("/users/{user}/organizations", get(user_organizations))
+        .route(
+            "/users/{user}/organizations/{organizationname}",
+            get(user_organization),
+        )
+}
+
+/// Field-level checks of a new user's email and username.
+fn validate_identity(email: &str, username: &str) -> ApiResult<()> {
+    let mut err = ApiError::bad_request("Validation failed.");
+    if email.is_empty() {
+        err = err.with_validation("email", tag_detail("required", email));
+    } else if !resolve::valid_email(email) {
+        err = err.with_validation("email", tag_detail("email", email));
+    }
+    if username.is_empty() {
+        err = err.with_validation("username", tag_detail("required", username));
+    } else if !resolve::valid_name(username) || username.eq_ignore_ascii_case("me") {
+        err = err.with_validation("username", tag_detail("username", username));
+    }
+    if err.body.validations.is_empty() {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+fn duplicate_user(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(c) => {
+            let field = if c.contains("email") {
+                "email"
+            } else {
+                "username"
+            };
+            ApiError::duplicate("User already exists.", field)
+        }
+        e => e.into(),
+    }
+}
+
+async fn first_user_exists(State(state): State<AppState>) -> ApiResult<Response> {
+    if state.store.user_count().await? == 0 {
+        return Ok(message(
+            StatusCode::NOT_FOUND,
+            "The initial user has not been created!",
+        ));
+    }
+    Ok(message(
+        StatusCode::OK,
+        "The initial user has already been created!",
+    ))
+}
+
+async fn create_first_user(
+    State(state): State<AppState>,
+    Body(req): Body<CreateFirstUserRequest>,
+) -> ApiResult<Json<CreateFirstUserResponse>> {
+    validate_identity(&req.email, &req.username)?;
+    if req.password.is_empty() {
+        return Err(ApiError::validation_tag("password", "required", ""));
+    }
+    if state.store.user_count().await? > 0 {
+        return Err(ApiError::conflict(
+            "The initial user has already been created.",
+        ));
+    }
+    if let Err(e) = validate_password(&req.password) {
+        return Err(
+            ApiError::bad_request("Password not strong enough!").with_validation("password", e)
+        );
+    }
+    let org = state.store.default_organization().await?;
+    let hashed = hash_password(req.password).await?;
+    let roles = vec!["owner".to_string()];
+    let user = state
+        .store
+        .insert_first_user(NewUser {
+            id: Uuid::new_v4(),
+            email: &req.email,
+            username: &req.username,
+            name: &req.name,
+            hashed_password: &hashed,
+            login_type: "password",
+            status: "active",
+            rbac_roles: &roles,
+            organization_ids: &[org.id],
+        })
+        .await
+        .map_err(duplicate_user)?
+        .ok_or_else(|| ApiError::conflict("The initial user has already been created."))?;
+    Ok(created(CreateFirstUserResponse {
+        user_id: user.id,
+        organization_id: org.id,
+    }))
+}
+
+fn session_cookie(state: &AppState, value: &str, expire: bool) -> HeaderValue {
+    let mut c = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax",
+        codersdk::SESSION_TOKEN_COOKIE
+    );
+    if expire {
+        c.push_str("; Max-Age=0");
+    }
+    if state.config.secure_auth_cookie {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Issues a key for `user_id` lasting `lifetime`.
+pub(super) async fn issue_key(
+    state: &AppState,
+    user_id: Uuid,
+    login_type: &str,
+    lifetime: std::time::Duration,
+    token_name: &str,
+) -> Result<String, StoreError> {
+    let t = generate_token();
+    let lifetime_seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+    let expires_at = Utc::now()
+        .checked_add_signed(chrono::Duration::seconds(lifetime_seconds))
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
+    state
+        .store
+        .insert_api_key(NewApiKey {
+            id: &t.id,
+            hashed_secret: &t.hashed_secret,
+            user_id,
+            expires_at,
+            lifetime_seconds,
+            login_type,
+            scope: "all",
+            token_name,
+        })
+        .await?;
+    Ok(t.token)
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Body(req): Body<LoginWithPasswordRequest>,
+) -> ApiResult<Response> {
+    if req.email.is_empty() || req.password.is_empty() {
+        let field = if req.email.is_empty() {
+            "email"
+        } else {
+            "password"
+        };
+        return Err(ApiError::validation_tag(field, "required", ""));
+    }
+    if state.config.disable_password_auth {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Password authentication is disabled.",
+        ));
+    }
+    let user = match state.store.user_by_username_or_email(&req.email).await {
+        Ok(u) if u.email.eq_ignore_ascii_case(&req.email) => Some(u),
+        Ok(_) | Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let hash = user
+        .as_ref()
+        .map(|u| u.hashed_password.clone())
+        .filter(|h| !h.is_empty());
+    if !verify_password(req.password, hash).await {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect email or password.",
+        ));
+    }
+    let user = user
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Incorrect email or password."))?;
+    if user.login_type != "password" {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Incorrect login type, attempting to use \"password\" but user is of login type {:?}",
+                user.login_type
+            ),
+        ));
+    }
+    if user.status == "suspended" {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Your account is suspended. Contact an admin to reactivate your account.",
+        ));
+    }
+    if user.status == "dormant" {
+        state.store.update_user_status(user.id, "active").await?;
+    }
+    let token = issue_key(
+        &state,
+        user.id,
+        "password",
+        state.config.session_duration,
+        "",
+    )
+    .await?;
+    let mut resp = created(LoginWithPasswordResponse {
+        session_token: token.clone(),
+    })
+    .into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, &token, false));
+    Ok(resp)
+}
+
+async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    state
+        .store
+        .delete_session_keys(actor.user_id, &actor.key_id)
+        .await?;
+    let mut resp = message(StatusCode::OK, "Logged out!");
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, "", true));
+    Ok(resp)
+}
+
+async fn auth_methods(State(state): State<AppState>) -> Json<AuthMethods> {
+    ok(AuthMethods {
+        password: AuthMethod {
+            enabled: !state.config.disable_password_auth,
+        },
+        ..Default::default()
+    })
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    actor: Actor,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<GetUsersResponse>> {
+    let q = QueryParams::parse(raw.as_deref());
+    let page = Pagination::parse(&q)?;
+    let mut filter = UserFilter {
+        after_id: page.after_id,
+        limit: page.limit,
+        offset: page.offset,
+        ..Default::default()
+    };
+    let invalid = "Invalid user search query.";
+    let mut bad = ApiError::bad_request(invalid);
+    for term in search::parse(q.get("q").unwrap_or(""), invalid)? {
+        let v = term.value;
+        match term.key.as_deref() {
+            None | Some("search") => filter.search = v,
+            Some("status") => match v.as_str() {
+                "active" | "dormant" | "suspended" => filter.status.push(v),
+                _ => {
+                    bad = bad.with_validation("status", format!("{v:?} is not a valid user status"))
+                }
+            },
+            Some("role") => filter.role.push(v),
+            Some("login_type") => filter.login_type.push(v),
+            Some(
+                k @ ("created_before" | "created_after" | "last_seen_before" | "last_seen_after"),
+            ) => {
+                let Some(t) = parse_time(&v) else {
+                    bad = bad.with_validation(
+                        k,
+                        format!("Query param {k:?} must be a valid RFC 3339 time"),
+                    );
+                    continue;
+                };
+                match k {
+                    "created_before" => filter.created_before = Some(t),
+                    "created_after" => filter.created_after = Some(t),
+                    "last_seen_before" => filter.last_seen_before = Some(t),
+                    _ => filter.last_seen_after = Some(t),
+                }
+            }
+            Some(k) => {
+                bad =
+                    bad.with_validation(k, format!("Query param {k:?} is not a valid query param"))
+            }
+        }
+    }
+    if !bad.body.validations.is_empty() {
+        return Err(bad);
+    }
+    if !actor.can(Action::Read, Object::site(Resource::User)) {
+        filter.only_user = Some(actor.user_id);
+    }
+    let (users, count) = state.store.list_users(&filter).await?;
+    Ok(ok(GetUsersResponse {
+        users: users.into_iter().map(convert::user).collect(),
+        count,
+    }))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(req): Body<CreateUserRequest>,
+) -> ApiResult<Json<User>> {
+    if !actor.can(Action::Create, Object::site(Resource::User)) {
+        return Err(ApiError::forbidden());
+    }
+    validate_identity(&req.email, &req.username)?;
+    let login_type = if req.login_type.is_empty() {
+        "password"
+    } else {
+        req.login_type.as_str()
+    };
+    if !matches!(login_type, "password" | "none") {
+        return Err(
+            ApiError::bad_request(format!("Unsupported login type {login_type:?}."))
+                .with_validation(
+                    "login_type",
+                    "Only \"password\" and \"none\" are supported.",
+                ),
+        );
+    }
+    // codersdk.User's status is active or suspended on the wire, so users start active.
+    let status = req
+        .user_status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("active");
+    if status == "dormant" {
+        return Err(
+            ApiError::bad_request("Creating dormant users is not supported.")
+                .with_validation("user_status", "Users are created \"active\"."),
+        );
+    }
+    if status != "active" {
+        return Err(ApiError::validation_tag("user_status", "oneof", status));
+    }
+    let hashed = if login_type == "password" {
+        if req.password.is_empty() {
+            return Err(
+                ApiError::bad_request("Password is required for the password login type.")
+                    .with_validation("password", tag_detail("required", "")),
+            );
+        }
+        if let Err(e) = validate_password(&req.password) {
+            return Err(
+                ApiError::bad_request("Password not strong enough!").with_validation("password", e)
+            );
+        }
+        hash_password(req.password).await?
+    } else {
+        if !req.password.is_empty() {
+            return Err(ApiError::bad_request(
+                "Password cannot be set for the \"none\" login type.",
+            ));
+        }
+        String::new()
+    };
+    let mut orgs = req.organization_ids;
+    if orgs.is_empty() {
+        orgs.push(state.store.default_organization().await?.id);
+    }
+    for org in &orgs {
+        match state.store.organization_by_id(*org).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("Organization does not exist with the provided id {org:?}."),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    orgs.sort();
+    orgs.dedup();
+    let user = state
+        .store
+        .insert_user(NewUser {
+            id: Uuid::new_v4(),
+            email: &req.email,
+            username: &req.username,
+            name: &req.name,
+            hashed_password: &hashed,
+            login_type,
+            status,
+            rbac_roles: &[],
+            organization_ids: &orgs,
+        })
+        .await
+        .map_err(duplicate_user)?;
+    Ok(created(convert::user(user)))
+}
+
+async fn assignable_roles(actor: Actor) -> ApiResult<Json<Vec<AssignableRoles>>> {
+    Ok(ok(SITE_ROLES
+        .iter()
+        .map(|(name, display)| AssignableRoles {
+            name: name.to_string(),
+            display_name: display.to_string(),
+            organization_id: String::new(),
+            site_permissions: site_role_permissions(name),
+            organization_permissions: Vec::new(),
+            organization_member_permissions: Vec::new(),
+            user_permissions: Vec::new(),
+            assignable: actor.can_assign(name, None),
+            built_in: true,
+        })
+        .collect()))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<User>> {
+    let u = resolve::readable_user(&state, &actor, &user).await?;
+    Ok(ok(convert::user(u)))
+}
+
+/// Checks `action` on the `{user}` of the path: 404 when unreadable, 403 when read-only.
+async fn user_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+) -> ApiResult<coderd_db::UserRow> {
+    let u = resolve::readable_user(state, actor, raw).await?;
+    if !actor.can(action, Object::user(u.id)) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(u)
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Response> {
+    let u = user_for(&state, &actor, &user, Action::Delete).await?;
+    if u.id == actor.user_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "You cannot delete yourself!",
+        ));
+    }
+    state.store.delete_user(u.id).await?;
+    Ok(message(StatusCode::OK, "User has been deleted!"))
+}
+
+async fn set_status(
+    state: AppState,
+    actor: Actor,
+    user: String,
+    status: &str,
+) -> ApiResult<Json<User>> {
+    let u = user_for(&state, &actor, &user, Action::Update).await?;
+    if status == "suspended" && u.id == actor.user_id {
+        return Err(ApiError::bad_request("You cannot suspend yourself."));
+    }
+    if status == "suspended" && u.rbac_roles.iter().any(|r| r == "owner") && !actor.is_owner() {
+        return Err(ApiError::bad_request(
+            "You cannot suspend an owner unless you are an owner.",
+        ));
+    }
+    let updated = state.store.update_user_status(u.id, status).await?;
+    Ok(ok(convert::user(updated)))
+}
+
+async fn suspend_user(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<User>> {
+    set_status(s, actor, user, "suspended").await
+}
+
+async fn activate_user(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<User>> {
+    set_status(s, actor, user, "active").await
+}
+
+async fn update_roles(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+    Body(req): Body<UpdateRoles>,
+) -> ApiResult<Json<User>> {
+    let u = resolve::readable_user(&state, &actor, &user).await?;
+    if u.id == actor.user_id {
+        return Err(ApiError::bad_request("You cannot change your own roles."));
+    }
+    let mut wanted: Vec<String> = Vec::new();
+    for role in req.roles {
+        if role == "member" {
+            continue;
+        }
+        if !SITE_ROLES.iter().any(|(n, _)| *n == role) {
+            return Err(ApiError::bad_request(format!("Invalid role {role:?}."))
+                .with_detail(format!("{role:?} is not a built-in site role")));
+        }
+        if !wanted.contains(&role) {
+            wanted.push(role);
+        }
+    }
+    let changed = wanted
+        .iter()
+        .filter(|r| !u.rbac_roles.contains(r))
+        .chain(u.rbac_roles.iter().filter(|r| !wanted.contains(r)));
+    for role in changed {
+        if !actor.can_assign(role, None) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("Not authorized to assign role {role:?}."),
+            ));
+        }
+    }
+    let updated = state.store.update_user_roles(u.id, &wanted).await?;
+    Ok(ok(convert::user(updated)))
+}
+
+async fn update_password(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+    Body(req): Body<UpdateUserPasswordRequest>,
+) -> ApiResult<StatusCode> {
+    let u = user_for(&state, &actor, &user, Action::UpdatePersonal).await?;
+    if u.login_type != "password" {
+        return Err(ApiError::bad_request(
+            "Users without password login type cannot change their password.",
+        ));
+    }
+    if req.password.is_empty() {
+        return Err(ApiError::validation_tag("password", "required", ""));
+    }
+    if let Err(e) = validate_password(&req.password) {
+        return Err(ApiError::bad_request("Invalid password.").with_validation("password", e));
+    }
+    let own = u.id == actor.user_id;
+    if own {
+        let current = Some(u.hashed_password.clone()).filter(|h| !h.is_empty());
+        if req.old_password.is_empty() || !verify_password(req.old_password, current).await {
+            return Err(ApiError::bad_request("Old password is incorrect.")
+                .with_validation("old_password", "Old password is incorrect."));
+        }
+    } else if !actor.can(Action::Update, Object::user(u.id)) {
+        return Err(ApiError::forbidden());
+    }
+    let hashed = hash_password(req.password).await?;
+    let keep = own.then_some(actor.key_id.as_str());
+    state
+        .store
+        .update_user_password(u.id, &hashed, keep)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn update_profile(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+    Body(req): Body<UpdateUserProfileRequest>,
+) -> ApiResult<Json<User>> {
+    let u = user_for(&state, &actor, &user, Action::UpdatePersonal).await?;
+    if req.username.is_empty() {
+        return Err(ApiError::validation_tag("username", "required", ""));
+    }
+    if !resolve::valid_name(&req.username) || req.username.eq_ignore_ascii_case("me") {
+        return Err(ApiError::validation_tag(
+            "username",
+            "username",
+            &req.username,
+        ));
+    }
+    if req.name.chars().count() > 128 {
+        return Err(ApiError::validation_tag(
+            "name",
+            "user_real_name",
+            &req.name,
+        ));
+    }
+    let updated = state
+        .store
+        .update_user_profile(u.id, &req.username, req.name.trim())
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ApiError::duplicate("A user with this username already exists.", "username")
+            }
+            e => e.into(),
+        })?;
+    Ok(ok(convert::user(updated)))
+}
+
+async fn user_organizations(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<Vec<Organization>>> {
+    let u = resolve::readable_user(&state, &actor, &user).await?;
+    let orgs = state.store.list_organizations(Some(u.id)).await?;
+    Ok(ok(orgs
+        .into_iter()
+        .filter(|o| actor.can(Action::Read, Object::in_org(Resource::Organization, o.id)))
+        .map(convert::organization)
+        .collect()))
+}
+
+async fn user_organization(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((user, org_name)): Path<(String, String)>,
+) -> ApiResult<Json<Organization>> {
+    let u = resolve::readable_user(&state, &actor, &user).await?;
+    let org = state.store.organization_by_name(&org_name).await?;
+    if !actor.can(Action::Read, Object::in_org(Resource::Organization, org.id)) {
+        return Err(ApiError::not_found());
+    }
+    match state.store.membership(org.id, u.id).await {
+        Ok(_) => Ok(ok(convert::organization(org))),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,215 @@
+//! Command line and `CODER_*` environment configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coderd",
+    version,
+    about = "A Coder-compatible control plane (/api/v2)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the API server.
+    Server(ServerCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerCommand {
+    #[command(subcommand)]
+    pub subcommand: Option<ServerSubcommand>,
+    #[command(flatten)]
+    pub options: ServerOptions,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerSubcommand {
+    /// Print the URL of the built-in PostgreSQL database.
+    PostgresBuiltinUrl {
+        /// Only the URL, without the psql hint.
+        #[arg(long)]
+        raw_url: bool,
+        #[arg(long, env = "CODER_CONFIG_DIR")]
+        config_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerOptions {
+    /// Address to serve the API on.
+    #[arg(long, env = "CODER_HTTP_ADDRESS", default_value = "127.0.0.1:3000")]
+    pub http_address: String,
+
+    /// The URL users reach this deployment at (http or https).
+    #[arg(long, env = "CODER_ACCESS_URL", value_parser = parse_access_url)]
+    pub access_url: Option<String>,
+
+    /// PostgreSQL connection URL. Empty: start the built-in PostgreSQL.
+    #[arg(long = "postgres-url", env = "CODER_PG_CONNECTION_URL")]
+    pub postgres_url: Option<String>,
+
+    /// Most database connections this process opens.
+    #[arg(
+        long = "postgres-conn-max-open",
+        env = "CODER_PG_CONN_MAX_OPEN",
+        default_value_t = 10
+    )]
+    pub pg_conn_max_open: u32,
+
+    /// Where state such as the built-in database lives.
+    #[arg(long, env = "CODER_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// Provisioner daemons to run inside this process.
+    #[arg(long, env = "CODER_PROVISIONER_DAEMONS", default_value_t = 3)]
+    pub provisioner_daemons: u32,
+
+    /// Requests per minute per user (or IP) and endpoint; 0 or less disables.
+    #[arg(
+        long,
+        env = "CODER_API_RATE_LIMIT",
+        default_value_t = 512,
+        allow_negative_numbers = true
+    )]
+    pub api_rate_limit: i64,
+
+    /// Turn off every rate limit (API, login, files).
+    #[arg(long, env = "CODER_DANGEROUS_DISABLE_RATE_LIMITS")]
+    pub dangerous_disable_rate_limits: bool,
+
+    /// Log lines as human-readable text or JSON.
+    #[arg(long, env = "CODER_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+
+    /// Lifetime of a browser/password session.
+    #[arg(long, env = "CODER_SESSION_DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub session_duration: Duration,
+
+    /// Do not slide a session's expiry forward when it is used.
+    #[arg(long, env = "CODER_DISABLE_SESSION_EXPIRY_REFRESH")]
+    pub disable_session_expiry_refresh: bool,
+
+    /// Lifetime of a token when the request names none.
+    #[arg(long, env = "CODER_DEFAULT_TOKEN_LIFETIME", default_value = "168h", value_parser = parse_duration)]
+    pub default_token_lifetime: Duration,
+
+    /// Longest lifetime a token may ask for.
+    #[arg(long, env = "CODER_MAX_TOKEN_LIFETIME", default_value = "876600h", value_parser = parse_duration)]
+    pub max_token_lifetime: Duration,
+
+    /// Mark the session cookie Secure (for deployments served over HTTPS).
+    #[arg(long, env = "CODER_SECURE_AUTH_COOKIE")]
+    pub secure_auth_cookie: bool,
+
+    /// Refuse password logins.
+    #[arg(long, env = "CODER_DISABLE_PASSWORD_AUTH")]
+    pub disable_password_auth: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        // Parsing no arguments yields every default; environment variables are not read here.
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            o: ServerOptions,
+        }
+        let mut o = Only::parse_from(["coderd"]).o;
+        // `parse_from` still reads CODER_* variables; reset what tests and embedders expect.
+        o.postgres_url = None;
+        o.config_dir = None;
+        o
+    }
+}
+
+/// The default config dir: `/var/lib/coderd-rs` for root (whose home the unprivileged
+/// database user cannot reach), else `$XDG_CONFIG_HOME/coderd-rs` or `~/.config/coderd-rs`.
+pub fn default_config_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/coderd-rs");
+    }
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("coderd-rs");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".config").join("coderd-rs")
+}
+
+fn parse_access_url(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    if s.starts_with("http://") || s.starts_with("https://") {
+        Ok(s.trim_end_matches('/').to_string())
+    } else {
+        Err(format!(
+            "access URL {s:?} must start with http:// or https://"
+        ))
+    }
+}
+
+/// Parses a Go duration: `300ms`, `1.5h`, `2h45m`, `24h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("missing unit in duration {s:?}"))?;
+        let (num, tail) = rest.split_at(num_len);
+        let value: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(format!("unknown unit {unit:?} in duration {s:?}")),
+        };
+        total += value * scale;
+        rest = tail;
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

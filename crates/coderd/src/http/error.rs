@@ -1,0 +1,108 @@
+//! One error type for every handler, rendered as a `codersdk.Response`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use coderd_db::StoreError;
+use codersdk::ValidationError;
+
+use super::json::json_response;
+
+/// An error answered to the client. Internal causes are logged, never sent.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: codersdk::Response,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+pub const NOT_FOUND_MESSAGE: &str = "Resource not found or you do not have access to this resource";
+const INTERNAL_MESSAGE: &str = "An internal server error occurred.";
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: codersdk::Response {
+                message: message.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    /// What a caller sees for a missing resource and for one it may not read: the same answer.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, NOT_FOUND_MESSAGE)
+    }
+
+    /// The caller can read the resource but may not do this to it.
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden.").with_detail(
+            "You don't have permission to view this content. If you believe this is a mistake, \
+             please contact your administrator or try signing in with different credentials.",
+        )
+    }
+
+    /// Logs `cause` with `context` and answers 500 without revealing the cause.
+    pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "{context}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_MESSAGE).with_detail(format!(
+            "{context}. The cause has been logged by the server."
+        ))
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.body.detail = detail.into();
+        self
+    }
+
+    pub fn with_validation(mut self, field: impl Into<String>, detail: impl Into<String>) -> Self {
+        self.body.validations.push(ValidationError {
+            field: field.into(),
+            detail: detail.into(),
+        });
+        self
+    }
+
+    /// 400 "Validation failed." in the go-playground validator's words.
+    pub fn validation_tag(field: &str, tag: &str, value: &str) -> Self {
+        Self::bad_request("Validation failed.").with_validation(field, tag_detail(tag, value))
+    }
+
+    /// 409 for a value that must be unique.
+    pub fn duplicate(message: impl Into<String>, field: &str) -> Self {
+        Self::conflict(message)
+            .with_validation(field, "This value is already in use and should be unique.")
+    }
+}
+
+pub fn tag_detail(tag: &str, value: &str) -> String {
+    format!("Validation failed for tag {tag:?} with value: {value:?}")
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => ApiError::not_found(),
+            StoreError::Conflict(constraint) => {
+                ApiError::conflict("The resource conflicts with an existing one.")
+                    .with_detail(format!("unique constraint {constraint:?} violated"))
+            }
+            StoreError::Database(e) => ApiError::internal("Database query failed", e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json_response(self.status, &self.body)
+    }
+}

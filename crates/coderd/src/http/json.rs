@@ -1,0 +1,168 @@
+//! JSON in and out the way Coder's Go server does it: bodies decoded leniently (unknown fields
+//! ignored, `null` = zero value, any content type), answers encoded with HTML escaping and a
+//! trailing newline.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::ApiError;
+
+/// Largest JSON body accepted (file uploads have their own limit).
+pub const MAX_JSON_BODY: usize = 1 << 20;
+
+/// Serializes `value` as Go's `json.Encoder` would, escaping `<`, `>` and `&`.
+pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, HtmlEscaping);
+    if let Err(e) = value.serialize(&mut ser) {
+        tracing::error!(error = %e, "serializing a response");
+        out.clear();
+        out.extend_from_slice(br#"{"message":"An internal server error occurred."}"#);
+    }
+    out.push(b'\n');
+    out
+}
+
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
+    let mut resp = (status, to_go_json(value)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+/// A JSON answer with a status.
+pub struct Json<T>(pub StatusCode, pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        json_response(self.0, &self.1)
+    }
+}
+
+pub fn ok<T: Serialize>(value: T) -> Json<T> {
+    Json(StatusCode::OK, value)
+}
+
+pub fn created<T: Serialize>(value: T) -> Json<T> {
+    Json(StatusCode::CREATED, value)
+}
+
+/// Answers `codersdk.Response` with just a message.
+pub fn message(status: StatusCode, msg: &str) -> Response {
+    json_response(
+        status,
+        &codersdk::Response {
+            message: msg.into(),
+            ..Default::default()
+        },
+    )
+}
+
+struct HtmlEscaping;
+
+impl serde_json::ser::Formatter for HtmlEscaping {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, b) in fragment.bytes().enumerate() {
+            let esc: &[u8] = match b {
+                b'<' => b"\\u003c",
+                b'>' => b"\\u003e",
+                b'&' => b"\\u0026",
+                _ => continue,
+            };
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            writer.write_all(esc)?;
+            start = i + 1;
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// A request body decoded like Go's `encoding/json`.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
+                    .with_detail(format!("The limit is {MAX_JSON_BODY} bytes."))
+            } else {
+                ApiError::bad_request("Failed to read the request body.")
+                    .with_detail(rej.body_text())
+            }
+        })?;
+        decode(&bytes).map(Body)
+    }
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let invalid = |e: serde_json::Error| {
+        ApiError::bad_request("Request body must be valid JSON.").with_detail(e.to_string())
+    };
+    let mut value: Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    strip_nulls(&mut value);
+    serde_json::from_value(value).map_err(invalid)
+}
+
+/// Go leaves a field at its zero value when the JSON says `null`; dropping null members lets
+/// `#[serde(default)]` do the same.
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_html_like_go() {
+        let out = to_go_json(&serde_json::json!({"a": "<b>&"}));
+        assert_eq!(out, b"{\"a\":\"\\u003cb\\u003e\\u0026\"}\n");
+    }
+
+    #[derive(serde::Deserialize, Default, Debug)]
+    #[serde(default)]
+    struct Req {
+        name: String,
+        n: i64,
+    }
+
+    #[test]
+    fn null_means_zero_value() {
+        let r: Req = decode(br#"{"name": null, "n": 3, "extra": 1}"#).unwrap();
+        assert_eq!((r.name.as_str(), r.n), ("", 3));
+    }
+
+    #[test]
+    fn wrong_type_is_a_bad_request() {
+        let err = decode::<Req>(br#"{"name": 5}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.body.message, "Request body must be valid JSON.");
+        assert!(
+            err.body.detail.contains("invalid type"),
+            "{}",
+            err.body.detail
+        );
+    }
+}

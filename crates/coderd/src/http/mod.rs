@@ -1,0 +1,5 @@
+//! HTTP plumbing shared by the handlers: errors, JSON, parameters.
+
+pub mod error;
+pub mod json;
+pub mod params;

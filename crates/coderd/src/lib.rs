@@ -1,0 +1,13 @@
+//! coderd-rs: a Coder-compatible `/api/v2` server.
+
+pub mod api;
+pub mod archive;
+pub mod auth;
+pub mod authz;
+pub mod config;
+pub mod http;
+pub mod middleware;
+pub mod ratelimit;
+pub mod search;
+pub mod server;
+pub mod state;

@@ -1,0 +1,67 @@
+use clap::Parser;
+use coderd::config::{default_config_dir, Cli, Command, LogFormat, ServerSubcommand};
+use coderd::server::{self, StartOptions};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("CODER_LOG_FILTER")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let Command::Server(cmd) = cli.command;
+    if let Some(ServerSubcommand::PostgresBuiltinUrl {
+        raw_url,
+        config_dir,
+    }) = cmd.subcommand
+    {
+        let dir = config_dir
+            .unwrap_or_else(default_config_dir)
+            .join("postgres");
+        return match coderd_db::builtin::builtin_url(&dir) {
+            Ok(url) if raw_url => {
+                println!("{url}");
+                std::process::ExitCode::SUCCESS
+            }
+            Ok(url) => {
+                println!("psql \"{url}\"");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    init_logging(cmd.options.log_format);
+    let running = match server::start(cmd.options, StartOptions::default()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,39 @@
+//! What every handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coderd_db::Store;
+
+use crate::ratelimit::RateLimits;
+
+/// Deployment settings the API reads.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub access_url: String,
+    pub session_duration: Duration,
+    pub default_token_lifetime: Duration,
+    pub max_token_lifetime: Duration,
+    pub secure_auth_cookie: bool,
+    pub disable_password_auth: bool,
+    pub disable_session_expiry_refresh: bool,
+}
+
+pub struct Inner {
+    pub store: Store,
+    pub config: ApiConfig,
+    pub limits: RateLimits,
+    pub deployment_id: String,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
