@@ -1,0 +1,133 @@
+use reqwest::Method;
+
+use crate::harness::{raw_json, TestServer};
+
+#[tokio::test]
+async fn root_buildinfo_and_healthz() {
+    let srv = TestServer::start().await;
+    let (status, body) = raw_json(&srv.client, "GET", "/api/v2", None).await;
+    assert_eq!(status, 200);
+    assert!(body["message"].is_string());
+
+    let info = srv.client.build_info().await.unwrap();
+    assert!(info.version.starts_with('v'));
+    assert_eq!(info.dashboard_url, srv.url);
+    assert!(uuid::Uuid::parse_str(&info.deployment_id).is_ok());
+
+    let raw = srv
+        .client
+        .send(Method::GET, "/healthz", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.body, b"OK");
+    assert!(
+        raw.headers.get("x-coder-build-version").is_some(),
+        "every response carries the version"
+    );
+    assert_eq!(
+        raw.headers.get("x-content-type-options").unwrap(),
+        "nosniff"
+    );
+}
+
+#[tokio::test]
+async fn json_error_shapes() {
+    let srv = TestServer::start().await;
+    let (owner, _) = srv.owner().await;
+
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/no/such/route", None).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (404, Some("Route not found."))
+    );
+
+    let (status, body) = raw_json(&owner, "DELETE", "/api/v2/buildinfo", None).await;
+    assert_eq!(status, 405);
+    assert!(body["message"].is_string(), "405 has a JSON body: {body}");
+
+    let (status, body) = raw_json(&owner, "POST", "/api/v2/organizations", Some("{not json")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "Request body must be valid JSON.");
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+
+    let (status, body) = raw_json(
+        &owner,
+        "POST",
+        "/api/v2/organizations",
+        Some(r#"{"name": 42}"#),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "Request body must be valid JSON.");
+    assert!(
+        body["detail"].as_str().unwrap().contains("invalid type"),
+        "{body}"
+    );
+
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/groups/not-a-uuid", None).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "Invalid UUID \"not-a-uuid\".");
+
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/users?limit=-4", None).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "Query parameters have invalid values.");
+    assert_eq!(body["validations"][0]["field"], "limit");
+
+    // Go decodes null as the zero value; so do we.
+    let (status, body) = raw_json(
+        &owner,
+        "POST",
+        "/api/v2/organizations",
+        Some(r#"{"name":"nulls","description":null,"icon":null}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["description"], "");
+}
+
+#[tokio::test]
+async fn oversized_json_body_is_refused_and_nothing_is_written() {
+    let srv = TestServer::start().await;
+    let (owner, _) = srv.owner().await;
+    let big = format!(
+        r#"{{"name":"big","description":"{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    let (status, body) = raw_json(&owner, "POST", "/api/v2/organizations", Some(&big)).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["message"], "Request body is too large.");
+    let orgs = owner.organizations().await.unwrap();
+    assert!(orgs.iter().all(|o| o.name != "big"));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_stops_listening() {
+    let srv = TestServer::start().await;
+    let addr = srv.url.trim_start_matches("http://").to_string();
+    srv.client.build_info().await.unwrap();
+    srv.stop().await;
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "nothing listens after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn replicas_starting_together_migrate_once() {
+    // An empty database, as a new deployment has: both replicas race to migrate it.
+    let db_url = crate::harness::empty_database().await;
+    let start = || {
+        let opts = crate::harness::test_options(&db_url);
+        async move { coderd::server::start(opts, Default::default()).await }
+    };
+    let (a, b) = tokio::join!(start(), start());
+    let (a, b) = (a.expect("replica a"), b.expect("replica b"));
+    for r in [&a, &b] {
+        let c = crate::harness::checked_client(&format!("http://{}", r.local_addr()));
+        let (status, _) = raw_json(&c, "GET", "/api/v2/users/first", None).await;
+        assert_eq!(status, 404);
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

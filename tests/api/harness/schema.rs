@@ -1,0 +1,312 @@
+//! Checks response bodies against `shared/reference/coder-api-reference.json` (falling back to
+//! the full upstream spec for definitions outside the subset): the operation is found from the
+//! method and path, and the body must match the documented schema for its status. Every
+//! property of a definition must be present, with the right type and a valid enum value.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub struct Spec {
+    subset: Value,
+    full: Value,
+    /// (method, path segments, spec path) of every operation in either spec.
+    ops: Vec<(String, Vec<String>, String, bool)>,
+}
+
+/// Properties Coder omits when empty (`omitempty`), so they may be absent.
+const OMITEMPTY: &[(&str, &str)] = &[
+    ("codersdk.Response", "detail"),
+    ("codersdk.Response", "validations"),
+    ("codersdk.AssignableRoles", "organization_id"),
+];
+
+fn reference_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+}
+
+pub fn spec() -> &'static Spec {
+    static SPEC: OnceLock<Spec> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let load = |name: &str| -> Value {
+            let path = reference_dir().join(name);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("reading the API reference {}: {e}", path.display()));
+            serde_json::from_str(&text).expect("the API reference is JSON")
+        };
+        let subset = load("coder-api-reference.json");
+        let full = load("upstream-swagger-full.json");
+        let mut ops = Vec::new();
+        for (doc, in_subset) in [(&subset, true), (&full, false)] {
+            for (path, item) in doc["paths"].as_object().unwrap() {
+                for method in item.as_object().unwrap().keys() {
+                    let segs = path
+                        .trim_matches('/')
+                        .split('/')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect();
+                    ops.push((method.to_uppercase(), segs, path.clone(), in_subset));
+                }
+            }
+        }
+        Spec { subset, full, ops }
+    })
+}
+
+impl Spec {
+    /// The spec operation for a request, preferring the subset and literal segments.
+    pub fn operation(&self, method: &str, path: &str) -> Option<(&Value, String)> {
+        let path = path.split('?').next().unwrap_or("");
+        let path = path.strip_prefix("/api/v2").unwrap_or(path);
+        let segs: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut best: Option<(usize, bool, &String)> = None;
+        for (m, pattern, spec_path, in_subset) in &self.ops {
+            if m != method || pattern.len() != segs.len() {
+                continue;
+            }
+            let mut literal = 0;
+            let ok = pattern.iter().zip(&segs).all(|(p, s)| {
+                if p.starts_with('{') {
+                    true
+                } else {
+                    literal += 1;
+                    p == s
+                }
+            });
+            if ok && best.is_none_or(|(l, sub, _)| (literal, *in_subset) > (l, sub)) {
+                best = Some((literal, *in_subset, spec_path));
+            }
+        }
+        let (_, in_subset, spec_path) = best?;
+        let doc = if in_subset { &self.subset } else { &self.full };
+        Some((
+            &doc["paths"][spec_path][method.to_lowercase()],
+            spec_path.clone(),
+        ))
+    }
+
+    fn definition(&self, name: &str) -> Option<&Value> {
+        let d = &self.subset["definitions"][name];
+        if !d.is_null() {
+            return Some(d);
+        }
+        let d = &self.full["definitions"][name];
+        (!d.is_null()).then_some(d)
+    }
+
+    /// Validates a response; returns a description of every problem found.
+    pub fn check_response(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        let is_json = content_type.starts_with("application/json");
+        if !is_json {
+            if status >= 400 {
+                problems.push(format!(
+                    "error status {status} without a JSON body (content type {content_type:?})"
+                ));
+            }
+            return problems;
+        }
+        let value: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return vec![format!("body is not JSON: {e}")],
+        };
+        if status >= 400 || status == 101 {
+            self.check(
+                &serde_json::json!({"$ref": "#/definitions/codersdk.Response"}),
+                &value,
+                "$",
+                &mut problems,
+            );
+            return problems;
+        }
+        let Some((op, _)) = self.operation(method, path) else {
+            return problems;
+        };
+        let responses = &op["responses"];
+        let schema = responses
+            .get(status.to_string())
+            .and_then(|r| r.get("schema"))
+            .or_else(|| {
+                responses.as_object().and_then(|m| {
+                    m.iter()
+                        .find(|(k, _)| k.starts_with('2'))
+                        .and_then(|(_, r)| r.get("schema"))
+                })
+            });
+        if let Some(schema) = schema {
+            self.check(schema, &value, "$", &mut problems);
+        }
+        problems
+    }
+
+    fn check(&self, schema: &Value, v: &Value, at: &str, out: &mut Vec<String>) {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let name = r.trim_start_matches("#/definitions/");
+            match self.definition(name) {
+                Some(def) => self.check_def(name, def, v, at, out),
+                None => out.push(format!("{at}: unknown definition {name}")),
+            }
+            return;
+        }
+        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+            for s in all {
+                self.check(s, v, at, out);
+            }
+        }
+        if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+            if !values.contains(v) {
+                out.push(format!(
+                    "{at}: {v} is not one of {}",
+                    Value::Array(values.clone())
+                ));
+            }
+        }
+        let Some(ty) = schema.get("type").and_then(Value::as_str) else {
+            return;
+        };
+        match ty {
+            "object" => self.check_def("", schema, v, at, out),
+            "array" => match v.as_array() {
+                Some(items) => {
+                    if let Some(item) = schema.get("items") {
+                        for (i, x) in items.iter().enumerate() {
+                            self.check(item, x, &format!("{at}[{i}]"), out);
+                        }
+                    }
+                }
+                None => out.push(format!("{at}: expected an array, got {v}")),
+            },
+            "string" => match v.as_str() {
+                Some(s) => match schema.get("format").and_then(Value::as_str) {
+                    Some("uuid") if uuid::Uuid::parse_str(s).is_err() => {
+                        out.push(format!("{at}: {s:?} is not a uuid"))
+                    }
+                    Some("date-time") if chrono::DateTime::parse_from_rfc3339(s).is_err() => {
+                        out.push(format!("{at}: {s:?} is not an RFC 3339 date-time"))
+                    }
+                    _ => {}
+                },
+                None => out.push(format!("{at}: expected a string, got {v}")),
+            },
+            "integer" if !(v.is_i64() || v.is_u64()) => {
+                out.push(format!("{at}: expected an integer, got {v}"))
+            }
+            "number" if !v.is_number() => out.push(format!("{at}: expected a number, got {v}")),
+            "boolean" if !v.is_boolean() => out.push(format!("{at}: expected a boolean, got {v}")),
+            _ => {}
+        }
+    }
+
+    fn check_def(&self, name: &str, def: &Value, v: &Value, at: &str, out: &mut Vec<String>) {
+        if def.get("type").and_then(Value::as_str) != Some("object") {
+            self.check(def, v, at, out);
+            return;
+        }
+        let Some(obj) = v.as_object() else {
+            out.push(format!("{at}: expected an object ({name}), got {v}"));
+            return;
+        };
+        if let Some(extra) = def.get("additionalProperties") {
+            for (k, x) in obj {
+                self.check(extra, x, &format!("{at}.{k}"), out);
+            }
+        }
+        let required: Vec<&str> = def
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let Some(props) = def.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (key, schema) in props {
+            let here = format!("{at}.{key}");
+            match obj.get(key) {
+                None if OMITEMPTY.contains(&(name, key.as_str())) => {}
+                None => out.push(format!("{here}: missing ({name})")),
+                // Go sends null for nil pointers and maps; never for a list we promise as [].
+                Some(Value::Null) => {
+                    let is_array = schema.get("type").and_then(Value::as_str) == Some("array");
+                    if required.contains(&key.as_str()) || is_array {
+                        out.push(format!("{here}: null where {name} needs a value"));
+                    }
+                }
+                Some(x) => self.check(schema, x, &here, out),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_operations_preferring_literals() {
+        let s = spec();
+        let (_, p) = s.operation("GET", "/api/v2/users/roles").unwrap();
+        assert_eq!(p, "/users/roles");
+        let (_, p) = s.operation("GET", "/api/v2/users/me?x=1").unwrap();
+        assert_eq!(p, "/users/{user}");
+    }
+
+    #[test]
+    fn catches_missing_and_mistyped_fields() {
+        let s = spec();
+        let body = serde_json::json!({"id": "not-a-uuid", "name": 3});
+        let problems = s.check_response(
+            "GET",
+            "/api/v2/organizations/coder",
+            200,
+            "application/json",
+            body.to_string().as_bytes(),
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("not a uuid")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("expected a string")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("$.is_default: missing")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn error_bodies_must_be_responses() {
+        let s = spec();
+        assert!(!s
+            .check_response(
+                "GET",
+                "/api/v2/x",
+                404,
+                "application/json",
+                br#"{"error":"x"}"#
+            )
+            .is_empty());
+        assert!(s
+            .check_response(
+                "GET",
+                "/api/v2/x",
+                404,
+                "application/json",
+                br#"{"message":"x"}"#
+            )
+            .is_empty());
+    }
+}

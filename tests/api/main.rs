@@ -1,0 +1,14 @@
+//! Black-box tests of the `/api/v2` server: real PostgreSQL, real HTTP, the real binary where a
+//! process matters. See `harness` for how servers and databases are set up.
+
+mod harness;
+
+mod apikeys;
+mod auth;
+mod builtin_postgres;
+mod files;
+mod general;
+mod groups;
+mod organizations;
+mod ratelimit;
+mod users;
