@@ -144,3 +144,25 @@ async fn builtin_database_keeps_data_across_restarts() {
     terminate(child);
     let _ = std::fs::remove_dir_all(&config);
 }
+
+#[test]
+fn version_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_coderd"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim(), format!("coderd {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn bad_configuration_is_refused_before_starting() {
+    let out = Command::new(env!("CARGO_BIN_EXE_coderd"))
+        .args(["server", "--access-url", "ftp://example.com"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must start with http:// or https://"), "{err}");
+}

@@ -122,19 +122,26 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> Result<String, 
 /// Finds the directory holding `initdb`, `pg_ctl` and `postgres`: PATH first, then the newest
 /// `/usr/lib/postgresql/<version>/bin`.
 pub fn find_binaries() -> Result<PathBuf, BuiltinError> {
+    find_binaries_in(std::env::var_os("PATH"), Path::new("/usr/lib/postgresql"))
+}
+
+fn find_binaries_in(
+    path: Option<std::ffi::OsString>,
+    lib_root: &Path,
+) -> Result<PathBuf, BuiltinError> {
     let has_all = |d: &Path| {
         ["initdb", "pg_ctl", "postgres"]
             .iter()
             .all(|b| d.join(b).is_file())
     };
-    if let Some(path) = std::env::var_os("PATH") {
+    if let Some(path) = path {
         for dir in std::env::split_paths(&path) {
             if has_all(&dir) {
                 return Ok(dir);
             }
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(lib_root)
         .into_iter()
         .flatten()
         .flatten()
@@ -433,4 +440,69 @@ fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch() -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("coderd-db-test-{}", uuid::Uuid::new_v4().simple()));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn fake_bins(dir: &Path) {
+        fs::create_dir_all(dir).unwrap();
+        for b in ["initdb", "pg_ctl", "postgres"] {
+            fs::write(dir.join(b), "").unwrap();
+        }
+    }
+
+    #[test]
+    fn missing_binaries_name_both_ways_out() {
+        let d = scratch();
+        let err =
+            find_binaries_in(Some(d.join("bin").into_os_string()), &d.join("lib")).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, BuiltinError::MissingBinaries));
+        assert!(
+            msg.contains("install PostgreSQL") && msg.contains("CODER_PG_CONNECTION_URL"),
+            "{msg}"
+        );
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn path_first_then_newest_versioned_dir() {
+        let d = scratch();
+        fake_bins(&d.join("lib/13/bin"));
+        fake_bins(&d.join("lib/16/bin"));
+        fs::create_dir_all(d.join("lib/17/bin")).unwrap(); // incomplete: skipped
+        assert_eq!(
+            find_binaries_in(None, &d.join("lib")).unwrap(),
+            d.join("lib/16/bin")
+        );
+        fake_bins(&d.join("onpath"));
+        let path = std::env::join_paths([d.join("nothing"), d.join("onpath")]).unwrap();
+        assert_eq!(
+            find_binaries_in(Some(path), &d.join("lib")).unwrap(),
+            d.join("onpath")
+        );
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn credentials_are_created_once_and_private() {
+        let d = scratch();
+        let first = builtin_url(&d).unwrap();
+        assert_eq!(builtin_url(&d).unwrap(), first);
+        let mode = fs::metadata(d.join("password"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        fs::remove_dir_all(d).unwrap();
+    }
 }
