@@ -1,0 +1,1 @@
+//! The `echo` provisioner (see docs/echo-provisioner.md).

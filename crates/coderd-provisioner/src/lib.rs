@@ -1,0 +1,302 @@
+//! Provisioners turn a template archive into infrastructure (or, for `echo`, replay what the
+//! archive declares), and the daemon loop feeds them jobs from the queue in PostgreSQL.
+//!
+//! A [`Provisioner`] knows nothing of the database or HTTP: it gets a [`JobRequest`] and a
+//! [`JobContext`] (a log sink and a cancellation signal) and answers an [`Outcome`] or a
+//! [`Failure`]. The daemon stores what it produced.
+
+pub mod daemon;
+pub mod echo;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A provisioner implementation (`echo`, `terraform`).
+pub trait Provisioner: Send + Sync {
+    /// The provisioner type jobs name: `echo` or `terraform`.
+    fn name(&self) -> &'static str;
+
+    /// Runs one job. Logs go to `ctx.logs` as they happen; when `ctx.canceled` turns true the
+    /// provisioner stops as soon as it safely can and answers [`Failure::Canceled`].
+    fn run<'a>(&'a self, req: JobRequest, ctx: JobContext) -> BoxFuture<'a, Result<Outcome, Failure>>;
+}
+
+/// What to do, with the template archive (a tar) it applies to.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    pub job_id: Uuid,
+    pub kind: JobKind,
+    pub archive: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub enum JobKind {
+    /// Import a template version: read its variables, parameters, readme, and the resources a
+    /// start (and stop) would create.
+    Import { user_variable_values: Vec<VariableValue> },
+    /// Plan a start without applying it.
+    DryRun {
+        parameters: Vec<ParameterValue>,
+        variables: Vec<VariableValue>,
+        workspace: WorkspaceFacts,
+    },
+    /// Build a workspace.
+    Build {
+        transition: Transition,
+        parameters: Vec<ParameterValue>,
+        variables: Vec<VariableValue>,
+        /// The previous build's state (empty for the first build).
+        state: Vec<u8>,
+        workspace: WorkspaceFacts,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transition {
+    Start,
+    Stop,
+    Delete,
+}
+
+impl Transition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::Start => "start",
+            Transition::Stop => "stop",
+            Transition::Delete => "delete",
+        }
+    }
+}
+
+/// Facts about the workspace being built, as Coder's Terraform provider receives them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkspaceFacts {
+    pub access_url: String,
+    pub workspace_id: Uuid,
+    pub workspace_name: String,
+    pub owner_id: Uuid,
+    pub owner_name: String,
+    pub owner_email: String,
+    pub template_id: Uuid,
+    pub template_name: String,
+    pub template_version: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariableValue {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParameterValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// A log line as a provisioner writes it. `level` is trace, debug, info, warn or error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    pub level: String,
+    pub stage: String,
+    pub output: String,
+}
+
+/// What a running job may use.
+pub struct JobContext {
+    pub logs: mpsc::UnboundedSender<Log>,
+    /// Becomes `true` when the job is canceled.
+    pub canceled: watch::Receiver<bool>,
+}
+
+impl JobContext {
+    pub fn log(&self, level: &str, stage: &str, output: impl Into<String>) {
+        let _ = self.logs.send(Log {
+            level: level.into(),
+            stage: stage.into(),
+            output: output.into(),
+        });
+    }
+
+    pub fn is_canceled(&self) -> bool {
+        *self.canceled.borrow()
+    }
+
+    /// Resolves when the job is canceled (never, if it is not).
+    pub async fn wait_canceled(&self) {
+        let mut rx = self.canceled.clone();
+        if rx.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A successful job's product.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Import(ImportResult),
+    DryRun { resources: Vec<Resource> },
+    Build(BuildResult),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportResult {
+    pub readme: String,
+    pub variables: Vec<Variable>,
+    pub parameters: Vec<Parameter>,
+    pub start_resources: Vec<Resource>,
+    pub stop_resources: Vec<Resource>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildResult {
+    pub resources: Vec<Resource>,
+    /// New provisioner state; `None` keeps the previous build's.
+    pub state: Option<Vec<u8>>,
+    pub timings: Vec<Timing>,
+}
+
+/// Why a job did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("canceled")]
+    Canceled,
+    #[error("{error}")]
+    Failed {
+        error: String,
+        /// `REQUIRED_TEMPLATE_VARIABLES` when required variables lack values.
+        error_code: Option<String>,
+    },
+}
+
+impl Failure {
+    pub fn failed(error: impl Into<String>) -> Failure {
+        Failure::Failed {
+            error: error.into(),
+            error_code: None,
+        }
+    }
+}
+
+pub const REQUIRED_TEMPLATE_VARIABLES: &str = "REQUIRED_TEMPLATE_VARIABLES";
+
+/// A template variable (Terraform `variable`), with the value the import resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Variable {
+    pub name: String,
+    pub description: String,
+    /// `string`, `number` or `bool`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub default_value: String,
+    pub value: String,
+    pub required: bool,
+    pub sensitive: bool,
+}
+
+/// A rich parameter (`coder_parameter`), field for field as `codersdk.TemplateVersionParameter`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Parameter {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    /// `string`, `number`, `bool` or `list(string)`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub form_type: String,
+    pub mutable: bool,
+    pub default_value: String,
+    pub icon: String,
+    pub options: Vec<ParameterOption>,
+    pub validation_regex: String,
+    pub validation_min: Option<i32>,
+    pub validation_max: Option<i32>,
+    pub validation_error: String,
+    /// `increasing`, `decreasing` or empty.
+    pub validation_monotonic: String,
+    pub required: bool,
+    pub ephemeral: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ParameterOption {
+    pub name: String,
+    pub description: String,
+    pub value: String,
+    pub icon: String,
+}
+
+/// A resource a build creates (or would create).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resource {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub hide: bool,
+    pub icon: String,
+    pub daily_cost: i32,
+    pub metadata: Vec<ResourceMetadata>,
+    pub agents: Vec<Agent>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourceMetadata {
+    pub key: String,
+    pub value: String,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Agent {
+    pub name: String,
+    pub operating_system: String,
+    pub architecture: String,
+    pub directory: String,
+    /// Seconds before a never-connected agent counts as timed out (Coder's default: 120).
+    pub connection_timeout_seconds: i32,
+    pub troubleshooting_url: String,
+    pub apps: Vec<App>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct App {
+    pub slug: String,
+    pub display_name: String,
+    pub url: String,
+    pub command: String,
+    pub icon: String,
+    pub subdomain: bool,
+    /// owner, authenticated, organization or public.
+    pub sharing_level: String,
+    pub external: bool,
+    pub hidden: bool,
+    /// `slim-window` or `tab`.
+    pub open_in: String,
+}
+
+/// How long one step of one resource took (for the timings endpoints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// init, plan, graph or apply.
+    pub stage: String,
+    pub source: String,
+    pub action: String,
+    pub resource: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+}
