@@ -4,7 +4,11 @@
 pub mod builtin;
 mod files;
 mod groups;
+mod jobs;
+pub mod model;
 mod organizations;
+pub mod pubsub;
+mod templates;
 mod users;
 
 use std::time::{Duration, Instant};
@@ -14,7 +18,14 @@ use sqlx::{ConnectOptions, PgPool};
 
 pub use files::FileRow;
 pub use groups::{GroupFilter, GroupMemberRow, GroupRow, NewGroup, UpdateGroup};
+pub use jobs::{
+    insert_job, mutate_tags, AgentRow, AppRow, CancelOutcome, Completion, DaemonRow, ImportProduct,
+    JobFilter, JobRow, LogRow, NewDaemon, NewJob, NewLog, Produced, ReapedJob, ResourceRow,
+};
 pub use organizations::{MemberWithUserRow, MembershipRow, NewOrganization, OrganizationRow};
+pub use templates::{
+    CreateTemplateError, NewVersion, TemplateFields, TemplateRow, TemplateVisibility, VersionRow,
+};
 pub use users::{ActorRow, ApiKeyRow, NewApiKey, NewUser, UserFilter, UserRow};
 
 /// The migrations in `migrations/`, embedded at compile time.

@@ -11,7 +11,6 @@ pub mod echo;
 use std::future::Future;
 use std::pin::Pin;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -25,7 +24,11 @@ pub trait Provisioner: Send + Sync {
 
     /// Runs one job. Logs go to `ctx.logs` as they happen; when `ctx.canceled` turns true the
     /// provisioner stops as soon as it safely can and answers [`Failure::Canceled`].
-    fn run<'a>(&'a self, req: JobRequest, ctx: JobContext) -> BoxFuture<'a, Result<Outcome, Failure>>;
+    fn run<'a>(
+        &'a self,
+        req: JobRequest,
+        ctx: JobContext,
+    ) -> BoxFuture<'a, Result<Outcome, Failure>>;
 }
 
 /// What to do, with the template archive (a tar) it applies to.
@@ -40,7 +43,9 @@ pub struct JobRequest {
 pub enum JobKind {
     /// Import a template version: read its variables, parameters, readme, and the resources a
     /// start (and stop) would create.
-    Import { user_variable_values: Vec<VariableValue> },
+    Import {
+        user_variable_values: Vec<VariableValue>,
+    },
     /// Plan a start without applying it.
     DryRun {
         parameters: Vec<ParameterValue>,
@@ -188,115 +193,6 @@ impl Failure {
 
 pub const REQUIRED_TEMPLATE_VARIABLES: &str = "REQUIRED_TEMPLATE_VARIABLES";
 
-/// A template variable (Terraform `variable`), with the value the import resolved.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Variable {
-    pub name: String,
-    pub description: String,
-    /// `string`, `number` or `bool`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub default_value: String,
-    pub value: String,
-    pub required: bool,
-    pub sensitive: bool,
-}
-
-/// A rich parameter (`coder_parameter`), field for field as `codersdk.TemplateVersionParameter`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Parameter {
-    pub name: String,
-    pub display_name: String,
-    pub description: String,
-    /// `string`, `number`, `bool` or `list(string)`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub form_type: String,
-    pub mutable: bool,
-    pub default_value: String,
-    pub icon: String,
-    pub options: Vec<ParameterOption>,
-    pub validation_regex: String,
-    pub validation_min: Option<i32>,
-    pub validation_max: Option<i32>,
-    pub validation_error: String,
-    /// `increasing`, `decreasing` or empty.
-    pub validation_monotonic: String,
-    pub required: bool,
-    pub ephemeral: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ParameterOption {
-    pub name: String,
-    pub description: String,
-    pub value: String,
-    pub icon: String,
-}
-
-/// A resource a build creates (or would create).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Resource {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub hide: bool,
-    pub icon: String,
-    pub daily_cost: i32,
-    pub metadata: Vec<ResourceMetadata>,
-    pub agents: Vec<Agent>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ResourceMetadata {
-    pub key: String,
-    pub value: String,
-    pub sensitive: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Agent {
-    pub name: String,
-    pub operating_system: String,
-    pub architecture: String,
-    pub directory: String,
-    /// Seconds before a never-connected agent counts as timed out (Coder's default: 120).
-    pub connection_timeout_seconds: i32,
-    pub troubleshooting_url: String,
-    pub apps: Vec<App>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct App {
-    pub slug: String,
-    pub display_name: String,
-    pub url: String,
-    pub command: String,
-    pub icon: String,
-    pub subdomain: bool,
-    /// owner, authenticated, organization or public.
-    pub sharing_level: String,
-    pub external: bool,
-    pub hidden: bool,
-    /// `slim-window` or `tab`.
-    pub open_in: String,
-}
-
-/// How long one step of one resource took (for the timings endpoints).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Timing {
-    /// init, plan, graph or apply.
-    pub stage: String,
-    pub source: String,
-    pub action: String,
-    pub resource: String,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: DateTime<Utc>,
-}
+pub use coderd_db::model::{
+    Agent, App, Parameter, ParameterOption, Resource, ResourceMetadata, Timing, Variable,
+};

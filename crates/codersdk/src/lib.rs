@@ -4,9 +4,11 @@
 //! lists). Request types accept missing fields and `null` as the zero value, as Go's decoder does.
 
 mod client;
+mod templates;
 mod types;
 
 pub use client::{Client, ClientError};
+pub use templates::*;
 pub use types::*;
 
 /// Header that carries a session token.

@@ -1,0 +1,1004 @@
+//! The provisioner job queue: enqueue, acquire (`FOR UPDATE SKIP LOCKED`), heartbeat, logs,
+//! completion with everything a job produced, cancellation, the reaper, and provisioner daemons.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::model::{Resource, Timing};
+use crate::{Result, Store, StoreError};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+    pub organization_id: Uuid,
+    pub initiator_id: Uuid,
+    pub provisioner: String,
+    pub job_type: String,
+    pub input: Json<Value>,
+    pub worker_id: Option<Uuid>,
+    pub worker_name: Option<String>,
+    pub file_id: Uuid,
+    pub tags: Json<BTreeMap<String, String>>,
+    pub logs_overflowed: bool,
+    pub status: String,
+}
+
+const JOB_COLUMNS: &str = "j.id, j.created_at, j.updated_at, j.started_at, j.canceled_at, \
+    j.completed_at, j.error, j.error_code, j.organization_id, j.initiator_id, \
+    j.provisioner::text AS provisioner, j.type::text AS job_type, j.input, j.worker_id, \
+    (SELECT d.name FROM provisioner_daemons d WHERE d.id = j.worker_id) AS worker_name, \
+    j.file_id, j.tags, j.logs_overflowed, j.job_status::text AS status";
+
+pub struct NewJob<'a> {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub initiator_id: Uuid,
+    pub provisioner: &'a str,
+    pub job_type: &'a str,
+    pub input: Value,
+    pub file_id: Uuid,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LogRow {
+    pub id: i64,
+    pub job_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub source: String,
+    pub level: String,
+    pub stage: String,
+    pub output: String,
+}
+
+/// A log line to append.
+pub struct NewLog<'a> {
+    pub level: &'a str,
+    pub stage: &'a str,
+    pub output: &'a str,
+}
+
+/// How a job ended, as the daemon reports it.
+pub enum Completion<'a> {
+    Failed {
+        error: &'a str,
+        error_code: Option<&'a str>,
+    },
+    Canceled,
+    Succeeded(Produced<'a>),
+}
+
+/// What a successful job produced, stored in the same transaction that completes it.
+#[derive(Default)]
+pub struct Produced<'a> {
+    /// (transition, resources) pairs.
+    pub resources: Vec<(&'a str, &'a [Resource])>,
+    pub timings: &'a [Timing],
+    pub import: Option<ImportProduct<'a>>,
+}
+
+pub struct ImportProduct<'a> {
+    pub template_version_id: Uuid,
+    pub readme: &'a str,
+    pub variables: &'a [crate::model::Variable],
+    pub parameters: &'a [crate::model::Parameter],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Pending: canceled at once.
+    Canceled,
+    /// Running: marked canceling; its daemon stops it.
+    Canceling,
+    AlreadyCompleted,
+    AlreadyCanceled,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DaemonRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub name: String,
+    pub provisioners: Vec<String>,
+    pub organization_id: Option<Uuid>,
+    pub tags: Json<BTreeMap<String, String>>,
+    pub last_seen_at: DateTime<Utc>,
+    pub version: String,
+    pub api_version: String,
+    pub current_job_id: Option<Uuid>,
+    pub previous_job_id: Option<Uuid>,
+}
+
+const DAEMON_COLUMNS: &str = "id, created_at, name, provisioners::text[] AS provisioners, \
+    organization_id, tags, last_seen_at, version, api_version, current_job_id, previous_job_id";
+
+pub struct NewDaemon<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub provisioners: &'a [String],
+    pub tags: &'a BTreeMap<String, String>,
+    pub version: &'a str,
+}
+
+/// A job the reaper terminated.
+#[derive(Debug, Clone)]
+pub struct ReapedJob {
+    pub id: Uuid,
+    pub first_log_id: i64,
+}
+
+/// Filters of `GET /organizations/{org}/provisionerjobs`.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub organization_id: Uuid,
+    pub ids: Vec<Uuid>,
+    pub statuses: Vec<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub initiator: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// One stored resource with its metadata, agents and apps.
+#[derive(Debug, Clone)]
+pub struct ResourceRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub job_id: Uuid,
+    pub transition: String,
+    pub resource: Resource,
+    pub agents: Vec<AgentRow>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AgentRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub resource_id: Uuid,
+    pub name: String,
+    pub operating_system: String,
+    pub architecture: String,
+    pub directory: String,
+    pub connection_timeout_seconds: i32,
+    pub troubleshooting_url: String,
+    pub first_connected_at: Option<DateTime<Utc>>,
+    pub last_connected_at: Option<DateTime<Utc>>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+    pub lifecycle_state: String,
+    #[sqlx(skip)]
+    pub apps: Vec<AppRow>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AppRow {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    pub slug: String,
+    pub display_name: String,
+    pub icon: String,
+    pub command: String,
+    pub url: String,
+    pub external: bool,
+    pub subdomain: bool,
+    pub sharing_level: String,
+    pub hidden: bool,
+    pub open_in: String,
+}
+
+/// Inserts a job; call inside the transaction that inserts the row owning it.
+pub async fn insert_job(conn: &mut PgConnection, job: &NewJob<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO provisioner_jobs (id, created_at, updated_at, organization_id, initiator_id, \
+             provisioner, type, input, file_id, tags) \
+         VALUES ($1, clock_timestamp(), clock_timestamp(), $2, $3, $4::provisioner_type, \
+                 $5::provisioner_job_type, $6, $7, $8)",
+    )
+    .bind(job.id)
+    .bind(job.organization_id)
+    .bind(job.initiator_id)
+    .bind(job.provisioner)
+    .bind(job.job_type)
+    .bind(Json(&job.input))
+    .bind(job.file_id)
+    .bind(Json(job.tags))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Coder's tag normalization: merge left to right (an empty value never overwrites), then make
+/// `scope` organization (no owner) or user (owned by `user`).
+pub fn mutate_tags(user: Uuid, sets: &[&BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for set in sets {
+        for (k, v) in set.iter() {
+            if !v.is_empty() || !out.contains_key(k) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    match out.get("scope").map(String::as_str) {
+        Some("user") => {
+            out.insert("owner".into(), user.to_string());
+        }
+        _ => {
+            out.insert("scope".into(), "organization".into());
+            out.insert("owner".into(), String::new());
+        }
+    }
+    out
+}
+
+fn clip(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+impl Store {
+    pub async fn job(&self, id: Uuid) -> Result<JobRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn jobs_by_ids(&self, ids: &[Uuid]) -> Result<Vec<JobRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn list_jobs(&self, f: &JobFilter) -> Result<Vec<JobRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM provisioner_jobs j \
+             WHERE j.organization_id = $1 \
+               AND (cardinality($2::uuid[]) = 0 OR j.id = ANY($2)) \
+               AND (cardinality($3::text[]) = 0 OR j.job_status::text = ANY($3)) \
+               AND ($4::jsonb IS NULL OR j.tags @> $4) \
+               AND ($5::uuid IS NULL OR j.initiator_id = $5) \
+             ORDER BY j.created_at DESC, j.id DESC LIMIT $6"
+        ))
+        .bind(f.organization_id)
+        .bind(&f.ids)
+        .bind(&f.statuses)
+        .bind(f.tags.as_ref().map(Json))
+        .bind(f.initiator)
+        .bind(if f.limit > 0 { f.limit } else { 50 })
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Queue position (1-based) and size of each pending job among `ids`: the pending jobs of
+    /// the same organization, provisioner and tags created before it. Counted straight off the
+    /// pending-jobs index, so the cost is the number of jobs ahead, not the size of the table.
+    pub async fn queue_positions(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (i64, i64)>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+            "SELECT j.id, \
+                 (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
+                    AND p.organization_id = j.organization_id AND p.provisioner = j.provisioner \
+                    AND p.tags = j.tags AND (p.created_at, p.id) <= (j.created_at, j.id)), \
+                 (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
+                    AND p.organization_id = j.organization_id AND p.provisioner = j.provisioner \
+                    AND p.tags = j.tags) \
+             FROM provisioner_jobs j WHERE j.id = ANY($1) AND j.job_status = 'pending'",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, pos, size)| (id, (pos, size)))
+            .collect())
+    }
+
+    /// Claims the oldest pending job this daemon can run, or `None`. Concurrent daemons (in any
+    /// process) never claim the same job: candidates locked by another claim are skipped.
+    pub async fn acquire_job(
+        &self,
+        daemon_id: Uuid,
+        provisioners: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Option<JobRow>> {
+        let claimed: Option<Uuid> = sqlx::query_scalar(
+            "WITH job AS ( \
+                 UPDATE provisioner_jobs SET started_at = clock_timestamp(), updated_at = clock_timestamp(), \
+                     worker_id = $1 \
+                 WHERE id = (SELECT id FROM provisioner_jobs \
+                             WHERE job_status = 'pending' \
+                               AND provisioner::text = ANY($2) \
+                               AND provisioner_tagset_contains($3, tags) \
+                             ORDER BY created_at, id FOR UPDATE SKIP LOCKED LIMIT 1) \
+                 RETURNING id), \
+             daemon AS ( \
+                 UPDATE provisioner_daemons SET current_job_id = (SELECT id FROM job), last_seen_at = now() \
+                 WHERE id = $1 AND EXISTS (SELECT 1 FROM job)) \
+             SELECT id FROM job",
+        )
+        .bind(daemon_id)
+        .bind(provisioners)
+        .bind(Json(tags))
+        .fetch_optional(&self.pool)
+        .await?;
+        match claimed {
+            Some(id) => self.job(id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Records that the job's daemon is alive. Answers whether the job should stop: it was
+    /// canceled, or it is already finished (the reaper ended it).
+    pub async fn heartbeat_job(&self, id: Uuid) -> Result<bool> {
+        let canceled: Option<bool> = sqlx::query_scalar(
+            "UPDATE provisioner_jobs SET updated_at = clock_timestamp() \
+             WHERE id = $1 AND completed_at IS NULL RETURNING canceled_at IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(canceled.unwrap_or(true))
+    }
+
+    /// Appends log lines in one statement; returns the new ids (ascending).
+    pub async fn insert_logs(
+        &self,
+        job_id: Uuid,
+        source: &str,
+        logs: &[NewLog<'_>],
+    ) -> Result<Vec<i64>> {
+        if logs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let levels: Vec<&str> = logs
+            .iter()
+            .map(|l| match l.level {
+                "trace" | "debug" | "info" | "warn" | "error" => l.level,
+                _ => "info",
+            })
+            .collect();
+        let stages: Vec<&str> = logs.iter().map(|l| clip(l.stage, 128)).collect();
+        let outputs: Vec<&str> = logs.iter().map(|l| clip(l.output, 1024)).collect();
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO provisioner_job_logs (job_id, created_at, source, level, stage, output) \
+             SELECT $1, clock_timestamp(), $2::log_source, l.level::log_level, l.stage, l.output \
+             FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS l(level, stage, output, n) \
+             ORDER BY l.n RETURNING id",
+        )
+        .bind(job_id)
+        .bind(source)
+        .bind(&levels)
+        .bind(&stages)
+        .bind(&outputs)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut ids = ids;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Logs of a job with id greater than `after`, oldest first.
+    pub async fn logs_after(&self, job_id: Uuid, after: i64) -> Result<Vec<LogRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, job_id, created_at, source::text AS source, level::text AS level, stage, output \
+             FROM provisioner_job_logs WHERE job_id = $1 AND id > $2 ORDER BY id",
+        )
+        .bind(job_id)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Ends a job with everything it produced, atomically. `false` when the job had already
+    /// ended (canceled while pending, or reaped), in which case nothing is written.
+    pub async fn complete_job(
+        &self,
+        id: Uuid,
+        daemon: Option<Uuid>,
+        how: Completion<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+            "SELECT completed_at FROM provisioner_jobs WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match done {
+            None => return Err(StoreError::NotFound),
+            Some(Some(_)) => return Ok(false),
+            Some(None) => {}
+        }
+        match how {
+            Completion::Failed { error, error_code } => {
+                sqlx::query(
+                    "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
+                         error = $2, error_code = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(if error.is_empty() { "failed" } else { error })
+                .bind(error_code)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Completion::Canceled => {
+                sqlx::query(
+                    "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
+                         canceled_at = COALESCE(canceled_at, clock_timestamp()) WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Completion::Succeeded(p) => {
+                for (transition, resources) in &p.resources {
+                    insert_resources(&mut tx, id, transition, resources).await?;
+                }
+                insert_timings(&mut tx, id, p.timings).await?;
+                if let Some(import) = p.import {
+                    store_import(&mut tx, &import).await?;
+                }
+                sqlx::query(
+                    "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp() \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if let Some(daemon) = daemon {
+            sqlx::query(
+                "UPDATE provisioner_daemons SET current_job_id = NULL, previous_job_id = $2, last_seen_at = now() \
+                 WHERE id = $1",
+            )
+            .bind(daemon)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Cancels a job: a pending one ends at once, a running one becomes canceling. With
+    /// `expect`, the job must currently be in that status (`Err(Some(status))` otherwise).
+    pub async fn cancel_job(
+        &self,
+        id: Uuid,
+        expect: Option<&str>,
+    ) -> Result<Result<CancelOutcome, String>> {
+        let mut tx = self.pool.begin().await?;
+        let (status, worker): (String, Option<Uuid>) = sqlx::query_as(
+            "SELECT job_status::text, worker_id FROM provisioner_jobs WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(expect) = expect {
+            if expect != status {
+                return Ok(Err(status));
+            }
+        }
+        let outcome = match status.as_str() {
+            "succeeded" | "failed" => CancelOutcome::AlreadyCompleted,
+            "canceled" | "canceling" => CancelOutcome::AlreadyCanceled,
+            _ if worker.is_none() => {
+                sqlx::query(
+                    "UPDATE provisioner_jobs SET canceled_at = clock_timestamp(), completed_at = clock_timestamp(), \
+                         updated_at = clock_timestamp() WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                CancelOutcome::Canceled
+            }
+            _ => {
+                sqlx::query(
+                    "UPDATE provisioner_jobs SET canceled_at = clock_timestamp(), updated_at = clock_timestamp() \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                CancelOutcome::Canceling
+            }
+        };
+        tx.commit().await?;
+        Ok(Ok(outcome))
+    }
+
+    /// Fails jobs whose daemon stopped heartbeating (running, not updated since `hung_before`)
+    /// and jobs nobody picked up (pending since `pending_before`), with Coder's log lines and
+    /// error. Each job is handled in its own transaction holding its row lock, so replicas
+    /// reaping at once never handle the same job twice.
+    pub async fn reap_jobs(
+        &self,
+        hung_before: DateTime<Utc>,
+        pending_before: DateTime<Utc>,
+        hung_minutes: i64,
+        pending_minutes: i64,
+        limit: i64,
+    ) -> Result<Vec<ReapedJob>> {
+        let candidates: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM provisioner_jobs WHERE completed_at IS NULL AND \
+                 ((started_at IS NULL AND updated_at < $2) OR (started_at IS NOT NULL AND updated_at < $1)) \
+             ORDER BY random() LIMIT $3",
+        )
+        .bind(hung_before)
+        .bind(pending_before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut reaped = Vec::new();
+        for id in candidates {
+            let mut tx = self.pool.begin().await?;
+            let row: Option<JobClock> = sqlx::query_as(
+                "SELECT started_at, updated_at, completed_at FROM provisioner_jobs \
+                 WHERE id = $1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(JobClock {
+                started_at: started,
+                updated_at: updated,
+                completed_at: completed,
+            }) = row
+            else {
+                continue;
+            };
+            let (kind, minutes) = match started {
+                _ if completed.is_some() => continue,
+                None if updated < pending_before => ("pending", pending_minutes),
+                Some(_) if updated < hung_before => ("hung", hung_minutes),
+                _ => continue,
+            };
+            let stage: String = sqlx::query_scalar(
+                "SELECT stage FROM provisioner_job_logs WHERE job_id = $1 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or_else(|| "Unknown".into());
+            let lines = [
+                String::new(),
+                "====================".into(),
+                format!("Coder: Build has been detected as {kind} for {minutes} minutes and will be terminated."),
+                "====================".into(),
+                String::new(),
+            ];
+            let first: i64 = sqlx::query_scalar(
+                "INSERT INTO provisioner_job_logs (job_id, created_at, source, level, stage, output) \
+                 SELECT $1, clock_timestamp() + (l.n - 1) * interval '1 millisecond', 'provisioner_daemon', 'error', $2, l.output \
+                 FROM unnest($3::text[]) WITH ORDINALITY AS l(output, n) ORDER BY l.n RETURNING id",
+            )
+            .bind(id)
+            .bind(&stage)
+            .bind(&lines[..])
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .min()
+            .unwrap_or(0);
+            sqlx::query(
+                "UPDATE provisioner_jobs SET updated_at = clock_timestamp(), completed_at = clock_timestamp(), \
+                     started_at = COALESCE(started_at, clock_timestamp()), error = $2, error_code = NULL \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(format!(
+                "Coder: Build has been detected as {kind} for {minutes} minutes and has been terminated by the reaper."
+            ))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE provisioner_daemons SET current_job_id = NULL WHERE current_job_id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            reaped.push(ReapedJob {
+                id,
+                first_log_id: first,
+            });
+        }
+        Ok(reaped)
+    }
+
+    /// Stored resources (with metadata, agents and apps) of the given jobs: four queries,
+    /// whatever the number of jobs and resources.
+    pub async fn resources_for_jobs(&self, job_ids: &[Uuid]) -> Result<Vec<ResourceRow>> {
+        let rows: Vec<ResourceBase> = sqlx::query_as(
+            "SELECT id, created_at, job_id, transition, type AS kind, name, hide, icon, daily_cost \
+             FROM workspace_resources WHERE job_id = ANY($1) ORDER BY job_id, display_order",
+        )
+        .bind(job_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let meta: Vec<(Uuid, String, String, bool)> = sqlx::query_as(
+            "SELECT workspace_resource_id, key, value, sensitive FROM workspace_resource_metadata \
+             WHERE workspace_resource_id = ANY($1) ORDER BY display_order",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut agents: Vec<AgentRow> = sqlx::query_as(
+            "SELECT id, created_at, updated_at, resource_id, name, operating_system, architecture, directory, \
+                 connection_timeout_seconds, troubleshooting_url, first_connected_at, last_connected_at, \
+                 disconnected_at, lifecycle_state \
+             FROM workspace_agents WHERE resource_id = ANY($1) ORDER BY display_order",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let agent_ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
+        let apps: Vec<AppRow> = sqlx::query_as(
+            "SELECT id, agent_id, slug, display_name, icon, command, url, external, subdomain, sharing_level, \
+                 hidden, open_in FROM workspace_apps WHERE agent_id = ANY($1) ORDER BY display_order",
+        )
+        .bind(&agent_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut apps_by_agent: HashMap<Uuid, Vec<AppRow>> = HashMap::new();
+        for app in apps {
+            apps_by_agent.entry(app.agent_id).or_default().push(app);
+        }
+        for a in &mut agents {
+            a.apps = apps_by_agent.remove(&a.id).unwrap_or_default();
+        }
+        let mut agents_by_res: HashMap<Uuid, Vec<AgentRow>> = HashMap::new();
+        for a in agents {
+            agents_by_res.entry(a.resource_id).or_default().push(a);
+        }
+        let mut meta_by_res: HashMap<Uuid, Vec<crate::model::ResourceMetadata>> = HashMap::new();
+        for (rid, key, value, sensitive) in meta {
+            meta_by_res
+                .entry(rid)
+                .or_default()
+                .push(crate::model::ResourceMetadata {
+                    key,
+                    value,
+                    sensitive,
+                });
+        }
+        Ok(rows
+            .into_iter()
+            .map(
+                |ResourceBase {
+                     id,
+                     created_at,
+                     job_id,
+                     transition,
+                     kind,
+                     name,
+                     hide,
+                     icon,
+                     daily_cost,
+                 }| {
+                    ResourceRow {
+                        id,
+                        created_at,
+                        job_id,
+                        transition,
+                        resource: Resource {
+                            name,
+                            kind,
+                            hide,
+                            icon,
+                            daily_cost,
+                            metadata: meta_by_res.remove(&id).unwrap_or_default(),
+                            agents: Vec::new(),
+                        },
+                        agents: agents_by_res.remove(&id).unwrap_or_default(),
+                    }
+                },
+            )
+            .collect())
+    }
+
+    pub async fn job_timings(&self, job_ids: &[Uuid]) -> Result<Vec<(Uuid, Timing)>> {
+        let rows: Vec<TimingRow> = sqlx::query_as(
+            "SELECT job_id, started_at, ended_at, stage, source, action, resource FROM provisioner_job_timings \
+             WHERE job_id = ANY($1) ORDER BY started_at",
+        )
+        .bind(job_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |TimingRow {
+                     job_id,
+                     started_at,
+                     ended_at,
+                     stage,
+                     source,
+                     action,
+                     resource,
+                 }| {
+                    (
+                        job_id,
+                        Timing {
+                            stage,
+                            source,
+                            action,
+                            resource,
+                            started_at,
+                            ended_at,
+                        },
+                    )
+                },
+            )
+            .collect())
+    }
+
+    // -- daemons -----------------------------------------------------------------------------
+
+    pub async fn register_daemon(&self, d: NewDaemon<'_>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO provisioner_daemons (id, created_at, name, provisioners, tags, last_seen_at, version, api_version) \
+             VALUES ($1, now(), $2, $3::provisioner_type[], $4, now(), $5, '1.0')",
+        )
+        .bind(d.id)
+        .bind(d.name)
+        .bind(d.provisioners)
+        .bind(Json(d.tags))
+        .bind(d.version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn daemon_seen(&self, id: Uuid) -> Result<()> {
+        sqlx::query("UPDATE provisioner_daemons SET last_seen_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_daemon(&self, id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM provisioner_daemons WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Daemons serving an organization (built-in daemons serve all), most recently seen first.
+    pub async fn list_daemons(&self, org: Uuid) -> Result<Vec<DaemonRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {DAEMON_COLUMNS} FROM provisioner_daemons \
+             WHERE organization_id IS NULL OR organization_id = $1 ORDER BY last_seen_at DESC, name"
+        ))
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Sends a notification to every process listening on `channel`.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_resources(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: Uuid,
+    transition: &str,
+    resources: &[Resource],
+) -> Result<()> {
+    for (i, r) in resources.iter().enumerate() {
+        let rid = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO workspace_resources (id, created_at, job_id, transition, type, name, hide, icon, daily_cost, display_order) \
+             VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(rid)
+        .bind(job_id)
+        .bind(transition)
+        .bind(&r.kind)
+        .bind(&r.name)
+        .bind(r.hide)
+        .bind(&r.icon)
+        .bind(r.daily_cost)
+        .bind(i as i32)
+        .execute(&mut **tx)
+        .await?;
+        for (j, m) in r.metadata.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO workspace_resource_metadata (workspace_resource_id, key, value, sensitive, display_order) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_resource_id, key) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .bind(rid)
+            .bind(&m.key)
+            .bind(&m.value)
+            .bind(m.sensitive)
+            .bind(j as i32)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for (j, a) in r.agents.iter().enumerate() {
+            let aid = Uuid::new_v4();
+            sqlx::query(
+                "INSERT INTO workspace_agents (id, created_at, updated_at, resource_id, name, auth_token, operating_system, \
+                     architecture, directory, connection_timeout_seconds, troubleshooting_url, display_order) \
+                 VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(aid)
+            .bind(rid)
+            .bind(&a.name)
+            .bind(Uuid::new_v4())
+            .bind(&a.operating_system)
+            .bind(&a.architecture)
+            .bind(&a.directory)
+            .bind(if a.connection_timeout_seconds > 0 { a.connection_timeout_seconds } else { 120 })
+            .bind(&a.troubleshooting_url)
+            .bind(j as i32)
+            .execute(&mut **tx)
+            .await?;
+            for (k, app) in a.apps.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO workspace_apps (id, created_at, agent_id, slug, display_name, icon, command, url, external, \
+                         subdomain, sharing_level, hidden, open_in, display_order) \
+                     VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(Uuid::new_v4())
+                .bind(aid)
+                .bind(&app.slug)
+                .bind(&app.display_name)
+                .bind(&app.icon)
+                .bind(&app.command)
+                .bind(&app.url)
+                .bind(app.external)
+                .bind(app.subdomain)
+                .bind(if app.sharing_level.is_empty() { "owner" } else { app.sharing_level.as_str() })
+                .bind(app.hidden)
+                .bind(if app.open_in.is_empty() { "slim-window" } else { app.open_in.as_str() })
+                .bind(k as i32)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn insert_timings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: Uuid,
+    timings: &[Timing],
+) -> Result<()> {
+    for t in timings {
+        sqlx::query(
+            "INSERT INTO provisioner_job_timings (job_id, started_at, ended_at, stage, source, action, resource) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(job_id)
+        .bind(t.started_at)
+        .bind(t.ended_at)
+        .bind(&t.stage)
+        .bind(&t.source)
+        .bind(&t.action)
+        .bind(&t.resource)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn store_import(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    p: &ImportProduct<'_>,
+) -> Result<()> {
+    sqlx::query("UPDATE template_versions SET readme = $2, updated_at = now() WHERE id = $1")
+        .bind(p.template_version_id)
+        .bind(p.readme)
+        .execute(&mut **tx)
+        .await?;
+    for (i, v) in p.variables.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO template_version_variables (template_version_id, display_order, name, description, type, \
+                 value, default_value, required, sensitive) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(p.template_version_id)
+        .bind(i as i32)
+        .bind(&v.name)
+        .bind(&v.description)
+        .bind(if v.kind.is_empty() { "string" } else { v.kind.as_str() })
+        .bind(&v.value)
+        .bind(&v.default_value)
+        .bind(v.required)
+        .bind(v.sensitive)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (i, prm) in p.parameters.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO template_version_parameters (template_version_id, display_order, name, display_name, \
+                 description, type, form_type, mutable, default_value, icon, options, validation_regex, \
+                 validation_min, validation_max, validation_error, validation_monotonic, required, ephemeral) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(p.template_version_id)
+        .bind(i as i32)
+        .bind(&prm.name)
+        .bind(&prm.display_name)
+        .bind(&prm.description)
+        .bind(if prm.kind.is_empty() { "string" } else { prm.kind.as_str() })
+        .bind(&prm.form_type)
+        .bind(prm.mutable)
+        .bind(&prm.default_value)
+        .bind(&prm.icon)
+        .bind(Json(&prm.options))
+        .bind(&prm.validation_regex)
+        .bind(prm.validation_min)
+        .bind(prm.validation_max)
+        .bind(&prm.validation_error)
+        .bind(&prm.validation_monotonic)
+        .bind(prm.required)
+        .bind(prm.ephemeral)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct JobClock {
+    started_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ResourceBase {
+    id: Uuid,
+    created_at: DateTime<Utc>,
+    job_id: Uuid,
+    transition: String,
+    kind: String,
+    name: String,
+    hide: bool,
+    icon: String,
+    daily_cost: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct TimingRow {
+    job_id: Uuid,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+    stage: String,
+    source: String,
+    action: String,
+    resource: String,
+}

@@ -1,0 +1,552 @@
+//! Templates and template versions (with the variables and parameters their import found).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::jobs::{insert_job, NewJob};
+use crate::model::{Parameter, ParameterOption, Variable};
+use crate::{Result, Store, StoreError};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionRow {
+    pub id: Uuid,
+    pub template_id: Option<Uuid>,
+    pub organization_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub name: String,
+    pub message: String,
+    pub readme: String,
+    pub job_id: Uuid,
+    pub created_by: Uuid,
+    pub created_by_username: String,
+    pub created_by_name: String,
+    pub created_by_avatar_url: String,
+    pub archived: bool,
+}
+
+const VERSION_COLUMNS: &str =
+    "v.id, v.template_id, v.organization_id, v.created_at, v.updated_at, \
+    v.name, v.message, v.readme, v.job_id, v.created_by, u.username AS created_by_username, \
+    u.name AS created_by_name, u.avatar_url AS created_by_avatar_url, v.archived";
+const VERSION_FROM: &str = "template_versions v JOIN users u ON u.id = v.created_by";
+
+pub struct NewVersion<'a> {
+    pub id: Uuid,
+    pub template_id: Option<Uuid>,
+    pub organization_id: Uuid,
+    pub name: &'a str,
+    pub message: &'a str,
+    pub created_by: Uuid,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TemplateRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub organization_id: Uuid,
+    pub organization_name: String,
+    pub organization_display_name: String,
+    pub organization_icon: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub icon: String,
+    pub provisioner: String,
+    pub active_version_id: Uuid,
+    pub created_by: Uuid,
+    pub created_by_username: String,
+    pub user_acl: Json<HashMap<Uuid, String>>,
+    pub group_acl: Json<HashMap<Uuid, String>>,
+    pub default_ttl: i64,
+    pub activity_bump: i64,
+    pub failure_ttl: i64,
+    pub time_til_dormant: i64,
+    pub time_til_dormant_autodelete: i64,
+    pub autostop_requirement_days_of_week: Vec<String>,
+    pub autostop_requirement_weeks: i64,
+    pub autostart_allowed_days: Vec<String>,
+    pub allow_user_autostart: bool,
+    pub allow_user_autostop: bool,
+    pub allow_user_cancel_workspace_jobs: bool,
+    pub require_active_version: bool,
+    pub deprecated: String,
+    pub max_port_sharing_level: String,
+    pub cors_behavior: String,
+    pub use_classic_parameter_flow: bool,
+}
+
+const TEMPLATE_COLUMNS: &str = "t.id, t.created_at, t.updated_at, t.organization_id, \
+    o.name AS organization_name, o.display_name AS organization_display_name, o.icon AS organization_icon, \
+    t.name, t.display_name, t.description, t.icon, t.provisioner::text AS provisioner, t.active_version_id, \
+    t.created_by, u.username AS created_by_username, t.user_acl, t.group_acl, t.default_ttl, \
+    t.activity_bump, t.failure_ttl, t.time_til_dormant, t.time_til_dormant_autodelete, \
+    t.autostop_requirement_days_of_week, t.autostop_requirement_weeks, t.autostart_allowed_days, \
+    t.allow_user_autostart, t.allow_user_autostop, t.allow_user_cancel_workspace_jobs, \
+    t.require_active_version, t.deprecated, t.max_port_sharing_level, t.cors_behavior, \
+    t.use_classic_parameter_flow";
+const TEMPLATE_FROM: &str =
+    "templates t JOIN organizations o ON o.id = t.organization_id JOIN users u ON u.id = t.created_by";
+
+/// Every settable field of a template (create and update use the same shape).
+#[derive(Debug, Clone)]
+pub struct TemplateFields {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub icon: String,
+    pub default_ttl: i64,
+    pub activity_bump: i64,
+    pub failure_ttl: i64,
+    pub time_til_dormant: i64,
+    pub time_til_dormant_autodelete: i64,
+    pub autostop_requirement_days_of_week: Vec<String>,
+    pub autostop_requirement_weeks: i64,
+    pub autostart_allowed_days: Vec<String>,
+    pub allow_user_autostart: bool,
+    pub allow_user_autostop: bool,
+    pub allow_user_cancel_workspace_jobs: bool,
+    pub require_active_version: bool,
+    pub deprecated: String,
+    pub max_port_sharing_level: String,
+    pub cors_behavior: String,
+    pub use_classic_parameter_flow: bool,
+}
+
+/// Which templates a caller may see, pushed into the listing query.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateVisibility {
+    /// Sees every template (site-wide readers).
+    pub all: bool,
+    /// Sees every template of these organizations.
+    pub orgs: Vec<Uuid>,
+    pub user_id: Uuid,
+    /// Groups the caller belongs to, Everyone groups (= member organizations) included.
+    pub groups: Vec<Uuid>,
+}
+
+#[derive(Debug)]
+pub enum CreateTemplateError {
+    VersionNotFound,
+    VersionInTemplate,
+    VersionArchived,
+    Store(StoreError),
+}
+
+impl From<StoreError> for CreateTemplateError {
+    fn from(e: StoreError) -> Self {
+        CreateTemplateError::Store(e)
+    }
+}
+
+impl From<sqlx::Error> for CreateTemplateError {
+    fn from(e: sqlx::Error) -> Self {
+        CreateTemplateError::Store(e.into())
+    }
+}
+
+impl Store {
+    /// Creates a version and its import job in one transaction.
+    pub async fn insert_version(&self, v: NewVersion<'_>, job: NewJob<'_>) -> Result<VersionRow> {
+        let mut tx = self.pool.begin().await?;
+        insert_job(&mut tx, &job).await?;
+        sqlx::query(
+            "INSERT INTO template_versions (id, template_id, organization_id, created_at, updated_at, name, \
+                 message, job_id, created_by) VALUES ($1, $2, $3, now(), now(), $4, $5, $6, $7)",
+        )
+        .bind(v.id)
+        .bind(v.template_id)
+        .bind(v.organization_id)
+        .bind(v.name)
+        .bind(v.message)
+        .bind(job.id)
+        .bind(v.created_by)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.version(v.id).await
+    }
+
+    pub async fn version(&self, id: Uuid) -> Result<VersionRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn version_by_job(&self, job_id: Uuid) -> Result<VersionRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.job_id = $1"
+        ))
+        .bind(job_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn version_by_name(&self, template_id: Uuid, name: &str) -> Result<VersionRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.template_id = $1 AND lower(v.name) = lower($2)"
+        ))
+        .bind(template_id)
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The version of the template created just before `before`.
+    pub async fn previous_version(
+        &self,
+        template_id: Uuid,
+        before: &VersionRow,
+    ) -> Result<VersionRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.template_id = $1 \
+               AND (v.created_at, v.id) < ($2, $3) ORDER BY v.created_at DESC, v.id DESC LIMIT 1"
+        ))
+        .bind(template_id)
+        .bind(before.created_at)
+        .bind(before.id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A template's versions, oldest first, with keyset (`after`) or offset pagination.
+    pub async fn list_versions(
+        &self,
+        template_id: Uuid,
+        include_archived: bool,
+        after: Option<Uuid>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<VersionRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.template_id = $1 AND ($2 OR NOT v.archived) \
+               AND ($3::uuid IS NULL OR (v.created_at, v.id) > \
+                    (SELECT created_at, id FROM template_versions WHERE id = $3)) \
+             ORDER BY v.created_at, v.id LIMIT NULLIF($4, 0) OFFSET $5"
+        ))
+        .bind(template_id)
+        .bind(include_archived)
+        .bind(after)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn update_version(&self, id: Uuid, name: &str, message: &str) -> Result<VersionRow> {
+        sqlx::query("UPDATE template_versions SET name = $2, message = $3, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(name)
+            .bind(message)
+            .execute(&self.pool)
+            .await?;
+        self.version(id).await
+    }
+
+    pub async fn set_version_archived(&self, id: Uuid, archived: bool) -> Result<()> {
+        sqlx::query("UPDATE template_versions SET archived = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(archived)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Archives the template's versions that are not active (only failed imports unless `all`);
+    /// returns their ids.
+    pub async fn archive_unused_versions(&self, template_id: Uuid, all: bool) -> Result<Vec<Uuid>> {
+        Ok(sqlx::query_scalar(
+            "UPDATE template_versions v SET archived = true, updated_at = now() \
+             FROM provisioner_jobs j, templates t \
+             WHERE v.template_id = $1 AND t.id = v.template_id AND j.id = v.job_id \
+               AND NOT v.archived AND v.id <> t.active_version_id \
+               AND j.completed_at IS NOT NULL AND ($2 OR j.job_status = 'failed') \
+             RETURNING v.id",
+        )
+        .bind(template_id)
+        .bind(all)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn version_parameters(&self, id: Uuid) -> Result<Vec<Parameter>> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            bool,
+            String,
+            String,
+            Json<Vec<ParameterOption>>,
+            String,
+            Option<i32>,
+            Option<i32>,
+            String,
+            String,
+            bool,
+            bool,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT name, display_name, description, type, form_type, mutable, default_value, icon, options, \
+                 validation_regex, validation_min, validation_max, validation_error, validation_monotonic, required, ephemeral \
+             FROM template_version_parameters WHERE template_version_id = $1 ORDER BY display_order",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Parameter {
+                name: r.0,
+                display_name: r.1,
+                description: r.2,
+                kind: r.3,
+                form_type: r.4,
+                mutable: r.5,
+                default_value: r.6,
+                icon: r.7,
+                options: r.8 .0,
+                validation_regex: r.9,
+                validation_min: r.10,
+                validation_max: r.11,
+                validation_error: r.12,
+                validation_monotonic: r.13,
+                required: r.14,
+                ephemeral: r.15,
+            })
+            .collect())
+    }
+
+    pub async fn version_variables(&self, id: Uuid) -> Result<Vec<Variable>> {
+        let rows: Vec<(String, String, String, String, String, bool, bool)> = sqlx::query_as(
+            "SELECT name, description, type, value, default_value, required, sensitive \
+             FROM template_version_variables WHERE template_version_id = $1 ORDER BY display_order",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Variable {
+                name: r.0,
+                description: r.1,
+                kind: r.2,
+                value: r.3,
+                default_value: r.4,
+                required: r.5,
+                sensitive: r.6,
+            })
+            .collect())
+    }
+
+    // -- templates ---------------------------------------------------------------------------
+
+    /// Creates a template around an imported version (which joins it and becomes active).
+    pub async fn insert_template(
+        &self,
+        org: Uuid,
+        version_id: Uuid,
+        created_by: Uuid,
+        fields: &TemplateFields,
+        everyone_use: bool,
+    ) -> std::result::Result<TemplateRow, CreateTemplateError> {
+        let mut tx = self.pool.begin().await?;
+        let version: Option<(Option<Uuid>, bool, Uuid, String)> = sqlx::query_as(
+            "SELECT v.template_id, v.archived, v.organization_id, j.provisioner::text FROM template_versions v \
+             JOIN provisioner_jobs j ON j.id = v.job_id WHERE v.id = $1 FOR UPDATE OF v",
+        )
+        .bind(version_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((existing, archived, version_org, provisioner)) = version else {
+            return Err(CreateTemplateError::VersionNotFound);
+        };
+        if version_org != org {
+            return Err(CreateTemplateError::VersionNotFound);
+        }
+        if existing.is_some() {
+            return Err(CreateTemplateError::VersionInTemplate);
+        }
+        if archived {
+            return Err(CreateTemplateError::VersionArchived);
+        }
+        let id = Uuid::new_v4();
+        let group_acl: HashMap<Uuid, &str> = if everyone_use {
+            HashMap::from([(org, "use")])
+        } else {
+            HashMap::new()
+        };
+        sqlx::query(
+            "INSERT INTO templates (id, created_at, updated_at, organization_id, name, display_name, description, icon, \
+                 provisioner, active_version_id, created_by, group_acl, default_ttl, activity_bump, failure_ttl, \
+                 time_til_dormant, time_til_dormant_autodelete, autostop_requirement_days_of_week, \
+                 autostop_requirement_weeks, autostart_allowed_days, allow_user_autostart, allow_user_autostop, \
+                 allow_user_cancel_workspace_jobs, require_active_version, deprecated, max_port_sharing_level, \
+                 cors_behavior, use_classic_parameter_flow) \
+             VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7::provisioner_type, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+        )
+        .bind(id)
+        .bind(org)
+        .bind(&fields.name)
+        .bind(&fields.display_name)
+        .bind(&fields.description)
+        .bind(&fields.icon)
+        .bind(&provisioner)
+        .bind(version_id)
+        .bind(created_by)
+        .bind(Json(&group_acl))
+        .bind(fields.default_ttl)
+        .bind(fields.activity_bump)
+        .bind(fields.failure_ttl)
+        .bind(fields.time_til_dormant)
+        .bind(fields.time_til_dormant_autodelete)
+        .bind(&fields.autostop_requirement_days_of_week)
+        .bind(fields.autostop_requirement_weeks)
+        .bind(&fields.autostart_allowed_days)
+        .bind(fields.allow_user_autostart)
+        .bind(fields.allow_user_autostop)
+        .bind(fields.allow_user_cancel_workspace_jobs)
+        .bind(fields.require_active_version)
+        .bind(&fields.deprecated)
+        .bind(&fields.max_port_sharing_level)
+        .bind(&fields.cors_behavior)
+        .bind(fields.use_classic_parameter_flow)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        sqlx::query(
+            "UPDATE template_versions SET template_id = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(version_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(self.template(id).await?)
+    }
+
+    pub async fn template(&self, id: Uuid) -> Result<TemplateRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATE_FROM} WHERE t.id = $1 AND NOT t.deleted"
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn template_by_name(&self, org: Uuid, name: &str) -> Result<TemplateRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATE_FROM} \
+             WHERE t.organization_id = $1 AND lower(t.name) = lower($2) AND NOT t.deleted"
+        ))
+        .bind(org)
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Templates the caller may see, optionally of one organization, ordered by name.
+    pub async fn list_templates(
+        &self,
+        org: Option<Uuid>,
+        vis: &TemplateVisibility,
+    ) -> Result<Vec<TemplateRow>> {
+        let groups: Vec<String> = vis.groups.iter().map(Uuid::to_string).collect();
+        Ok(sqlx::query_as(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATE_FROM} WHERE NOT t.deleted \
+               AND ($1::uuid IS NULL OR t.organization_id = $1) \
+               AND ($2 OR t.organization_id = ANY($3) OR t.user_acl ? $4 OR t.group_acl ?| $5) \
+             ORDER BY lower(t.name), t.id"
+        ))
+        .bind(org)
+        .bind(vis.all)
+        .bind(&vis.orgs)
+        .bind(vis.user_id.to_string())
+        .bind(&groups)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn update_template(&self, id: Uuid, f: &TemplateFields) -> Result<TemplateRow> {
+        sqlx::query(
+            "UPDATE templates SET updated_at = now(), name = $2, display_name = $3, description = $4, icon = $5, \
+                 default_ttl = $6, activity_bump = $7, failure_ttl = $8, time_til_dormant = $9, \
+                 time_til_dormant_autodelete = $10, autostop_requirement_days_of_week = $11, \
+                 autostop_requirement_weeks = $12, autostart_allowed_days = $13, allow_user_autostart = $14, \
+                 allow_user_autostop = $15, allow_user_cancel_workspace_jobs = $16, require_active_version = $17, \
+                 deprecated = $18, max_port_sharing_level = $19, cors_behavior = $20, use_classic_parameter_flow = $21 \
+             WHERE id = $1 AND NOT deleted",
+        )
+        .bind(id)
+        .bind(&f.name)
+        .bind(&f.display_name)
+        .bind(&f.description)
+        .bind(&f.icon)
+        .bind(f.default_ttl)
+        .bind(f.activity_bump)
+        .bind(f.failure_ttl)
+        .bind(f.time_til_dormant)
+        .bind(f.time_til_dormant_autodelete)
+        .bind(&f.autostop_requirement_days_of_week)
+        .bind(f.autostop_requirement_weeks)
+        .bind(&f.autostart_allowed_days)
+        .bind(f.allow_user_autostart)
+        .bind(f.allow_user_autostop)
+        .bind(f.allow_user_cancel_workspace_jobs)
+        .bind(f.require_active_version)
+        .bind(&f.deprecated)
+        .bind(&f.max_port_sharing_level)
+        .bind(&f.cors_behavior)
+        .bind(f.use_classic_parameter_flow)
+        .execute(&self.pool)
+        .await?;
+        self.template(id).await
+    }
+
+    pub async fn set_active_version(&self, template_id: Uuid, version_id: Uuid) -> Result<()> {
+        sqlx::query(
+            "UPDATE templates SET active_version_id = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(template_id)
+        .bind(version_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_template_acl(
+        &self,
+        id: Uuid,
+        users: &HashMap<Uuid, String>,
+        groups: &HashMap<Uuid, String>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE templates SET user_acl = $2, group_acl = $3, updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(Json(users))
+        .bind(Json(groups))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a template deleted (its name becomes free).
+    pub async fn delete_template(&self, id: Uuid) -> Result<()> {
+        sqlx::query("UPDATE templates SET deleted = true, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
