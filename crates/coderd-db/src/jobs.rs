@@ -258,6 +258,12 @@ impl Store {
         .await?)
     }
 
+    /// Inserts a job that no other row owns (dry runs).
+    pub async fn insert_standalone_job(&self, job: NewJob<'_>) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_job(&mut conn, &job).await
+    }
+
     pub async fn jobs_by_ids(&self, ids: &[Uuid]) -> Result<Vec<JobRow>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = ANY($1)"

@@ -180,6 +180,25 @@ impl Store {
         .await?)
     }
 
+    pub async fn versions_by_ids(&self, ids: &[Uuid]) -> Result<Vec<VersionRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Templates by id, deleted ones included (jobs outlive their template).
+    pub async fn templates_by_ids(&self, ids: &[Uuid]) -> Result<Vec<TemplateRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATE_FROM} WHERE t.id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn version_by_job(&self, job_id: Uuid) -> Result<VersionRow> {
         Ok(sqlx::query_as(&format!(
             "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.job_id = $1"

@@ -194,6 +194,7 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
             .into_iter()
             .map(|m| (m.organization_id, m.roles))
             .collect(),
+        groups: row.groups,
     })
 }
 

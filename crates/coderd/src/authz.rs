@@ -19,6 +19,9 @@ pub enum Resource {
     File,
     AssignRole,
     AssignOrgRole,
+    Template,
+    ProvisionerJobs,
+    ProvisionerDaemon,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,8 @@ pub struct Actor {
     pub site_roles: Vec<String>,
     /// Organization id → the org roles held there (membership itself implies organization-member).
     pub memberships: HashMap<Uuid, Vec<String>>,
+    /// Groups joined explicitly (the Everyone groups follow from `memberships`).
+    pub groups: Vec<Uuid>,
 }
 
 use Action::*;
@@ -93,6 +98,9 @@ fn site_grants(role: &str) -> &'static [Grant] {
     match role {
         "owner" => &[(None, CRUD)],
         "template-admin" => &[
+            (Some(Template), CRUD),
+            (Some(ProvisionerJobs), READ),
+            (Some(ProvisionerDaemon), READ),
             (Some(File), &[Read, Create]),
             (Some(User), READ),
             (Some(Group), READ),
@@ -109,6 +117,7 @@ fn site_grants(role: &str) -> &'static [Grant] {
             (Some(Organization), READ),
         ],
         "auditor" => &[
+            (Some(Template), READ),
             (Some(User), READ),
             (Some(Group), READ),
             (Some(Organization), READ),
@@ -116,7 +125,7 @@ fn site_grants(role: &str) -> &'static [Grant] {
             (Some(AssignRole), READ),
         ],
         // Everyone is a member.
-        "member" => &[(Some(AssignRole), READ)],
+        "member" => &[(Some(AssignRole), READ), (Some(ProvisionerDaemon), READ)],
         _ => &[],
     }
 }
@@ -130,6 +139,8 @@ fn org_grants(role: &str) -> &'static [Grant] {
             (Some(AssignOrgRole), READ),
         ],
         "organization-admin" => &[
+            (Some(Template), CRUD),
+            (Some(ProvisionerJobs), READ),
             (Some(Organization), &[Read, Update]),
             (Some(OrganizationMember), CRUD),
             (Some(Group), CRUD),
@@ -194,6 +205,51 @@ impl Actor {
         obj.owner == Some(self.user_id)
             && obj.org.is_none_or(|o| self.is_member_of(o))
             && grants(OWNER_GRANTS, action, obj.resource)
+    }
+
+    /// The template role ACLs give this actor: `admin`, `use`, or `None`.
+    pub fn template_acl_role(
+        &self,
+        org: Uuid,
+        user_acl: &HashMap<Uuid, String>,
+        group_acl: &HashMap<Uuid, String>,
+    ) -> Option<&'static str> {
+        if !self.is_member_of(org) {
+            return None;
+        }
+        let roles = user_acl
+            .get(&self.user_id)
+            .into_iter()
+            .chain(self.groups.iter().filter_map(|g| group_acl.get(g)))
+            .chain(group_acl.get(&org));
+        let mut best = None;
+        for r in roles {
+            match r.as_str() {
+                "admin" => return Some("admin"),
+                "use" => best = Some("use"),
+                _ => {}
+            }
+        }
+        best
+    }
+
+    /// Whether the actor may do `action` to a template, through roles or the template's ACL
+    /// (`use` reads it, `admin` also updates and deletes it).
+    pub fn can_template(
+        &self,
+        action: Action,
+        org: Uuid,
+        user_acl: &HashMap<Uuid, String>,
+        group_acl: &HashMap<Uuid, String>,
+    ) -> bool {
+        if self.can(action, Object::in_org(Template, org)) {
+            return true;
+        }
+        match self.template_acl_role(org, user_acl, group_acl) {
+            Some("admin") => action != Create,
+            Some(_) => action == Read,
+            None => false,
+        }
     }
 
     /// Whether this actor may grant or take away `role` (in `org` for organization roles).
@@ -273,6 +329,9 @@ fn resource_name(r: Resource) -> &'static str {
         File => "file",
         AssignRole => "assign_role",
         AssignOrgRole => "assign_org_role",
+        Template => "template",
+        ProvisionerJobs => "provisioner_jobs",
+        ProvisionerDaemon => "provisioner_daemon",
     }
 }
 
@@ -300,6 +359,7 @@ mod tests {
                 .iter()
                 .map(|(o, r)| (*o, r.iter().map(|s| s.to_string()).collect()))
                 .collect(),
+            groups: Vec::new(),
         }
     }
 
@@ -331,5 +391,31 @@ mod tests {
         let ua = actor(&["user-admin"], &[]);
         assert!(!ua.can_assign("owner", None));
         assert!(ua.can(Update, Object::user(Uuid::new_v4())));
+    }
+}
+
+#[cfg(test)]
+mod template_acl_tests {
+    use super::*;
+
+    #[test]
+    fn everyone_group_grants_use_to_members_only() {
+        let org = Uuid::new_v4();
+        let member = Actor {
+            user_id: Uuid::new_v4(),
+            username: "m".into(),
+            key_id: "k".into(),
+            site_roles: vec![],
+            memberships: HashMap::from([(org, vec![])]),
+            groups: vec![],
+        };
+        let groups = HashMap::from([(org, "use".to_string())]);
+        let none = HashMap::new();
+        assert!(member.can_template(Read, org, &none, &groups));
+        assert!(!member.can_template(Update, org, &none, &groups));
+        assert!(!member.can_template(Read, org, &none, &none));
+        let users = HashMap::from([(member.user_id, "admin".to_string())]);
+        assert!(member.can_template(Update, org, &users, &none));
+        assert!(!member.can_template(Read, Uuid::new_v4(), &users, &groups));
     }
 }

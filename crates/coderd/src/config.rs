@@ -79,6 +79,26 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_PROVISIONER_DAEMONS", default_value_t = 3)]
     pub provisioner_daemons: u32,
 
+    /// Provisioner types the built-in daemons run, comma-separated (default: every available one).
+    #[arg(long, env = "CODER_PROVISIONER_TYPES", value_delimiter = ',')]
+    pub provisioner_types: Vec<String>,
+
+    /// How often idle daemons look for jobs when no notification woke them.
+    #[arg(long, env = "CODER_PROVISIONER_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration, hide = true)]
+    pub provisioner_poll_interval: Duration,
+
+    /// How often the job reaper looks for hung and stale jobs.
+    #[arg(long, env = "CODER_JOB_HANG_DETECTOR_INTERVAL", default_value = "1m", value_parser = parse_duration, hide = true)]
+    pub job_reaper_interval: Duration,
+
+    /// A running job whose daemon has been silent this long is failed.
+    #[arg(long, env = "CODER_JOB_REAPER_HUNG_AFTER", default_value = "5m", value_parser = parse_duration, hide = true)]
+    pub job_hung_after: Duration,
+
+    /// A job nobody picked up for this long is failed.
+    #[arg(long, env = "CODER_JOB_REAPER_PENDING_AFTER", default_value = "30m", value_parser = parse_duration, hide = true)]
+    pub job_pending_after: Duration,
+
     /// Requests per minute per user (or IP) and endpoint; 0 or less disables.
     #[arg(
         long,

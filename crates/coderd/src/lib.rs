@@ -8,6 +8,7 @@ pub mod config;
 pub mod http;
 pub mod middleware;
 pub mod ratelimit;
+pub mod reaper;
 pub mod search;
 pub mod server;
 pub mod state;

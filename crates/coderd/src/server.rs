@@ -7,9 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use coderd_db::builtin::{BuiltinOptions, BuiltinPostgres};
+use coderd_db::pubsub::Pubsub;
 use coderd_db::{ConnectConfig, Store};
-use tokio::sync::oneshot;
+use coderd_provisioner::daemon::{DaemonConfig, Daemons};
+use coderd_provisioner::Provisioner;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+use uuid::Uuid;
 
 use crate::config::{default_config_dir, ServerOptions};
 use crate::ratelimit::{RateLimiter, RateLimits};
@@ -31,7 +36,42 @@ pub struct RunningServer {
     shutdown: Option<oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
     store: Store,
+    pubsub: Pubsub,
+    daemons: Option<Daemons>,
+    stop_background: watch::Sender<bool>,
+    reaper: JoinHandle<()>,
     builtin: Option<BuiltinPostgres>,
+}
+
+/// The provisioners this build can run, by type name.
+fn available_provisioners() -> Vec<Arc<dyn Provisioner>> {
+    vec![Arc::new(coderd_provisioner::echo::Echo)]
+}
+
+/// The provisioners the built-in daemons run: `CODER_PROVISIONER_TYPES`, or all available.
+fn configured_provisioners(types: &[String]) -> anyhow::Result<Vec<Arc<dyn Provisioner>>> {
+    let available = available_provisioners();
+    if types.iter().all(|t| t.trim().is_empty()) {
+        return Ok(available);
+    }
+    types
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            available
+                .iter()
+                .find(|p| p.name() == t)
+                .cloned()
+                .ok_or_else(|| {
+                    let names: Vec<_> = available.iter().map(|p| p.name()).collect();
+                    anyhow::anyhow!(
+                        "provisioner type {t:?} is not available (this build has: {})",
+                        names.join(", ")
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Connects to (or starts) the database, migrates it, binds the HTTP address and serves.
@@ -60,6 +100,8 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     .await
     .context("connecting to PostgreSQL")?;
     let deployment_id = store.deployment_id().await?;
+    let provisioners = configured_provisioners(&opts.provisioner_types)?;
+    let pubsub = Pubsub::start(store.pool().clone());
 
     let listener = tokio::net::TcpListener::bind(&opts.http_address)
         .await
@@ -75,6 +117,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     let limit = |n: i64| RateLimiter::new(if disabled { -1 } else { n });
     let state = AppState(Arc::new(Inner {
         store: store.clone(),
+        pubsub: pubsub.clone(),
         config: ApiConfig {
             access_url: access_url.clone(),
             session_duration: opts.session_duration,
@@ -101,6 +144,34 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             })
             .await
     });
+    let daemons = (opts.provisioner_daemons > 0).then(|| {
+        let names: Vec<_> = provisioners.iter().map(|p| p.name()).collect();
+        tracing::info!(count = opts.provisioner_daemons, types = ?names, "starting built-in provisioner daemons");
+        coderd_provisioner::daemon::start(
+            store.clone(),
+            pubsub.clone(),
+            DaemonConfig {
+                count: opts.provisioner_daemons,
+                name: format!("{}-{}", hostname(), &Uuid::new_v4().simple().to_string()[..6]),
+                provisioners,
+                poll_interval: opts.provisioner_poll_interval,
+                heartbeat_interval: Duration::from_secs(1),
+                version: crate::middleware::VERSION.to_string(),
+                shutdown_grace: Duration::from_secs(10),
+            },
+        )
+    });
+    let (stop_background, stop_rx) = watch::channel(false);
+    let reaper = crate::reaper::start(
+        store.clone(),
+        pubsub.clone(),
+        crate::reaper::ReaperConfig {
+            interval: opts.job_reaper_interval,
+            hung_after: opts.job_hung_after,
+            pending_after: opts.job_pending_after,
+        },
+        stop_rx,
+    );
     tracing::info!(address = %addr, access_url, "coderd is serving /api/v2");
     Ok(RunningServer {
         addr,
@@ -108,6 +179,10 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         shutdown: Some(tx),
         serve,
         store,
+        pubsub,
+        daemons,
+        stop_background,
+        reaper,
         builtin,
     })
 }
@@ -136,10 +211,24 @@ impl RunningServer {
                 abort.abort();
             }
         }
+        let _ = self.stop_background.send(true);
+        let _ = (&mut self.reaper).await;
+        if let Some(d) = self.daemons.take() {
+            d.shutdown().await;
+        }
+        self.pubsub.shutdown();
         self.store.close().await;
         if let Some(mut pg) = self.builtin.take() {
             pg.stop().await;
         }
         tracing::info!("coderd stopped");
     }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "coderd".into())
 }

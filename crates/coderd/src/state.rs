@@ -4,6 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+use coderd_db::pubsub::Pubsub;
 use coderd_db::Store;
 
 use crate::ratelimit::RateLimits;
@@ -22,6 +23,7 @@ pub struct ApiConfig {
 
 pub struct Inner {
     pub store: Store,
+    pub pubsub: Pubsub,
     pub config: ApiConfig,
     pub limits: RateLimits,
     pub deployment_id: String,

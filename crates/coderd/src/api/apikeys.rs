@@ -8,7 +8,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use coderd_db::{StoreError, UserRow};
 use codersdk::{ApiKey, CreateTokenRequest, GenerateApiKeyResponse, TokenConfig};
-use rand::Rng;
 
 use super::users::issue_key;
 use super::{convert, resolve};
@@ -65,25 +64,6 @@ async fn create_cli_key(
     Ok(created(GenerateApiKeyResponse { key }))
 }
 
-/// A readable default token name, like Coder's `adjective_scientist`.
-fn random_token_name() -> String {
-    const ADJ: &[&str] = &[
-        "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
-        "nifty", "proud", "quiet", "swift", "witty",
-    ];
-    const NAME: &[&str] = &[
-        "babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "kepler", "lovelace",
-        "noether", "pascal", "ritchie", "turing", "wozniak",
-    ];
-    let mut rng = rand::thread_rng();
-    format!(
-        "{}_{}{}",
-        ADJ[rng.gen_range(0..ADJ.len())],
-        NAME[rng.gen_range(0..NAME.len())],
-        rng.gen_range(0..100)
-    )
-}
-
 async fn create_token(
     State(state): State<AppState>,
     actor: Actor,
@@ -119,7 +99,7 @@ async fn create_token(
         );
     }
     let name = if req.token_name.is_empty() {
-        random_token_name()
+        resolve::random_name()
     } else {
         req.token_name
     };

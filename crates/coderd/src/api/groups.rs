@@ -35,7 +35,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Groups with their members: one query for all the members, whatever the number of groups.
-async fn with_members(state: &AppState, groups: Vec<GroupRow>) -> ApiResult<Vec<Group>> {
+pub(super) async fn with_members(state: &AppState, groups: Vec<GroupRow>) -> ApiResult<Vec<Group>> {
     let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
     let mut members: HashMap<Uuid, Vec<ReducedUser>> = HashMap::new();
     for m in state.store.group_members(&ids).await? {

@@ -2,11 +2,16 @@
 
 mod apikeys;
 mod convert;
+mod examples;
 mod files;
 mod general;
 mod groups;
+mod jobs;
 mod organizations;
+mod provisioners;
 mod resolve;
+mod templates;
+mod templateversions;
 mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -28,6 +33,9 @@ pub fn router(state: AppState) -> Router {
         .merge(organizations::routes())
         .merge(groups::routes())
         .merge(files::routes(&state))
+        .merge(templates::routes())
+        .merge(templateversions::routes())
+        .merge(provisioners::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), crate::ratelimit::api))

@@ -81,6 +81,36 @@ pub fn valid_email(email: &str) -> bool {
         && !domain.contains('@')
 }
 
+/// A readable random name, like Coder's `adjective_scientist` (tokens, template versions).
+pub fn random_name() -> String {
+    const ADJ: &[&str] = &[
+        "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+        "nifty", "proud", "quiet", "swift", "witty",
+    ];
+    const NAME: &[&str] = &[
+        "babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "kepler", "lovelace",
+        "noether", "pascal", "ritchie", "turing", "wozniak",
+    ];
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    format!(
+        "{}_{}{}",
+        ADJ[rng.gen_range(0..ADJ.len())],
+        NAME[rng.gen_range(0..NAME.len())],
+        rng.gen_range(0..100)
+    )
+}
+
+/// Coder's template version name rule: words of letters and digits joined by single `_`,
+/// `.` or `-`, at most 64 characters.
+pub fn valid_version_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .split(['_', '.', '-'])
+            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

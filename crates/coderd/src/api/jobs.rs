@@ -1,0 +1,398 @@
+//! Provisioner jobs as the API shows them (with queue position, matching daemons and
+//! metadata), their logs, and the resources they produced. Building any number of jobs costs a
+//! fixed number of queries.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use coderd_db::{AgentRow, DaemonRow, JobRow, LogRow, ResourceRow};
+use codersdk::{
+    Healthcheck, MatchedProvisioners, ProvisionerJob, ProvisionerJobInput, ProvisionerJobLog,
+    ProvisionerJobMetadata, WorkspaceAgent, WorkspaceAgentHealth, WorkspaceApp, WorkspaceResource,
+    WorkspaceResourceMetadata,
+};
+use uuid::Uuid;
+
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::params::QueryParams;
+use crate::state::AppState;
+
+/// A daemon seen within this long counts as available.
+const DAEMON_STALE_SECS: i64 = 90;
+
+/// Coder's tag matching: an untagged job needs an untagged daemon; otherwise the daemon's tags
+/// must contain the job's.
+pub fn tags_match(daemon: &BTreeMap<String, String>, job: &BTreeMap<String, String>) -> bool {
+    let untagged = job.len() == 2
+        && job.get("scope").map(String::as_str) == Some("organization")
+        && job.get("owner").map(String::as_str) == Some("");
+    if untagged {
+        return daemon == job;
+    }
+    job.iter().all(|(k, v)| daemon.get(k) == Some(v))
+}
+
+fn daemon_matches(d: &DaemonRow, provisioner: &str, tags: &BTreeMap<String, String>) -> bool {
+    d.provisioners.iter().any(|p| p == provisioner) && tags_match(&d.tags.0, tags)
+}
+
+fn is_available(d: &DaemonRow, now: DateTime<Utc>) -> bool {
+    (now - d.last_seen_at).num_seconds() < DAEMON_STALE_SECS
+}
+
+/// Daemons that could run a job with this provisioner and these tags.
+pub fn matched_provisioners(
+    daemons: &[DaemonRow],
+    provisioner: &str,
+    tags: &BTreeMap<String, String>,
+) -> MatchedProvisioners {
+    let now = Utc::now();
+    let matching: Vec<&DaemonRow> = daemons
+        .iter()
+        .filter(|d| daemon_matches(d, provisioner, tags))
+        .collect();
+    MatchedProvisioners {
+        count: matching.len() as i64,
+        available: matching.iter().filter(|d| is_available(d, now)).count() as i64,
+        most_recently_seen: matching.iter().map(|d| d.last_seen_at).max(),
+    }
+}
+
+/// Everything needed to render jobs, loaded in a fixed number of queries.
+pub struct JobViews {
+    positions: HashMap<Uuid, (i64, i64)>,
+    daemons: HashMap<Uuid, Vec<DaemonRow>>,
+    metadata: HashMap<Uuid, ProvisionerJobMetadata>,
+}
+
+impl JobViews {
+    pub async fn load(state: &AppState, jobs: &[&JobRow]) -> ApiResult<JobViews> {
+        let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+        let positions = state.store.queue_positions(&ids).await?;
+        let mut daemons = HashMap::new();
+        let mut orgs: Vec<Uuid> = jobs.iter().map(|j| j.organization_id).collect();
+        orgs.sort();
+        orgs.dedup();
+        for org in orgs {
+            daemons.insert(org, state.store.list_daemons(org).await?);
+        }
+        let version_ids: Vec<Uuid> = jobs
+            .iter()
+            .filter_map(|j| input_uuid(j, "template_version_id"))
+            .collect();
+        let versions = state.store.versions_by_ids(&version_ids).await?;
+        let template_ids: Vec<Uuid> = versions.iter().filter_map(|v| v.template_id).collect();
+        let templates: HashMap<Uuid, coderd_db::TemplateRow> = state
+            .store
+            .templates_by_ids(&template_ids)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect();
+        let versions: HashMap<Uuid, coderd_db::VersionRow> =
+            versions.into_iter().map(|v| (v.id, v)).collect();
+        let mut metadata = HashMap::new();
+        for j in jobs {
+            let mut m = ProvisionerJobMetadata::default();
+            if let Some(v) = input_uuid(j, "template_version_id").and_then(|id| versions.get(&id)) {
+                m.template_version_name = v.name.clone();
+                if let Some(t) = v.template_id.and_then(|t| templates.get(&t)) {
+                    m.template_id = t.id;
+                    m.template_name = t.name.clone();
+                    m.template_display_name = t.display_name.clone();
+                    m.template_icon = t.icon.clone();
+                }
+            }
+            metadata.insert(j.id, m);
+        }
+        Ok(JobViews {
+            positions,
+            daemons,
+            metadata,
+        })
+    }
+
+    pub fn daemons(&self, org: Uuid) -> &[DaemonRow] {
+        self.daemons.get(&org).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn render(&self, j: &JobRow) -> ProvisionerJob {
+        let (queue_position, queue_size) = self.positions.get(&j.id).copied().unwrap_or((0, 0));
+        let now = Utc::now();
+        let available_workers = if j.status == "pending" {
+            self.daemons(j.organization_id)
+                .iter()
+                .filter(|d| daemon_matches(d, &j.provisioner, &j.tags.0) && is_available(d, now))
+                .map(|d| d.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        ProvisionerJob {
+            id: j.id,
+            created_at: j.created_at,
+            started_at: j.started_at,
+            completed_at: j.completed_at,
+            canceled_at: j.canceled_at,
+            error: j.error.clone().unwrap_or_default(),
+            error_code: j.error_code.clone().filter(|c| !c.is_empty()),
+            status: j.status.clone(),
+            worker_id: j.worker_id,
+            worker_name: j.worker_name.clone().unwrap_or_default(),
+            file_id: j.file_id,
+            tags: j.tags.0.clone(),
+            queue_position,
+            queue_size,
+            organization_id: j.organization_id,
+            initiator_id: j.initiator_id,
+            input: ProvisionerJobInput {
+                template_version_id: input_uuid(j, "template_version_id"),
+                workspace_build_id: input_uuid(j, "workspace_build_id"),
+                error: String::new(),
+            },
+            kind: j.job_type.clone(),
+            available_workers,
+            metadata: self.metadata.get(&j.id).cloned().unwrap_or_default(),
+            logs_overflowed: j.logs_overflowed,
+        }
+    }
+}
+
+pub fn input_uuid(j: &JobRow, key: &str) -> Option<Uuid> {
+    j.input
+        .0
+        .get(key)
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// One job, rendered.
+pub async fn render_job(state: &AppState, j: &JobRow) -> ApiResult<ProvisionerJob> {
+    Ok(JobViews::load(state, &[j]).await?.render(j))
+}
+
+pub fn log(l: LogRow) -> ProvisionerJobLog {
+    ProvisionerJobLog {
+        id: l.id,
+        created_at: l.created_at,
+        log_source: l.source,
+        log_level: l.level,
+        stage: l.stage,
+        output: l.output,
+    }
+}
+
+/// `GET …/logs` without `follow`: the job's logs after `?after=` as a JSON array.
+pub async fn logs(
+    state: &AppState,
+    job: Uuid,
+    raw_query: Option<&str>,
+) -> ApiResult<Vec<ProvisionerJobLog>> {
+    let q = QueryParams::parse(raw_query);
+    if q.has("follow") {
+        return Err(
+            ApiError::bad_request("Following logs is not available on this server yet.")
+                .with_detail("Request the logs without ?follow and poll with ?after=<last id>."),
+        );
+    }
+    let after = match q.get("after").filter(|v| !v.is_empty()) {
+        None => 0,
+        Some(v) => v.parse::<i64>().map_err(|_| {
+            ApiError::bad_request("Query param \"after\" must be an integer.")
+                .with_validation("after", "Must be an integer.")
+        })?,
+    };
+    Ok(state
+        .store
+        .logs_after(job, after)
+        .await?
+        .into_iter()
+        .map(log)
+        .collect())
+}
+
+fn agent_status(a: &AgentRow, now: DateTime<Utc>) -> (&'static str, &'static str) {
+    match (a.first_connected_at, a.disconnected_at) {
+        (None, _)
+            if (now - a.created_at).num_seconds() > i64::from(a.connection_timeout_seconds)
+                && a.connection_timeout_seconds > 0 =>
+        {
+            ("timeout", "agent is taking too long to connect")
+        }
+        (None, _) => ("connecting", "agent is connecting"),
+        (Some(_), Some(_)) => ("disconnected", "agent has lost connection"),
+        (Some(_), None) => ("connected", ""),
+    }
+}
+
+pub fn agent(a: &AgentRow) -> WorkspaceAgent {
+    let (status, reason) = agent_status(a, Utc::now());
+    WorkspaceAgent {
+        id: a.id,
+        parent_id: None,
+        created_at: a.created_at,
+        updated_at: a.updated_at,
+        first_connected_at: a.first_connected_at,
+        last_connected_at: a.last_connected_at,
+        disconnected_at: a.disconnected_at,
+        started_at: None,
+        ready_at: None,
+        status: status.into(),
+        lifecycle_state: a.lifecycle_state.clone(),
+        name: a.name.clone(),
+        resource_id: a.resource_id,
+        instance_id: String::new(),
+        architecture: a.architecture.clone(),
+        environment_variables: BTreeMap::new(),
+        operating_system: a.operating_system.clone(),
+        logs_length: 0,
+        logs_overflowed: false,
+        directory: a.directory.clone(),
+        expanded_directory: String::new(),
+        version: String::new(),
+        api_version: String::new(),
+        apps: a
+            .apps
+            .iter()
+            .map(|app| WorkspaceApp {
+                id: app.id,
+                url: app.url.clone(),
+                external: app.external,
+                slug: app.slug.clone(),
+                display_name: app.display_name.clone(),
+                command: app.command.clone(),
+                icon: app.icon.clone(),
+                subdomain: app.subdomain,
+                subdomain_name: String::new(),
+                sharing_level: app.sharing_level.clone(),
+                healthcheck: Healthcheck {
+                    url: String::new(),
+                    interval: 0,
+                    threshold: 0,
+                },
+                health: "disabled".into(),
+                group: String::new(),
+                hidden: app.hidden,
+                open_in: app.open_in.clone(),
+                tooltip: String::new(),
+                statuses: Vec::new(),
+            })
+            .collect(),
+        latency: BTreeMap::new(),
+        connection_timeout_seconds: a.connection_timeout_seconds,
+        troubleshooting_url: a.troubleshooting_url.clone(),
+        subsystems: Vec::new(),
+        health: WorkspaceAgentHealth {
+            healthy: status == "connected",
+            reason: reason.into(),
+        },
+        display_apps: [
+            "vscode",
+            "vscode_insiders",
+            "web_terminal",
+            "ssh_helper",
+            "port_forwarding_helper",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+        log_sources: Vec::new(),
+        scripts: Vec::new(),
+        startup_script_behavior: "non-blocking".into(),
+    }
+}
+
+pub fn resource(r: ResourceRow) -> WorkspaceResource {
+    WorkspaceResource {
+        id: r.id,
+        created_at: r.created_at,
+        job_id: r.job_id,
+        workspace_transition: r.transition,
+        kind: r.resource.kind,
+        name: r.resource.name,
+        hide: r.resource.hide,
+        icon: r.resource.icon,
+        agents: r.agents.iter().map(agent).collect(),
+        metadata: r
+            .resource
+            .metadata
+            .into_iter()
+            .map(|m| WorkspaceResourceMetadata {
+                value: if m.sensitive { String::new() } else { m.value },
+                key: m.key,
+                sensitive: m.sensitive,
+            })
+            .collect(),
+        daily_cost: r.resource.daily_cost,
+    }
+}
+
+pub async fn resources(state: &AppState, job: Uuid) -> ApiResult<Vec<WorkspaceResource>> {
+    Ok(state
+        .store
+        .resources_for_jobs(&[job])
+        .await?
+        .into_iter()
+        .map(resource)
+        .collect())
+}
+
+/// Announces a new job so idle daemons (in every replica) wake at once.
+pub async fn announce(state: &AppState, j: &JobRow) {
+    let payload = serde_json::json!({
+        "organization_id": j.organization_id,
+        "type": j.provisioner,
+        "tags": j.tags.0,
+    });
+    if let Err(e) = state
+        .pubsub
+        .publish(coderd_provisioner::daemon::JOB_POSTED, &payload.to_string())
+        .await
+    {
+        tracing::warn!(error = %e, "announcing a provisioner job");
+    }
+}
+
+/// Maps a cancel attempt's outcome to Coder's answers.
+pub async fn cancel(
+    state: &AppState,
+    job: Uuid,
+    raw_query: Option<&str>,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::StatusCode;
+    let q = QueryParams::parse(raw_query);
+    let expect = match q.get("expect_status").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(s @ ("pending" | "running")) => Some(s.to_string()),
+        Some(other) => {
+            return Err(
+                ApiError::bad_request("Query parameters have invalid values.").with_validation(
+                    "expect_status",
+                    format!("{other:?} must be \"pending\" or \"running\""),
+                ),
+            )
+        }
+    };
+    match state.store.cancel_job(job, expect.as_deref()).await? {
+        Err(actual) => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!("Job is {actual:?}, not {:?}.", expect.unwrap_or_default()),
+        )),
+        Ok(coderd_db::CancelOutcome::AlreadyCompleted) => {
+            Err(ApiError::bad_request("Job has already completed!"))
+        }
+        Ok(coderd_db::CancelOutcome::AlreadyCanceled) => Err(ApiError::bad_request(
+            "Job has already been marked as canceled!",
+        )),
+        Ok(outcome) => {
+            if outcome == coderd_db::CancelOutcome::Canceled {
+                let ch = coderd_provisioner::daemon::logs_channel(job);
+                let _ = state.pubsub.publish(&ch, r#"{"end_of_logs":true}"#).await;
+            }
+            Ok(crate::http::json::message(
+                StatusCode::OK,
+                "Job has been marked as canceled...",
+            ))
+        }
+    }
+}

@@ -1,0 +1,790 @@
+//! Templates: creation from an imported version, listing (visibility pushed into SQL),
+//! settings, versions, active version, ACLs, DAUs and examples.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use coderd_db::{
+    CreateTemplateError, GroupFilter, StoreError, TemplateFields, TemplateRow, TemplateVisibility,
+};
+use codersdk::{
+    AclAvailable, ArchiveTemplateVersionsRequest, CreateTemplateRequest, DausResponse, Template,
+    TemplateAcl, TemplateAutostartRequirement, TemplateAutostopRequirement, TemplateExample,
+    TemplateGroup, TemplateUser, TemplateVersion, TransitionStats, UpdateActiveTemplateVersion,
+    UpdateTemplateAcl, UpdateTemplateMeta,
+};
+use uuid::Uuid;
+
+use super::organizations::org_for;
+use super::{convert, examples, resolve, templateversions};
+use crate::authz::{Action, Actor, Object, Resource};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{created, message, ok, Body, Json};
+use crate::http::params::{parse_uuid, Pagination, QueryParams};
+use crate::state::AppState;
+
+const NS_PER_MS: i64 = 1_000_000;
+const DAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/organizations/{organization}/templates",
+            get(list_in_org).post(create),
+        )
+        .route(
+            "/organizations/{organization}/templates/examples",
+            get(org_examples),
+        )
+        .route(
+            "/organizations/{organization}/templates/{templatename}",
+            get(by_name),
+        )
+        .route("/templates", get(list))
+        .route("/templates/examples", get(list_examples))
+        .route(
+            "/templates/{template}",
+            get(get_one).patch(update).delete(delete),
+        )
+        .route("/templates/{template}/acl", get(acl).patch(update_acl))
+        .route("/templates/{template}/acl/available", get(acl_available))
+        .route("/templates/{template}/daus", get(daus))
+        .route(
+            "/templates/{template}/versions",
+            get(versions).patch(set_active_version),
+        )
+        .route(
+            "/templates/{template}/versions/archive",
+            post(archive_versions),
+        )
+        .route(
+            "/templates/{template}/versions/{templateversionname}",
+            get(version_by_name),
+        )
+}
+
+pub fn render(t: TemplateRow) -> Template {
+    let stats = ["start", "stop", "delete"]
+        .into_iter()
+        .map(|tr| (tr.to_string(), TransitionStats::default()))
+        .collect();
+    Template {
+        id: t.id,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+        organization_id: t.organization_id,
+        organization_name: t.organization_name,
+        organization_display_name: t.organization_display_name,
+        organization_icon: t.organization_icon,
+        name: t.name,
+        display_name: t.display_name,
+        provisioner: t.provisioner,
+        active_version_id: t.active_version_id,
+        active_user_count: 0,
+        build_time_stats: stats,
+        description: t.description,
+        deprecated: !t.deprecated.is_empty(),
+        deprecation_message: t.deprecated,
+        icon: t.icon,
+        default_ttl_ms: t.default_ttl / NS_PER_MS,
+        activity_bump_ms: t.activity_bump / NS_PER_MS,
+        autostop_requirement: TemplateAutostopRequirement {
+            days_of_week: t.autostop_requirement_days_of_week,
+            weeks: t.autostop_requirement_weeks,
+        },
+        autostart_requirement: TemplateAutostartRequirement {
+            days_of_week: t.autostart_allowed_days,
+        },
+        created_by_id: t.created_by,
+        created_by_name: t.created_by_username,
+        allow_user_autostart: t.allow_user_autostart,
+        allow_user_autostop: t.allow_user_autostop,
+        allow_user_cancel_workspace_jobs: t.allow_user_cancel_workspace_jobs,
+        failure_ttl_ms: t.failure_ttl / NS_PER_MS,
+        time_til_dormant_ms: t.time_til_dormant / NS_PER_MS,
+        time_til_dormant_autodelete_ms: t.time_til_dormant_autodelete / NS_PER_MS,
+        require_active_version: t.require_active_version,
+        max_port_share_level: t.max_port_sharing_level,
+        cors_behavior: t.cors_behavior,
+        use_classic_parameter_flow: t.use_classic_parameter_flow,
+    }
+}
+
+/// The `{template}` of the path, checked for `action` (404 unreadable, 403 read-only).
+pub async fn template_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+) -> ApiResult<TemplateRow> {
+    let t = state.store.template(parse_uuid(raw)?).await?;
+    check(actor, &t, action)?;
+    Ok(t)
+}
+
+fn check(actor: &Actor, t: &TemplateRow, action: Action) -> ApiResult<()> {
+    if !actor.can_template(
+        Action::Read,
+        t.organization_id,
+        &t.user_acl.0,
+        &t.group_acl.0,
+    ) {
+        return Err(ApiError::not_found());
+    }
+    if !actor.can_template(action, t.organization_id, &t.user_acl.0, &t.group_acl.0) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(())
+}
+
+pub async fn readable_by_name(
+    state: &AppState,
+    actor: &Actor,
+    org: Uuid,
+    name: &str,
+) -> ApiResult<TemplateRow> {
+    let t = state.store.template_by_name(org, name).await?;
+    check(actor, &t, Action::Read)?;
+    Ok(t)
+}
+
+fn visibility(actor: &Actor) -> TemplateVisibility {
+    let mut groups = actor.groups.clone();
+    groups.extend(actor.memberships.keys().copied());
+    TemplateVisibility {
+        all: actor.can(Action::Read, Object::site(Resource::Template)),
+        orgs: actor
+            .memberships
+            .keys()
+            .copied()
+            .filter(|o| actor.can(Action::Read, Object::in_org(Resource::Template, *o)))
+            .collect(),
+        user_id: actor.user_id,
+        groups,
+    }
+}
+
+/// Validates the settings shared by create and update; collects every problem.
+fn validate(f: &TemplateFields) -> ApiResult<()> {
+    let mut err = ApiError::bad_request("Invalid request to create a template.");
+    if !resolve::valid_name(&f.name) {
+        let tag = if f.name.is_empty() {
+            "required"
+        } else {
+            "template_name"
+        };
+        err = err.with_validation("name", crate::http::error::tag_detail(tag, &f.name));
+    }
+    if f.display_name.chars().count() > 64 {
+        err = err.with_validation("display_name", "Must be at most 64 characters.");
+    }
+    if f.description.chars().count() > 128 {
+        err = err.with_validation("description", "Must be at most 128 characters.");
+    }
+    for (field, v) in [
+        ("default_ttl_ms", f.default_ttl),
+        ("activity_bump_ms", f.activity_bump),
+        ("failure_ttl_ms", f.failure_ttl),
+        ("time_til_dormant_ms", f.time_til_dormant),
+        (
+            "time_til_dormant_autodelete_ms",
+            f.time_til_dormant_autodelete,
+        ),
+    ] {
+        if v < 0 {
+            err = err.with_validation(field, "Must be a positive integer.");
+        }
+    }
+    if f.autostop_requirement_days_of_week
+        .iter()
+        .any(|d| !DAYS.contains(&d.as_str()))
+    {
+        err = err.with_validation(
+            "autostop_requirement.days_of_week",
+            "Must be days of the week, e.g. \"monday\".",
+        );
+    }
+    if !(1..=16).contains(&f.autostop_requirement_weeks) {
+        err = err.with_validation("autostop_requirement.weeks", "Must be between 1 and 16.");
+    }
+    if f.autostart_allowed_days
+        .iter()
+        .any(|d| !DAYS.contains(&d.as_str()))
+    {
+        err = err.with_validation(
+            "autostart_requirement.days_of_week",
+            "Must be days of the week, e.g. \"monday\".",
+        );
+    }
+    if !matches!(
+        f.max_port_sharing_level.as_str(),
+        "owner" | "authenticated" | "organization" | "public"
+    ) {
+        err = err.with_validation(
+            "max_port_share_level",
+            "Must be owner, authenticated, organization or public.",
+        );
+    }
+    if !matches!(f.cors_behavior.as_str(), "simple" | "passthru") {
+        err = err.with_validation("cors_behavior", "Must be simple or passthru.");
+    }
+    if err.body.validations.is_empty() {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+fn duplicate_template(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => ApiError::duplicate(
+            format!("Template with name {name:?} already exists."),
+            "name",
+        ),
+        e => e.into(),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+    Body(req): Body<CreateTemplateRequest>,
+) -> ApiResult<Response> {
+    let org = org_for(&state, &actor, &org, Resource::Template, Action::Create).await?;
+    let Some(version_id) = req.template_version_id.filter(|id| !id.is_nil()) else {
+        return Err(ApiError::validation_tag(
+            "template_version_id",
+            "required",
+            "",
+        ));
+    };
+    let stop = req.autostop_requirement.unwrap_or_default();
+    let fields = TemplateFields {
+        name: req.name.clone(),
+        display_name: req.display_name,
+        description: req.description,
+        icon: req.icon,
+        default_ttl: req.default_ttl_ms.unwrap_or(0).saturating_mul(NS_PER_MS),
+        activity_bump: req
+            .activity_bump_ms
+            .unwrap_or(3_600_000)
+            .saturating_mul(NS_PER_MS),
+        failure_ttl: req.failure_ttl_ms.unwrap_or(0).saturating_mul(NS_PER_MS),
+        time_til_dormant: req.dormant_ttl_ms.unwrap_or(0).saturating_mul(NS_PER_MS),
+        time_til_dormant_autodelete: req.delete_ttl_ms.unwrap_or(0).saturating_mul(NS_PER_MS),
+        autostop_requirement_days_of_week: stop.days_of_week,
+        autostop_requirement_weeks: if stop.weeks == 0 { 1 } else { stop.weeks },
+        autostart_allowed_days: req
+            .autostart_requirement
+            .map(|a| a.days_of_week)
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| DAYS.iter().map(|d| d.to_string()).collect()),
+        allow_user_autostart: req.allow_user_autostart.unwrap_or(true),
+        allow_user_autostop: req.allow_user_autostop.unwrap_or(true),
+        allow_user_cancel_workspace_jobs: req.allow_user_cancel_workspace_jobs.unwrap_or(false),
+        require_active_version: req.require_active_version,
+        deprecated: String::new(),
+        max_port_sharing_level: req.max_port_share_level.unwrap_or_else(|| "owner".into()),
+        cors_behavior: req.cors_behavior.unwrap_or_else(|| "simple".into()),
+        use_classic_parameter_flow: req.template_use_classic_parameter_flow.unwrap_or(false),
+    };
+    validate(&fields)?;
+    let t = state
+        .store
+        .insert_template(
+            org.id,
+            version_id,
+            actor.user_id,
+            &fields,
+            !req.disable_everyone_group_access,
+        )
+        .await
+        .map_err(|e| match e {
+            CreateTemplateError::VersionNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("Template version {version_id:?} not found."),
+            )
+            .with_validation("template_version_id", "Template version not found."),
+            CreateTemplateError::VersionInTemplate => ApiError::bad_request(format!(
+                "Template version {version_id} is already part of a template"
+            )),
+            CreateTemplateError::VersionArchived => {
+                ApiError::bad_request(format!("Template version {version_id} is archived."))
+                    .with_validation("template_version_id", "Template version is archived.")
+            }
+            CreateTemplateError::Store(e) => duplicate_template(&req.name)(e),
+        })?;
+    Ok(created(render(t)).into_response())
+}
+
+async fn list_in_org(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Vec<Template>>> {
+    let org = resolve::organization(&state, &actor, &org).await?;
+    let rows = state
+        .store
+        .list_templates(Some(org.id), &visibility(&actor))
+        .await?;
+    Ok(ok(rows.into_iter().map(render).collect()))
+}
+
+async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Template>>> {
+    let rows = state
+        .store
+        .list_templates(None, &visibility(&actor))
+        .await?;
+    Ok(ok(rows.into_iter().map(render).collect()))
+}
+
+async fn by_name(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((org, name)): Path<(String, String)>,
+) -> ApiResult<Json<Template>> {
+    let org = resolve::organization(&state, &actor, &org).await?;
+    Ok(ok(render(
+        readable_by_name(&state, &actor, org.id, &name).await?,
+    )))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Template>> {
+    Ok(ok(render(
+        template_for(&state, &actor, &id, Action::Read).await?,
+    )))
+}
+
+fn fields_of(t: &TemplateRow) -> TemplateFields {
+    TemplateFields {
+        name: t.name.clone(),
+        display_name: t.display_name.clone(),
+        description: t.description.clone(),
+        icon: t.icon.clone(),
+        default_ttl: t.default_ttl,
+        activity_bump: t.activity_bump,
+        failure_ttl: t.failure_ttl,
+        time_til_dormant: t.time_til_dormant,
+        time_til_dormant_autodelete: t.time_til_dormant_autodelete,
+        autostop_requirement_days_of_week: t.autostop_requirement_days_of_week.clone(),
+        autostop_requirement_weeks: t.autostop_requirement_weeks,
+        autostart_allowed_days: t.autostart_allowed_days.clone(),
+        allow_user_autostart: t.allow_user_autostart,
+        allow_user_autostop: t.allow_user_autostop,
+        allow_user_cancel_workspace_jobs: t.allow_user_cancel_workspace_jobs,
+        require_active_version: t.require_active_version,
+        deprecated: t.deprecated.clone(),
+        max_port_sharing_level: t.max_port_sharing_level.clone(),
+        cors_behavior: t.cors_behavior.clone(),
+        use_classic_parameter_flow: t.use_classic_parameter_flow,
+    }
+}
+
+/// Applies a patch: fields left out keep their value. Answers 304 when nothing changes.
+async fn update(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateTemplateMeta>,
+) -> ApiResult<Response> {
+    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let before = fields_of(&t);
+    let mut f = before.clone();
+    let ms = |v: Option<i64>, old: i64| v.map_or(old, |ms| ms.saturating_mul(NS_PER_MS));
+    if let Some(n) = req.name.filter(|n| !n.is_empty()) {
+        f.name = n;
+    }
+    f.display_name = req.display_name.unwrap_or(f.display_name);
+    f.description = req.description.unwrap_or(f.description);
+    f.icon = req.icon.unwrap_or(f.icon);
+    f.default_ttl = ms(req.default_ttl_ms, f.default_ttl);
+    f.activity_bump = ms(req.activity_bump_ms, f.activity_bump);
+    f.failure_ttl = ms(req.failure_ttl_ms, f.failure_ttl);
+    f.time_til_dormant = ms(req.time_til_dormant_ms, f.time_til_dormant);
+    f.time_til_dormant_autodelete = ms(
+        req.time_til_dormant_autodelete_ms,
+        f.time_til_dormant_autodelete,
+    );
+    if let Some(stop) = req.autostop_requirement {
+        f.autostop_requirement_days_of_week = stop.days_of_week;
+        f.autostop_requirement_weeks = if stop.weeks == 0 { 1 } else { stop.weeks };
+    }
+    if let Some(start) = req.autostart_requirement {
+        f.autostart_allowed_days = start.days_of_week;
+    }
+    f.allow_user_autostart = req.allow_user_autostart.unwrap_or(f.allow_user_autostart);
+    f.allow_user_autostop = req.allow_user_autostop.unwrap_or(f.allow_user_autostop);
+    f.allow_user_cancel_workspace_jobs = req
+        .allow_user_cancel_workspace_jobs
+        .unwrap_or(f.allow_user_cancel_workspace_jobs);
+    f.require_active_version = req
+        .require_active_version
+        .unwrap_or(f.require_active_version);
+    f.deprecated = req.deprecation_message.unwrap_or(f.deprecated);
+    f.max_port_sharing_level = req.max_port_share_level.unwrap_or(f.max_port_sharing_level);
+    f.cors_behavior = req.cors_behavior.unwrap_or(f.cors_behavior);
+    f.use_classic_parameter_flow = req
+        .use_classic_parameter_flow
+        .unwrap_or(f.use_classic_parameter_flow);
+    let drop_everyone = req.disable_everyone_group_access == Some(true)
+        && t.group_acl.0.contains_key(&t.organization_id);
+    if format!("{before:?}") == format!("{f:?}") && !drop_everyone {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    validate(&f)?;
+    if drop_everyone {
+        let mut groups = t.group_acl.0.clone();
+        groups.remove(&t.organization_id);
+        state
+            .store
+            .set_template_acl(t.id, &t.user_acl.0, &groups)
+            .await?;
+    }
+    let updated = state
+        .store
+        .update_template(t.id, &f)
+        .await
+        .map_err(duplicate_template(&f.name))?;
+    let _ = state
+        .pubsub
+        .publish(&format!("template:{}", t.id), "")
+        .await;
+    Ok(ok(render(updated)).into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let t = template_for(&state, &actor, &id, Action::Delete).await?;
+    state.store.delete_template(t.id).await?;
+    let _ = state
+        .pubsub
+        .publish(&format!("template:{}", t.id), "")
+        .await;
+    Ok(message(
+        StatusCode::OK,
+        &format!("Template {:?} has been deleted!", t.name),
+    ))
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<TemplateVersion>>> {
+    let t = template_for(&state, &actor, &id, Action::Read).await?;
+    let q = QueryParams::parse(raw.as_deref());
+    let page = Pagination::parse(&q)?;
+    if let Some(after) = page.after_id {
+        match state.store.version(after).await {
+            Ok(v) if v.template_id == Some(t.id) => {}
+            Ok(_) | Err(StoreError::NotFound) => {
+                return Err(ApiError::bad_request(format!(
+                    "Record at \"after_id\" ({after}) does not exist."
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let include_archived = q.get("include_archived") == Some("true");
+    let rows = state
+        .store
+        .list_versions(
+            t.id,
+            include_archived,
+            page.after_id,
+            page.limit,
+            page.offset,
+        )
+        .await?;
+    Ok(ok(templateversions::render(&state, rows).await?))
+}
+
+async fn version_by_name(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Json<TemplateVersion>> {
+    let t = template_for(&state, &actor, &id, Action::Read).await?;
+    let v = state.store.version_by_name(t.id, &name).await?;
+    Ok(ok(templateversions::render_one(&state, v).await?))
+}
+
+async fn set_active_version(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateActiveTemplateVersion>,
+) -> ApiResult<Response> {
+    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let v = match state.store.version(req.id).await {
+        Ok(v) => v,
+        Err(StoreError::NotFound) => {
+            return Err(
+                ApiError::new(StatusCode::NOT_FOUND, "Template version not found.")
+                    .with_validation("id", "Template version not found."),
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if v.template_id != Some(t.id) {
+        return Err(ApiError::bad_request(
+            "The provided template version doesn't belong to the specified template.",
+        ));
+    }
+    if v.archived {
+        return Err(ApiError::bad_request(
+            "The provided template version is archived.",
+        ));
+    }
+    let job = state.store.job(v.job_id).await?;
+    match job.status.as_str() {
+        "succeeded" => {}
+        "pending" | "running" => {
+            return Err(ApiError::bad_request(
+                "The provided template version is being imported!",
+            ))
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "The provided template version has failed to import!",
+            ))
+        }
+    }
+    state.store.set_active_version(t.id, v.id).await?;
+    let _ = state
+        .pubsub
+        .publish(&format!("template:{}", t.id), "")
+        .await;
+    Ok(message(
+        StatusCode::OK,
+        "Updated the active template version!",
+    ))
+}
+
+async fn archive_versions(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<ArchiveTemplateVersionsRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let archived = state.store.archive_unused_versions(t.id, req.all).await?;
+    // Coder answers {template_id, archived_ids}; the reference documents a Response: both.
+    Ok(ok(serde_json::json!({
+        "message": format!("Archived {} template versions.", archived.len()),
+        "template_id": t.id,
+        "archived_ids": archived,
+    })))
+}
+
+// -- access control ------------------------------------------------------------------------
+
+async fn acl(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TemplateAcl>> {
+    let t = template_for(&state, &actor, &id, Action::Read).await?;
+    let user_ids: Vec<Uuid> = t.user_acl.0.keys().copied().collect();
+    let users = state.store.users_by_ids(&user_ids).await?;
+    let group_ids: Vec<Uuid> = t.group_acl.0.keys().copied().collect();
+    let groups = state
+        .store
+        .list_groups(&GroupFilter {
+            ids: group_ids.clone(),
+            ..Default::default()
+        })
+        .await?;
+    let groups: Vec<_> = if group_ids.is_empty() {
+        Vec::new()
+    } else {
+        groups
+    };
+    let rendered = super::groups::with_members(&state, groups).await?;
+    Ok(ok(TemplateAcl {
+        users: users
+            .into_iter()
+            .map(|u| TemplateUser {
+                role: t.user_acl.0.get(&u.id).cloned().unwrap_or_default(),
+                user: convert::user(u),
+            })
+            .collect(),
+        group: rendered
+            .into_iter()
+            .map(|g| TemplateGroup {
+                role: t.group_acl.0.get(&g.id).cloned().unwrap_or_default(),
+                group: g,
+            })
+            .collect(),
+    }))
+}
+
+async fn update_acl(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateTemplateAcl>,
+) -> ApiResult<Response> {
+    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let mut users = t.user_acl.0.clone();
+    let mut groups = t.group_acl.0.clone();
+    let mut bad = ApiError::bad_request("Invalid request to update template ACL.");
+    for (perms, field, target) in [
+        (&req.user_perms, "user_perms", &mut users),
+        (&req.group_perms, "group_perms", &mut groups),
+    ] {
+        for (raw, role) in perms {
+            let Ok(id) = Uuid::parse_str(raw) else {
+                bad = bad.with_validation(field, format!("{raw:?} is not a valid uuid"));
+                continue;
+            };
+            match role.as_str() {
+                "" => {
+                    target.remove(&id);
+                }
+                "use" | "admin" => {
+                    target.insert(id, role.clone());
+                }
+                other => {
+                    bad = bad.with_validation(
+                        field,
+                        format!("{other:?} is not a valid role (use, admin)"),
+                    )
+                }
+            }
+        }
+    }
+    if !bad.body.validations.is_empty() {
+        return Err(bad);
+    }
+    for id in req
+        .user_perms
+        .keys()
+        .filter_map(|k| Uuid::parse_str(k).ok())
+        .filter(|id| users.contains_key(id))
+    {
+        match state.store.membership(t.organization_id, id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(
+                    ApiError::bad_request("Invalid request to update template ACL.")
+                        .with_validation(
+                            "user_perms",
+                            format!("User {id} is not a member of the organization."),
+                        ),
+                )
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for id in req
+        .group_perms
+        .keys()
+        .filter_map(|k| Uuid::parse_str(k).ok())
+        .filter(|id| groups.contains_key(id))
+    {
+        match state.store.group(id).await {
+            Ok(g) if g.organization_id == t.organization_id => {}
+            Ok(_) | Err(StoreError::NotFound) => {
+                return Err(
+                    ApiError::bad_request("Invalid request to update template ACL.")
+                        .with_validation(
+                            "group_perms",
+                            format!("Group {id} does not exist in the organization."),
+                        ),
+                )
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    state.store.set_template_acl(t.id, &users, &groups).await?;
+    let _ = state
+        .pubsub
+        .publish(&format!("template:{}", t.id), "")
+        .await;
+    Ok(message(
+        StatusCode::OK,
+        "Successfully updated template ACL list.",
+    ))
+}
+
+async fn acl_available(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AclAvailable>> {
+    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let members = state.store.list_members(t.organization_id).await?;
+    let groups = state
+        .store
+        .list_groups(&GroupFilter {
+            organization_id: Some(t.organization_id),
+            ..Default::default()
+        })
+        .await?;
+    Ok(ok(AclAvailable {
+        users: members
+            .iter()
+            .map(|m| convert::reduced_user(&m.user))
+            .collect(),
+        groups: super::groups::with_members(&state, groups).await?,
+    }))
+}
+
+/// Daily active users of the template's workspaces; none until workspaces record usage.
+async fn daus(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<DausResponse>> {
+    template_for(&state, &actor, &id, Action::Read).await?;
+    let q = QueryParams::parse(raw.as_deref());
+    let offset = match q.get("tz_offset").filter(|v| !v.is_empty()) {
+        None => 0,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|o| (-12..=14).contains(o))
+            .ok_or_else(|| {
+                ApiError::bad_request("Query parameters have invalid values.")
+                    .with_validation("tz_offset", "Must be an hour offset between -12 and 14.")
+            })?,
+    };
+    Ok(ok(DausResponse {
+        entries: Vec::new(),
+        tz_hour_offset: offset,
+    }))
+}
+
+async fn list_examples(_actor: Actor) -> Json<Vec<TemplateExample>> {
+    ok(examples::list())
+}
+
+async fn org_examples(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Vec<TemplateExample>>> {
+    resolve::organization(&state, &actor, &org).await?;
+    Ok(ok(examples::list()))
+}

@@ -1,0 +1,672 @@
+//! Template versions: creation (which queues an import job), reading, renaming, archiving,
+//! canceling, their logs, resources, parameters and variables, and dry runs.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::Router;
+use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, TemplateRow, VersionRow};
+use codersdk::{
+    CreateTemplateVersionDryRunRequest, CreateTemplateVersionRequest, MinimalUser,
+    PatchTemplateVersionRequest, ProvisionerJob, ProvisionerJobLog, TemplateVersion,
+    TemplateVersionParameter, TemplateVersionParameterOption, TemplateVersionVariable,
+    WorkspaceResource,
+};
+use uuid::Uuid;
+
+use super::jobs::{self, matched_provisioners, JobViews};
+use super::organizations::org_for;
+use super::{examples, resolve};
+use crate::authz::{Action, Actor, Object, Resource};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{created, message, ok, Body, Json};
+use crate::http::params::parse_uuid;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/organizations/{organization}/templateversions", post(create))
+        .route(
+            "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}",
+            get(by_org_template_and_name),
+        )
+        .route(
+            "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}/previous",
+            get(previous),
+        )
+        .route("/templateversions/{templateversion}", get(get_one).patch(update))
+        .route("/templateversions/{templateversion}/cancel", patch(cancel))
+        .route("/templateversions/{templateversion}/archive", post(archive))
+        .route("/templateversions/{templateversion}/unarchive", post(unarchive))
+        .route("/templateversions/{templateversion}/logs", get(logs))
+        .route("/templateversions/{templateversion}/resources", get(resources))
+        .route("/templateversions/{templateversion}/rich-parameters", get(rich_parameters))
+        .route("/templateversions/{templateversion}/variables", get(variables))
+        .route("/templateversions/{templateversion}/external-auth", get(external_auth))
+        .route("/templateversions/{templateversion}/presets", get(presets))
+        .route("/templateversions/{templateversion}/parameters", get(removed_list))
+        .route("/templateversions/{templateversion}/schema", get(removed_list))
+        .route("/templateversions/{templateversion}/dry-run", post(create_dry_run))
+        .route("/templateversions/{templateversion}/dry-run/{jobID}", get(dry_run))
+        .route("/templateversions/{templateversion}/dry-run/{jobID}/cancel", patch(cancel_dry_run))
+        .route("/templateversions/{templateversion}/dry-run/{jobID}/logs", get(dry_run_logs))
+        .route("/templateversions/{templateversion}/dry-run/{jobID}/resources", get(dry_run_resources))
+        .route(
+            "/templateversions/{templateversion}/dry-run/{jobID}/matched-provisioners",
+            get(dry_run_matched_provisioners),
+        )
+}
+
+/// Renders versions with their jobs: a fixed number of queries for any number of versions.
+pub async fn render(
+    state: &AppState,
+    versions: Vec<VersionRow>,
+) -> ApiResult<Vec<TemplateVersion>> {
+    let job_ids: Vec<Uuid> = versions.iter().map(|v| v.job_id).collect();
+    let jobs: HashMap<Uuid, JobRow> = state
+        .store
+        .jobs_by_ids(&job_ids)
+        .await?
+        .into_iter()
+        .map(|j| (j.id, j))
+        .collect();
+    let refs: Vec<&JobRow> = jobs.values().collect();
+    let views = JobViews::load(state, &refs).await?;
+    versions
+        .into_iter()
+        .map(|v| {
+            let j = jobs.get(&v.job_id).ok_or_else(|| {
+                ApiError::internal("Rendering a template version", "its job is missing")
+            })?;
+            Ok(TemplateVersion {
+                matched_provisioners: matched_provisioners(
+                    views.daemons(j.organization_id),
+                    &j.provisioner,
+                    &j.tags.0,
+                ),
+                job: views.render(j),
+                id: v.id,
+                template_id: v.template_id,
+                organization_id: v.organization_id,
+                created_at: v.created_at,
+                updated_at: v.updated_at,
+                name: v.name,
+                message: v.message,
+                readme: v.readme,
+                created_by: MinimalUser {
+                    id: v.created_by,
+                    username: v.created_by_username,
+                    name: v.created_by_name,
+                    avatar_url: v.created_by_avatar_url,
+                },
+                archived: v.archived,
+                warnings: Vec::new(),
+                has_external_agent: false,
+            })
+        })
+        .collect()
+}
+
+pub async fn render_one(state: &AppState, v: VersionRow) -> ApiResult<TemplateVersion> {
+    Ok(render(state, vec![v]).await?.remove(0))
+}
+
+/// Whether `actor` may do `action` to a version: through its template, or (before it joins a
+/// template) as a template author of its organization or its creator.
+fn version_allowed(actor: &Actor, action: Action, v: &VersionRow, t: Option<&TemplateRow>) -> bool {
+    match t {
+        Some(t) => actor.can_template(action, t.organization_id, &t.user_acl.0, &t.group_acl.0),
+        None => {
+            let authors = actor.can(
+                Action::Create,
+                Object::in_org(Resource::Template, v.organization_id),
+            );
+            authors || (action == Action::Read && v.created_by == actor.user_id)
+        }
+    }
+}
+
+/// The `{templateversion}` of the path, checked for `action`: 404 unreadable, 403 read-only.
+pub async fn version_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+) -> ApiResult<(VersionRow, Option<TemplateRow>)> {
+    let v = state.store.version(parse_uuid(raw)?).await?;
+    let t = match v.template_id {
+        Some(id) => match state.store.template(id).await {
+            Ok(t) => Some(t),
+            Err(StoreError::NotFound) => return Err(ApiError::not_found()),
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    if !version_allowed(actor, Action::Read, &v, t.as_ref()) {
+        return Err(ApiError::not_found());
+    }
+    if !version_allowed(actor, action, &v, t.as_ref()) {
+        return Err(ApiError::forbidden());
+    }
+    Ok((v, t))
+}
+
+fn duplicate_version(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => ApiError::duplicate(
+            format!("A template version with name {name:?} already exists for this template."),
+            "name",
+        ),
+        e => e.into(),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+    Body(req): Body<CreateTemplateVersionRequest>,
+) -> ApiResult<Json<TemplateVersion>> {
+    let org = org_for(&state, &actor, &org, Resource::Template, Action::Create).await?;
+    let mut invalid = ApiError::bad_request("Validation failed.");
+    if req.storage_method != "file" {
+        let tag = if req.storage_method.is_empty() {
+            "required"
+        } else {
+            "oneof"
+        };
+        invalid = invalid.with_validation(
+            "storage_method",
+            crate::http::error::tag_detail(tag, &req.storage_method),
+        );
+    }
+    if !matches!(req.provisioner.as_str(), "echo" | "terraform") {
+        let tag = if req.provisioner.is_empty() {
+            "required"
+        } else {
+            "oneof"
+        };
+        invalid = invalid.with_validation(
+            "provisioner",
+            crate::http::error::tag_detail(tag, &req.provisioner),
+        );
+    }
+    if !invalid.body.validations.is_empty() {
+        return Err(invalid);
+    }
+    if let Some(template_id) = req.template_id.filter(|id| !id.is_nil()) {
+        let t = match state.store.template(template_id).await {
+            Ok(t) if t.organization_id == org.id => t,
+            Ok(_) | Err(StoreError::NotFound) => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "Template does not exist.",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !actor.can_template(Action::Update, org.id, &t.user_acl.0, &t.group_acl.0) {
+            return Err(ApiError::forbidden());
+        }
+    }
+    let file_id = match (
+        req.file_id.filter(|id| !id.is_nil()),
+        req.example_id.as_str(),
+    ) {
+        (Some(_), e) if !e.is_empty() => {
+            return Err(ApiError::bad_request(
+                "You cannot specify both an example_id and a file_id.",
+            ))
+        }
+        (None, "") => {
+            return Err(ApiError::bad_request(
+                "You must specify either an example_id or a file_id.",
+            ))
+        }
+        (Some(file_id), _) => {
+            let file = match state.store.file(file_id).await {
+                Ok(f) => f,
+                Err(StoreError::NotFound) => {
+                    return Err(ApiError::new(StatusCode::NOT_FOUND, "File not found."))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if !actor.can(
+                Action::Read,
+                Object::owned_by(Resource::File, file.created_by),
+            ) {
+                return Err(ApiError::new(StatusCode::NOT_FOUND, "File not found."));
+            }
+            file.id
+        }
+        (None, example) => {
+            let ex = examples::find(example)
+                .ok_or_else(|| ApiError::bad_request("Example not found."))?;
+            let data = examples::archive(ex);
+            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+            state
+                .store
+                .insert_file(&hash, actor.user_id, "application/x-tar", &data)
+                .await?
+                .0
+        }
+    };
+    let name = if req.name.is_empty() {
+        resolve::random_name()
+    } else {
+        req.name.clone()
+    };
+    if !resolve::valid_version_name(&name) {
+        return Err(ApiError::validation_tag(
+            "name",
+            "template_version_name",
+            &name,
+        ));
+    }
+    let tags = mutate_tags(actor.user_id, &[&req.tags]);
+    let version_id = Uuid::new_v4();
+    let job_id = Uuid::new_v4();
+    let input = serde_json::json!({
+        "template_version_id": version_id,
+        "user_variable_values": req.user_variable_values,
+    });
+    let v = state
+        .store
+        .insert_version(
+            NewVersion {
+                id: version_id,
+                template_id: req.template_id.filter(|id| !id.is_nil()),
+                organization_id: org.id,
+                name: &name,
+                message: &req.message,
+                created_by: actor.user_id,
+            },
+            NewJob {
+                id: job_id,
+                organization_id: org.id,
+                initiator_id: actor.user_id,
+                provisioner: &req.provisioner,
+                job_type: "template_version_import",
+                input,
+                file_id,
+                tags: &tags,
+            },
+        )
+        .await
+        .map_err(duplicate_version(&name))?;
+    let job = state.store.job(job_id).await?;
+    jobs::announce(&state, &job).await;
+    Ok(created(render_one(&state, v).await?))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TemplateVersion>> {
+    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(render_one(&state, v).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<PatchTemplateVersionRequest>,
+) -> ApiResult<Json<TemplateVersion>> {
+    let (v, _) = version_for(&state, &actor, &id, Action::Update).await?;
+    let name = req
+        .name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| v.name.clone());
+    if name != v.name && !resolve::valid_version_name(&name) {
+        return Err(ApiError::validation_tag(
+            "name",
+            "template_version_name",
+            &name,
+        ));
+    }
+    let message = req.message.unwrap_or_else(|| v.message.clone());
+    let updated = state
+        .store
+        .update_version(v.id, &name, &message)
+        .await
+        .map_err(duplicate_version(&name))?;
+    Ok(ok(render_one(&state, updated).await?))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let (v, _) = version_for(&state, &actor, &id, Action::Update).await?;
+    jobs::cancel(&state, v.job_id, raw.as_deref()).await
+}
+
+async fn set_archived(
+    state: AppState,
+    actor: Actor,
+    id: String,
+    archived: bool,
+) -> ApiResult<Response> {
+    let (v, t) = version_for(&state, &actor, &id, Action::Update).await?;
+    if archived {
+        if t.as_ref().is_some_and(|t| t.active_version_id == v.id) {
+            return Err(ApiError::bad_request(
+                "The active template version cannot be archived.",
+            ));
+        }
+        let job = state.store.job(v.job_id).await?;
+        if job.completed_at.is_none() {
+            return Err(ApiError::bad_request(
+                "A template version cannot be archived while its import is running.",
+            ));
+        }
+    }
+    if v.archived == archived {
+        let state_word = if archived { "archived" } else { "not archived" };
+        return Err(ApiError::bad_request(format!(
+            "Template version is already {state_word}."
+        )));
+    }
+    state.store.set_version_archived(v.id, archived).await?;
+    let msg = if archived {
+        "Template version has been archived."
+    } else {
+        "Template version has been unarchived."
+    };
+    Ok(message(StatusCode::OK, msg))
+}
+
+async fn archive(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    set_archived(s, actor, id, true).await
+}
+
+async fn unarchive(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    set_archived(s, actor, id, false).await
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<ProvisionerJobLog>>> {
+    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(jobs::logs(&state, v.job_id, raw.as_deref()).await?))
+}
+
+async fn resources(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<WorkspaceResource>>> {
+    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(jobs::resources(&state, v.job_id).await?))
+}
+
+/// Parameters and variables exist once the import has ended.
+async fn completed_version(state: &AppState, actor: &Actor, id: &str) -> ApiResult<VersionRow> {
+    let (v, _) = version_for(state, actor, id, Action::Read).await?;
+    let job = state.store.job(v.job_id).await?;
+    if job.completed_at.is_none() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Job hasn't completed!",
+        ));
+    }
+    Ok(v)
+}
+
+pub fn parameter(p: coderd_db::model::Parameter) -> TemplateVersionParameter {
+    TemplateVersionParameter {
+        description_plaintext: p.description.clone(),
+        name: p.name,
+        display_name: p.display_name,
+        description: p.description,
+        kind: p.kind,
+        form_type: p.form_type,
+        mutable: p.mutable,
+        default_value: p.default_value,
+        icon: p.icon,
+        options: p
+            .options
+            .into_iter()
+            .map(|o| TemplateVersionParameterOption {
+                name: o.name,
+                description: o.description,
+                value: o.value,
+                icon: o.icon,
+            })
+            .collect(),
+        validation_error: p.validation_error,
+        validation_regex: p.validation_regex,
+        validation_min: p.validation_min,
+        validation_max: p.validation_max,
+        validation_monotonic: Some(p.validation_monotonic).filter(|m| !m.is_empty()),
+        required: p.required,
+        ephemeral: p.ephemeral,
+    }
+}
+
+async fn rich_parameters(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<TemplateVersionParameter>>> {
+    let v = completed_version(&state, &actor, &id).await?;
+    Ok(ok(state
+        .store
+        .version_parameters(v.id)
+        .await?
+        .into_iter()
+        .map(parameter)
+        .collect()))
+}
+
+const REDACTED: &str = "*redacted*";
+
+async fn variables(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<TemplateVersionVariable>>> {
+    let v = completed_version(&state, &actor, &id).await?;
+    Ok(ok(state
+        .store
+        .version_variables(v.id)
+        .await?
+        .into_iter()
+        .map(|v| TemplateVersionVariable {
+            value: if v.sensitive {
+                REDACTED.into()
+            } else {
+                v.value
+            },
+            default_value: if v.sensitive {
+                REDACTED.into()
+            } else {
+                v.default_value
+            },
+            name: v.name,
+            description: v.description,
+            kind: v.kind,
+            required: v.required,
+            sensitive: v.sensitive,
+        })
+        .collect()))
+}
+
+/// No external auth providers are configured on this server, so no version requires one.
+async fn external_auth(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    completed_version(&state, &actor, &id).await?;
+    Ok(ok(Vec::new()))
+}
+
+/// Presets are not parsed from templates yet, so every version has none.
+async fn presets(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    version_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(Vec::new()))
+}
+
+/// `/parameters` and `/schema` belong to Coder's removed legacy parameters: always `[]`.
+async fn removed_list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    version_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(Vec::new()))
+}
+
+async fn by_org_template_and_name(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((org, template, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<TemplateVersion>> {
+    let org = resolve::organization(&state, &actor, &org).await?;
+    let t = super::templates::readable_by_name(&state, &actor, org.id, &template).await?;
+    let v = state.store.version_by_name(t.id, &name).await?;
+    Ok(ok(render_one(&state, v).await?))
+}
+
+async fn previous(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((org, template, name)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let org = resolve::organization(&state, &actor, &org).await?;
+    let t = super::templates::readable_by_name(&state, &actor, org.id, &template).await?;
+    let v = state.store.version_by_name(t.id, &name).await?;
+    match state.store.previous_version(t.id, &v).await {
+        Ok(prev) => Ok(ok(render_one(&state, prev).await?).into_response()),
+        Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// -- dry runs ------------------------------------------------------------------------------
+
+async fn create_dry_run(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<CreateTemplateVersionDryRunRequest>,
+) -> ApiResult<Json<ProvisionerJob>> {
+    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    let import = state.store.job(v.job_id).await?;
+    if import.status != "succeeded" {
+        return Err(ApiError::bad_request(
+            "Template version import job hasn't completed!",
+        ));
+    }
+    let job_id = Uuid::new_v4();
+    let input = serde_json::json!({
+        "template_version_id": v.id,
+        "workspace_name": req.workspace_name,
+        "rich_parameter_values": req.rich_parameter_values,
+        "user_variable_values": req.user_variable_values,
+    });
+    state
+        .store
+        .insert_standalone_job(NewJob {
+            id: job_id,
+            organization_id: v.organization_id,
+            initiator_id: actor.user_id,
+            provisioner: &import.provisioner,
+            job_type: "template_version_dry_run",
+            input,
+            file_id: import.file_id,
+            tags: &import.tags.0,
+        })
+        .await?;
+    let job = state.store.job(job_id).await?;
+    jobs::announce(&state, &job).await;
+    Ok(created(jobs::render_job(&state, &job).await?))
+}
+
+/// The dry-run job `{jobID}` of the version: only its initiator sees it.
+async fn dry_run_job(state: &AppState, actor: &Actor, id: &str, job: &str) -> ApiResult<JobRow> {
+    let (v, _) = version_for(state, actor, id, Action::Read).await?;
+    let job = state.store.job(parse_uuid(job)?).await?;
+    let ours = job.job_type == "template_version_dry_run"
+        && jobs::input_uuid(&job, "template_version_id") == Some(v.id)
+        && job.initiator_id == actor.user_id;
+    if !ours {
+        return Err(ApiError::not_found());
+    }
+    Ok(job)
+}
+
+async fn dry_run(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, job)): Path<(String, String)>,
+) -> ApiResult<Json<ProvisionerJob>> {
+    let job = dry_run_job(&state, &actor, &id, &job).await?;
+    Ok(ok(jobs::render_job(&state, &job).await?))
+}
+
+async fn cancel_dry_run(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, job)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let job = dry_run_job(&state, &actor, &id, &job).await?;
+    jobs::cancel(&state, job.id, raw.as_deref()).await
+}
+
+async fn dry_run_logs(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, job)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<ProvisionerJobLog>>> {
+    let job = dry_run_job(&state, &actor, &id, &job).await?;
+    Ok(ok(jobs::logs(&state, job.id, raw.as_deref()).await?))
+}
+
+async fn dry_run_resources(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, job)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<WorkspaceResource>>> {
+    let job = dry_run_job(&state, &actor, &id, &job).await?;
+    Ok(ok(jobs::resources(&state, job.id).await?))
+}
+
+async fn dry_run_matched_provisioners(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, job)): Path<(String, String)>,
+) -> ApiResult<Json<codersdk::MatchedProvisioners>> {
+    let job = dry_run_job(&state, &actor, &id, &job).await?;
+    let daemons = state.store.list_daemons(job.organization_id).await?;
+    Ok(ok(matched_provisioners(
+        &daemons,
+        &job.provisioner,
+        &job.tags.0,
+    )))
+}
