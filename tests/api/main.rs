@@ -9,6 +9,8 @@ mod builtin_postgres;
 mod files;
 mod general;
 mod groups;
+mod jobs;
 mod organizations;
 mod ratelimit;
+mod templates;
 mod users;

@@ -312,3 +312,50 @@ impl Client {
         Ok((status, Self::decode(raw)?))
     }
 }
+
+impl Client {
+    pub async fn create_template_version(
+        &self,
+        org: Uuid,
+        req: &crate::CreateTemplateVersionRequest,
+    ) -> Result<crate::TemplateVersion, ClientError> {
+        self.post(&format!("/api/v2/organizations/{org}/templateversions"), req)
+            .await
+    }
+
+    pub async fn template_version(&self, id: Uuid) -> Result<crate::TemplateVersion, ClientError> {
+        self.get(&format!("/api/v2/templateversions/{id}")).await
+    }
+
+    pub async fn create_template(
+        &self,
+        org: Uuid,
+        req: &crate::CreateTemplateRequest,
+    ) -> Result<crate::Template, ClientError> {
+        self.post(&format!("/api/v2/organizations/{org}/templates"), req)
+            .await
+    }
+
+    pub async fn template(&self, id: Uuid) -> Result<crate::Template, ClientError> {
+        self.get(&format!("/api/v2/templates/{id}")).await
+    }
+
+    pub async fn template_versions(&self, template: Uuid, query: &str) -> Result<Vec<crate::TemplateVersion>, ClientError> {
+        self.get(&format!("/api/v2/templates/{template}/versions{query}"))
+            .await
+    }
+
+    pub async fn template_version_logs(
+        &self,
+        version: Uuid,
+        after: i64,
+    ) -> Result<Vec<crate::ProvisionerJobLog>, ClientError> {
+        self.get(&format!("/api/v2/templateversions/{version}/logs?after={after}"))
+            .await
+    }
+
+    /// GET any path and decode the JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.get(path).await
+    }
+}

@@ -3,6 +3,7 @@
 //! server on a random port, spoken to over HTTP through `codersdk::Client`. Every response the
 //! client receives is checked against the API reference.
 
+pub mod echo;
 pub mod schema;
 
 use std::os::unix::fs::PermissionsExt;
@@ -185,6 +186,7 @@ pub fn test_options(db_url: &str) -> ServerOptions {
         postgres_url: Some(db_url.to_string()),
         dangerous_disable_rate_limits: true,
         pg_conn_max_open: 5,
+        provisioner_poll_interval: std::time::Duration::from_secs(1),
         ..Default::default()
     }
 }

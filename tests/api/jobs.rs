@@ -1,0 +1,1 @@
+//! Provisioner job queue tests.

@@ -1,0 +1,1 @@
+//! Template API tests.
