@@ -496,14 +496,21 @@ impl Store {
         .await?)
     }
 
-    pub async fn update_template(&self, id: Uuid, f: &TemplateFields) -> Result<TemplateRow> {
+    /// Updates every field, and (when given) the group ACL, in one statement.
+    pub async fn update_template(
+        &self,
+        id: Uuid,
+        f: &TemplateFields,
+        group_acl: Option<&HashMap<Uuid, String>>,
+    ) -> Result<TemplateRow> {
         sqlx::query(
             "UPDATE templates SET updated_at = now(), name = $2, display_name = $3, description = $4, icon = $5, \
                  default_ttl = $6, activity_bump = $7, failure_ttl = $8, time_til_dormant = $9, \
                  time_til_dormant_autodelete = $10, autostop_requirement_days_of_week = $11, \
                  autostop_requirement_weeks = $12, autostart_allowed_days = $13, allow_user_autostart = $14, \
                  allow_user_autostop = $15, allow_user_cancel_workspace_jobs = $16, require_active_version = $17, \
-                 deprecated = $18, max_port_sharing_level = $19, cors_behavior = $20, use_classic_parameter_flow = $21 \
+                 deprecated = $18, max_port_sharing_level = $19, cors_behavior = $20, use_classic_parameter_flow = $21, \
+                 group_acl = COALESCE($22, group_acl) \
              WHERE id = $1 AND NOT deleted",
         )
         .bind(id)
@@ -527,6 +534,7 @@ impl Store {
         .bind(&f.max_port_sharing_level)
         .bind(&f.cors_behavior)
         .bind(f.use_classic_parameter_flow)
+        .bind(group_acl.map(Json))
         .execute(&self.pool)
         .await?;
         self.template(id).await

@@ -29,9 +29,11 @@ const EXTRA_ENUM_VALUES: &[&str] = &[
 
 /// Operations whose documented response the reference gets wrong; checked against what Coder
 /// really answers instead (docs/decisions.md).
-const RESPONSE_OVERRIDES: &[(&str, &str, &str)] = &[
-    ("GET", "/templates/{template}/versions/{templateversionname}", "codersdk.TemplateVersion"),
-];
+const RESPONSE_OVERRIDES: &[(&str, &str, &str)] = &[(
+    "GET",
+    "/templates/{template}/versions/{templateversionname}",
+    "codersdk.TemplateVersion",
+)];
 
 fn reference_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
@@ -146,7 +148,10 @@ impl Spec {
         let Some((op, spec_path)) = self.operation(method, path) else {
             return problems;
         };
-        if let Some((_, _, def)) = RESPONSE_OVERRIDES.iter().find(|(m, p, _)| *m == method && *p == spec_path) {
+        if let Some((_, _, def)) = RESPONSE_OVERRIDES
+            .iter()
+            .find(|(m, p, _)| *m == method && *p == spec_path)
+        {
             let schema = serde_json::json!({"$ref": format!("#/definitions/{def}")});
             self.check(&schema, &value, "$", &mut problems);
             return problems;

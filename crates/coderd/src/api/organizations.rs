@@ -43,14 +43,10 @@ pub(super) async fn org_for(
     resource: Resource,
     action: Action,
 ) -> ApiResult<OrganizationRow> {
+    // Whoever can see the organization learns that they may not do this (403).
     let org = resolve::organization(state, actor, raw).await?;
-    let obj = Object::in_org(resource, org.id);
-    if !actor.can(action, obj) {
-        return Err(if actor.can(Action::Read, obj) {
-            ApiError::forbidden()
-        } else {
-            ApiError::not_found()
-        });
+    if !actor.can(action, Object::in_org(resource, org.id)) {
+        return Err(ApiError::forbidden());
     }
     Ok(org)
 }

@@ -175,8 +175,8 @@ fn visibility(actor: &Actor) -> TemplateVisibility {
 }
 
 /// Validates the settings shared by create and update; collects every problem.
-fn validate(f: &TemplateFields) -> ApiResult<()> {
-    let mut err = ApiError::bad_request("Invalid request to create a template.");
+fn validate(f: &TemplateFields, message: &str) -> ApiResult<()> {
+    let mut err = ApiError::bad_request(message);
     if !resolve::valid_name(&f.name) {
         let tag = if f.name.is_empty() {
             "required"
@@ -203,6 +203,12 @@ fn validate(f: &TemplateFields) -> ApiResult<()> {
     ] {
         if v < 0 {
             err = err.with_validation(field, "Must be a positive integer.");
+        } else if field != "default_ttl_ms"
+            && field != "activity_bump_ms"
+            && v > 0
+            && v < 60_000 * NS_PER_MS
+        {
+            err = err.with_validation(field, "Value must be at least one minute.");
         }
     }
     if f.autostop_requirement_days_of_week
@@ -299,7 +305,7 @@ async fn create(
         cors_behavior: req.cors_behavior.unwrap_or_else(|| "simple".into()),
         use_classic_parameter_flow: req.template_use_classic_parameter_flow.unwrap_or(false),
     };
-    validate(&fields)?;
+    validate(&fields, "Invalid create template request.")?;
     let t = state
         .store
         .insert_template(
@@ -313,12 +319,19 @@ async fn create(
         .map_err(|e| match e {
             CreateTemplateError::VersionNotFound => ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("Template version {version_id:?} not found."),
+                format!(
+                    "Template version {:?} does not exist.",
+                    version_id.to_string()
+                ),
             )
             .with_validation("template_version_id", "Template version not found."),
             CreateTemplateError::VersionInTemplate => ApiError::bad_request(format!(
                 "Template version {version_id} is already part of a template"
-            )),
+            ))
+            .with_validation(
+                "template_version_id",
+                "Template version is already part of a template.",
+            ),
             CreateTemplateError::VersionArchived => {
                 ApiError::bad_request(format!("Template version {version_id} is archived."))
                     .with_validation("template_version_id", "Template version is archived.")
@@ -446,18 +459,15 @@ async fn update(
     if format!("{before:?}") == format!("{f:?}") && !drop_everyone {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    validate(&f)?;
-    if drop_everyone {
-        let mut groups = t.group_acl.0.clone();
-        groups.remove(&t.organization_id);
-        state
-            .store
-            .set_template_acl(t.id, &t.user_acl.0, &groups)
-            .await?;
-    }
+    validate(&f, "Invalid request to update template metadata!")?;
+    let groups = drop_everyone.then(|| {
+        let mut g = t.group_acl.0.clone();
+        g.remove(&t.organization_id);
+        g
+    });
     let updated = state
         .store
-        .update_template(t.id, &f)
+        .update_template(t.id, &f, groups.as_ref())
         .await
         .map_err(duplicate_template(&f.name))?;
     let _ = state
@@ -473,15 +483,18 @@ async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let t = template_for(&state, &actor, &id, Action::Delete).await?;
+    if state.store.template_has_workspaces(t.id).await? {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "All workspaces must be deleted before a template can be removed.",
+        ));
+    }
     state.store.delete_template(t.id).await?;
     let _ = state
         .pubsub
         .publish(&format!("template:{}", t.id), "")
         .await;
-    Ok(message(
-        StatusCode::OK,
-        &format!("Template {:?} has been deleted!", t.name),
-    ))
+    Ok(message(StatusCode::OK, "Template has been deleted!"))
 }
 
 async fn versions(
