@@ -87,6 +87,7 @@ pub struct Produced<'a> {
     pub resources: Vec<(&'a str, &'a [Resource])>,
     pub timings: &'a [Timing],
     pub import: Option<ImportProduct<'a>>,
+    pub build: Option<crate::workspaces::BuildProduct<'a>>,
 }
 
 pub struct ImportProduct<'a> {
@@ -293,26 +294,39 @@ impl Store {
         .await?)
     }
 
-    /// Queue position (1-based) and size of each pending job among `ids`: the pending jobs of
-    /// the same organization, provisioner and tags created before it. Counted straight off the
-    /// pending-jobs index, so the cost is the number of jobs ahead, not the size of the table.
+    /// Queue position (1-based) and size of each pending job among `ids`, among the pending
+    /// jobs of the same organization, provisioner and tags. One job is answered with two
+    /// counts over the pending-jobs index; several with one window pass per queue they are in
+    /// (never the pending × daemons join upstream pays for). See benches/README.md.
     pub async fn queue_positions(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (i64, i64)>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
-            "SELECT j.id, \
-                 (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
-                    AND p.organization_id = j.organization_id AND p.provisioner = j.provisioner \
-                    AND p.tags = j.tags AND (p.created_at, p.id) <= (j.created_at, j.id)), \
-                 (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
-                    AND p.organization_id = j.organization_id AND p.provisioner = j.provisioner \
-                    AND p.tags = j.tags) \
-             FROM provisioner_jobs j WHERE j.id = ANY($1) AND j.job_status = 'pending'",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = match ids.len() {
+            0 => return Ok(HashMap::new()),
+            1 => {
+                "SELECT j.id, \
+                     (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
+                        AND p.organization_id = j.organization_id AND p.provisioner = j.provisioner \
+                        AND p.tags = j.tags AND (p.created_at, p.id) <= (j.created_at, j.id)), \
+                     (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
+                        AND p.organization_id = j.organization_id AND p.provisioner = j.provisioner \
+                        AND p.tags = j.tags) \
+                 FROM provisioner_jobs j WHERE j.id = ANY($1) AND j.job_status = 'pending'"
+            }
+            _ => {
+                "WITH wanted AS (SELECT id, organization_id, provisioner, tags FROM provisioner_jobs \
+                                 WHERE id = ANY($1) AND job_status = 'pending'), \
+                 queues AS (SELECT DISTINCT organization_id, provisioner, tags FROM wanted), \
+                 ranked AS (SELECT p.id, \
+                                row_number() OVER (PARTITION BY p.organization_id, p.provisioner, p.tags \
+                                                   ORDER BY p.created_at, p.id) AS position, \
+                                count(*) OVER (PARTITION BY p.organization_id, p.provisioner, p.tags) AS size \
+                            FROM provisioner_jobs p JOIN queues q ON q.organization_id = p.organization_id \
+                                 AND q.provisioner = p.provisioner AND q.tags = p.tags \
+                            WHERE p.job_status = 'pending') \
+                 SELECT r.id, r.position, r.size FROM ranked r JOIN wanted w ON w.id = r.id"
+            }
+        };
+        let rows: Vec<(Uuid, i64, i64)> =
+            sqlx::query_as(sql).bind(ids).fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .map(|(id, pos, size)| (id, (pos, size)))
@@ -463,6 +477,9 @@ impl Store {
                 insert_timings(&mut tx, id, p.timings).await?;
                 if let Some(import) = p.import {
                     store_import(&mut tx, &import).await?;
+                }
+                if let Some(build) = &p.build {
+                    crate::workspaces::store_build(&mut tx, build).await?;
                 }
                 sqlx::query(
                     "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp() \
