@@ -8,8 +8,10 @@ mod jobs;
 pub mod model;
 mod organizations;
 pub mod pubsub;
+pub mod schedule;
 mod templates;
 mod users;
+mod workspaces;
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,10 @@ pub use templates::{
     CreateTemplateError, NewVersion, TemplateFields, TemplateRow, TemplateVisibility, VersionRow,
 };
 pub use users::{ActorRow, ApiKeyRow, NewApiKey, NewUser, UserFilter, UserRow};
+pub use workspaces::{
+    BuildContext, BuildInsertError, BuildProduct, BuildRow, NewBuild, NewWorkspace, TemplateStats,
+    WorkspaceFilter, WorkspaceRow, WorkspaceVisibility,
+};
 
 /// The migrations in `migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -93,6 +93,15 @@ impl Store {
         .await?)
     }
 
+    pub async fn organizations_by_ids(&self, ids: &[Uuid]) -> Result<Vec<OrganizationRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn organization_by_name(&self, name: &str) -> Result<OrganizationRow> {
         Ok(sqlx::query_as(&format!(
             "SELECT {ORG_COLUMNS} FROM organizations WHERE lower(name) = lower($1)"

@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coderd_db::pubsub::Pubsub;
-use coderd_db::{Completion, ImportProduct, JobRow, NewDaemon, NewLog, Produced, Store};
+use coderd_db::schedule;
+use coderd_db::{
+    BuildContext, BuildProduct, Completion, ImportProduct, JobRow, NewDaemon, NewLog, Produced,
+    Store,
+};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -15,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     Failure, JobContext, JobKind, JobRequest, Log, Outcome, ParameterValue, Provisioner,
-    VariableValue,
+    Transition, VariableValue, WorkspaceFacts,
 };
 
 /// Channel on which new jobs are announced.
@@ -40,6 +44,8 @@ pub struct DaemonConfig {
     pub version: String,
     /// How long shutdown waits for running jobs before failing them.
     pub shutdown_grace: Duration,
+    /// The deployment's URL, handed to builds (Coder's agents dial it).
+    pub access_url: String,
 }
 
 /// Running daemons.
@@ -184,7 +190,11 @@ impl Daemon {
             tracing::info_span!("job", id = %job.id, kind = %job.job_type, daemon = %self.name);
         let _enter = span.enter();
         tracing::info!("running provisioner job");
-        let outcome = self.execute(&job).await;
+        let (outcome, build) = self.execute(&job).await;
+        let build_product = match (&outcome, &build) {
+            (Ok(Outcome::Build(result)), Some(ctx)) => Some(finish_build(ctx, result)),
+            _ => None,
+        };
         let how = match &outcome {
             Ok(Outcome::Import(r)) => {
                 let version = job_input(&job).template_version_id.unwrap_or_default();
@@ -197,6 +207,7 @@ impl Daemon {
                         variables: &r.variables,
                         parameters: &r.parameters,
                     }),
+                    build: None,
                 })
             }
             Ok(Outcome::DryRun { resources }) => Completion::Succeeded(Produced {
@@ -204,9 +215,16 @@ impl Daemon {
                 ..Default::default()
             }),
             Ok(Outcome::Build(b)) => Completion::Succeeded(Produced {
-                resources: vec![("start", &b.resources)],
+                resources: vec![(
+                    build
+                        .as_ref()
+                        .map(|c| c.transition.as_str())
+                        .unwrap_or("start"),
+                    &b.resources,
+                )],
                 timings: &b.timings,
                 import: None,
+                build: build_product,
             }),
             Err(Failure::Canceled) => Completion::Canceled,
             Err(Failure::Failed { error, error_code }) => Completion::Failed {
@@ -215,9 +233,7 @@ impl Daemon {
             },
         };
         match self.store.complete_job(job.id, Some(self.id), how).await {
-            Ok(true) => {
-                tracing::info!(result = ?outcome.as_ref().map(|_| "succeeded"), "provisioner job finished")
-            }
+            Ok(true) => tracing::info!(succeeded = outcome.is_ok(), "provisioner job finished"),
             Ok(false) => tracing::info!("provisioner job had already ended; result discarded"),
             Err(e) => tracing::error!(error = %e, "completing provisioner job"),
         }
@@ -225,10 +241,32 @@ impl Daemon {
             .pubsub
             .publish(&logs_channel(job.id), r#"{"end_of_logs":true}"#)
             .await;
+        if let Some(ctx) = &build {
+            let payload =
+                serde_json::json!({"kind": "state_change", "workspace_id": ctx.workspace_id});
+            let _ = self
+                .pubsub
+                .publish(
+                    &format!("workspace_owner:{}", ctx.owner_id),
+                    &payload.to_string(),
+                )
+                .await;
+        }
     }
 
-    /// Runs the job's provisioner with heartbeats and log shipping until it ends.
-    async fn execute(&mut self, job: &JobRow) -> Result<Outcome, Failure> {
+    /// Runs the job's provisioner with heartbeats and log shipping until it ends; for builds,
+    /// also answers the build's context.
+    async fn execute(&mut self, job: &JobRow) -> (Result<Outcome, Failure>, Option<BuildContext>) {
+        let mut build = None;
+        let result = self.execute_inner(job, &mut build).await;
+        (result, build)
+    }
+
+    async fn execute_inner(
+        &mut self,
+        job: &JobRow,
+        build: &mut Option<BuildContext>,
+    ) -> Result<Outcome, Failure> {
         let provisioner = self
             .cfg
             .provisioners
@@ -255,16 +293,64 @@ impl Daemon {
             "template_version_dry_run" => JobKind::DryRun {
                 parameters: input.rich_parameter_values,
                 variables: input.user_variable_values,
-                workspace: crate::WorkspaceFacts {
+                workspace: WorkspaceFacts {
+                    access_url: self.cfg.access_url.clone(),
                     workspace_name: input.workspace_name,
                     ..Default::default()
                 },
             },
-            other => {
-                return Err(Failure::failed(format!(
-                    "this server cannot run {other} jobs yet"
-                )))
+            "workspace_build" => {
+                let id = input
+                    .workspace_build_id
+                    .ok_or_else(|| Failure::failed("the job names no workspace build"))?;
+                let ctx =
+                    self.store.build_context(id).await.map_err(|e| {
+                        Failure::failed(format!("reading the workspace build: {e}"))
+                    })?;
+                let variables = self
+                    .store
+                    .version_variables(ctx.template_version_id)
+                    .await
+                    .map_err(|e| Failure::failed(format!("reading template variables: {e}")))?
+                    .into_iter()
+                    .map(|v| VariableValue {
+                        name: v.name,
+                        value: v.value,
+                    })
+                    .collect();
+                let transition = match ctx.transition.as_str() {
+                    "stop" => Transition::Stop,
+                    "delete" => Transition::Delete,
+                    _ => Transition::Start,
+                };
+                let kind = JobKind::Build {
+                    transition,
+                    parameters: ctx
+                        .parameters
+                        .iter()
+                        .map(|(name, value)| ParameterValue {
+                            name: name.clone(),
+                            value: value.clone(),
+                        })
+                        .collect(),
+                    variables,
+                    state: ctx.state.clone(),
+                    workspace: WorkspaceFacts {
+                        access_url: self.cfg.access_url.clone(),
+                        workspace_id: ctx.workspace_id,
+                        workspace_name: ctx.workspace_name.clone(),
+                        owner_id: ctx.owner_id,
+                        owner_name: ctx.owner_name.clone(),
+                        owner_email: ctx.owner_email.clone(),
+                        template_id: ctx.template_id,
+                        template_name: ctx.template_name.clone(),
+                        template_version: ctx.template_version.clone(),
+                    },
+                };
+                *build = Some(ctx);
+                kind
             }
+            other => return Err(Failure::failed(format!("unknown job type {other:?}"))),
         };
         let (log_tx, log_rx) = mpsc::unbounded_channel();
         let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -311,9 +397,44 @@ impl Daemon {
     }
 }
 
+/// What a successful build writes back: state, deadline (start builds only), cost, and
+/// whether the workspace is now deleted.
+fn finish_build<'a>(ctx: &BuildContext, result: &'a crate::BuildResult) -> BuildProduct<'a> {
+    let zero = schedule::zero_time();
+    let deadline = if ctx.transition == "start" {
+        let ttl_ns = if ctx.template_allow_user_autostop {
+            ctx.ttl.unwrap_or(0)
+        } else {
+            ctx.template_default_ttl
+        };
+        let autostart = ctx
+            .autostart_schedule
+            .as_deref()
+            .and_then(|s| schedule::Weekly::parse(s).ok());
+        schedule::start_deadline(
+            chrono::Utc::now(),
+            chrono::Duration::nanoseconds(ttl_ns),
+            autostart.as_ref(),
+            zero,
+        )
+    } else {
+        zero
+    };
+    BuildProduct {
+        build_id: ctx.build_id,
+        workspace_id: ctx.workspace_id,
+        state: result.state.as_deref(),
+        deadline,
+        max_deadline: zero,
+        daily_cost: result.resources.iter().map(|r| r.daily_cost).sum(),
+        delete_workspace: ctx.transition == "delete",
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct JobInput {
+    workspace_build_id: Option<Uuid>,
     template_version_id: Option<Uuid>,
     user_variable_values: Vec<VariableValue>,
     rich_parameter_values: Vec<ParameterValue>,

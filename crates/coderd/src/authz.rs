@@ -22,6 +22,7 @@ pub enum Resource {
     Template,
     ProvisionerJobs,
     ProvisionerDaemon,
+    Workspace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,7 @@ fn site_grants(role: &str) -> &'static [Grant] {
         "owner" => &[(None, CRUD)],
         "template-admin" => &[
             (Some(Template), CRUD),
+            (Some(Workspace), READ),
             (Some(ProvisionerJobs), READ),
             (Some(ProvisionerDaemon), READ),
             (Some(File), &[Read, Create]),
@@ -140,6 +142,7 @@ fn org_grants(role: &str) -> &'static [Grant] {
         ],
         "organization-admin" => &[
             (Some(Template), CRUD),
+            (Some(Workspace), CRUD),
             (Some(ProvisionerJobs), READ),
             (Some(Organization), &[Read, Update]),
             (Some(OrganizationMember), CRUD),
@@ -163,6 +166,7 @@ const OWNER_GRANTS: &[Grant] = &[
     (Some(User), &[Read, UpdatePersonal]),
     (Some(ApiKey), CRUD),
     (Some(File), &[Read, Create]),
+    (Some(Workspace), CRUD),
 ];
 
 fn grants(list: &[Grant], action: Action, resource: Resource) -> bool {
@@ -252,6 +256,46 @@ impl Actor {
         }
     }
 
+    /// Whether the actor may do `action` to a workspace: through roles (owners act on their
+    /// own), or the workspace's ACL (`use` reads and starts/stops it, `admin` also deletes).
+    pub fn can_workspace(
+        &self,
+        action: Action,
+        org: Uuid,
+        owner: Uuid,
+        user_acl: &HashMap<Uuid, String>,
+        group_acl: &HashMap<Uuid, String>,
+    ) -> bool {
+        let obj = Object {
+            resource: Workspace,
+            org: Some(org),
+            owner: Some(owner),
+        };
+        if self.can(action, obj) {
+            return true;
+        }
+        if !self.is_member_of(org) {
+            return false;
+        }
+        let roles = user_acl
+            .get(&self.user_id)
+            .into_iter()
+            .chain(self.groups.iter().filter_map(|g| group_acl.get(g)));
+        let mut best = None;
+        for r in roles {
+            match r.as_str() {
+                "admin" => best = Some("admin"),
+                "use" if best.is_none() => best = Some("use"),
+                _ => {}
+            }
+        }
+        match best {
+            Some("admin") => action != Create,
+            Some(_) => matches!(action, Read | Update),
+            None => false,
+        }
+    }
+
     /// Whether this actor may grant or take away `role` (in `org` for organization roles).
     pub fn can_assign(&self, role: &str, org: Option<Uuid>) -> bool {
         if self.is_owner() {
@@ -332,6 +376,7 @@ fn resource_name(r: Resource) -> &'static str {
         Template => "template",
         ProvisionerJobs => "provisioner_jobs",
         ProvisionerDaemon => "provisioner_daemon",
+        Workspace => "workspace",
     }
 }
 

@@ -136,6 +136,11 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_SECURE_AUTH_COOKIE")]
     pub secure_auth_cookie: bool,
 
+    /// Let users rename workspaces (off by default, as Coder's: renames can break tools that
+    /// remember workspaces by name).
+    #[arg(long, env = "CODER_ALLOW_WORKSPACE_RENAMES")]
+    pub allow_workspace_renames: bool,
+
     /// Refuse password logins.
     #[arg(long, env = "CODER_DISABLE_PASSWORD_AUTH")]
     pub disable_password_auth: bool,

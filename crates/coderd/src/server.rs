@@ -126,6 +126,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             secure_auth_cookie: opts.secure_auth_cookie,
             disable_password_auth: opts.disable_password_auth,
             disable_session_expiry_refresh: opts.disable_session_expiry_refresh,
+            allow_workspace_renames: opts.allow_workspace_renames,
         },
         limits: RateLimits {
             api: limit(opts.api_rate_limit),
@@ -158,6 +159,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
                 heartbeat_interval: Duration::from_secs(1),
                 version: crate::middleware::VERSION.to_string(),
                 shutdown_grace: Duration::from_secs(10),
+                access_url: access_url.clone(),
             },
         )
     });

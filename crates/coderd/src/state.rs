@@ -19,6 +19,7 @@ pub struct ApiConfig {
     pub secure_auth_cookie: bool,
     pub disable_password_auth: bool,
     pub disable_session_expiry_refresh: bool,
+    pub allow_workspace_renames: bool,
 }
 
 pub struct Inner {

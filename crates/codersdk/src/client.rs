@@ -319,8 +319,11 @@ impl Client {
         org: Uuid,
         req: &crate::CreateTemplateVersionRequest,
     ) -> Result<crate::TemplateVersion, ClientError> {
-        self.post(&format!("/api/v2/organizations/{org}/templateversions"), req)
-            .await
+        self.post(
+            &format!("/api/v2/organizations/{org}/templateversions"),
+            req,
+        )
+        .await
     }
 
     pub async fn template_version(&self, id: Uuid) -> Result<crate::TemplateVersion, ClientError> {
@@ -340,7 +343,11 @@ impl Client {
         self.get(&format!("/api/v2/templates/{id}")).await
     }
 
-    pub async fn template_versions(&self, template: Uuid, query: &str) -> Result<Vec<crate::TemplateVersion>, ClientError> {
+    pub async fn template_versions(
+        &self,
+        template: Uuid,
+        query: &str,
+    ) -> Result<Vec<crate::TemplateVersion>, ClientError> {
         self.get(&format!("/api/v2/templates/{template}/versions{query}"))
             .await
     }
@@ -350,8 +357,10 @@ impl Client {
         version: Uuid,
         after: i64,
     ) -> Result<Vec<crate::ProvisionerJobLog>, ClientError> {
-        self.get(&format!("/api/v2/templateversions/{version}/logs?after={after}"))
-            .await
+        self.get(&format!(
+            "/api/v2/templateversions/{version}/logs?after={after}"
+        ))
+        .await
     }
 
     /// GET any path and decode the JSON answer.

@@ -3,13 +3,16 @@
 //! Response types always serialize every field (null where Coder sends null, `[]` for empty
 //! lists). Request types accept missing fields and `null` as the zero value, as Go's decoder does.
 
+pub mod base64;
 mod client;
 mod templates;
 mod types;
+mod workspaces;
 
 pub use client::{Client, ClientError};
 pub use templates::*;
 pub use types::*;
+pub use workspaces::*;
 
 /// Header that carries a session token.
 pub const SESSION_TOKEN_HEADER: &str = "Coder-Session-Token";

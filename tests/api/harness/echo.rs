@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use codersdk::{Client, CreateTemplateRequest, CreateTemplateVersionRequest, Template, TemplateVersion};
+use codersdk::{
+    Client, CreateTemplateRequest, CreateTemplateVersionRequest, Template, TemplateVersion,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -19,7 +21,12 @@ pub fn echo_tar(echo: &Value) -> Vec<u8> {
 }
 
 /// Uploads an echo archive and creates a version from it (not waiting for the import).
-pub async fn create_version(client: &Client, org: Uuid, echo: &Value, template: Option<Uuid>) -> TemplateVersion {
+pub async fn create_version(
+    client: &Client,
+    org: Uuid,
+    echo: &Value,
+    template: Option<Uuid>,
+) -> TemplateVersion {
     create_version_with(client, org, echo, |r| r.template_id = template).await
 }
 
@@ -29,7 +36,10 @@ pub async fn create_version_with(
     echo: &Value,
     configure: impl FnOnce(&mut CreateTemplateVersionRequest),
 ) -> TemplateVersion {
-    let (_, file) = client.upload("application/x-tar", echo_tar(echo)).await.expect("uploading");
+    let (_, file) = client
+        .upload("application/x-tar", echo_tar(echo))
+        .await
+        .expect("uploading");
     let mut req = CreateTemplateVersionRequest {
         storage_method: "file".into(),
         provisioner: "echo".into(),
@@ -37,18 +47,28 @@ pub async fn create_version_with(
         ..Default::default()
     };
     configure(&mut req);
-    client.create_template_version(org, &req).await.expect("creating a template version")
+    client
+        .create_template_version(org, &req)
+        .await
+        .expect("creating a template version")
 }
 
 /// Polls the version until its import job has ended.
 pub async fn wait_import(client: &Client, version: Uuid) -> TemplateVersion {
     let started = Instant::now();
     loop {
-        let v = client.template_version(version).await.expect("reading the version");
+        let v = client
+            .template_version(version)
+            .await
+            .expect("reading the version");
         if matches!(v.job.status.as_str(), "succeeded" | "failed" | "canceled") {
             return v;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "import did not finish: {:?}", v.job);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "import did not finish: {:?}",
+            v.job
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -57,26 +77,41 @@ pub async fn wait_import(client: &Client, version: Uuid) -> TemplateVersion {
 pub async fn wait_status(client: &Client, version: Uuid, status: &str) -> TemplateVersion {
     let started = Instant::now();
     loop {
-        let v = client.template_version(version).await.expect("reading the version");
+        let v = client
+            .template_version(version)
+            .await
+            .expect("reading the version");
         if v.job.status == status {
             return v;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "job never became {status}: {:?}", v.job);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "job never became {status}: {:?}",
+            v.job
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// An imported version and a template made from it.
-pub async fn create_template(client: &Client, org: Uuid, name: &str, echo: &Value) -> (Template, TemplateVersion) {
+pub async fn create_template(
+    client: &Client,
+    org: Uuid,
+    name: &str,
+    echo: &Value,
+) -> (Template, TemplateVersion) {
     let v = create_version(client, org, echo, None).await;
     let v = wait_import(client, v.id).await;
     assert_eq!(v.job.status, "succeeded", "{:?}", v.job);
     let t = client
-        .create_template(org, &CreateTemplateRequest {
-            name: name.into(),
-            template_version_id: Some(v.id),
-            ..Default::default()
-        })
+        .create_template(
+            org,
+            &CreateTemplateRequest {
+                name: name.into(),
+                template_version_id: Some(v.id),
+                ..Default::default()
+            },
+        )
         .await
         .expect("creating a template");
     (t, v)

@@ -76,10 +76,38 @@ impl JobViews {
         for org in orgs {
             daemons.insert(org, state.store.list_daemons(org).await?);
         }
-        let version_ids: Vec<Uuid> = jobs
+        let build_ids: Vec<Uuid> = jobs
+            .iter()
+            .filter_map(|j| input_uuid(j, "workspace_build_id"))
+            .collect();
+        let builds: HashMap<Uuid, coderd_db::BuildRow> = if build_ids.is_empty() {
+            HashMap::new()
+        } else {
+            state
+                .store
+                .builds_by_ids(&build_ids)
+                .await?
+                .into_iter()
+                .map(|b| (b.id, b))
+                .collect()
+        };
+        let ws_ids: Vec<Uuid> = builds.values().map(|b| b.workspace_id).collect();
+        let workspaces: HashMap<Uuid, coderd_db::WorkspaceRow> = if ws_ids.is_empty() {
+            HashMap::new()
+        } else {
+            state
+                .store
+                .workspaces_by_ids(&ws_ids)
+                .await?
+                .into_iter()
+                .map(|w| (w.id, w))
+                .collect()
+        };
+        let mut version_ids: Vec<Uuid> = jobs
             .iter()
             .filter_map(|j| input_uuid(j, "template_version_id"))
             .collect();
+        version_ids.extend(builds.values().map(|b| b.template_version_id));
         let versions = state.store.versions_by_ids(&version_ids).await?;
         let template_ids: Vec<Uuid> = versions.iter().filter_map(|v| v.template_id).collect();
         let templates: HashMap<Uuid, coderd_db::TemplateRow> = state
@@ -94,7 +122,14 @@ impl JobViews {
         let mut metadata = HashMap::new();
         for j in jobs {
             let mut m = ProvisionerJobMetadata::default();
-            if let Some(v) = input_uuid(j, "template_version_id").and_then(|id| versions.get(&id)) {
+            let build = input_uuid(j, "workspace_build_id").and_then(|id| builds.get(&id));
+            if let Some(w) = build.and_then(|b| workspaces.get(&b.workspace_id)) {
+                m.workspace_id = Some(w.id);
+                m.workspace_name = w.name.clone();
+            }
+            let version =
+                input_uuid(j, "template_version_id").or(build.map(|b| b.template_version_id));
+            if let Some(v) = version.and_then(|id| versions.get(&id)) {
                 m.template_version_name = v.name.clone();
                 if let Some(t) = v.template_id.and_then(|t| templates.get(&t)) {
                     m.template_id = t.id;

@@ -1,6 +1,7 @@
 //! The `/api/v2` router: one module per resource, each with its `routes()`.
 
 mod apikeys;
+mod builds;
 mod convert;
 mod examples;
 mod files;
@@ -8,11 +9,14 @@ mod general;
 mod groups;
 mod jobs;
 mod organizations;
+mod parameters;
 mod provisioners;
 mod resolve;
 mod templates;
 mod templateversions;
 mod users;
+mod workspaces;
+mod wsbuild;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -36,6 +40,8 @@ pub fn router(state: AppState) -> Router {
         .merge(templates::routes())
         .merge(templateversions::routes())
         .merge(provisioners::routes())
+        .merge(workspaces::routes())
+        .merge(builds::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), crate::ratelimit::api))

@@ -489,6 +489,12 @@ async fn delete_user(
             "You cannot delete yourself!",
         ));
     }
+    if state.store.user_has_workspaces(u.id).await? {
+        return Err(ApiError::new(
+            StatusCode::EXPECTATION_FAILED,
+            "You cannot remove a user that has workspaces. Delete their workspaces and try again!",
+        ));
+    }
     state.store.delete_user(u.id).await?;
     Ok(message(StatusCode::OK, "User has been deleted!"))
 }

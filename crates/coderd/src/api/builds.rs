@@ -1,0 +1,457 @@
+//! Workspace builds: rendering (a fixed number of queries for any number of builds), creating,
+//! reading, canceling, logs, parameters, state, resources and timings.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use axum::Router;
+use coderd_db::schedule::is_zero;
+use coderd_db::{BuildRow, JobRow, StoreError, TemplateRow, WorkspaceRow};
+use codersdk::{
+    CreateWorkspaceBuildRequest, ProvisionerJobLog, ProvisionerTiming,
+    UpdateWorkspaceBuildStateRequest, WorkspaceBuild, WorkspaceBuildParameter,
+    WorkspaceBuildTimings, WorkspaceResource,
+};
+use uuid::Uuid;
+
+use super::jobs::{self, matched_provisioners, JobViews};
+use super::resolve;
+use super::workspaces::workspace_for;
+use super::wsbuild::{self, BuildSpec};
+use crate::authz::{Action, Actor};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{created, ok, Body, Json};
+use crate::http::params::{parse_time, parse_uuid, Pagination, QueryErrors, QueryParams};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspaces/{workspace}/builds", get(list).post(create))
+        .route("/workspacebuilds/{workspacebuild}", get(get_one))
+        .route(
+            "/users/{user}/workspace/{workspacename}/builds/{buildnumber}",
+            get(by_number),
+        )
+        .route("/workspacebuilds/{workspacebuild}/cancel", patch(cancel))
+        .route("/workspacebuilds/{workspacebuild}/logs", get(logs))
+        .route(
+            "/workspacebuilds/{workspacebuild}/parameters",
+            get(parameters),
+        )
+        .route(
+            "/workspacebuilds/{workspacebuild}/state",
+            get(get_state).put(put_state),
+        )
+        .route("/workspacebuilds/{workspacebuild}/timings", get(timings))
+        .route(
+            "/workspacebuilds/{workspacebuild}/resources",
+            get(resources),
+        )
+}
+
+/// Coder's build status from the job's status and the transition.
+pub fn status(job_status: &str, transition: &str) -> &'static str {
+    match (job_status, transition) {
+        ("pending", _) => "pending",
+        ("running", "start") => "starting",
+        ("running", "stop") => "stopping",
+        ("running", "delete") => "deleting",
+        ("succeeded", "start") => "running",
+        ("succeeded", "stop") => "stopped",
+        ("succeeded", "delete") => "deleted",
+        ("canceling", _) => "canceling",
+        ("canceled", _) => "canceled",
+        _ => "failed",
+    }
+}
+
+/// Renders builds with their jobs, resources, versions and people.
+pub async fn render(state: &AppState, builds: Vec<BuildRow>) -> ApiResult<Vec<WorkspaceBuild>> {
+    let ws_ids: Vec<Uuid> = builds.iter().map(|b| b.workspace_id).collect();
+    let workspaces: HashMap<Uuid, WorkspaceRow> = state
+        .store
+        .workspaces_by_ids(&ws_ids)
+        .await?
+        .into_iter()
+        .map(|w| (w.id, w))
+        .collect();
+    let mut user_ids: Vec<Uuid> = builds.iter().map(|b| b.initiator_id).collect();
+    user_ids.extend(workspaces.values().map(|w| w.owner_id));
+    let users: HashMap<Uuid, coderd_db::UserRow> = state
+        .store
+        .users_by_ids(&user_ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let version_ids: Vec<Uuid> = builds.iter().map(|b| b.template_version_id).collect();
+    let versions: HashMap<Uuid, coderd_db::VersionRow> = state
+        .store
+        .versions_by_ids(&version_ids)
+        .await?
+        .into_iter()
+        .map(|v| (v.id, v))
+        .collect();
+    let job_ids: Vec<Uuid> = builds.iter().map(|b| b.job_id).collect();
+    let jobs: HashMap<Uuid, JobRow> = state
+        .store
+        .jobs_by_ids(&job_ids)
+        .await?
+        .into_iter()
+        .map(|j| (j.id, j))
+        .collect();
+    let refs: Vec<&JobRow> = jobs.values().collect();
+    let views = JobViews::load(state, &refs).await?;
+    let mut resources: HashMap<Uuid, Vec<WorkspaceResource>> = HashMap::new();
+    for r in state.store.resources_for_jobs(&job_ids).await? {
+        resources
+            .entry(r.job_id)
+            .or_default()
+            .push(jobs::resource(r));
+    }
+    builds
+        .into_iter()
+        .map(|b| {
+            let missing = |what: &str| {
+                ApiError::internal(
+                    "Rendering a workspace build",
+                    format!("its {what} is missing"),
+                )
+            };
+            let w = workspaces
+                .get(&b.workspace_id)
+                .ok_or_else(|| missing("workspace"))?;
+            let j = jobs.get(&b.job_id).ok_or_else(|| missing("job"))?;
+            let owner = users.get(&w.owner_id);
+            let zero_is_null = |t: chrono::DateTime<chrono::Utc>| (!is_zero(t)).then_some(t);
+            Ok(WorkspaceBuild {
+                id: b.id,
+                created_at: b.created_at,
+                updated_at: b.updated_at,
+                workspace_id: w.id,
+                workspace_name: w.name.clone(),
+                workspace_owner_id: w.owner_id,
+                workspace_owner_name: owner.map(|u| u.username.clone()).unwrap_or_default(),
+                workspace_owner_avatar_url: owner.map(|u| u.avatar_url.clone()).unwrap_or_default(),
+                template_version_id: b.template_version_id,
+                template_version_name: versions
+                    .get(&b.template_version_id)
+                    .map(|v| v.name.clone())
+                    .unwrap_or_default(),
+                build_number: b.build_number,
+                status: status(&j.status, &b.transition).into(),
+                transition: b.transition,
+                initiator_id: b.initiator_id,
+                initiator_name: users
+                    .get(&b.initiator_id)
+                    .map(|u| u.username.clone())
+                    .unwrap_or_default(),
+                matched_provisioners: matched_provisioners(
+                    views.daemons(j.organization_id),
+                    &j.provisioner,
+                    &j.tags.0,
+                ),
+                job: views.render(j),
+                reason: b.reason,
+                resources: resources.remove(&b.job_id).unwrap_or_default(),
+                deadline: zero_is_null(b.deadline),
+                max_deadline: zero_is_null(b.max_deadline),
+                daily_cost: b.daily_cost,
+                template_version_preset_id: None,
+                has_ai_task: false,
+                has_external_agent: false,
+            })
+        })
+        .collect()
+}
+
+pub async fn render_one(state: &AppState, b: BuildRow) -> ApiResult<WorkspaceBuild> {
+    Ok(render(state, vec![b]).await?.remove(0))
+}
+
+/// The `{workspacebuild}` of the path with its workspace and template, checked for `action`
+/// on the workspace.
+async fn build_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+) -> ApiResult<(BuildRow, WorkspaceRow, TemplateRow)> {
+    let b = state.store.build(parse_uuid(raw)?).await?;
+    let (w, t) = workspace_for(state, actor, &b.workspace_id.to_string(), action, true).await?;
+    Ok((b, w, t))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<CreateWorkspaceBuildRequest>,
+) -> ApiResult<Json<WorkspaceBuild>> {
+    if req.orphan && req.transition != "delete" {
+        return Err(ApiError::bad_request(
+            "Orphan is only permitted when deleting a workspace.",
+        ));
+    }
+    if req.orphan && !req.state.is_empty() {
+        return Err(ApiError::bad_request(
+            "ProvisionerState cannot be set alongside Orphan since state intent is unclear.",
+        ));
+    }
+    if !matches!(req.transition.as_str(), "start" | "stop" | "delete") {
+        let tag = if req.transition.is_empty() {
+            "required"
+        } else {
+            "oneof"
+        };
+        return Err(ApiError::validation_tag("transition", tag, &req.transition));
+    }
+    if !req.log_level.is_empty() && req.log_level != "debug" {
+        return Err(ApiError::validation_tag(
+            "log_level",
+            "oneof",
+            &req.log_level,
+        ));
+    }
+    let action = if req.transition == "delete" {
+        Action::Delete
+    } else {
+        Action::Update
+    };
+    let (w, t) = workspace_for(&state, &actor, &id, action, false).await?;
+    let custom_state = req.orphan || !req.state.is_empty();
+    if custom_state
+        && !actor.can_template(
+            Action::Update,
+            t.organization_id,
+            &t.user_acl.0,
+            &t.group_acl.0,
+        )
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Only template managers may provide custom state",
+        ));
+    }
+    if !req.log_level.is_empty() {
+        if !actor.is_owner() {
+            return Err(ApiError::bad_request(
+                "Workspace builds with a custom log level are restricted to administrators only.",
+            ));
+        }
+        return Err(ApiError::bad_request(
+            "Terraform debug mode is disabled in the deployment configuration.",
+        ));
+    }
+    let build = wsbuild::create_build(
+        &state,
+        &w,
+        &t,
+        BuildSpec {
+            transition: &req.transition,
+            version_id: req.template_version_id.filter(|v| !v.is_nil()),
+            initiator: actor.user_id,
+            reason: "initiator",
+            state: if custom_state { Some(req.state) } else { None },
+            parameters: &req.rich_parameter_values,
+        },
+    )
+    .await?;
+    Ok(created(render_one(&state, build).await?))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<WorkspaceBuild>>> {
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Read, true).await?;
+    let q = QueryParams::parse(raw.as_deref());
+    let page = Pagination::parse(&q)?;
+    let mut errs = QueryErrors::default();
+    let since = match q.get("since").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => parse_time(v).or_else(|| {
+            errs.add("since", "Must be an RFC 3339 time.");
+            None
+        }),
+    };
+    errs.finish()?;
+    if let Some(after) = page.after_id {
+        match state.store.build(after).await {
+            Ok(b) if b.workspace_id == w.id => {}
+            Ok(_) | Err(StoreError::NotFound) => {
+                return Err(ApiError::bad_request(format!(
+                    "Record at \"after_id\" ({after}) does not exist."
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let rows = state
+        .store
+        .list_builds(w.id, page.after_id, since, page.limit, page.offset)
+        .await?;
+    Ok(ok(render(&state, rows).await?))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WorkspaceBuild>> {
+    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(render_one(&state, b).await?))
+}
+
+async fn by_number(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((user, name, number)): Path<(String, String, String)>,
+) -> ApiResult<Json<WorkspaceBuild>> {
+    let owner = resolve::user(&state, Some(&actor), &user).await?;
+    let number: i32 = number.parse().map_err(|_| {
+        ApiError::bad_request(format!("Build number {number:?} must be an integer."))
+    })?;
+    let w = state
+        .store
+        .workspace_by_owner_and_name(owner.id, &name, true)
+        .await?;
+    workspace_for(&state, &actor, &w.id.to_string(), Action::Read, true).await?;
+    let b = state.store.build_by_number(w.id, number).await?;
+    Ok(ok(render_one(&state, b).await?))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let (b, w, t) = build_for(&state, &actor, &id, Action::Update).await?;
+    if !(t.allow_user_cancel_workspace_jobs || actor.is_owner()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "User is not allowed to cancel workspace builds. Owner role is required.",
+        ));
+    }
+    let resp = jobs::cancel(&state, b.job_id, raw.as_deref()).await?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(resp)
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<ProvisionerJobLog>>> {
+    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(jobs::logs(&state, b.job_id, raw.as_deref()).await?))
+}
+
+async fn parameters(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<WorkspaceBuildParameter>>> {
+    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
+    let params = state
+        .store
+        .build_parameters(&[b.id])
+        .await?
+        .remove(&b.id)
+        .unwrap_or_default();
+    Ok(ok(params
+        .into_iter()
+        .map(|(name, value)| WorkspaceBuildParameter { name, value })
+        .collect()))
+}
+
+/// The raw provisioner state: for those who may update the template, else it does not exist.
+async fn get_state(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (b, _, t) = build_for(&state, &actor, &id, Action::Read).await?;
+    if !actor.can_template(
+        Action::Update,
+        t.organization_id,
+        &t.user_acl.0,
+        &t.group_acl.0,
+    ) {
+        return Err(ApiError::not_found());
+    }
+    let bytes = state.store.build_state(b.id).await?;
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(resp)
+}
+
+async fn put_state(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let (b, _, t) = build_for(&state, &actor, &id, Action::Read).await?;
+    if !actor.can_template(
+        Action::Update,
+        t.organization_id,
+        &t.user_acl.0,
+        &t.group_acl.0,
+    ) {
+        return Err(ApiError::not_found());
+    }
+    let req: UpdateWorkspaceBuildStateRequest = crate::http::json::decode(&body)?;
+    state.store.set_build_state(b.id, &req.state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn resources(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<WorkspaceResource>>> {
+    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(jobs::resources(&state, b.job_id).await?))
+}
+
+/// Provisioner timings of a build (agents report none until agents are supported).
+pub async fn build_timings(state: &AppState, b: &BuildRow) -> ApiResult<WorkspaceBuildTimings> {
+    let timings = state.store.job_timings(&[b.job_id]).await?;
+    Ok(WorkspaceBuildTimings {
+        provisioner_timings: timings
+            .into_iter()
+            .map(|(job_id, t)| ProvisionerTiming {
+                job_id,
+                started_at: t.started_at,
+                ended_at: t.ended_at,
+                stage: t.stage,
+                source: t.source,
+                action: t.action,
+                resource: t.resource,
+            })
+            .collect(),
+        agent_script_timings: Vec::new(),
+        agent_connection_timings: Vec::new(),
+    })
+}
+
+async fn timings(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WorkspaceBuildTimings>> {
+    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(build_timings(&state, &b).await?))
+}

@@ -1,0 +1,1101 @@
+//! Workspaces: creation (with the first build), search, settings (name, schedule, TTL,
+//! automatic updates, dormancy, favorites), deadline extension, usage, sharing, and rendering
+//! pages of workspaces in a fixed number of queries.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use coderd_db::schedule::{self, Weekly};
+use coderd_db::{
+    GroupFilter, NewWorkspace, StoreError, TemplateRow, WorkspaceFilter, WorkspaceRow,
+    WorkspaceVisibility,
+};
+use codersdk::{
+    CreateWorkspaceRequest, PostWorkspaceUsageRequest, PutExtendWorkspaceRequest,
+    ResolveAutostartResponse, SharedWorkspaceActor, UpdateWorkspaceAcl,
+    UpdateWorkspaceAutomaticUpdatesRequest, UpdateWorkspaceAutostartRequest,
+    UpdateWorkspaceDormancy, UpdateWorkspaceRequest, UpdateWorkspaceTtlRequest, Workspace,
+    WorkspaceAcl, WorkspaceBuildTimings, WorkspaceGroup, WorkspaceHealth, WorkspaceUser,
+    WorkspacesResponse,
+};
+use uuid::Uuid;
+
+use super::{builds, groups, parameters, resolve, wsbuild};
+use crate::authz::{Action, Actor, Object, Resource};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{created, message, ok, Body, Json};
+use crate::http::params::{parse_time, parse_uuid, Pagination, QueryParams};
+use crate::search;
+use crate::state::AppState;
+
+const NS_PER_MS: i64 = 1_000_000;
+const MINUTE_MS: i64 = 60_000;
+const MAX_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users/{user}/workspaces", post(create_for_user))
+        .route(
+            "/organizations/{organization}/members/{user}/workspaces",
+            post(create_in_org),
+        )
+        .route("/workspaces", get(list))
+        .route("/workspaces/{workspace}", get(get_one).patch(rename))
+        .route(
+            "/users/{user}/workspace/{workspacename}",
+            get(by_owner_and_name),
+        )
+        .route("/workspaces/{workspace}/autostart", put(set_autostart))
+        .route("/workspaces/{workspace}/ttl", put(set_ttl))
+        .route("/workspaces/{workspace}/autoupdates", put(set_autoupdates))
+        .route("/workspaces/{workspace}/dormant", put(set_dormant))
+        .route("/workspaces/{workspace}/extend", put(extend))
+        .route(
+            "/workspaces/{workspace}/favorite",
+            put(favorite).delete(unfavorite),
+        )
+        .route("/workspaces/{workspace}/usage", post(usage))
+        .route(
+            "/workspaces/{workspace}/resolve-autostart",
+            get(resolve_autostart),
+        )
+        .route("/workspaces/{workspace}/timings", get(timings))
+        .route(
+            "/workspaces/{workspace}/acl",
+            get(acl).patch(update_acl).delete(delete_acl),
+        )
+}
+
+/// The `{workspace}` of the path and its template, checked for `action`: 404 unreadable, 403
+/// read-only, 410 deleted (unless `include_deleted`).
+pub async fn workspace_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+    include_deleted: bool,
+) -> ApiResult<(WorkspaceRow, TemplateRow)> {
+    let w = state.store.workspace(parse_uuid(raw)?).await?;
+    let can = |a| {
+        actor.can_workspace(
+            a,
+            w.organization_id,
+            w.owner_id,
+            &w.user_acl.0,
+            &w.group_acl.0,
+        )
+    };
+    if !can(Action::Read) {
+        return Err(ApiError::not_found());
+    }
+    if w.deleted && !include_deleted {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            format!(
+                "Workspace {:?} was deleted, you can view this workspace by specifying '?include_deleted=true' and trying again.",
+                w.id.to_string()
+            ),
+        ));
+    }
+    if !can(action) {
+        return Err(ApiError::forbidden());
+    }
+    let t = state
+        .store
+        .templates_by_ids(&[w.template_id])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("Reading a workspace", "its template is missing"))?;
+    Ok((w, t))
+}
+
+/// Renders workspaces as `viewer` sees them.
+pub async fn render(
+    state: &AppState,
+    viewer: Uuid,
+    rows: Vec<WorkspaceRow>,
+) -> ApiResult<Vec<Workspace>> {
+    let ids: Vec<Uuid> = rows.iter().map(|w| w.id).collect();
+    let mut user_ids: Vec<Uuid> = rows.iter().map(|w| w.owner_id).collect();
+    user_ids.extend(rows.iter().flat_map(|w| w.user_acl.0.keys().copied()));
+    let users: HashMap<Uuid, coderd_db::UserRow> = state
+        .store
+        .users_by_ids(&user_ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let org_ids: Vec<Uuid> = rows.iter().map(|w| w.organization_id).collect();
+    let orgs: HashMap<Uuid, coderd_db::OrganizationRow> = state
+        .store
+        .organizations_by_ids(&org_ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect();
+    let template_ids: Vec<Uuid> = rows.iter().map(|w| w.template_id).collect();
+    let templates: HashMap<Uuid, TemplateRow> = state
+        .store
+        .templates_by_ids(&template_ids)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    let group_ids: Vec<Uuid> = rows
+        .iter()
+        .flat_map(|w| w.group_acl.0.keys().copied())
+        .collect();
+    let shared_groups: HashMap<Uuid, coderd_db::GroupRow> = if group_ids.is_empty() {
+        HashMap::new()
+    } else {
+        let f = GroupFilter {
+            ids: group_ids,
+            ..Default::default()
+        };
+        state
+            .store
+            .list_groups(&f)
+            .await?
+            .into_iter()
+            .map(|g| (g.id, g))
+            .collect()
+    };
+    let latest = state.store.latest_builds(&ids).await?;
+    let mut latest: HashMap<Uuid, codersdk::WorkspaceBuild> = builds::render(state, latest)
+        .await?
+        .into_iter()
+        .map(|b| (b.workspace_id, b))
+        .collect();
+    rows.into_iter()
+        .map(|w| {
+            let missing = |what: &str| {
+                ApiError::internal("Rendering a workspace", format!("its {what} is missing"))
+            };
+            let t = templates
+                .get(&w.template_id)
+                .ok_or_else(|| missing("template"))?;
+            let build = latest
+                .remove(&w.id)
+                .ok_or_else(|| missing("latest build"))?;
+            let owner = users.get(&w.owner_id);
+            let failing: Vec<Uuid> = build
+                .resources
+                .iter()
+                .flat_map(|r| r.agents.iter())
+                .filter(|a| !a.health.healthy)
+                .map(|a| a.id)
+                .collect();
+            let ttl = if t.allow_user_autostop {
+                w.ttl
+            } else {
+                Some(t.default_ttl).filter(|t| *t > 0)
+            };
+            let mut shared_with: Vec<SharedWorkspaceActor> = w
+                .user_acl
+                .0
+                .iter()
+                .filter_map(|(id, role)| {
+                    let u = users.get(id)?;
+                    Some(SharedWorkspaceActor {
+                        id: *id,
+                        actor_type: "user".into(),
+                        name: u.username.clone(),
+                        avatar_url: u.avatar_url.clone(),
+                        roles: vec![role.clone()],
+                    })
+                })
+                .collect();
+            shared_with.extend(w.group_acl.0.iter().filter_map(|(id, role)| {
+                let g = shared_groups.get(id)?;
+                Some(SharedWorkspaceActor {
+                    id: *id,
+                    actor_type: "group".into(),
+                    name: g.name.clone(),
+                    avatar_url: g.avatar_url.clone(),
+                    roles: vec![role.clone()],
+                })
+            }));
+            Ok(Workspace {
+                id: w.id,
+                created_at: w.created_at,
+                updated_at: w.updated_at,
+                owner_id: w.owner_id,
+                owner_name: owner.map(|u| u.username.clone()).unwrap_or_default(),
+                owner_avatar_url: owner.map(|u| u.avatar_url.clone()).unwrap_or_default(),
+                organization_id: w.organization_id,
+                organization_name: orgs
+                    .get(&w.organization_id)
+                    .map(|o| o.name.clone())
+                    .unwrap_or_default(),
+                template_id: t.id,
+                template_name: t.name.clone(),
+                template_display_name: t.display_name.clone(),
+                template_icon: t.icon.clone(),
+                template_allow_user_cancel_workspace_jobs: t.allow_user_cancel_workspace_jobs,
+                template_active_version_id: t.active_version_id,
+                template_require_active_version: t.require_active_version,
+                template_use_classic_parameter_flow: t.use_classic_parameter_flow,
+                outdated: build.template_version_id != t.active_version_id,
+                latest_build: build,
+                latest_app_status: None,
+                name: w.name,
+                autostart_schedule: w.autostart_schedule,
+                ttl_ms: ttl.map(|ns| ns / NS_PER_MS),
+                last_used_at: w.last_used_at,
+                deleting_at: w.deleting_at,
+                dormant_at: w.dormant_at,
+                health: WorkspaceHealth {
+                    healthy: failing.is_empty(),
+                    failing_agents: failing,
+                },
+                automatic_updates: w.automatic_updates,
+                allow_renames: state.config.allow_workspace_renames,
+                favorite: w.favorite && w.owner_id == viewer,
+                next_start_at: w.next_start_at,
+                is_prebuild: false,
+                shared_with,
+                task_id: None,
+            })
+        })
+        .collect()
+}
+
+pub async fn render_one(state: &AppState, viewer: Uuid, w: WorkspaceRow) -> ApiResult<Workspace> {
+    Ok(render(state, viewer, vec![w]).await?.remove(0))
+}
+
+/// A workspace TTL from the API (`ttl_ms`), as Coder validates it. `None`/0 = none.
+fn validate_ttl(ttl_ms: Option<i64>) -> ApiResult<Option<i64>> {
+    let Some(ms) = ttl_ms.filter(|ms| *ms != 0) else {
+        return Ok(None);
+    };
+    let ms = ms - ms % MINUTE_MS;
+    let problem = if ms < MINUTE_MS {
+        "time until shutdown must be at least one minute"
+    } else if ms > MAX_TTL_MS {
+        "time until shutdown must be less than 30 days"
+    } else {
+        return Ok(Some(ms * NS_PER_MS));
+    };
+    Err(ApiError::bad_request("Invalid Workspace Time to Shutdown.")
+        .with_validation("ttl_ms", problem))
+}
+
+fn parse_schedule(raw: &str, message: &str) -> ApiResult<Weekly> {
+    Weekly::parse(raw).map_err(|e| ApiError::bad_request(message).with_validation("schedule", e))
+}
+
+async fn create_for_user(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+    Body(req): Body<CreateWorkspaceRequest>,
+) -> ApiResult<Json<Workspace>> {
+    create(state, actor, &user, None, req).await
+}
+
+async fn create_in_org(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((org, user)): Path<(String, String)>,
+    Body(req): Body<CreateWorkspaceRequest>,
+) -> ApiResult<Json<Workspace>> {
+    let org = resolve::organization(&state, &actor, &org).await?;
+    create(state, actor, &user, Some(org.id), req).await
+}
+
+async fn create(
+    state: AppState,
+    actor: Actor,
+    owner: &str,
+    org: Option<Uuid>,
+    req: CreateWorkspaceRequest,
+) -> ApiResult<Json<Workspace>> {
+    let owner = resolve::user(&state, Some(&actor), owner).await?;
+    let (template, version_id) = match (
+        req.template_id.filter(|i| !i.is_nil()),
+        req.template_version_id.filter(|i| !i.is_nil()),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "You cannot specify both a template_id and a template_version_id.",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "You must specify either a template_id or a template_version_id.",
+            ))
+        }
+        (Some(id), None) => match state.store.template(id).await {
+            Ok(t) => {
+                let v = t.active_version_id;
+                (t, v)
+            }
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::bad_request(format!(
+                    "Template {:?} doesn't exist.",
+                    id.to_string()
+                ))
+                .with_validation("template_id", "template not found"))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        (None, Some(vid)) => {
+            let template_id = match state.store.version(vid).await {
+                Ok(v) => v.template_id,
+                Err(StoreError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let Some(template_id) = template_id else {
+                return Err(ApiError::bad_request(format!(
+                    "Template version {:?} doesn't exist.",
+                    vid.to_string()
+                ))
+                .with_validation("template_version_id", "template version not found"));
+            };
+            match state.store.template(template_id).await {
+                Ok(t) => (t, vid),
+                Err(StoreError::NotFound) => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "Template has been deleted!",
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if org.is_some_and(|o| o != template.organization_id) {
+        return Err(ApiError::bad_request(
+            "The template does not belong to this organization.",
+        ));
+    }
+    if !actor.can_template(
+        Action::Read,
+        template.organization_id,
+        &template.user_acl.0,
+        &template.group_acl.0,
+    ) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Unauthorized access to use the template {:?}.",
+                template.name
+            ),
+        ));
+    }
+    let obj = Object {
+        resource: Resource::Workspace,
+        org: Some(template.organization_id),
+        owner: Some(owner.id),
+    };
+    if !actor.can(Action::Create, obj) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Unauthorized to create workspace.",
+        ));
+    }
+    if !owner.organization_ids.contains(&template.organization_id) {
+        return Err(ApiError::bad_request(
+            "The workspace owner must be a member of the template's organization.",
+        ));
+    }
+    if !template.deprecated.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Template {:?} has been deprecated, and cannot be used to create a new workspace.",
+            template.name
+        )));
+    }
+    if !resolve::valid_name(&req.name) {
+        let tag = if req.name.is_empty() {
+            "required"
+        } else {
+            "workspace_name"
+        };
+        return Err(ApiError::validation_tag("name", tag, &req.name));
+    }
+    match state
+        .store
+        .workspace_by_owner_and_name(owner.id, &req.name, false)
+        .await
+    {
+        Ok(_) => {
+            return Err(ApiError::duplicate(
+                format!("Workspace {:?} already exists.", req.name),
+                "name",
+            ))
+        }
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let schedule = match req.autostart_schedule.as_deref().filter(|s| !s.is_empty()) {
+        Some(raw) if template.allow_user_autostart => {
+            Some(parse_schedule(raw, "Invalid Autostart Schedule.")?)
+        }
+        _ => None,
+    };
+    let ttl = match validate_ttl(req.ttl_ms)? {
+        Some(ttl) => Some(ttl),
+        None => Some(template.default_ttl).filter(|t| *t > 0),
+    };
+    let automatic_updates = match req.automatic_updates.as_str() {
+        "" | "never" => "never",
+        "always" => "always",
+        other => {
+            return Err(ApiError::validation_tag(
+                "automatic_updates",
+                "oneof",
+                other,
+            ))
+        }
+    };
+    let buildable = wsbuild::buildable(&state, &template, version_id).await?;
+    let schedule_text = schedule.as_ref().map(ToString::to_string);
+    let w = wsbuild::create_workspace(
+        &state,
+        NewWorkspace {
+            id: Uuid::new_v4(),
+            owner_id: owner.id,
+            organization_id: template.organization_id,
+            template_id: template.id,
+            name: &req.name,
+            autostart_schedule: schedule_text.as_deref(),
+            ttl,
+            automatic_updates,
+            next_start_at: schedule.as_ref().and_then(|s| s.next(Utc::now())),
+        },
+        &buildable,
+        actor.user_id,
+        &req.rich_parameter_values,
+    )
+    .await?;
+    Ok(created(render_one(&state, actor.user_id, w).await?))
+}
+
+/// Parses Coder's workspace search (`?q=`) into a filter.
+fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Option<String>)> {
+    let invalid = "Invalid workspace search query.";
+    let mut f = WorkspaceFilter::default();
+    let mut org_ref = None;
+    let mut bad = ApiError::bad_request(invalid);
+    let boolean = |k: &str, v: &str, bad: &mut ApiError| match v {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => {
+            *bad = std::mem::replace(bad, ApiError::bad_request(invalid))
+                .with_validation(k, format!("Query param {k:?} must be a valid boolean"));
+            None
+        }
+    };
+    for term in search::parse(q, invalid)? {
+        let v = term.value;
+        match term.key.as_deref() {
+            None => match v.split('/').collect::<Vec<_>>().as_slice() {
+                [name] => f.name = Some(name.to_string()),
+                [owner, name] => {
+                    f.owner_username = Some(owner.to_string());
+                    f.exact_name = Some(name.to_string());
+                }
+                _ => {
+                    bad = bad.with_validation(
+                        "name",
+                        format!("Query element {v:?} can only contain 1 '/'"),
+                    )
+                }
+            },
+            Some("owner") if v == "me" => f.owner_id = Some(state_actor.user_id),
+            Some("owner") => f.owner_username = Some(v),
+            Some("template") => f.template_names.push(v),
+            Some("name") => f.name = Some(v),
+            Some("id") => {
+                for id in v.split(',') {
+                    match Uuid::parse_str(id) {
+                        Ok(id) => f.ids.push(id),
+                        Err(_) => {
+                            bad = bad.with_validation("id", format!("{id:?} is not a valid uuid"))
+                        }
+                    }
+                }
+            }
+            Some("status") => match v.as_str() {
+                "pending" | "starting" | "running" | "stopping" | "stopped" | "failed"
+                | "canceling" | "canceled" | "deleting" | "deleted" => f.statuses.push(v),
+                _ => {
+                    bad = bad
+                        .with_validation("status", format!("{v:?} is not a valid workspace status"))
+                }
+            },
+            Some("has-agent") => match v.as_str() {
+                "connecting" | "connected" | "disconnected" | "timeout" => f.has_agent = Some(v),
+                _ => {
+                    bad = bad
+                        .with_validation("has-agent", format!("{v:?} is not a valid agent status"))
+                }
+            },
+            Some(k @ "dormant") => f.dormant = boolean(k, &v, &mut bad),
+            Some(k @ "outdated") => f.outdated = boolean(k, &v, &mut bad),
+            Some(k @ ("last_used_before" | "last_used_after")) => match parse_time(&v) {
+                Some(t) if k == "last_used_before" => f.last_used_before = Some(t),
+                Some(t) => f.last_used_after = Some(t),
+                None => {
+                    bad = bad.with_validation(
+                        k,
+                        format!("Query param {k:?} must be a valid RFC 3339 time"),
+                    )
+                }
+            },
+            Some("organization") => org_ref = Some(v),
+            Some("param") => {
+                let (name, value) = match v.split_once('=') {
+                    Some((n, val)) => (n.to_string(), Some(val.to_string())),
+                    None => (v.clone(), None),
+                };
+                f.params.push((name, value));
+            }
+            Some(k) => {
+                bad =
+                    bad.with_validation(k, format!("Query param {k:?} is not a valid query param"))
+            }
+        }
+    }
+    if bad.body.validations.is_empty() {
+        Ok((f, org_ref))
+    } else {
+        Err(bad)
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<WorkspacesResponse>> {
+    let q = QueryParams::parse(raw.as_deref());
+    let page = Pagination::parse(&q)?;
+    let (mut f, org_ref) = search_filter(&actor, q.get("q").unwrap_or(""))?;
+    if let Some(org) = org_ref {
+        f.organization_id = Some(match resolve::organization(&state, &actor, &org).await {
+            Ok(o) => o.id,
+            Err(_) => {
+                return Err(ApiError::bad_request("Invalid workspace search query.")
+                    .with_validation("organization", format!("Organization {org:?} not found")))
+            }
+        });
+    }
+    f.limit = page.limit;
+    f.offset = page.offset;
+    f.requester = actor.user_id;
+    if !actor.can(Action::Read, Object::site(Resource::Workspace)) {
+        f.visible = Some(WorkspaceVisibility {
+            viewer: actor.user_id,
+            orgs: actor
+                .memberships
+                .keys()
+                .copied()
+                .filter(|o| actor.can(Action::Read, Object::in_org(Resource::Workspace, *o)))
+                .collect(),
+            groups: actor.groups.clone(),
+        });
+    }
+    let (rows, count) = state.store.list_workspaces(&f).await?;
+    Ok(ok(WorkspacesResponse {
+        workspaces: render(&state, actor.user_id, rows).await?,
+        count,
+    }))
+}
+
+fn include_deleted(raw: Option<&str>) -> bool {
+    QueryParams::parse(raw).get("include_deleted") == Some("true")
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Workspace>> {
+    let (w, _) = workspace_for(
+        &state,
+        &actor,
+        &id,
+        Action::Read,
+        include_deleted(raw.as_deref()),
+    )
+    .await?;
+    Ok(ok(render_one(&state, actor.user_id, w).await?))
+}
+
+async fn by_owner_and_name(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((user, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Workspace>> {
+    let owner = resolve::user(&state, Some(&actor), &user).await?;
+    let deleted = include_deleted(raw.as_deref());
+    let w = state
+        .store
+        .workspace_by_owner_and_name(owner.id, &name, deleted)
+        .await?;
+    let (w, _) = workspace_for(&state, &actor, &w.id.to_string(), Action::Read, deleted).await?;
+    Ok(ok(render_one(&state, actor.user_id, w).await?))
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateWorkspaceRequest>,
+) -> ApiResult<StatusCode> {
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    if req.name.is_empty() || req.name == w.name {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    if !state.config.allow_workspace_renames {
+        return Err(ApiError::bad_request("Workspace renames are not allowed."));
+    }
+    if !resolve::valid_name(&req.name) {
+        return Err(ApiError::validation_tag(
+            "name",
+            "workspace_name",
+            &req.name,
+        ));
+    }
+    state
+        .store
+        .rename_workspace(w.id, &req.name)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ApiError::duplicate(format!("Workspace {:?} already exists.", req.name), "name")
+            }
+            e => e.into(),
+        })?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_autostart(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateWorkspaceAutostartRequest>,
+) -> ApiResult<StatusCode> {
+    let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let schedule = match req.schedule.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(_) if !t.allow_user_autostart => {
+            return Err(ApiError::bad_request(
+                "Autostart is not allowed for workspaces using this template.",
+            ))
+        }
+        Some(raw) => Some(parse_schedule(raw, "Invalid autostart schedule.")?),
+    };
+    let next = schedule
+        .as_ref()
+        .filter(|_| w.dormant_at.is_none())
+        .and_then(|s| s.next(Utc::now()));
+    state
+        .store
+        .set_autostart(w.id, schedule.map(|s| s.to_string()).as_deref(), next)
+        .await?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_ttl(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateWorkspaceTtlRequest>,
+) -> ApiResult<StatusCode> {
+    let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    if !t.allow_user_autostop {
+        return Err(ApiError::bad_request(
+            "Custom autostop TTL is not allowed for workspaces using this template.",
+        ));
+    }
+    let ttl = validate_ttl(req.ttl_ms)?;
+    state.store.set_ttl(w.id, ttl).await?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_autoupdates(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateWorkspaceAutomaticUpdatesRequest>,
+) -> ApiResult<StatusCode> {
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    if !matches!(req.automatic_updates.as_str(), "always" | "never") {
+        let tag = if req.automatic_updates.is_empty() {
+            "required"
+        } else {
+            "oneof"
+        };
+        return Err(ApiError::validation_tag(
+            "automatic_updates",
+            tag,
+            &req.automatic_updates,
+        ));
+    }
+    state
+        .store
+        .set_automatic_updates(w.id, &req.automatic_updates)
+        .await?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_dormant(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateWorkspaceDormancy>,
+) -> ApiResult<Json<Workspace>> {
+    let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let deleting_at = (req.dormant && t.time_til_dormant_autodelete > 0).then(|| {
+        w.dormant_at.unwrap_or_else(Utc::now)
+            + chrono::Duration::nanoseconds(t.time_til_dormant_autodelete)
+    });
+    state
+        .store
+        .set_dormant(w.id, req.dormant, deleting_at)
+        .await?;
+    if !req.dormant {
+        // Back from dormancy: the schedule applies again.
+        let next = w
+            .autostart_schedule
+            .as_deref()
+            .and_then(|s| Weekly::parse(s).ok())
+            .and_then(|s| s.next(Utc::now()));
+        state
+            .store
+            .set_autostart(w.id, w.autostart_schedule.as_deref(), next)
+            .await?;
+    }
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    let w = state.store.workspace(w.id).await?;
+    Ok(ok(render_one(&state, actor.user_id, w).await?))
+}
+
+async fn extend(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<PutExtendWorkspaceRequest>,
+) -> ApiResult<Response> {
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let bad =
+        |detail: String| ApiError::bad_request("Bad extend workspace request.").with_detail(detail);
+    let build = state
+        .store
+        .latest_builds(&[w.id])
+        .await?
+        .pop()
+        .ok_or_else(|| bad("workspace has no builds".into()))?;
+    let job = state.store.job(build.job_id).await?;
+    let status = builds::status(&job.status, &build.transition);
+    if status != "running" {
+        return Err(bad(format!(
+            "workspace must be started, current status: {status}"
+        )));
+    }
+    let Some(deadline) = req.deadline else {
+        return Err(ApiError::validation_tag("deadline", "required", ""));
+    };
+    if schedule::is_zero(build.deadline) {
+        return Err(bad("workspace shutdown is manual".into()));
+    }
+    if deadline < Utc::now() + chrono::Duration::minutes(29) {
+        return Err(bad(
+            "new deadline must be at least 30 minutes in the future".into(),
+        ));
+    }
+    if !schedule::is_zero(build.max_deadline) && deadline > build.max_deadline {
+        return Err(bad("new deadline is greater than template allows".into()));
+    }
+    state.store.set_build_deadline(build.id, deadline).await?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(message(
+        StatusCode::OK,
+        &format!(
+            "Deadline updated to {}.",
+            deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+    ))
+}
+
+async fn set_favorite(
+    state: AppState,
+    actor: Actor,
+    id: String,
+    favorite: bool,
+) -> ApiResult<StatusCode> {
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    if w.owner_id != actor.user_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "You can only favorite workspaces that you own.",
+        ));
+    }
+    state.store.set_favorite(w.id, favorite).await?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn favorite(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    set_favorite(s, actor, id, true).await
+}
+
+async fn unfavorite(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    set_favorite(s, actor, id, false).await
+}
+
+/// Coder's activity-bump interval: the template's bump, but when the next autostart comes
+/// sooner, up to that autostart plus the TTL.
+fn bump_interval(t: &TemplateRow, w: &WorkspaceRow, now: DateTime<Utc>) -> i64 {
+    let bump = t.activity_bump;
+    let next = w
+        .autostart_schedule
+        .as_deref()
+        .and_then(|s| Weekly::parse(s).ok())
+        .and_then(|s| s.next(now));
+    match next {
+        Some(next) if next < now + chrono::Duration::nanoseconds(bump) => {
+            let ttl = if t.allow_user_autostop {
+                w.ttl.unwrap_or(0)
+            } else {
+                t.default_ttl
+            };
+            (next - now).num_nanoseconds().unwrap_or(bump) + ttl
+        }
+        _ => bump,
+    }
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    // The body is optional.
+    let req: PostWorkspaceUsageRequest = if body.is_empty() {
+        Default::default()
+    } else {
+        crate::http::json::decode(&body)?
+    };
+    if !req.app_name.is_empty()
+        && !matches!(
+            req.app_name.as_str(),
+            "vscode" | "jetbrains" | "reconnecting-pty" | "ssh"
+        )
+    {
+        return Err(ApiError::validation_tag("app_name", "oneof", &req.app_name));
+    }
+    state
+        .store
+        .record_usage(w.id, bump_interval(&t, &w, Utc::now()))
+        .await?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn resolve_autostart(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ResolveAutostartResponse>> {
+    let (w, t) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    let latest = state.store.latest_builds(&[w.id]).await?.pop();
+    let uses_active = t.require_active_version || w.automatic_updates == "always";
+    let mismatch = match latest {
+        Some(b) if uses_active && b.template_version_id != t.active_version_id => {
+            let params = state.store.version_parameters(t.active_version_id).await?;
+            let previous: HashMap<String, String> = state
+                .store
+                .build_parameters(&[b.id])
+                .await?
+                .remove(&b.id)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            parameters::resolve(&params, &previous, &[], false).is_err()
+        }
+        _ => false,
+    };
+    Ok(ok(ResolveAutostartResponse {
+        parameter_mismatch: mismatch,
+    }))
+}
+
+async fn timings(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WorkspaceBuildTimings>> {
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    let b = state
+        .store
+        .latest_builds(&[w.id])
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::internal("Reading workspace timings", "the workspace has no builds")
+        })?;
+    Ok(ok(builds::build_timings(&state, &b).await?))
+}
+
+// -- sharing -------------------------------------------------------------------------------
+
+async fn acl(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WorkspaceAcl>> {
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    let user_ids: Vec<Uuid> = w.user_acl.0.keys().copied().collect();
+    let users = state.store.users_by_ids(&user_ids).await?;
+    let group_ids: Vec<Uuid> = w.group_acl.0.keys().copied().collect();
+    let group_rows = if group_ids.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .list_groups(&GroupFilter {
+                ids: group_ids,
+                ..Default::default()
+            })
+            .await?
+    };
+    Ok(ok(WorkspaceAcl {
+        users: users
+            .into_iter()
+            .map(|u| WorkspaceUser {
+                role: w.user_acl.0.get(&u.id).cloned().unwrap_or_default(),
+                id: u.id,
+                username: u.username,
+                name: u.name,
+                avatar_url: u.avatar_url,
+            })
+            .collect(),
+        group: groups::with_members(&state, group_rows)
+            .await?
+            .into_iter()
+            .map(|g| WorkspaceGroup {
+                role: w.group_acl.0.get(&g.id).cloned().unwrap_or_default(),
+                group: g,
+            })
+            .collect(),
+    }))
+}
+
+async fn update_acl(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateWorkspaceAcl>,
+) -> ApiResult<StatusCode> {
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let mut users = w.user_acl.0.clone();
+    let mut groups_acl = w.group_acl.0.clone();
+    let mut bad = ApiError::bad_request("Invalid request to update workspace ACL.");
+    for (field, perms, target) in [
+        ("user_roles", &req.user_roles, &mut users),
+        ("group_roles", &req.group_roles, &mut groups_acl),
+    ] {
+        for (raw, role) in perms {
+            let Ok(id) = Uuid::parse_str(raw) else {
+                bad = bad.with_validation(field, format!("{raw:?} is not a valid uuid"));
+                continue;
+            };
+            match role.as_str() {
+                "" => {
+                    target.remove(&id);
+                }
+                "use" | "admin" => {
+                    target.insert(id, role.clone());
+                }
+                other => {
+                    bad = bad.with_validation(
+                        field,
+                        format!("{other:?} is not a valid role (use, admin)"),
+                    )
+                }
+            }
+        }
+    }
+    if !bad.body.validations.is_empty() {
+        return Err(bad);
+    }
+    for id in users.keys() {
+        if *id == w.owner_id {
+            return Err(ApiError::bad_request(
+                "The workspace owner cannot be added to its ACL.",
+            ));
+        }
+        if let Err(e) = state.store.membership(w.organization_id, *id).await {
+            return Err(match e {
+                StoreError::NotFound => {
+                    ApiError::bad_request("Invalid request to update workspace ACL.")
+                        .with_validation(
+                            "user_roles",
+                            format!("User {id} is not a member of the organization."),
+                        )
+                }
+                e => e.into(),
+            });
+        }
+    }
+    for id in groups_acl.keys() {
+        match state.store.group(*id).await {
+            Ok(g) if g.organization_id == w.organization_id => {}
+            Ok(_) | Err(StoreError::NotFound) => {
+                return Err(
+                    ApiError::bad_request("Invalid request to update workspace ACL.")
+                        .with_validation(
+                            "group_roles",
+                            format!("Group {id} does not exist in the organization."),
+                        ),
+                )
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    state
+        .store
+        .set_workspace_acl(w.id, &users, &groups_acl)
+        .await?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_acl(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    state
+        .store
+        .set_workspace_acl(w.id, &HashMap::new(), &HashMap::new())
+        .await?;
+    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,240 @@
+//! Creating workspace builds (Coder's "wsbuilder"): which version, whether it may build, the
+//! parameters it gets, and queueing its job, with Coder's checks in Coder's order.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use coderd_db::{
+    mutate_tags, BuildInsertError, BuildRow, JobRow, NewBuild, NewJob, NewWorkspace, StoreError,
+    TemplateRow, VersionRow, WorkspaceRow,
+};
+use codersdk::WorkspaceBuildParameter;
+use uuid::Uuid;
+
+use super::{jobs, parameters};
+use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// A version ready to build from: its import succeeded.
+pub struct Buildable {
+    pub version: VersionRow,
+    pub import: JobRow,
+}
+
+/// Checks that `version` belongs to `template` and imported successfully (406 while importing).
+pub async fn buildable(
+    state: &AppState,
+    template: &TemplateRow,
+    version_id: Uuid,
+) -> ApiResult<Buildable> {
+    let version = match state.store.version(version_id).await {
+        Ok(v) => v,
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::bad_request("template version does not exist"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if version.template_id != Some(template.id) {
+        return Err(ApiError::bad_request(
+            "template version doesn't match template",
+        ));
+    }
+    let import = state.store.job(version.job_id).await?;
+    match import.status.as_str() {
+        "succeeded" => Ok(Buildable { version, import }),
+        s @ ("pending" | "running") => Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!("The provided template version is {s}. Wait for it to complete importing!"),
+        )),
+        _ => Err(ApiError::bad_request(format!(
+            "The provided template version {:?} has failed to import: {:?}. You cannot build workspaces with it!",
+            version.name,
+            import.error.clone().unwrap_or_else(|| "canceled".into())
+        ))),
+    }
+}
+
+/// The job that runs build `build_id` from `b`, tagged as its import was (for the owner).
+fn build_job<'a>(
+    b: &'a Buildable,
+    org: Uuid,
+    initiator: Uuid,
+    build_id: Uuid,
+    tags: &'a std::collections::BTreeMap<String, String>,
+) -> NewJob<'a> {
+    NewJob {
+        id: Uuid::new_v4(),
+        organization_id: org,
+        initiator_id: initiator,
+        provisioner: &b.import.provisioner,
+        job_type: "workspace_build",
+        input: serde_json::json!({"workspace_build_id": build_id}),
+        file_id: b.import.file_id,
+        tags,
+    }
+}
+
+/// Resolves and validates the build's parameters against the version.
+async fn resolve_parameters(
+    state: &AppState,
+    version: Uuid,
+    previous_build: Option<Uuid>,
+    requested: &[WorkspaceBuildParameter],
+) -> ApiResult<Vec<(String, String)>> {
+    let params = state.store.version_parameters(version).await?;
+    let previous: HashMap<String, String> = match previous_build {
+        Some(id) => state
+            .store
+            .build_parameters(&[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        None => HashMap::new(),
+    };
+    parameters::resolve(&params, &previous, requested, previous_build.is_none())
+}
+
+/// Creates a workspace and queues its first (start) build.
+pub async fn create_workspace(
+    state: &AppState,
+    w: NewWorkspace<'_>,
+    b: &Buildable,
+    initiator: Uuid,
+    requested: &[WorkspaceBuildParameter],
+) -> ApiResult<WorkspaceRow> {
+    let params = resolve_parameters(state, b.version.id, None, requested).await?;
+    let tags = mutate_tags(w.owner_id, &[&b.import.tags.0]);
+    let build_id = Uuid::new_v4();
+    let job = build_job(b, w.organization_id, initiator, build_id, &tags);
+    let job_id = job.id;
+    let name = w.name.to_string();
+    let owner = w.owner_id;
+    let ws = state
+        .store
+        .insert_workspace(
+            w,
+            NewBuild {
+                id: build_id,
+                template_version_id: b.version.id,
+                transition: "start",
+                initiator_id: initiator,
+                reason: "initiator",
+                state: None,
+                parameters: &params,
+            },
+            job,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ApiError::duplicate(format!("Workspace {name:?} already exists."), "name")
+            }
+            e => e.into(),
+        })?;
+    after_queue(state, job_id, owner, ws.id).await;
+    Ok(ws)
+}
+
+/// What a new build of an existing workspace asks for.
+pub struct BuildSpec<'a> {
+    pub transition: &'a str,
+    pub version_id: Option<Uuid>,
+    pub initiator: Uuid,
+    pub reason: &'a str,
+    /// Replace the provisioner state (`Some(vec![])` for an orphan delete).
+    pub state: Option<Vec<u8>>,
+    pub parameters: &'a [WorkspaceBuildParameter],
+}
+
+/// Queues the next build of `ws` after Coder's checks; 409 when one is already active.
+pub async fn create_build(
+    state: &AppState,
+    ws: &WorkspaceRow,
+    template: &TemplateRow,
+    spec: BuildSpec<'_>,
+) -> ApiResult<BuildRow> {
+    let latest = state
+        .store
+        .latest_builds(&[ws.id])
+        .await?
+        .into_iter()
+        .next();
+    let use_active = spec.transition == "start"
+        && (template.require_active_version || ws.automatic_updates == "always");
+    let version_id = match (spec.version_id, &latest) {
+        (Some(v), _) => v,
+        (None, _) if use_active => template.active_version_id,
+        (None, Some(l)) => l.template_version_id,
+        (None, None) => template.active_version_id,
+    };
+    if spec.transition == "start" && ws.dormant_at.is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Cannot start a dormant workspace.",
+        ));
+    }
+    let b = buildable(state, template, version_id).await?;
+    if let Some(l) = &latest {
+        let job = state.store.job(l.job_id).await?;
+        if matches!(job.status.as_str(), "pending" | "running" | "canceling") {
+            return Err(ApiError::conflict("A workspace build is already active."));
+        }
+    }
+    let params = resolve_parameters(
+        state,
+        b.version.id,
+        latest.as_ref().map(|l| l.id),
+        spec.parameters,
+    )
+    .await?;
+    let tags = mutate_tags(ws.owner_id, &[&b.import.tags.0]);
+    let build_id = Uuid::new_v4();
+    let job = build_job(&b, ws.organization_id, spec.initiator, build_id, &tags);
+    let job_id = job.id;
+    let build = state
+        .store
+        .insert_build(
+            ws.id,
+            NewBuild {
+                id: build_id,
+                template_version_id: b.version.id,
+                transition: spec.transition,
+                initiator_id: spec.initiator,
+                reason: spec.reason,
+                state: spec.state.as_deref(),
+                parameters: &params,
+            },
+            job,
+        )
+        .await
+        .map_err(|e| match e {
+            BuildInsertError::Active | BuildInsertError::Store(StoreError::Conflict(_)) => {
+                ApiError::conflict("A workspace build is already active.")
+            }
+            BuildInsertError::Store(e) => e.into(),
+        })?;
+    after_queue(state, job_id, ws.owner_id, ws.id).await;
+    Ok(build)
+}
+
+/// Wakes daemons for the new job and tells watchers the workspace changed.
+async fn after_queue(state: &AppState, job_id: Uuid, owner: Uuid, workspace: Uuid) {
+    if let Ok(job) = state.store.job(job_id).await {
+        jobs::announce(state, &job).await;
+    }
+    publish_workspace(state, owner, workspace).await;
+}
+
+/// Announces a change of a workspace on its owner's channel (watchers re-read).
+pub async fn publish_workspace(state: &AppState, owner: Uuid, workspace: Uuid) {
+    let payload = serde_json::json!({"kind": "state_change", "workspace_id": workspace});
+    if let Err(e) = state
+        .pubsub
+        .publish(&format!("workspace_owner:{owner}"), &payload.to_string())
+        .await
+    {
+        tracing::warn!(error = %e, "announcing a workspace change");
+    }
+}
