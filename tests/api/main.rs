@@ -14,3 +14,4 @@ mod organizations;
 mod ratelimit;
 mod templates;
 mod users;
+mod workspaces;

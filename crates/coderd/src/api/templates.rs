@@ -73,10 +73,16 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-pub fn render(t: TemplateRow) -> Template {
-    let stats = ["start", "stop", "delete"]
+fn render_with(t: TemplateRow, stats: Option<&coderd_db::TemplateStats>) -> Template {
+    let build_time_stats = ["start", "stop", "delete"]
         .into_iter()
-        .map(|tr| (tr.to_string(), TransitionStats::default()))
+        .map(|tr| {
+            let (p50, p95) = stats
+                .and_then(|s| s.build_ms.get(tr))
+                .copied()
+                .unwrap_or((None, None));
+            (tr.to_string(), TransitionStats { p50, p95 })
+        })
         .collect();
     Template {
         id: t.id,
@@ -90,8 +96,8 @@ pub fn render(t: TemplateRow) -> Template {
         display_name: t.display_name,
         provisioner: t.provisioner,
         active_version_id: t.active_version_id,
-        active_user_count: 0,
-        build_time_stats: stats,
+        active_user_count: stats.map_or(0, |s| s.active_users),
+        build_time_stats,
         description: t.description,
         deprecated: !t.deprecated.is_empty(),
         deprecation_message: t.deprecated,
@@ -118,6 +124,23 @@ pub fn render(t: TemplateRow) -> Template {
         cors_behavior: t.cors_behavior,
         use_classic_parameter_flow: t.use_classic_parameter_flow,
     }
+}
+
+/// Renders templates with their statistics (two queries for any number of templates).
+pub async fn render_all(state: &AppState, rows: Vec<TemplateRow>) -> ApiResult<Vec<Template>> {
+    let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
+    let stats = state.store.template_stats(&ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|t| {
+            let s = stats.get(&t.id);
+            render_with(t, s)
+        })
+        .collect())
+}
+
+pub async fn render(state: &AppState, t: TemplateRow) -> ApiResult<Template> {
+    Ok(render_all(state, vec![t]).await?.remove(0))
 }
 
 /// The `{template}` of the path, checked for `action` (404 unreadable, 403 read-only).
@@ -338,7 +361,7 @@ async fn create(
             }
             CreateTemplateError::Store(e) => duplicate_template(&req.name)(e),
         })?;
-    Ok(created(render(t)).into_response())
+    Ok(created(render(&state, t).await?).into_response())
 }
 
 async fn list_in_org(
@@ -351,7 +374,7 @@ async fn list_in_org(
         .store
         .list_templates(Some(org.id), &visibility(&actor))
         .await?;
-    Ok(ok(rows.into_iter().map(render).collect()))
+    Ok(ok(render_all(&state, rows).await?))
 }
 
 async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Template>>> {
@@ -359,7 +382,7 @@ async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec
         .store
         .list_templates(None, &visibility(&actor))
         .await?;
-    Ok(ok(rows.into_iter().map(render).collect()))
+    Ok(ok(render_all(&state, rows).await?))
 }
 
 async fn by_name(
@@ -368,9 +391,8 @@ async fn by_name(
     Path((org, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Template>> {
     let org = resolve::organization(&state, &actor, &org).await?;
-    Ok(ok(render(
-        readable_by_name(&state, &actor, org.id, &name).await?,
-    )))
+    let t = readable_by_name(&state, &actor, org.id, &name).await?;
+    Ok(ok(render(&state, t).await?))
 }
 
 async fn get_one(
@@ -378,9 +400,8 @@ async fn get_one(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Template>> {
-    Ok(ok(render(
-        template_for(&state, &actor, &id, Action::Read).await?,
-    )))
+    let t = template_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(render(&state, t).await?))
 }
 
 fn fields_of(t: &TemplateRow) -> TemplateFields {
@@ -474,7 +495,7 @@ async fn update(
         .pubsub
         .publish(&format!("template:{}", t.id), "")
         .await;
-    Ok(ok(render(updated)).into_response())
+    Ok(ok(render(&state, updated).await?).into_response())
 }
 
 async fn delete(
@@ -763,14 +784,14 @@ async fn acl_available(
     }))
 }
 
-/// Daily active users of the template's workspaces; none until workspaces record usage.
+/// Distinct users per day who used the template's workspaces in the last 30 days.
 async fn daus(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<DausResponse>> {
-    template_for(&state, &actor, &id, Action::Read).await?;
+    let t = template_for(&state, &actor, &id, Action::Read).await?;
     let q = QueryParams::parse(raw.as_deref());
     let offset = match q.get("tz_offset").filter(|v| !v.is_empty()) {
         None => 0,
@@ -783,8 +804,18 @@ async fn daus(
                     .with_validation("tz_offset", "Must be an hour offset between -12 and 14.")
             })?,
     };
+    let entries = state
+        .store
+        .template_daus(t.id, offset)
+        .await?
+        .into_iter()
+        .map(|(day, amount)| codersdk::DauEntry {
+            date: day.format("%Y-%m-%d").to_string(),
+            amount,
+        })
+        .collect();
     Ok(ok(DausResponse {
-        entries: Vec::new(),
+        entries,
         tz_hour_offset: offset,
     }))
 }
