@@ -1,7 +1,9 @@
-//! Queue position / size of pending provisioner jobs: our query (`Store::queue_positions`, a
-//! count of the matching pending jobs ahead, off the partial index `provisioner_jobs_pending_idx`)
-//! against upstream Coder's approach (every pending job joined to every provisioner daemon whose
-//! tags it fits, ranked with window functions per daemon, then reduced per job).
+//! Queue position / size of pending provisioner jobs: ours, measured by calling the real
+//! `Store::queue_positions` (one requested job: two counts over the pending jobs of its queue;
+//! several: one window pass over the pending jobs of each distinct organization / provisioner /
+//! tags queue among them) against upstream Coder's approach (every pending job joined to every
+//! provisioner daemon whose tags it fits, ranked with window functions per daemon, then reduced
+//! per job).
 //!
 //! Run with `cargo bench -p coderd-db --bench queue_position`. It starts a throwaway built-in
 //! PostgreSQL (fsync off), fills it with N pending untagged `echo` jobs and M matching daemons,
