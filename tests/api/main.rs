@@ -12,6 +12,8 @@ mod groups;
 mod jobs;
 mod organizations;
 mod ratelimit;
+mod streams;
 mod templates;
 mod users;
+mod workspace_settings;
 mod workspaces;

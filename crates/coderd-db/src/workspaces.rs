@@ -106,8 +106,6 @@ pub struct WorkspaceFilter {
     pub template_names: Vec<String>,
     /// Case-insensitive substring.
     pub name: Option<String>,
-    /// Exact (case-insensitive) name, from `owner/name`.
-    pub exact_name: Option<String>,
     pub ids: Vec<Uuid>,
     pub statuses: Vec<String>,
     pub has_agent: Option<String>,
@@ -352,11 +350,6 @@ impl Store {
             qb.push(" AND w.name ILIKE '%' || ")
                 .push_bind(name.clone())
                 .push(" || '%'");
-        }
-        if let Some(name) = &f.exact_name {
-            qb.push(" AND lower(w.name) = lower(")
-                .push_bind(name.clone())
-                .push(")");
         }
         if !f.ids.is_empty() {
             qb.push(" AND w.id = ANY(")

@@ -58,6 +58,18 @@ pub fn start(
                             )
                             .await;
                         let _ = pubsub.publish(&ch, r#"{"end_of_logs":true}"#).await;
+                        // A reaped build changes its workspace: tell its watchers.
+                        if let Ok(build) = store.build_by_job(job.id).await {
+                            if let Ok(w) = store.workspace(build.workspace_id).await {
+                                let payload = serde_json::json!({"kind": "state_change", "workspace_id": w.id});
+                                let _ = pubsub
+                                    .publish(
+                                        &format!("workspace_owner:{}", w.owner_id),
+                                        &payload.to_string(),
+                                    )
+                                    .await;
+                            }
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "job reaper"),

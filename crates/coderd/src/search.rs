@@ -11,28 +11,26 @@ pub struct Term {
 }
 
 /// Splits `q` into terms, or answers 400 `<invalid_message>` with a validation per bad term.
+/// Colons inside double quotes belong to the value (`last_used_after:"2024-01-02T03:04:05Z"`).
 pub fn parse(q: &str, invalid_message: &str) -> Result<Vec<Term>, ApiError> {
     let mut terms = Vec::new();
     let mut errors = Vec::new();
     for raw in split(q) {
-        let colons = raw.matches(':').count();
-        if colons == 0 {
-            terms.push(Term {
+        let colons: Vec<usize> = outside_quotes(&raw, ':');
+        let shown = raw.replace('"', "");
+        match colons.as_slice() {
+            [] => terms.push(Term {
                 key: None,
-                value: raw,
-            });
-        } else if colons > 1 {
-            errors.push(format!("Query element {raw:?} can only contain 1 ':'"));
-        } else if raw.starts_with(':') || raw.ends_with(':') {
-            errors.push(format!(
-                "Query element {raw:?} cannot start or end with ':'"
-            ));
-        } else {
-            let (k, v) = raw.split_once(':').unwrap_or_default();
-            terms.push(Term {
-                key: Some(k.to_lowercase()),
-                value: v.to_string(),
-            });
+                value: shown,
+            }),
+            [i] if *i == 0 || *i == raw.len() - 1 => errors.push(format!(
+                "Query element {shown:?} cannot start or end with ':'"
+            )),
+            [i] => terms.push(Term {
+                key: Some(raw[..*i].replace('"', "").to_lowercase()),
+                value: raw[i + 1..].replace('"', ""),
+            }),
+            _ => errors.push(format!("Query element {shown:?} can only contain 1 ':'")),
         }
     }
     if errors.is_empty() {
@@ -45,13 +43,30 @@ pub fn parse(q: &str, invalid_message: &str) -> Result<Vec<Term>, ApiError> {
     Err(err)
 }
 
+/// Byte offsets of `c` in `s` that are not inside double quotes.
+fn outside_quotes(s: &str, c: char) -> Vec<usize> {
+    let mut quoted = false;
+    s.char_indices()
+        .filter_map(|(i, ch)| {
+            if ch == '"' {
+                quoted = !quoted;
+            }
+            (ch == c && !quoted).then_some(i)
+        })
+        .collect()
+}
+
+/// Splits on whitespace outside double quotes, keeping the quotes.
 fn split(q: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
     for c in q.chars() {
         match c {
-            '"' => quoted = !quoted,
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
             c if c.is_whitespace() && !quoted => {
                 if !cur.is_empty() {
                     out.push(std::mem::take(&mut cur));
@@ -82,6 +97,18 @@ mod tests {
             }
         );
         assert_eq!(t[2].key, None);
+    }
+
+    #[test]
+    fn quoted_values_may_hold_colons() {
+        let t = parse(r#"last_used_after:"2024-01-02T03:04:05Z""#, "bad").unwrap();
+        assert_eq!(
+            t[0],
+            Term {
+                key: Some("last_used_after".into()),
+                value: "2024-01-02T03:04:05Z".into()
+            }
+        );
     }
 
     #[test]

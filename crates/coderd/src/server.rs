@@ -118,6 +118,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     let state = AppState(Arc::new(Inner {
         store: store.clone(),
         pubsub: pubsub.clone(),
+        streams: Default::default(),
         config: ApiConfig {
             access_url: access_url.clone(),
             session_duration: opts.session_duration,

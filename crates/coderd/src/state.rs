@@ -25,6 +25,7 @@ pub struct ApiConfig {
 pub struct Inner {
     pub store: Store,
     pub pubsub: Pubsub,
+    pub streams: Arc<crate::api::StreamGauge>,
     pub config: ApiConfig,
     pub limits: RateLimits,
     pub deployment_id: String,

@@ -173,6 +173,13 @@ impl Spec {
         problems
     }
 
+    /// Problems of one JSON value against a schema (e.g. a `$ref` to a definition).
+    pub fn check_value(&self, schema: &Value, v: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        self.check(schema, v, "$", &mut out);
+        out
+    }
+
     fn check(&self, schema: &Value, v: &Value, at: &str, out: &mut Vec<String>) {
         if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
             let name = r.trim_start_matches("#/definitions/");

@@ -12,9 +12,8 @@ use axum::Router;
 use coderd_db::schedule::is_zero;
 use coderd_db::{BuildRow, JobRow, StoreError, TemplateRow, WorkspaceRow};
 use codersdk::{
-    CreateWorkspaceBuildRequest, ProvisionerJobLog, ProvisionerTiming,
-    UpdateWorkspaceBuildStateRequest, WorkspaceBuild, WorkspaceBuildParameter,
-    WorkspaceBuildTimings, WorkspaceResource,
+    CreateWorkspaceBuildRequest, ProvisionerTiming, UpdateWorkspaceBuildStateRequest,
+    WorkspaceBuild, WorkspaceBuildParameter, WorkspaceBuildTimings, WorkspaceResource,
 };
 use uuid::Uuid;
 
@@ -350,9 +349,10 @@ async fn logs(
     actor: Actor,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Vec<ProvisionerJobLog>>> {
+    ws: jobs::Upgrade,
+) -> ApiResult<Response> {
     let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
-    Ok(ok(jobs::logs(&state, b.job_id, raw.as_deref()).await?))
+    jobs::logs(&state, b.job_id, raw.as_deref(), ws).await
 }
 
 async fn parameters(

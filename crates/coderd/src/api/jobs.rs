@@ -217,19 +217,22 @@ pub fn log(l: LogRow) -> ProvisionerJobLog {
     }
 }
 
-/// `GET …/logs` without `follow`: the job's logs after `?after=` as a JSON array.
+/// A WebSocket upgrade, if the request asked for one.
+pub type Upgrade = Result<
+    axum::extract::ws::WebSocketUpgrade,
+    axum::extract::ws::rejection::WebSocketUpgradeRejection,
+>;
+
+/// `GET …/logs`: the job's logs after `?after=` as a JSON array, or with `?follow` a
+/// WebSocket that streams them until the job ends.
 pub async fn logs(
     state: &AppState,
     job: Uuid,
     raw_query: Option<&str>,
-) -> ApiResult<Vec<ProvisionerJobLog>> {
+    ws: Upgrade,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let q = QueryParams::parse(raw_query);
-    if q.has("follow") {
-        return Err(
-            ApiError::bad_request("Following logs is not available on this server yet.")
-                .with_detail("Request the logs without ?follow and poll with ?after=<last id>."),
-        );
-    }
     let after = match q.get("after").filter(|v| !v.is_empty()) {
         None => 0,
         Some(v) => v.parse::<i64>().map_err(|_| {
@@ -237,13 +240,17 @@ pub async fn logs(
                 .with_validation("after", "Must be an integer.")
         })?,
     };
-    Ok(state
+    if q.has("follow") {
+        return super::streams::follow_logs(state.clone(), job, after, ws);
+    }
+    let logs: Vec<ProvisionerJobLog> = state
         .store
         .logs_after(job, after)
         .await?
         .into_iter()
         .map(log)
-        .collect())
+        .collect();
+    Ok(crate::http::json::ok(logs).into_response())
 }
 
 fn agent_status(a: &AgentRow, now: DateTime<Utc>) -> (&'static str, &'static str) {

@@ -12,6 +12,7 @@ mod organizations;
 mod parameters;
 mod provisioners;
 mod resolve;
+mod streams;
 mod templates;
 mod templateversions;
 mod users;
@@ -28,6 +29,8 @@ use axum::Router;
 use crate::http::json::{message, MAX_JSON_BODY};
 use crate::state::AppState;
 
+pub use streams::StreamGauge;
+
 /// The whole HTTP application: `/healthz` and `/api/v2`.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -42,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(provisioners::routes())
         .merge(workspaces::routes())
         .merge(builds::routes())
+        .merge(streams::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), crate::ratelimit::api))
@@ -49,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     Router::new()
         .route("/healthz", get(|| async { "OK" }))
+        .route("/metrics", get(streams::metrics))
         .nest("/api/v2", api)
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(

@@ -11,9 +11,8 @@ use axum::Router;
 use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, TemplateRow, VersionRow};
 use codersdk::{
     CreateTemplateVersionDryRunRequest, CreateTemplateVersionRequest, MinimalUser,
-    PatchTemplateVersionRequest, ProvisionerJob, ProvisionerJobLog, TemplateVersion,
-    TemplateVersionParameter, TemplateVersionParameterOption, TemplateVersionVariable,
-    WorkspaceResource,
+    PatchTemplateVersionRequest, ProvisionerJob, TemplateVersion, TemplateVersionParameter,
+    TemplateVersionParameterOption, TemplateVersionVariable, WorkspaceResource,
 };
 use uuid::Uuid;
 
@@ -404,9 +403,10 @@ async fn logs(
     actor: Actor,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Vec<ProvisionerJobLog>>> {
+    ws: jobs::Upgrade,
+) -> ApiResult<Response> {
     let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
-    Ok(ok(jobs::logs(&state, v.job_id, raw.as_deref()).await?))
+    jobs::logs(&state, v.job_id, raw.as_deref(), ws).await
 }
 
 async fn resources(
@@ -643,9 +643,10 @@ async fn dry_run_logs(
     actor: Actor,
     Path((id, job)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Vec<ProvisionerJobLog>>> {
+    ws: jobs::Upgrade,
+) -> ApiResult<Response> {
     let job = dry_run_job(&state, &actor, &id, &job).await?;
-    Ok(ok(jobs::logs(&state, job.id, raw.as_deref()).await?))
+    jobs::logs(&state, job.id, raw.as_deref(), ws).await
 }
 
 async fn dry_run_resources(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -499,13 +499,11 @@ fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Op
                 [name] => f.name = Some(name.to_string()),
                 [owner, name] => {
                     f.owner_username = Some(owner.to_string());
-                    f.exact_name = Some(name.to_string());
+                    f.name = Some(name.to_string());
                 }
                 _ => {
-                    bad = bad.with_validation(
-                        "name",
-                        format!("Query element {v:?} can only contain 1 '/'"),
-                    )
+                    bad = bad
+                        .with_validation("q", format!("Query element {v:?} can only contain 1 '/'"))
                 }
             },
             Some("owner") if v == "me" => f.owner_id = Some(state_actor.user_id),
@@ -690,9 +688,8 @@ async fn set_autostart(
     let schedule = match req.schedule.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(_) if !t.allow_user_autostart => {
-            return Err(ApiError::bad_request(
-                "Autostart is not allowed for workspaces using this template.",
-            ))
+            let msg = "Autostart is not allowed for workspaces using this template.";
+            return Err(ApiError::bad_request(msg).with_validation("schedule", msg));
         }
         Some(raw) => Some(parse_schedule(raw, "Invalid autostart schedule.")?),
     };
@@ -715,12 +712,28 @@ async fn set_ttl(
     Body(req): Body<UpdateWorkspaceTtlRequest>,
 ) -> ApiResult<StatusCode> {
     let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let refused = |detail: &str| {
+        ApiError::bad_request("Error updating workspace time until shutdown.")
+            .with_validation("ttl_ms", detail)
+    };
     if !t.allow_user_autostop {
-        return Err(ApiError::bad_request(
+        return Err(refused(
             "Custom autostop TTL is not allowed for workspaces using this template.",
         ));
     }
-    let ttl = validate_ttl(req.ttl_ms)?;
+    let ttl = validate_ttl(req.ttl_ms).map_err(|e| refused(&e.body.validations[0].detail))?;
+    state.store.set_ttl(w.id, ttl).await?;
+    if ttl.is_none() {
+        // No TTL, no autostop: a running workspace keeps running.
+        if let Some(b) = state.store.latest_builds(&[w.id]).await?.pop() {
+            if b.transition == "start" {
+                state
+                    .store
+                    .set_build_deadline(b.id, schedule::zero_time())
+                    .await?;
+            }
+        }
+    }
     state.store.set_ttl(w.id, ttl).await?;
     wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
@@ -734,16 +747,8 @@ async fn set_autoupdates(
 ) -> ApiResult<StatusCode> {
     let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
     if !matches!(req.automatic_updates.as_str(), "always" | "never") {
-        let tag = if req.automatic_updates.is_empty() {
-            "required"
-        } else {
-            "oneof"
-        };
-        return Err(ApiError::validation_tag(
-            "automatic_updates",
-            tag,
-            &req.automatic_updates,
-        ));
+        return Err(ApiError::bad_request("Invalid request")
+            .with_validation("automatic_updates", "must be always or never"));
     }
     state
         .store
@@ -758,8 +763,11 @@ async fn set_dormant(
     actor: Actor,
     Path(id): Path<String>,
     Body(req): Body<UpdateWorkspaceDormancy>,
-) -> ApiResult<Json<Workspace>> {
+) -> ApiResult<Response> {
     let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    if w.dormant_at.is_some() == req.dormant {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
     let deleting_at = (req.dormant && t.time_til_dormant_autodelete > 0).then(|| {
         w.dormant_at.unwrap_or_else(Utc::now)
             + chrono::Duration::nanoseconds(t.time_til_dormant_autodelete)
@@ -782,7 +790,7 @@ async fn set_dormant(
     }
     wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
     let w = state.store.workspace(w.id).await?;
-    Ok(ok(render_one(&state, actor.user_id, w).await?))
+    Ok(ok(render_one(&state, actor.user_id, w).await?).into_response())
 }
 
 async fn extend(
@@ -792,34 +800,38 @@ async fn extend(
     Body(req): Body<PutExtendWorkspaceRequest>,
 ) -> ApiResult<Response> {
     let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
-    let bad =
-        |detail: String| ApiError::bad_request("Bad extend workspace request.").with_detail(detail);
+    let Some(deadline) = req.deadline else {
+        return Err(ApiError::validation_tag("deadline", "required", ""));
+    };
     let build = state
         .store
         .latest_builds(&[w.id])
         .await?
         .pop()
-        .ok_or_else(|| bad("workspace has no builds".into()))?;
+        .ok_or_else(|| ApiError::conflict("Workspace has no builds."))?;
     let job = state.store.job(build.job_id).await?;
-    let status = builds::status(&job.status, &build.transition);
-    if status != "running" {
-        return Err(bad(format!(
-            "workspace must be started, current status: {status}"
+    if build.transition != "start" || job.status != "succeeded" {
+        let status = if job.status == "succeeded" {
+            build.transition.as_str()
+        } else {
+            job.status.as_str()
+        };
+        return Err(ApiError::conflict(format!(
+            "Workspace must be started, current status: {status}"
         )));
     }
-    let Some(deadline) = req.deadline else {
-        return Err(ApiError::validation_tag("deadline", "required", ""));
-    };
     if schedule::is_zero(build.deadline) {
-        return Err(bad("workspace shutdown is manual".into()));
+        return Err(ApiError::conflict("Workspace shutdown is manual."));
     }
     if deadline < Utc::now() + chrono::Duration::minutes(29) {
-        return Err(bad(
-            "new deadline must be at least 30 minutes in the future".into(),
+        return Err(ApiError::bad_request(
+            "Cannot extend workspace: new deadline must be at least 30 minutes in the future",
         ));
     }
     if !schedule::is_zero(build.max_deadline) && deadline > build.max_deadline {
-        return Err(bad("new deadline is greater than template allows".into()));
+        return Err(ApiError::bad_request(
+            "Cannot extend workspace: new deadline is greater than template allows",
+        ));
     }
     state.store.set_build_deadline(build.id, deadline).await?;
     wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
@@ -840,10 +852,12 @@ async fn set_favorite(
 ) -> ApiResult<StatusCode> {
     let (w, _) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
     if w.owner_id != actor.user_id {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "You can only favorite workspaces that you own.",
-        ));
+        let msg = if favorite {
+            "You can only favorite workspaces that you own."
+        } else {
+            "You can only un-favorite workspaces that you own."
+        };
+        return Err(ApiError::new(StatusCode::FORBIDDEN, msg));
     }
     state.store.set_favorite(w.id, favorite).await?;
     wsbuild::publish_workspace(&state, w.owner_id, w.id).await;

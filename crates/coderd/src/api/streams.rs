@@ -1,0 +1,365 @@
+//! Streams: `GET /workspaces/{id}/watch` (server-sent events), `/watch-ws` (a one-way
+//! WebSocket), and following a job's logs over a WebSocket (`…/logs?follow`).
+//!
+//! Watchers subscribe before reading, and re-read the database on every notification (and
+//! whenever the pubsub says messages may have been lost), so they never show stale state.
+//! A client that goes away ends its task and drops its subscriptions at once.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use coderd_db::pubsub::Event;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use uuid::Uuid;
+
+use super::workspaces::{render_one, workspace_for};
+use crate::authz::{Action, Actor};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::to_go_json;
+use crate::state::AppState;
+
+/// How often an idle stream is pinged, as Coder's.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspaces/{workspace}/watch", get(watch_sse))
+        .route("/workspaces/{workspace}/watch-ws", get(watch_ws))
+}
+
+/// Counts open streams; each stream holds a guard for its lifetime.
+#[derive(Default, Debug)]
+pub struct StreamGauge(AtomicI64);
+
+impl StreamGauge {
+    pub fn open(self: &Arc<Self>) -> StreamGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        StreamGuard(self.clone())
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub struct StreamGuard(Arc<StreamGauge>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `codersdk.ServerSentEvent`.
+#[derive(Serialize)]
+struct ServerSentEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: Option<serde_json::Value>,
+}
+
+/// What a workspace watcher emits; the transport frames it.
+enum WatchEvent {
+    Ping,
+    Data(serde_json::Value),
+    Error(serde_json::Value),
+}
+
+/// Watches one workspace: an initial ping, its current state, then its state again whenever
+/// it, its builds and jobs, or its template change. Ends when `tx` is closed.
+async fn watch_workspace(
+    state: AppState,
+    viewer: Uuid,
+    workspace: Uuid,
+    owner: Uuid,
+    template: Uuid,
+    tx: mpsc::Sender<WatchEvent>,
+) {
+    let _guard = state.streams.open();
+    let mut by_owner = state.pubsub.subscribe(&format!("workspace_owner:{owner}"));
+    let mut by_template = state.pubsub.subscribe(&format!("template:{template}"));
+    if tx.send(WatchEvent::Ping).await.is_err() {
+        return;
+    }
+    let ours = |ev: &Event| match ev {
+        Event::Dropped => true,
+        Event::Message(payload) => serde_json::from_str::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|v| {
+                v.get("workspace_id")
+                    .and_then(|w| w.as_str())
+                    .map(|w| w == workspace.to_string())
+            })
+            .unwrap_or(true),
+    };
+    loop {
+        let event = match state.store.workspace(workspace).await {
+            Ok(w) => match render_one(&state, viewer, w).await {
+                Ok(ws) => WatchEvent::Data(serde_json::to_value(ws).unwrap_or_default()),
+                Err(e) => WatchEvent::Error(serde_json::to_value(&e.body).unwrap_or_default()),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, %workspace, "watch: reading the workspace");
+                let body = codersdk::Response {
+                    message: "Internal error fetching workspace.".into(),
+                    ..Default::default()
+                };
+                WatchEvent::Error(serde_json::to_value(body).unwrap_or_default())
+            }
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+        // Wait for something that concerns this workspace.
+        loop {
+            tokio::select! {
+                ev = by_owner.recv() => match ev {
+                    Some(ev) if ours(&ev) => break,
+                    Some(_) => continue,
+                    None => return,
+                },
+                ev = by_template.recv() => match ev {
+                    Some(_) => break,
+                    None => return,
+                },
+                _ = tx.closed() => return,
+            }
+        }
+    }
+}
+
+async fn start_watch(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> ApiResult<mpsc::Receiver<WatchEvent>> {
+    let (w, _) = workspace_for(state, actor, id, Action::Read, true).await?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(watch_workspace(
+        state.clone(),
+        actor.user_id,
+        w.id,
+        w.owner_id,
+        w.template_id,
+        tx,
+    ));
+    Ok(rx)
+}
+
+fn sse_frame(kind: &str, data: Option<&serde_json::Value>) -> Bytes {
+    let mut out = format!("event: {kind}\n").into_bytes();
+    if let Some(d) = data {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&to_go_json(d));
+    }
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+async fn watch_sse(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let mut events = start_watch(&state, &actor, &id).await?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            let frame = tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(WatchEvent::Ping) => sse_frame("ping", None),
+                    Some(WatchEvent::Data(d)) => sse_frame("data", Some(&d)),
+                    Some(WatchEvent::Error(e)) => sse_frame("error", Some(&e)),
+                    None => return,
+                },
+                _ = heartbeat.tick() => sse_frame("ping", None),
+                _ = tx.closed() => return,
+            };
+            if tx.send(Ok(frame)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(ReceiverStream::new(rx)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(resp)
+}
+
+use super::jobs::Upgrade;
+
+fn upgrade_or_400(ws: Upgrade) -> ApiResult<WebSocketUpgrade> {
+    ws.map_err(|e| ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text()))
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+fn text(v: &impl Serialize) -> Message {
+    let mut json = to_go_json(v);
+    json.pop();
+    Message::Text(String::from_utf8(json).unwrap_or_default().into())
+}
+
+async fn watch_ws(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ws: Upgrade,
+) -> ApiResult<Response> {
+    let ws = upgrade_or_400(ws)?;
+    let mut events = start_watch(&state, &actor, &id).await?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let (mut sink, mut stream) = socket.split();
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            let msg = tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(WatchEvent::Ping) => text(&ServerSentEvent { kind: "ping", data: None }),
+                    Some(WatchEvent::Data(d)) => text(&ServerSentEvent { kind: "data", data: Some(d) }),
+                    Some(WatchEvent::Error(e)) => text(&ServerSentEvent { kind: "error", data: Some(e) }),
+                    None => { let _ = sink.send(close(close_code::NORMAL, "Connection closed")).await; return; }
+                },
+                _ = heartbeat.tick() => Message::Ping(Bytes::new()),
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Pong(_))) | Some(Ok(Message::Ping(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => return,
+                    Some(Ok(_)) => {
+                        let _ = sink.send(close(close_code::PROTOCOL, "Clients cannot send messages for one-way WebSockets")).await;
+                        return;
+                    }
+                    Some(Err(_)) => {
+                        let _ = sink.send(close(close_code::ERROR, "Unable to process invalid message from client")).await;
+                        return;
+                    }
+                },
+            };
+            if sink.send(msg).await.is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// Streams a job's logs after `after` over a WebSocket, one `ProvisionerJobLog` per text
+/// frame, and closes (1000) once the job has ended and every log was sent.
+pub fn follow_logs(state: AppState, job: Uuid, after: i64, ws: Upgrade) -> ApiResult<Response> {
+    let ws = upgrade_or_400(ws)?;
+    Ok(ws.on_upgrade(move |socket| follow(state, job, after, socket)))
+}
+
+async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
+    let _guard = state.streams.open();
+    // Subscribe first: nothing written after this point can be missed.
+    let mut sub = state
+        .pubsub
+        .subscribe(&coderd_provisioner::daemon::logs_channel(job));
+    let (mut sink, mut stream) = socket.split();
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    // A safety net for a notification lost without the pubsub noticing.
+    let mut recheck = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        // Read the job's status before its logs: logs are written before a job ends.
+        let ended = match state.store.job(job).await {
+            Ok(j) => j.completed_at.is_some(),
+            Err(e) => {
+                let _ = sink
+                    .send(close(close_code::ERROR, &reason(&e.to_string())))
+                    .await;
+                return;
+            }
+        };
+        match state.store.logs_after(job, after).await {
+            Ok(logs) => {
+                for l in logs {
+                    after = l.id;
+                    if sink.send(text(&super::jobs::log(l))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = sink
+                    .send(close(close_code::ERROR, &reason(&e.to_string())))
+                    .await;
+                return;
+            }
+        }
+        if ended {
+            let _ = sink.send(close(close_code::NORMAL, "done")).await;
+            return;
+        }
+        loop {
+            tokio::select! {
+                ev = sub.recv() => match ev {
+                    Some(_) => break,
+                    None => {
+                        let _ = sink.send(close(close_code::ERROR, "pubsub closed")).await;
+                        return;
+                    }
+                },
+                _ = recheck.tick() => break,
+                _ = heartbeat.tick() => {
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return;
+                    }
+                }
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+}
+
+/// A close reason fits in 123 bytes.
+fn reason(s: &str) -> String {
+    let mut end = s.len().min(123);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// `GET /metrics`: open streams and pubsub subscriptions, in Prometheus' text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = format!(
+        "# HELP coderd_open_streams Open watch and log-follow streams.\n# TYPE coderd_open_streams gauge\n\
+         coderd_open_streams {}\n\
+         # HELP coderd_pubsub_subscribers Local pubsub subscriptions.\n# TYPE coderd_pubsub_subscribers gauge\n\
+         coderd_pubsub_subscribers {}\n",
+        state.streams.get(),
+        state.pubsub.subscriber_count()
+    );
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}

@@ -1,0 +1,620 @@
+//! Realtime: workspace watchers (SSE and WebSocket), log following, recovery after the
+//! database restarts, no leaks, and several real processes acting as one deployment.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use codersdk::{Client, CreateWorkspaceRequest, ProvisionerJobLog, Workspace};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use uuid::Uuid;
+
+use crate::harness::echo::create_template;
+use crate::harness::{checked_client, schema, TestServer};
+
+/// A server-sent-events reader over a streaming HTTP response.
+struct Sse {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Sse {
+    async fn open(base: &str, token: &str, workspace: Uuid) -> Sse {
+        let resp = reqwest::Client::new()
+            .get(format!("{base}/api/v2/workspaces/{workspace}/watch"))
+            .header("Coder-Session-Token", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        assert_eq!(resp.headers()["x-accel-buffering"], "no");
+        assert_eq!(resp.headers()["cache-control"], "no-cache");
+        Sse {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event: (type, data if any).
+    async fn next(&mut self, within: Duration) -> Option<(String, Option<Value>)> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let mut kind = String::new();
+                let mut data = None;
+                for line in frame.lines() {
+                    if let Some(k) = line.strip_prefix("event: ") {
+                        kind = k.to_string();
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str(d).expect("data lines are JSON"));
+                    }
+                }
+                return Some((kind, data));
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buf.push_str(std::str::from_utf8(&bytes).unwrap()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads events until a workspace whose latest build has `status` arrives.
+    async fn until_status(&mut self, status: &str) -> Workspace {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (kind, data) = self
+                .next(left)
+                .await
+                .unwrap_or_else(|| panic!("no {status} event"));
+            if kind == "data" {
+                let v = data.unwrap();
+                check_workspace(&v);
+                let w: Workspace = serde_json::from_value(v).unwrap();
+                if w.latest_build.status == status {
+                    return w;
+                }
+            }
+        }
+    }
+}
+
+fn check_workspace(v: &Value) {
+    let schema = json!({"$ref": "#/definitions/codersdk.Workspace"});
+    let problems = schema::spec().check_value(&schema, v);
+    assert!(
+        problems.is_empty(),
+        "watch event does not match codersdk.Workspace: {problems:?}"
+    );
+}
+
+fn ws_url(
+    base: &str,
+    path: &str,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req = format!("{}{path}", base.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Coder-Session-Token", token.parse().unwrap());
+    req
+}
+
+async fn create_ws(c: &Client, template: Uuid, name: &str) -> Workspace {
+    let req = CreateWorkspaceRequest {
+        template_id: Some(template),
+        name: name.into(),
+        ..Default::default()
+    };
+    c.request(
+        reqwest::Method::POST,
+        "/api/v2/users/me/workspaces",
+        Some(&req),
+    )
+    .await
+    .unwrap()
+}
+
+async fn stop(c: &Client, w: Uuid) -> codersdk::WorkspaceBuild {
+    c.request(
+        reqwest::Method::POST,
+        &format!("/api/v2/workspaces/{w}/builds"),
+        Some(&json!({"transition": "stop"})),
+    )
+    .await
+    .unwrap()
+}
+
+fn echo(logs: usize, duration_ms: u64) -> Value {
+    let lines: Vec<Value> = (0..logs)
+        .map(|i| json!({"output": format!("line {i}")}))
+        .collect();
+    json!({
+        "start": {"logs": lines, "duration_ms": duration_ms,
+                  "resources": [{"name": "vm", "type": "echo_vm"}]},
+        "stop": {"logs": [{"output": "stopping"}]}
+    })
+}
+
+async fn metric(base: &str, name: &str) -> i64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sse_watch_follows_create_start_stop() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (t, _) = create_template(&owner, first.organization_id, "watched", &echo(3, 300)).await;
+    let w = create_ws(&owner, t.id, "dev").await;
+    let mut sse = Sse::open(&srv.url, owner.token().unwrap(), w.id).await;
+    let (kind, data) = sse.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        (kind.as_str(), data),
+        ("ping", None),
+        "an initial ping without data"
+    );
+    let (kind, data) = sse.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(kind, "data");
+    let first_state: Workspace = serde_json::from_value(data.unwrap()).unwrap();
+    assert_eq!(first_state.id, w.id);
+    sse.until_status("running").await;
+    stop(&owner, w.id).await;
+    let stopped = sse.until_status("stopped").await;
+    assert_eq!(stopped.latest_build.build_number, 2);
+    // Template changes reach watchers too.
+    let (status, _) = crate::harness::raw_json(
+        &owner,
+        "PATCH",
+        &format!("/api/v2/templates/{}", t.id),
+        Some(r#"{"display_name":"Watched!"}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    loop {
+        let (kind, data) = sse
+            .next(Duration::from_secs(10))
+            .await
+            .expect("a data event after the template changed");
+        if kind == "data" && data.as_ref().unwrap()["template_display_name"] == "Watched!" {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_watch_frames_and_close_codes() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (t, _) = create_template(&owner, first.organization_id, "watched", &echo(1, 0)).await;
+    let w = create_ws(&owner, t.id, "dev").await;
+    let token = owner.token().unwrap();
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(
+        &srv.url,
+        &format!("/api/v2/workspaces/{}/watch-ws", w.id),
+        token,
+    ))
+    .await
+    .unwrap();
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        match socket.next().await.unwrap().unwrap() {
+            Message::Text(t) => frames.push(serde_json::from_str::<Value>(&t).unwrap()),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(frames[0], json!({"type": "ping", "data": null}));
+    assert_eq!(frames[1]["type"], "data");
+    check_workspace(&frames[1]["data"]);
+    for f in &frames {
+        let problems = schema::spec().check_value(
+            &json!({"$ref": "#/definitions/codersdk.ServerSentEvent"}),
+            f,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+    // A one-way socket: a client message ends it with 1002.
+    socket.send(Message::Text("hello".into())).await.unwrap();
+    let code = loop {
+        match socket.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => break frame.code,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, CloseCode::Protocol);
+    // Watching needs a WebSocket upgrade.
+    let (status, body) = crate::harness::raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/workspaces/{}/watch-ws", w.id),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("Failed to accept websocket."))
+    );
+}
+
+/// Collects every log frame until the server closes; returns them and the close code.
+async fn follow(base: &str, path: &str, token: &str) -> (Vec<ProvisionerJobLog>, CloseCode) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(base, path, token))
+        .await
+        .unwrap();
+    let mut logs = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("follow hung")
+        {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                let problems = schema::spec().check_value(
+                    &json!({"$ref": "#/definitions/codersdk.ProvisionerJobLog"}),
+                    &v,
+                );
+                assert!(problems.is_empty(), "{problems:?}");
+                logs.push(serde_json::from_value(v).unwrap());
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return (logs, frame.map(|f| f.code).unwrap_or(CloseCode::Status))
+            }
+            Some(Ok(_)) => {}
+            other => panic!("follow ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn follow_finished_jobs_and_after() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (t, v) = create_template(&owner, first.organization_id, "logs", &echo(5, 0)).await;
+    let token = owner.token().unwrap();
+    // A finished import: everything at once, then 1000.
+    let (logs, code) = follow(
+        &srv.url,
+        &format!("/api/v2/templateversions/{}/logs?follow", v.id),
+        token,
+    )
+    .await;
+    assert_eq!(code, CloseCode::Normal);
+    let plain = owner.template_version_logs(v.id, 0).await.unwrap();
+    assert_eq!(
+        logs.iter().map(|l| l.id).collect::<Vec<_>>(),
+        plain.iter().map(|l| l.id).collect::<Vec<_>>()
+    );
+    let w = create_ws(&owner, t.id, "dev").await;
+    let started = Instant::now();
+    let (logs, code) = follow(
+        &srv.url,
+        &format!("/api/v2/workspacebuilds/{}/logs?follow", w.latest_build.id),
+        token,
+    )
+    .await;
+    assert_eq!(code, CloseCode::Normal);
+    assert_eq!(
+        logs.iter().map(|l| l.output.as_str()).collect::<Vec<_>>(),
+        ["line 0", "line 1", "line 2", "line 3", "line 4"]
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let after = logs[1].id;
+    let (rest, _) = follow(
+        &srv.url,
+        &format!(
+            "/api/v2/workspacebuilds/{}/logs?follow&after={after}",
+            w.latest_build.id
+        ),
+        token,
+    )
+    .await;
+    assert_eq!(
+        rest.iter().map(|l| l.output.as_str()).collect::<Vec<_>>(),
+        ["line 2", "line 3", "line 4"]
+    );
+}
+
+#[tokio::test]
+async fn follow_live_logs_written_by_another_server_without_gaps() {
+    // A serves the API with no daemons; B (same database) runs the jobs.
+    let srv = TestServer::start_with(|o| o.provisioner_daemons = 0).await;
+    let (owner, first) = srv.owner().await;
+    let runner = coderd::server::start(
+        crate::harness::test_options(&srv.db_url),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let via_b = checked_client(&format!("http://{}", runner.local_addr()))
+        .with_token(owner.token().unwrap());
+    let (t, _) = create_template(&via_b, first.organization_id, "chatty", &echo(300, 300)).await;
+    runner.shutdown().await;
+    let w = create_ws(&owner, t.id, "dev").await;
+    assert_eq!(w.latest_build.status, "pending");
+    let path = format!("/api/v2/workspacebuilds/{}/logs?follow", w.latest_build.id);
+    let token = owner.token().unwrap().to_string();
+    let url = srv.url.clone();
+    let follower = tokio::spawn(async move { follow(&url, &path, &token).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runner = coderd::server::start(
+        crate::harness::test_options(&srv.db_url),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let (logs, code) = follower.await.unwrap();
+    assert_eq!(code, CloseCode::Normal);
+    assert_eq!(logs.len(), 300, "every line, once");
+    let ids: HashSet<i64> = logs.iter().map(|l| l.id).collect();
+    assert_eq!(ids.len(), 300);
+    assert!(logs.windows(2).all(|p| p[0].id < p[1].id), "in order");
+    assert_eq!(logs[299].output, "line 299");
+    runner.shutdown().await;
+}
+
+#[tokio::test]
+async fn watchers_recover_when_the_database_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("coderd-restart-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let opts = coderd_db::builtin::BuiltinOptions {
+        unsafe_no_fsync: true,
+    };
+    let mut pg = coderd_db::builtin::BuiltinPostgres::start(&dir.join("pg"), &opts)
+        .await
+        .unwrap();
+    let running = coderd::server::start(crate::harness::test_options(pg.url()), Default::default())
+        .await
+        .unwrap();
+    let url = format!("http://{}", running.local_addr());
+    let anon = checked_client(&url);
+    anon.create_first_user(&codersdk::CreateFirstUserRequest {
+        email: crate::harness::OWNER_EMAIL.into(),
+        username: "owner".into(),
+        password: crate::harness::OWNER_PASSWORD.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let token = anon
+        .login_with_password(crate::harness::OWNER_EMAIL, crate::harness::OWNER_PASSWORD)
+        .await
+        .unwrap()
+        .session_token;
+    let owner = anon.with_token(&token);
+    let org = owner.organization("coder").await.unwrap().id;
+    let (t, _) = create_template(&owner, org, "restart", &echo(1, 0)).await;
+    let w = create_ws(&owner, t.id, "dev").await;
+    let mut sse = Sse::open(&url, &token, w.id).await;
+    sse.until_status("running").await;
+
+    pg.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pg = coderd_db::builtin::BuiltinPostgres::start(&dir.join("pg"), &opts)
+        .await
+        .unwrap();
+    // The watcher is told it may have missed something and sends fresh state.
+    let (kind, _) = loop {
+        let ev = sse
+            .next(Duration::from_secs(30))
+            .await
+            .expect("the watcher went quiet after the restart");
+        if ev.0 == "data" {
+            break ev;
+        }
+    };
+    assert_eq!(kind, "data");
+    // And live notifications work again.
+    let mut attempts = 0;
+    loop {
+        match owner
+            .request::<Value, codersdk::WorkspaceBuild>(
+                reqwest::Method::POST,
+                &format!("/api/v2/workspaces/{}/builds", w.id),
+                Some(&json!({"transition": "stop"})),
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if attempts < 20 => {
+                attempts += 1;
+                tracing::debug!("retrying after restart: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("the server did not recover: {e}"),
+        }
+    }
+    sse.until_status("stopped").await;
+    drop(sse);
+    running.shutdown().await;
+    pg.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn disconnects_free_everything() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (t, _) = create_template(&owner, first.organization_id, "leaky", &echo(1, 0)).await;
+    let w = create_ws(&owner, t.id, "dev").await;
+    let token = owner.token().unwrap();
+    let baseline = metric(&srv.url, "coderd_pubsub_subscribers").await;
+    for _ in 0..20 {
+        let mut sse = Sse::open(&srv.url, token, w.id).await;
+        sse.next(Duration::from_secs(5)).await.unwrap();
+        let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(
+            &srv.url,
+            &format!("/api/v2/workspaces/{}/watch-ws", w.id),
+            token,
+        ))
+        .await
+        .unwrap();
+        socket.next().await.unwrap().unwrap();
+        drop(sse);
+        drop(socket);
+    }
+    let started = Instant::now();
+    loop {
+        let open = metric(&srv.url, "coderd_open_streams").await;
+        let subs = metric(&srv.url, "coderd_pubsub_subscribers").await;
+        if open == 0 && subs == baseline {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "leaked: {open} streams, {subs} subscriptions (baseline {baseline})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Replica(Child);
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_replica(db_url: &str, port: u16, daemons: u32) -> Replica {
+    Replica(
+        Command::new(env!("CARGO_BIN_EXE_coderd"))
+            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
+            .env("CODER_PG_CONNECTION_URL", db_url)
+            .env("CODER_PROVISIONER_DAEMONS", daemons.to_string())
+            .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
+            .env("CODER_JOB_HANG_DETECTOR_INTERVAL", "500ms")
+            .env("CODER_JOB_REAPER_HUNG_AFTER", "3s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting a replica"),
+    )
+}
+
+#[tokio::test]
+async fn several_processes_are_one_deployment() {
+    let db_url = crate::harness::fresh_database().await;
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let a_b = [
+        spawn_replica(&db_url, ports[0], 0),
+        spawn_replica(&db_url, ports[1], 0),
+    ];
+    let c = spawn_replica(&db_url, ports[2], 2);
+    for u in &urls {
+        let started = Instant::now();
+        while reqwest::get(format!("{u}/healthz"))
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(started.elapsed() < Duration::from_secs(60));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let a = checked_client(&urls[0]);
+    a.create_first_user(&codersdk::CreateFirstUserRequest {
+        email: crate::harness::OWNER_EMAIL.into(),
+        username: "owner".into(),
+        password: crate::harness::OWNER_PASSWORD.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let token = a
+        .login_with_password(crate::harness::OWNER_EMAIL, crate::harness::OWNER_PASSWORD)
+        .await
+        .unwrap()
+        .session_token;
+    let a = a.with_token(&token);
+    let b = checked_client(&urls[1]).with_token(&token);
+    let org = a.organization("coder").await.unwrap().id;
+    let (t, _) = create_template(&b, org, "spread", &echo(20, 200)).await;
+
+    // Queued on B, run by C's daemons, watched and followed on A.
+    let w = create_ws(&b, t.id, "dev").await;
+    let mut sse = Sse::open(&urls[0], &token, w.id).await;
+    let path = format!("/api/v2/workspacebuilds/{}/logs?follow", w.latest_build.id);
+    let (logs, code) = follow(&urls[0], &path, &token).await;
+    assert_eq!((logs.len(), code), (20, CloseCode::Normal));
+    let running = sse.until_status("running").await;
+    assert!(running
+        .latest_build
+        .job
+        .worker_name
+        .starts_with(&hostname_prefix()));
+
+    // A build blocks on C; C dies; the reaper elsewhere ends the story and A's watcher sees it.
+    let (status, _) = crate::harness::raw_json(
+        &b,
+        "PATCH",
+        &format!("/api/v2/templates/{}", t.id),
+        Some(r#"{"description":"x"}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let blocking = crate::harness::echo::create_version(
+        &b,
+        org,
+        &json!({"stop": {"block": true}}),
+        Some(t.id),
+    )
+    .await;
+    crate::harness::echo::wait_import(&a, blocking.id).await;
+    let b2: codersdk::WorkspaceBuild = b
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v2/workspaces/{}/builds", w.id),
+            Some(&json!({"transition": "stop", "template_version_id": blocking.id})),
+        )
+        .await
+        .unwrap();
+    sse.until_status("stopping").await;
+    drop(c);
+    let failed = sse.until_status("failed").await;
+    assert_eq!(failed.latest_build.id, b2.id);
+    assert!(
+        failed.latest_build.job.error.contains("hung"),
+        "{}",
+        failed.latest_build.job.error
+    );
+    drop(a_b);
+}
+
+fn hostname_prefix() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "coderd".into())
+}
