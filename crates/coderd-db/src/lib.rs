@@ -19,6 +19,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 pub use files::FileRow;
+
+/// The system user that initiates automatic builds (hidden from user listings).
+pub const SYSTEM_USER_ID: uuid::Uuid = uuid::uuid!("c42fdf75-3097-471c-8c33-fb52454d81c0");
 pub use groups::{GroupFilter, GroupMemberRow, GroupRow, NewGroup, UpdateGroup};
 pub use jobs::{
     insert_job, mutate_tags, AgentRow, AppRow, CancelOutcome, Completion, DaemonRow, ImportProduct,
@@ -30,8 +33,8 @@ pub use templates::{
 };
 pub use users::{ActorRow, ApiKeyRow, NewApiKey, NewUser, UserFilter, UserRow};
 pub use workspaces::{
-    BuildContext, BuildInsertError, BuildProduct, BuildRow, NewBuild, NewWorkspace, TemplateStats,
-    WorkspaceFilter, WorkspaceRow, WorkspaceVisibility,
+    BuildContext, BuildInsertError, BuildProduct, BuildRow, LifecycleCandidate, LifecycleLock,
+    NewBuild, NewWorkspace, TemplateStats, WorkspaceFilter, WorkspaceRow, WorkspaceVisibility,
 };
 
 /// The migrations in `migrations/`, embedded at compile time.

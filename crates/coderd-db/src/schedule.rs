@@ -140,6 +140,68 @@ impl Weekly {
     }
 }
 
+/// A user's quiet hours: a daily schedule with one start time (`[CRON_TZ=<zone> ]M H * * *`).
+pub fn parse_quiet_hours(raw: &str) -> Result<Weekly, String> {
+    let w = Weekly::parse(raw)?;
+    if w.minutes.len() != 1 || w.hours.len() != 1 || w.days.len() != 7 {
+        return Err("quiet hours must be a daily schedule with a single time, e.g. \"CRON_TZ=Europe/Berlin 0 2 * * *\"".into());
+    }
+    Ok(w)
+}
+
+/// The deployment's default quiet hours: midnight UTC.
+pub const DEFAULT_QUIET_HOURS: &str = "CRON_TZ=UTC 0 0 * * *";
+
+impl Weekly {
+    /// `HH:MM` of a single-time schedule (quiet hours).
+    pub fn time_of_day(&self) -> String {
+        format!(
+            "{:02}:{:02}",
+            self.hours.first().copied().unwrap_or(0),
+            self.minutes.first().copied().unwrap_or(0)
+        )
+    }
+}
+
+/// The max deadline an autostop requirement imposes on a build started at `now`: the first
+/// start of the owner's quiet hours, at least an hour away, on one of `days` (as the quiet
+/// hours' zone sees them), in a week whose number since 1970-01-05 (a Monday) is a multiple
+/// of `weeks`. Zero when the template requires no days.
+pub fn autostop_requirement_deadline(
+    now: DateTime<Utc>,
+    days: &[String],
+    weeks: i64,
+    quiet_hours: &Weekly,
+) -> DateTime<Utc> {
+    const DAY_NAMES: [&str; 7] = [
+        "sunday",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+    ];
+    if days.is_empty() {
+        return zero_time();
+    }
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 5).unwrap_or_default();
+    let mut t = now + Duration::hours(1) - Duration::seconds(1);
+    for _ in 0..(7 * 17) {
+        let Some(next) = quiet_hours.next(t) else {
+            break;
+        };
+        let local = next.with_timezone(&quiet_hours.tz).date_naive();
+        let day = DAY_NAMES[local.weekday().num_days_from_sunday() as usize];
+        let week = (local - epoch).num_days().div_euclid(7);
+        if days.iter().any(|d| d == day) && week.rem_euclid(weeks.max(1)) == 0 {
+            return next;
+        }
+        t = next;
+    }
+    zero_time()
+}
+
 /// Rounds down to the minute (the executor's tick).
 pub fn truncate_minute(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_second(0)
@@ -247,6 +309,39 @@ mod tests {
             nine.next(t("2024-03-29T12:00:00Z")),
             Some(t("2024-03-30T08:00:00Z"))
         );
+    }
+
+    #[test]
+    fn quiet_hours_and_autostop_requirements() {
+        assert!(parse_quiet_hours("CRON_TZ=Europe/Berlin 0 2 * * *").is_ok());
+        assert!(parse_quiet_hours("0 2 * * 1-5").is_err());
+        assert!(parse_quiet_hours("0,30 2 * * *").is_err());
+        let q = parse_quiet_hours(DEFAULT_QUIET_HOURS).unwrap();
+        assert_eq!(q.time_of_day(), "00:00");
+        // Monday 2024-05-13 10:00Z; the requirement is Saturdays: Sat 2024-05-18 00:00Z.
+        let days = vec!["saturday".to_string()];
+        assert_eq!(
+            autostop_requirement_deadline(t("2024-05-13T10:00:00Z"), &days, 1, &q),
+            t("2024-05-18T00:00:00Z")
+        );
+        // Less than an hour before quiet hours: the next occurrence.
+        assert_eq!(
+            autostop_requirement_deadline(t("2024-05-17T23:30:00Z"), &days, 1, &q),
+            t("2024-05-25T00:00:00Z")
+        );
+        assert!(is_zero(autostop_requirement_deadline(
+            t("2024-05-13T10:00:00Z"),
+            &[],
+            1,
+            &q
+        )));
+        // Every second week: only even weeks since 1970-01-05 count.
+        let every_other = autostop_requirement_deadline(t("2024-05-13T10:00:00Z"), &days, 2, &q);
+        let weeks = (every_other.date_naive() - NaiveDate::from_ymd_opt(1970, 1, 5).unwrap())
+            .num_days()
+            / 7;
+        assert_eq!(weeks % 2, 0);
+        assert!(every_other >= t("2024-05-18T00:00:00Z"));
     }
 
     #[test]

@@ -120,9 +120,10 @@ impl Store {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('coderd:first-user'))")
             .execute(&mut *tx)
             .await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
-            .fetch_one(&mut *tx)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE NOT is_system)")
+                .fetch_one(&mut *tx)
+                .await?;
         if exists {
             return Ok(None);
         }
@@ -140,7 +141,7 @@ impl Store {
 
     pub async fn user_count(&self) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT count(*) FROM users WHERE NOT deleted")
+            sqlx::query_scalar("SELECT count(*) FROM users WHERE NOT deleted AND NOT is_system")
                 .fetch_one(&self.pool)
                 .await?,
         )
@@ -159,7 +160,7 @@ impl Store {
     pub async fn user_by_username_or_email(&self, name: &str) -> Result<UserRow> {
         Ok(sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS} FROM users u \
-             WHERE (lower(u.username) = lower($1) OR lower(u.email) = lower($1)) AND NOT u.deleted \
+             WHERE (lower(u.username) = lower($1) OR lower(u.email) = lower($1)) AND NOT u.deleted AND NOT u.is_system \
              LIMIT 1"
         ))
         .bind(name)
@@ -179,7 +180,7 @@ impl Store {
     /// One page of users matching `f`, and how many match in all.
     pub async fn list_users(&self, f: &UserFilter) -> Result<(Vec<UserRow>, i64)> {
         let mut qb = sqlx::QueryBuilder::new(format!(
-            "SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users u WHERE NOT u.deleted"
+            "SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users u WHERE NOT u.deleted AND NOT u.is_system"
         ));
         if !f.search.is_empty() {
             qb.push(" AND (u.username ILIKE '%' || ")
@@ -286,6 +287,25 @@ impl Store {
         .execute(&self.pool)
         .await?;
         self.user_by_id(id).await
+    }
+
+    /// The user's quiet hours schedule (empty: the deployment default).
+    pub async fn quiet_hours(&self, id: Uuid) -> Result<String> {
+        Ok(
+            sqlx::query_scalar("SELECT quiet_hours_schedule FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_quiet_hours(&self, id: Uuid, schedule: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET quiet_hours_schedule = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(schedule)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Sets a new password hash and signs the user out everywhere but `keep_key`.

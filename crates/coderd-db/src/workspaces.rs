@@ -152,6 +152,9 @@ pub struct BuildContext {
     pub autostart_schedule: Option<String>,
     pub template_default_ttl: i64,
     pub template_allow_user_autostop: bool,
+    pub autostop_requirement_days_of_week: Vec<String>,
+    pub autostop_requirement_weeks: i64,
+    pub owner_quiet_hours: String,
     #[sqlx(skip)]
     pub parameters: Vec<(String, String)>,
 }
@@ -568,7 +571,8 @@ impl Store {
                  w.id AS workspace_id, w.name AS workspace_name, o.id AS owner_id, o.username AS owner_name, \
                  o.email AS owner_email, t.id AS template_id, t.name AS template_name, v.name AS template_version, v.id AS template_version_id, \
                  w.ttl, w.autostart_schedule, t.default_ttl AS template_default_ttl, \
-                 t.allow_user_autostop AS template_allow_user_autostop \
+                 t.allow_user_autostop AS template_allow_user_autostop, t.autostop_requirement_days_of_week, \
+                 t.autostop_requirement_weeks, o.quiet_hours_schedule AS owner_quiet_hours \
              FROM workspace_builds b JOIN workspaces w ON w.id = b.workspace_id JOIN users o ON o.id = w.owner_id \
              JOIN templates t ON t.id = w.template_id JOIN template_versions v ON v.id = b.template_version_id \
              WHERE b.id = $1",
@@ -823,4 +827,106 @@ pub(crate) async fn store_build(
             .await?;
     }
     Ok(())
+}
+
+/// What the lifecycle executor decides on, read fresh under the workspace's lock.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LifecycleCandidate {
+    pub workspace_id: Uuid,
+    pub owner_id: Uuid,
+    pub owner_status: String,
+    pub template_id: Uuid,
+    pub autostart_schedule: Option<String>,
+    pub dormant_at: Option<DateTime<Utc>>,
+    pub deleting_at: Option<DateTime<Utc>>,
+    pub last_used_at: DateTime<Utc>,
+    pub automatic_updates: String,
+    pub build_transition: Option<String>,
+    pub build_created_at: Option<DateTime<Utc>>,
+    pub build_deadline: Option<DateTime<Utc>>,
+    pub build_template_version_id: Option<Uuid>,
+    pub job_status: Option<String>,
+    pub job_completed_at: Option<DateTime<Utc>>,
+    pub allow_user_autostart: bool,
+    pub autostart_allowed_days: Vec<String>,
+    pub failure_ttl: i64,
+    pub time_til_dormant: i64,
+    pub time_til_dormant_autodelete: i64,
+}
+
+const CANDIDATE_FROM: &str = "workspaces w JOIN users o ON o.id = w.owner_id JOIN templates t ON t.id = w.template_id \
+    LEFT JOIN workspace_latest_builds b ON b.workspace_id = w.id LEFT JOIN provisioner_jobs j ON j.id = b.job_id";
+
+/// A session advisory lock on one workspace for the lifecycle executor; release it when done.
+pub struct LifecycleLock {
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    key: String,
+}
+
+impl LifecycleLock {
+    pub async fn release(mut self) {
+        let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+            .bind(&self.key)
+            .execute(&mut *self.conn)
+            .await;
+    }
+}
+
+impl Store {
+    /// Workspaces that may need an automatic build at `now` (the executor decides exactly).
+    pub async fn lifecycle_candidates(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT w.id FROM {CANDIDATE_FROM} WHERE NOT w.deleted AND ( \
+               (b.transition = 'start' AND j.job_status = 'succeeded' \
+                  AND (o.status = 'suspended' OR (b.deadline > '0001-01-02' AND b.deadline <= $1))) \
+               OR (b.transition = 'stop' AND j.job_status <> 'failed' AND w.autostart_schedule IS NOT NULL \
+                  AND w.dormant_at IS NULL AND o.status <> 'suspended') \
+               OR (b.transition = 'start' AND j.job_status = 'failed' AND t.failure_ttl > 0 \
+                  AND j.completed_at + (t.failure_ttl / 1000) * interval '1 microsecond' <= $1) \
+               OR (w.dormant_at IS NULL AND t.time_til_dormant > 0 \
+                  AND w.last_used_at + (t.time_til_dormant / 1000) * interval '1 microsecond' <= $1) \
+               OR (w.dormant_at IS NOT NULL AND w.deleting_at IS NOT NULL AND t.time_til_dormant_autodelete > 0 \
+                  AND w.deleting_at <= $1)) \
+             ORDER BY w.id"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn lifecycle_candidate(&self, id: Uuid) -> Result<LifecycleCandidate> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT w.id AS workspace_id, w.owner_id, o.status::text AS owner_status, w.template_id, \
+                 w.autostart_schedule, w.dormant_at, w.deleting_at, w.last_used_at, \
+                 w.automatic_updates::text AS automatic_updates, b.transition::text AS build_transition, \
+                 b.created_at AS build_created_at, b.deadline AS build_deadline, \
+                 b.template_version_id AS build_template_version_id, j.job_status::text AS job_status, \
+                 j.completed_at AS job_completed_at, t.allow_user_autostart, t.autostart_allowed_days, \
+                 t.failure_ttl, t.time_til_dormant, t.time_til_dormant_autodelete \
+             FROM {CANDIDATE_FROM} WHERE w.id = $1 AND NOT w.deleted"
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Takes the executor's lock on a workspace, or `None` if another executor holds it.
+    pub async fn try_lifecycle_lock(&self, workspace: Uuid) -> Result<Option<LifecycleLock>> {
+        let mut conn = self.pool.acquire().await?;
+        let key = format!("lifecycle-executor:{workspace}");
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(&key)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(got.then_some(LifecycleLock { conn, key }))
+    }
+
+    pub async fn set_next_start(&self, id: Uuid, next: Option<DateTime<Utc>>) -> Result<()> {
+        sqlx::query("UPDATE workspaces SET next_start_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(next)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

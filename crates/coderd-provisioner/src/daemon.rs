@@ -292,7 +292,12 @@ impl Daemon {
             },
             "template_version_dry_run" => JobKind::DryRun {
                 parameters: input.rich_parameter_values,
-                variables: input.user_variable_values,
+                variables: dry_run_variables(
+                    &self.store,
+                    input.template_version_id,
+                    input.user_variable_values,
+                )
+                .await?,
                 workspace: WorkspaceFacts {
                     access_url: self.cfg.access_url.clone(),
                     workspace_name: input.workspace_name,
@@ -401,7 +406,19 @@ impl Daemon {
 /// whether the workspace is now deleted.
 fn finish_build<'a>(ctx: &BuildContext, result: &'a crate::BuildResult) -> BuildProduct<'a> {
     let zero = schedule::zero_time();
-    let deadline = if ctx.transition == "start" {
+    let now = chrono::Utc::now();
+    let (deadline, max_deadline) = if ctx.transition == "start" {
+        let quiet = schedule::parse_quiet_hours(&ctx.owner_quiet_hours)
+            .or_else(|_| schedule::parse_quiet_hours(schedule::DEFAULT_QUIET_HOURS))
+            .ok();
+        let max = quiet.map_or(zero, |q| {
+            schedule::autostop_requirement_deadline(
+                now,
+                &ctx.autostop_requirement_days_of_week,
+                ctx.autostop_requirement_weeks,
+                &q,
+            )
+        });
         let ttl_ns = if ctx.template_allow_user_autostop {
             ctx.ttl.unwrap_or(0)
         } else {
@@ -411,24 +428,52 @@ fn finish_build<'a>(ctx: &BuildContext, result: &'a crate::BuildResult) -> Build
             .autostart_schedule
             .as_deref()
             .and_then(|s| schedule::Weekly::parse(s).ok());
-        schedule::start_deadline(
-            chrono::Utc::now(),
-            chrono::Duration::nanoseconds(ttl_ns),
-            autostart.as_ref(),
-            zero,
+        (
+            schedule::start_deadline(
+                now,
+                chrono::Duration::nanoseconds(ttl_ns),
+                autostart.as_ref(),
+                max,
+            ),
+            max,
         )
     } else {
-        zero
+        (zero, zero)
     };
     BuildProduct {
         build_id: ctx.build_id,
         workspace_id: ctx.workspace_id,
         state: result.state.as_deref(),
         deadline,
-        max_deadline: zero,
+        max_deadline,
         daily_cost: result.resources.iter().map(|r| r.daily_cost).sum(),
         delete_workspace: ctx.transition == "delete",
     }
+}
+
+/// A dry run gets the version's imported variable values, overridden by those it was given.
+async fn dry_run_variables(
+    store: &Store,
+    version: Option<Uuid>,
+    given: Vec<VariableValue>,
+) -> Result<Vec<VariableValue>, Failure> {
+    let Some(version) = version else {
+        return Ok(given);
+    };
+    let stored = store
+        .version_variables(version)
+        .await
+        .map_err(|e| Failure::failed(format!("reading template variables: {e}")))?;
+    let mut out: Vec<VariableValue> = stored
+        .into_iter()
+        .filter(|v| !given.iter().any(|g| g.name == v.name))
+        .map(|v| VariableValue {
+            name: v.name,
+            value: v.value,
+        })
+        .collect();
+    out.extend(given);
+    Ok(out)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod echo;
+pub mod terraform;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -83,6 +83,11 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_PROVISIONER_TYPES", value_delimiter = ',')]
     pub provisioner_types: Vec<String>,
 
+    /// The Terraform (or OpenTofu) binary the terraform provisioner runs: a path, or a name
+    /// looked up on PATH. Default: `terraform`, else `tofu`, on PATH.
+    #[arg(long, env = "CODER_TERRAFORM_PATH", hide = true)]
+    pub terraform_path: Option<PathBuf>,
+
     /// How often idle daemons look for jobs when no notification woke them.
     #[arg(long, env = "CODER_PROVISIONER_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration, hide = true)]
     pub provisioner_poll_interval: Duration,
@@ -98,6 +103,10 @@ pub struct ServerOptions {
     /// A job nobody picked up for this long is failed.
     #[arg(long, env = "CODER_JOB_REAPER_PENDING_AFTER", default_value = "30m", value_parser = parse_duration, hide = true)]
     pub job_pending_after: Duration,
+
+    /// How often the lifecycle executor looks for workspaces to start, stop or delete (0: never).
+    #[arg(long, env = "CODER_AUTOBUILD_POLL_INTERVAL", default_value = "1m", value_parser = parse_duration, hide = true)]
+    pub autobuild_poll_interval: Duration,
 
     /// Requests per minute per user (or IP) and endpoint; 0 or less disables.
     #[arg(

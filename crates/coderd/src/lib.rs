@@ -6,6 +6,7 @@ pub mod auth;
 pub mod authz;
 pub mod config;
 pub mod http;
+pub mod lifecycle;
 pub mod middleware;
 pub mod ratelimit;
 pub mod reaper;

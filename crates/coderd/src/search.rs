@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn terms_and_quotes() {
-        let t = parse(r#"status:active  "name:a b" alice"#, "bad").unwrap();
+        let t = parse(r#"status:active  name:"a b" alice"#, "bad").unwrap();
         assert_eq!(t.len(), 3);
         assert_eq!(
             t[1],

@@ -2,6 +2,7 @@
 //! graceful shutdown.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,17 +41,42 @@ pub struct RunningServer {
     daemons: Option<Daemons>,
     stop_background: watch::Sender<bool>,
     reaper: JoinHandle<()>,
+    executor: Option<JoinHandle<()>>,
+    state: AppState,
     builtin: Option<BuiltinPostgres>,
 }
 
-/// The provisioners this build can run, by type name.
-fn available_provisioners() -> Vec<Arc<dyn Provisioner>> {
-    vec![Arc::new(coderd_provisioner::echo::Echo)]
+/// The provisioners this server can run, by type name: `echo` always, `terraform` when a
+/// Terraform binary is found (`terraform_path`, else `terraform` or `tofu` on PATH).
+fn available_provisioners(terraform_path: Option<&Path>) -> Vec<Arc<dyn Provisioner>> {
+    let mut available: Vec<Arc<dyn Provisioner>> = vec![Arc::new(coderd_provisioner::echo::Echo)];
+    match coderd_provisioner::terraform::Terraform::find(terraform_path) {
+        Some(tf) => {
+            tracing::info!(binary = %tf.binary().display(), "terraform provisioner available");
+            available.push(Arc::new(tf));
+        }
+        None => match terraform_path {
+            Some(path) => tracing::warn!(
+                path = %path.display(),
+                "the configured terraform binary was not found or is not executable; \
+                 the terraform provisioner is unavailable"
+            ),
+            None => tracing::warn!(
+                "no terraform (or tofu) binary on PATH; the terraform provisioner is unavailable"
+            ),
+        },
+    }
+    let names: Vec<_> = available.iter().map(|p| p.name()).collect();
+    tracing::info!(provisioners = ?names, "available provisioners");
+    available
 }
 
 /// The provisioners the built-in daemons run: `CODER_PROVISIONER_TYPES`, or all available.
-fn configured_provisioners(types: &[String]) -> anyhow::Result<Vec<Arc<dyn Provisioner>>> {
-    let available = available_provisioners();
+fn configured_provisioners(
+    types: &[String],
+    terraform_path: Option<&Path>,
+) -> anyhow::Result<Vec<Arc<dyn Provisioner>>> {
+    let available = available_provisioners(terraform_path);
     if types.iter().all(|t| t.trim().is_empty()) {
         return Ok(available);
     }
@@ -100,7 +126,8 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     .await
     .context("connecting to PostgreSQL")?;
     let deployment_id = store.deployment_id().await?;
-    let provisioners = configured_provisioners(&opts.provisioner_types)?;
+    let provisioners =
+        configured_provisioners(&opts.provisioner_types, opts.terraform_path.as_deref())?;
     let pubsub = Pubsub::start(store.pool().clone());
 
     let listener = tokio::net::TcpListener::bind(&opts.http_address)
@@ -137,7 +164,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         deployment_id,
     }));
 
-    let app = crate::api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let serve = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -173,8 +200,11 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             hung_after: opts.job_hung_after,
             pending_after: opts.job_pending_after,
         },
-        stop_rx,
+        stop_rx.clone(),
     );
+    let executor = (!opts.autobuild_poll_interval.is_zero()).then(|| {
+        crate::lifecycle::Executor::new(state.clone()).start(opts.autobuild_poll_interval, stop_rx)
+    });
     tracing::info!(address = %addr, access_url, "coderd is serving /api/v2");
     Ok(RunningServer {
         addr,
@@ -186,6 +216,8 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         daemons,
         stop_background,
         reaper,
+        executor,
+        state,
         builtin,
     })
 }
@@ -197,6 +229,11 @@ impl RunningServer {
 
     pub fn access_url(&self) -> &str {
         &self.access_url
+    }
+
+    /// A lifecycle executor of this server, for driving ticks with a chosen clock.
+    pub fn executor(&self) -> crate::lifecycle::Executor {
+        crate::lifecycle::Executor::new(self.state.clone())
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded), closes the database pool and
@@ -216,6 +253,9 @@ impl RunningServer {
         }
         let _ = self.stop_background.send(true);
         let _ = (&mut self.reaper).await;
+        if let Some(e) = self.executor.take() {
+            let _ = e.await;
+        }
         if let Some(d) = self.daemons.take() {
             d.shutdown().await;
         }

@@ -187,6 +187,10 @@ pub fn test_options(db_url: &str) -> ServerOptions {
         dangerous_disable_rate_limits: true,
         pg_conn_max_open: 5,
         provisioner_poll_interval: std::time::Duration::from_secs(1),
+        // Tests that want terraform ask for it; the default would add it when it is on PATH.
+        provisioner_types: vec!["echo".into()],
+        // Tests tick the lifecycle executor themselves, with their own clock.
+        autobuild_poll_interval: std::time::Duration::ZERO,
         ..Default::default()
     }
 }
@@ -210,6 +214,11 @@ impl TestServer {
             db_url,
             running: Some(running),
         }
+    }
+
+    /// A lifecycle executor of this server, to tick with a chosen clock.
+    pub fn executor(&self) -> coderd::lifecycle::Executor {
+        self.running.as_ref().expect("running").executor()
     }
 
     pub async fn stop(mut self) {

@@ -25,15 +25,37 @@ const OMITEMPTY: &[(&str, &str)] = &[
 const EXTRA_ENUM_VALUES: &[&str] = &[
     // Templates of the echo provisioner say so; the reference lists only terraform.
     "echo",
+    // Automatic builds say why: codersdk.BuildReason has these; WorkspaceBuild.reason's list
+    // in the reference is shorter than what Coder sends.
+    "dormancy",
+    "autodelete",
+    "failedstop",
 ];
 
 /// Operations whose documented response the reference gets wrong; checked against what Coder
 /// really answers instead (docs/decisions.md).
-const RESPONSE_OVERRIDES: &[(&str, &str, &str)] = &[(
-    "GET",
-    "/templates/{template}/versions/{templateversionname}",
-    "codersdk.TemplateVersion",
-)];
+const RESPONSE_OVERRIDES: &[(&str, &str, &str)] = &[
+    (
+        "GET",
+        "/templates/{template}/versions/{templateversionname}",
+        "codersdk.TemplateVersion",
+    ),
+    (
+        "GET",
+        "/templates/{template}/acl/available",
+        "codersdk.ACLAvailable",
+    ),
+    (
+        "GET",
+        "/users/{user}/quiet-hours",
+        "codersdk.UserQuietHoursScheduleResponse",
+    ),
+    (
+        "PUT",
+        "/users/{user}/quiet-hours",
+        "codersdk.UserQuietHoursScheduleResponse",
+    ),
+];
 
 fn reference_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")

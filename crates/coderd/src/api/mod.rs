@@ -17,7 +17,7 @@ mod templates;
 mod templateversions;
 mod users;
 mod workspaces;
-mod wsbuild;
+pub(crate) mod wsbuild;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;

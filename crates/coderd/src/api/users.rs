@@ -49,6 +49,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                 .route_layer(from_fn_with_state(state.clone(), crate::ratelimit::login)),
         )
         .route("/users/{user}/profile", put(update_profile))
+        .route(
+            "/users/{user}/quiet-hours",
+            get(quiet_hours).put(set_quiet_hours),
+        )
         .route("/users/{user}/organizations", get(user_organizations))
         .route(
             "/users/{user}/organizations/{organizationname}",
@@ -675,4 +679,62 @@ async fn user_organization(
         Ok(_) => Ok(ok(convert::organization(org))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `codersdk.UserQuietHoursScheduleResponse` for a user's stored (or the default) schedule.
+fn quiet_hours_response(raw: &str) -> ApiResult<serde_json::Value> {
+    let user_set = !raw.is_empty();
+    let raw = if user_set {
+        raw
+    } else {
+        coderd_db::schedule::DEFAULT_QUIET_HOURS
+    };
+    let s = coderd_db::schedule::parse_quiet_hours(raw)
+        .map_err(|e| ApiError::internal("Reading quiet hours", e))?;
+    Ok(serde_json::json!({
+        "raw_schedule": s.to_string(),
+        "user_set": user_set,
+        "user_can_set": true,
+        "time": s.time_of_day(),
+        "timezone": s.time_zone().name(),
+        "next": s.next(Utc::now()),
+    }))
+}
+
+async fn quiet_hours(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let u = resolve::readable_user(&state, &actor, &user).await?;
+    Ok(ok(quiet_hours_response(
+        &state.store.quiet_hours(u.id).await?,
+    )?))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct QuietHoursRequest {
+    schedule: String,
+}
+
+async fn set_quiet_hours(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+    Body(req): Body<QuietHoursRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let u = user_for(&state, &actor, &user, Action::UpdatePersonal).await?;
+    let stored = if req.schedule.is_empty() {
+        String::new()
+    } else {
+        coderd_db::schedule::parse_quiet_hours(&req.schedule)
+            .map_err(|e| {
+                ApiError::bad_request("Invalid quiet hours schedule.")
+                    .with_validation("schedule", e)
+            })?
+            .to_string()
+    };
+    state.store.set_quiet_hours(u.id, &stored).await?;
+    Ok(ok(quiet_hours_response(&stored)?))
 }

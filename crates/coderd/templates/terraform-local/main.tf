@@ -1,5 +1,7 @@
 # A template that runs anywhere Terraform does, offline: it uses only Terraform's built-in
-# `terraform_data` resource, whose `local-exec` provisioner runs on the provisioner's machine.
+# `terraform_data` resource, whose `local-exec` provisioners run on the provisioner's machine.
+# Those commands see the workspace's facts in their environment (CODER_WORKSPACE_NAME,
+# CODER_WORKSPACE_OWNER, CODER_WORKSPACE_TRANSITION, ...): the variables the coder provider reads.
 
 terraform {
   required_version = ">= 1.4"
@@ -7,24 +9,38 @@ terraform {
 
 variable "greeting" {
   type        = string
-  description = "What the workspace says when it starts."
+  description = "What the workspace says when it is created."
   default     = "Hello from coderd-rs"
 }
 
-variable "workspace_name" {
-  type        = string
-  description = "Set by the provisioner from the workspace being built."
-  default     = "example"
+variable "delay_seconds" {
+  type        = number
+  description = "How long creating the workspace takes, to watch a build run."
+  default     = 0
 }
 
 resource "terraform_data" "workspace" {
-  input = var.workspace_name
+  input = {
+    greeting = var.greeting
+    delay    = var.delay_seconds
+  }
 
+  # Creation-time provisioners run once, when the workspace is first built.
   provisioner "local-exec" {
-    command = "echo '${var.greeting}: ${self.input}'"
+    command = "sleep $DELAY; echo \"$GREETING: workspace $CODER_WORKSPACE_NAME of $CODER_WORKSPACE_OWNER was created\""
+    environment = {
+      GREETING = self.input.greeting
+      DELAY    = self.input.delay
+    }
+  }
+
+  # Destroy-time provisioners run when the workspace is deleted.
+  provisioner "local-exec" {
+    when    = destroy
+    command = "echo \"Goodbye from workspace $CODER_WORKSPACE_NAME\""
   }
 }
 
-output "workspace" {
-  value = terraform_data.workspace.output
+output "greeting" {
+  value = terraform_data.workspace.output.greeting
 }
