@@ -131,3 +131,76 @@ async fn replicas_starting_together_migrate_once() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn deployment_facts_for_clients() {
+    let srv = TestServer::start().await;
+    let (owner, _) = srv.owner().await;
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/entitlements", None).await;
+    assert_eq!((status, body["has_license"].as_bool()), (200, Some(false)));
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/experiments", None).await;
+    assert_eq!((status, body), (200, serde_json::json!([])));
+    let (status, body) = raw_json(&srv.client, "GET", "/api/v2/updatecheck", None).await;
+    assert_eq!((status, body["current"].as_bool()), (200, Some(true)));
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/appearance", None).await;
+    assert_eq!(
+        (status, body["service_banner"]["enabled"].as_bool()),
+        (200, Some(false))
+    );
+    let (status, body) = raw_json(
+        &owner,
+        "POST",
+        "/api/v2/users/validate-password",
+        Some(r#"{"password":"password"}"#),
+    )
+    .await;
+    assert_eq!((status, body["valid"].as_bool()), (200, Some(false)));
+    assert!(!body["details"].as_str().unwrap().is_empty());
+    let (status, body) = raw_json(
+        &owner,
+        "POST",
+        "/api/v2/users/validate-password",
+        Some(r#"{"password":"SomeSecurePassword!"}"#),
+    )
+    .await;
+    assert_eq!((status, body["valid"].as_bool()), (200, Some(true)));
+    let (status, _) = raw_json(&owner, "GET", "/api/v2/", None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn authcheck_answers_per_role() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (member, me) = srv.member(&owner, "ann").await;
+    let body = serde_json::json!({"checks": {
+        "readAllUsers": {"object": {"resource_type": "user"}, "action": "read"},
+        "createTemplates": {"object": {"resource_type": "template", "organization_id": first.organization_id}, "action": "create"},
+        "ownWorkspace": {"object": {"resource_type": "workspace", "owner_id": me.id, "organization_id": first.organization_id}, "action": "create"},
+        "anyOrgWorkspace": {"object": {"resource_type": "workspace", "owner_id": me.id, "any_org": true}, "action": "create"},
+        "unknownThing": {"object": {"resource_type": "licence"}, "action": "read"},
+    }});
+    let (status, as_member) = raw_json(
+        &member,
+        "POST",
+        "/api/v2/authcheck",
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        as_member,
+        serde_json::json!({
+            "readAllUsers": false, "createTemplates": false, "ownWorkspace": true, "anyOrgWorkspace": true, "unknownThing": false,
+        })
+    );
+    let (_, as_owner) =
+        raw_json(&owner, "POST", "/api/v2/authcheck", Some(&body.to_string())).await;
+    assert_eq!(
+        (
+            as_owner["readAllUsers"].as_bool(),
+            as_owner["createTemplates"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+}

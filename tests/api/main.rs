@@ -6,6 +6,7 @@ mod harness;
 mod apikeys;
 mod auth;
 mod builtin_postgres;
+mod conformance;
 mod files;
 mod general;
 mod groups;

@@ -314,6 +314,41 @@ impl Actor {
     }
 }
 
+impl Resource {
+    /// The resource of Coder's RBAC vocabulary (`workspace`, `template`, …), if this server has it.
+    pub fn from_name(name: &str) -> Option<Resource> {
+        Some(match name {
+            "user" => User,
+            "api_key" => ApiKey,
+            "organization" => Organization,
+            "organization_member" => OrganizationMember,
+            "group" | "group_member" => Group,
+            "file" => File,
+            "assign_role" => AssignRole,
+            "assign_org_role" => AssignOrgRole,
+            "template" => Template,
+            "provisioner_jobs" => ProvisionerJobs,
+            "provisioner_daemon" => ProvisionerDaemon,
+            "workspace" => Workspace,
+            _ => return None,
+        })
+    }
+}
+
+impl Action {
+    /// Coder's action names, mapped onto this server's actions.
+    pub fn from_name(name: &str) -> Option<Action> {
+        Some(match name {
+            "read" | "use" | "view_insights" | "read_personal" => Read,
+            "create" | "assign" => Create,
+            "update" | "start" | "stop" | "ssh" | "application_connect" | "share" => Update,
+            "update_personal" => UpdatePersonal,
+            "delete" | "unassign" => Delete,
+            _ => return None,
+        })
+    }
+}
+
 /// Built-in site roles a user can hold explicitly (`member` is implied).
 pub const SITE_ROLES: &[(&str, &str)] = &[
     ("owner", "Owner"),

@@ -91,6 +91,15 @@ pub fn spec() -> &'static Spec {
 }
 
 impl Spec {
+    /// (method, path) of every operation in the subset reference.
+    pub fn subset_operations(&self) -> Vec<(String, String)> {
+        self.ops
+            .iter()
+            .filter(|(_, _, _, in_subset)| *in_subset)
+            .map(|(m, _, p, _)| (m.clone(), p.clone()))
+            .collect()
+    }
+
     /// The spec operation for a request, preferring the subset and literal segments.
     pub fn operation(&self, method: &str, path: &str) -> Option<(&Value, String)> {
         let path = path.split('?').next().unwrap_or("");

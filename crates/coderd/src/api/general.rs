@@ -15,9 +15,140 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(root))
         .route("/buildinfo", get(build_info))
+        .route("/entitlements", get(entitlements))
+        .route("/experiments", get(experiments))
+        .route("/updatecheck", get(update_check))
+        .route("/appearance", get(appearance))
+        .route(
+            "/users/validate-password",
+            axum::routing::post(validate_password),
+        )
+        .route("/authcheck", axum::routing::post(authcheck))
 }
 
-async fn root() -> Response {
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct AuthObject {
+    resource_type: String,
+    owner_id: String,
+    organization_id: String,
+    any_org: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct AuthCheck {
+    object: AuthObject,
+    action: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct AuthRequest {
+    checks: std::collections::BTreeMap<String, AuthCheck>,
+}
+
+/// `POST /authcheck`: for each named check, whether the caller may do the action to objects
+/// of that kind (owned by, and in the organization of, the given ids). Unknown resource kinds
+/// and actions answer false.
+async fn authcheck(
+    actor: crate::authz::Actor,
+    crate::http::json::Body(req): crate::http::json::Body<AuthRequest>,
+) -> Json<std::collections::BTreeMap<String, bool>> {
+    use crate::authz::{Action, Object, Resource};
+    let parse = |s: &str| uuid::Uuid::parse_str(s).ok();
+    let answers = req
+        .checks
+        .into_iter()
+        .map(|(key, c)| {
+            let allowed = match (
+                Resource::from_name(&c.object.resource_type),
+                Action::from_name(&c.action),
+            ) {
+                (Some(resource), Some(action)) => {
+                    let owner = parse(&c.object.owner_id);
+                    let orgs: Vec<Option<uuid::Uuid>> = if c.object.any_org {
+                        actor.memberships.keys().copied().map(Some).collect()
+                    } else {
+                        vec![parse(&c.object.organization_id)]
+                    };
+                    orgs.into_iter().any(|org| {
+                        actor.can(
+                            action,
+                            Object {
+                                resource,
+                                org,
+                                owner,
+                            },
+                        )
+                    })
+                }
+                _ => false,
+            };
+            (key, allowed)
+        })
+        .collect();
+    ok(answers)
+}
+
+/// This server has no licensed features: every feature is off and nothing warns.
+async fn entitlements(_actor: crate::authz::Actor) -> Json<serde_json::Value> {
+    ok(serde_json::json!({
+        "features": {},
+        "warnings": [],
+        "errors": [],
+        "has_license": false,
+        "trial": false,
+        "require_telemetry": false,
+        "refreshed_at": chrono::Utc::now(),
+    }))
+}
+
+/// No experiments are enabled.
+async fn experiments(_actor: crate::authz::Actor) -> Json<Vec<String>> {
+    ok(Vec::new())
+}
+
+/// This server does not call out to check for releases; it reports itself as current.
+async fn update_check() -> Json<serde_json::Value> {
+    ok(serde_json::json!({
+        "current": true,
+        "version": format!("v{VERSION}"),
+        "url": "",
+    }))
+}
+
+/// The default appearance (custom branding is an enterprise feature upstream).
+async fn appearance(_actor: crate::authz::Actor) -> Json<serde_json::Value> {
+    ok(serde_json::json!({
+        "application_name": "",
+        "logo_url": "",
+        "docs_url": "",
+        "service_banner": {"enabled": false, "message": "", "background_color": ""},
+        "announcement_banners": [],
+        "support_links": [],
+    }))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ValidatePasswordRequest {
+    password: String,
+}
+
+/// Whether a password meets the strength rule, with the reason when it does not.
+async fn validate_password(
+    _actor: crate::authz::Actor,
+    crate::http::json::Body(req): crate::http::json::Body<ValidatePasswordRequest>,
+) -> Json<serde_json::Value> {
+    let result = crate::auth::validate_password(&req.password);
+    ok(serde_json::json!({
+        "valid": result.is_ok(),
+        "details": result.err().unwrap_or_default(),
+    }))
+}
+
+pub(super) async fn root() -> Response {
     message(StatusCode::OK, "👋")
 }
 

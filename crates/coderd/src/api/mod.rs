@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "OK" }))
         .route("/metrics", get(streams::metrics))
+        .route("/api/v2/", get(general::root))
         .nest("/api/v2", api)
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(
