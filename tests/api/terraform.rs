@@ -606,6 +606,64 @@ resource "terraform_data" "broken" {
 }
 
 #[tokio::test]
+async fn a_failed_build_stores_the_state_terraform_wrote() {
+    if !have_terraform() {
+        return;
+    }
+    let srv = server().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    // `made` is created, then `broken`'s provisioner fails the apply.
+    let main = r#"
+resource "terraform_data" "made" {
+  provisioner "local-exec" {
+    when    = destroy
+    command = "echo 'destroying made'"
+  }
+}
+
+resource "terraform_data" "broken" {
+  depends_on = [terraform_data.made]
+  provisioner "local-exec" {
+    command = "exit 1"
+  }
+}
+"#;
+    let v = import(&owner, org, &[("main.tf", main)], &[]).await;
+    let t = template_from(&owner, org, "half-built", &v).await;
+    let w = create_workspace(&owner, t.id, "dev").await;
+    let w = wait_build(&owner, w.id).await;
+    let b = &w.latest_build;
+    assert_eq!(b.status, "failed", "{:?}", b.job);
+    assert!(
+        b.job.error.contains("local-exec provisioner error"),
+        "{}",
+        b.job.error
+    );
+
+    // The failed build's state names what Terraform created before it failed.
+    let failed = state(&owner, b.id).await;
+    let ids = state_ids(&failed);
+    let made = ids
+        .iter()
+        .find(|(a, _)| a == "terraform_data.made")
+        .unwrap_or_else(|| panic!("the created resource is in the state: {failed}"));
+    assert!(!made.1.is_empty(), "{failed}");
+
+    // So a delete sees it, and destroys it.
+    build(&owner, w.id, "delete").await;
+    let w = wait_build(&owner, w.id).await;
+    assert_eq!(w.latest_build.status, "deleted", "{:?}", w.latest_build.job);
+    let delete_logs = logs(&owner, w.latest_build.id).await;
+    assert!(
+        has_log(&delete_logs, "Destroying workspace", "destroying made"),
+        "the delete destroyed what the failed build created: {delete_logs:#?}"
+    );
+    let deleted = state(&owner, w.latest_build.id).await;
+    assert_eq!(deleted["resources"], json!([]));
+}
+
+#[tokio::test]
 async fn syntax_errors_fail_the_import_with_terraforms_message() {
     if !have_terraform() {
         return;
@@ -700,6 +758,14 @@ resource "terraform_data" "slow" {
     assert!(
         !process_running(&["sleep", "30.0417"]),
         "the canceled job's command is gone"
+    );
+    // What Terraform created before the cancel is in the canceled build's state.
+    let canceled = state(&owner, build_id).await;
+    assert!(
+        state_ids(&canceled)
+            .iter()
+            .any(|(a, _)| a == "terraform_data.quick"),
+        "{canceled}"
     );
 }
 

@@ -71,12 +71,19 @@ pub struct NewLog<'a> {
 }
 
 /// How a job ended, as the daemon reports it.
+///
+/// A failed or canceled workspace build may still report a new provisioner state (Terraform
+/// can change real infrastructure before it stops); it replaces the build's, as upstream's
+/// `FailJob` does. `None` keeps the state the build started with.
 pub enum Completion<'a> {
     Failed {
         error: &'a str,
         error_code: Option<&'a str>,
+        state: Option<&'a [u8]>,
     },
-    Canceled,
+    Canceled {
+        state: Option<&'a [u8]>,
+    },
     Succeeded(Produced<'a>),
 }
 
@@ -450,7 +457,12 @@ impl Store {
             Some(None) => {}
         }
         match how {
-            Completion::Failed { error, error_code } => {
+            Completion::Failed {
+                error,
+                error_code,
+                state,
+            } => {
+                store_unsuccessful_state(&mut tx, id, state).await?;
                 sqlx::query(
                     "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
                          error = $2, error_code = $3 WHERE id = $1",
@@ -461,7 +473,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            Completion::Canceled => {
+            Completion::Canceled { state } => {
+                store_unsuccessful_state(&mut tx, id, state).await?;
                 sqlx::query(
                     "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
                          canceled_at = COALESCE(canceled_at, clock_timestamp()) WHERE id = $1",
@@ -912,6 +925,27 @@ async fn insert_resources(
             }
         }
     }
+    Ok(())
+}
+
+/// The new state of a workspace build that failed or was canceled, when its provisioner
+/// reported one: the infrastructure may have changed before it stopped. Jobs that are not
+/// workspace builds have no build row, so nothing is written for them.
+async fn store_unsuccessful_state(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: Uuid,
+    state: Option<&[u8]>,
+) -> Result<()> {
+    let Some(state) = state else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE workspace_builds SET provisioner_state = $2, updated_at = now() WHERE job_id = $1",
+    )
+    .bind(job_id)
+    .bind(state)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

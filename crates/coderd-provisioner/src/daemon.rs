@@ -226,10 +226,19 @@ impl Daemon {
                 import: None,
                 build: build_product,
             }),
-            Err(Failure::Canceled) => Completion::Canceled,
-            Err(Failure::Failed { error, error_code }) => Completion::Failed {
+            // A build's new state is stored even when it did not succeed: Terraform may have
+            // changed real infrastructure before it stopped.
+            Err(Failure::Canceled { state }) => Completion::Canceled {
+                state: state.as_deref(),
+            },
+            Err(Failure::Failed {
+                error,
+                error_code,
+                state,
+            }) => Completion::Failed {
                 error,
                 error_code: error_code.as_deref(),
+                state: state.as_deref(),
             },
         };
         match self.store.complete_job(job.id, Some(self.id), how).await {

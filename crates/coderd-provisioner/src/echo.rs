@@ -31,7 +31,7 @@ impl Provisioner for Echo {
     ) -> BoxFuture<'a, Result<Outcome, Failure>> {
         Box::pin(async move {
             if ctx.is_canceled() {
-                return Err(Failure::Canceled);
+                return Err(Failure::canceled());
             }
             let file = read_echo_json(&req.archive)?;
             match req.kind {
@@ -161,6 +161,7 @@ async fn import(
                 missing.join(", ")
             ),
             error_code: Some(REQUIRED_TEMPLATE_VARIABLES.into()),
+            state: None,
         });
     }
     let variables = parse
@@ -248,12 +249,12 @@ impl Replay {
         tokio::select! {
             // A job canceled just as its duration ran out must still end canceled.
             biased;
-            () = ctx.wait_canceled() => return Err(Failure::Canceled),
+            () = ctx.wait_canceled() => return Err(Failure::canceled()),
             () = tokio::time::sleep(Duration::from_millis(self.duration_ms)) => {}
         }
         if self.block {
             ctx.wait_canceled().await;
-            return Err(Failure::Canceled);
+            return Err(Failure::canceled());
         }
         Ok(())
     }
@@ -508,7 +509,10 @@ mod tests {
     async fn invalid_json_fails() {
         let archive = tar_with("echo.json", b"{\"parse\": ");
         let (result, _) = run(import_kind(&[]), archive).await;
-        let Err(Failure::Failed { error, error_code }) = result else {
+        let Err(Failure::Failed {
+            error, error_code, ..
+        }) = result
+        else {
             panic!("expected a failure, got {result:?}");
         };
         assert!(error.starts_with("invalid echo.json: "), "{error}");
@@ -538,6 +542,7 @@ mod tests {
             Err(Failure::Failed {
                 error: "required template variables need values: a, b".into(),
                 error_code: Some(REQUIRED_TEMPLATE_VARIABLES.into()),
+                state: None,
             })
         );
     }
@@ -671,7 +676,7 @@ mod tests {
         let req = request(build_kind(Transition::Start, &[]), archive);
         let (result, logs) = run_with(req, canceled).await;
         canceler.await.unwrap();
-        assert_eq!(result, Err(Failure::Canceled));
+        assert_eq!(result, Err(Failure::canceled()));
         assert_eq!(logs, [log("info", PLAN_STAGE, "waiting")]);
     }
 
@@ -686,7 +691,7 @@ mod tests {
         });
         let (result, _) = run_with(request(import_kind(&[]), archive), canceled).await;
         canceler.await.unwrap();
-        assert_eq!(result, Err(Failure::Canceled));
+        assert_eq!(result, Err(Failure::canceled()));
     }
 
     #[tokio::test]
@@ -695,7 +700,7 @@ mod tests {
         let (_cancel, canceled) = watch::channel(true);
         let req = request(build_kind(Transition::Start, &[]), archive);
         let (result, logs) = run_with(req, canceled).await;
-        assert_eq!(result, Err(Failure::Canceled));
+        assert_eq!(result, Err(Failure::canceled()));
         assert!(logs.is_empty());
     }
 

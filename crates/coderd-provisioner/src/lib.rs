@@ -24,7 +24,8 @@ pub trait Provisioner: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Runs one job. Logs go to `ctx.logs` as they happen; when `ctx.canceled` turns true the
-    /// provisioner stops as soon as it safely can and answers [`Failure::Canceled`].
+    /// provisioner stops as soon as it safely can and answers [`Failure::Canceled`] (with the
+    /// state it was left with, for a build that had begun changing things).
     fn run<'a>(
         &'a self,
         req: JobRequest,
@@ -171,15 +172,21 @@ pub struct BuildResult {
 }
 
 /// Why a job did not succeed.
+///
+/// A build may have changed real infrastructure before it failed or was canceled (Terraform
+/// creates resources one by one), so either way the provisioner hands back the state it was
+/// left with, if any: it is stored as the build's, so that the next build (a delete, say) sees
+/// what exists. `None` keeps the previous build's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
     #[error("canceled")]
-    Canceled,
+    Canceled { state: Option<Vec<u8>> },
     #[error("{error}")]
     Failed {
         error: String,
         /// `REQUIRED_TEMPLATE_VARIABLES` when required variables lack values.
         error_code: Option<String>,
+        state: Option<Vec<u8>>,
     },
 }
 
@@ -188,6 +195,27 @@ impl Failure {
         Failure::Failed {
             error: error.into(),
             error_code: None,
+            state: None,
+        }
+    }
+
+    /// Canceled, with no new state.
+    pub fn canceled() -> Failure {
+        Failure::Canceled { state: None }
+    }
+
+    /// The same failure, handing back `state` as the build's new state.
+    pub fn with_state(mut self, new: Vec<u8>) -> Failure {
+        match &mut self {
+            Failure::Canceled { state } | Failure::Failed { state, .. } => *state = Some(new),
+        }
+        self
+    }
+
+    /// The new state this failure hands back, if any.
+    pub fn state(&self) -> Option<&[u8]> {
+        match self {
+            Failure::Canceled { state } | Failure::Failed { state, .. } => state.as_deref(),
         }
     }
 }

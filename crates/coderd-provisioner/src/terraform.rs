@@ -12,7 +12,9 @@
 //! `plan` and `apply` run with `-json`: their messages become job logs with Terraform's levels,
 //! their error diagnostics become the job's error, and their hook events per-resource timings.
 //! A cancel interrupts Terraform (SIGINT), which stops gracefully and writes its state; after
-//! a grace period it and whatever it started are killed.
+//! a grace period it and whatever it started are killed. A failed or canceled apply still
+//! hands back the state Terraform wrote, as upstream does, so that the next build sees the
+//! resources it created.
 
 mod config;
 mod events;
@@ -127,7 +129,7 @@ impl Provisioner for Terraform {
     ) -> BoxFuture<'a, Result<Outcome, Failure>> {
         Box::pin(async move {
             if ctx.is_canceled() {
-                return Err(Failure::Canceled);
+                return Err(Failure::canceled());
             }
             // Removed when dropped: on every way out, including the daemon dropping this job.
             let dir = WorkDir::create(req.job_id).map_err(|e| {
@@ -444,6 +446,7 @@ impl Job<'_> {
                     missing.join(", ")
                 ),
                 error_code: Some(REQUIRED_TEMPLATE_VARIABLES.into()),
+                state: None,
             });
         }
         for v in &mut variables {
@@ -563,15 +566,19 @@ impl Job<'_> {
 
         let started = Utc::now();
         let mut apply_timings = Timings::new("apply");
+        // From here on Terraform may change the world: however the build ends, the state it
+        // leaves is the build's.
         if let Err(failure) = self.apply(apply_stage, &env, &mut apply_timings).await {
-            self.report_unsaved_state(apply_stage, state);
-            return Err(failure);
+            return Err(self.with_written_state(failure, apply_stage, state));
         }
         timings.push(events::stage_timing("apply", started, Utc::now()));
         timings.extend(apply_timings.finish());
 
         // The apply is done: from here a cancel must not throw its state away.
-        let resources = resources::from_state(&self.show(None, false).await?);
+        let resources = match self.show(None, false).await {
+            Ok(shown) => resources::from_state(&shown),
+            Err(failure) => return Err(self.with_written_state(failure, apply_stage, state)),
+        };
         let new_state = std::fs::read(&state_file)
             .map_err(|e| Failure::failed(format!("reading the new state: {e}")))?;
         Ok(Outcome::Build(BuildResult {
@@ -581,29 +588,51 @@ impl Job<'_> {
         }))
     }
 
-    /// A failed or canceled job cannot hand state back (`Failure` carries none), so the
-    /// previous build's state stays stored. When Terraform changed something before it
-    /// stopped, say so: that is exactly when the stored state and the world disagree.
-    fn report_unsaved_state(&self, stage: &str, previous: &[u8]) {
-        let Ok(now) = std::fs::read(self.dir.state_file()) else {
-            return;
+    /// `failure`, handing back the state Terraform left behind when it stopped: resources it
+    /// created (or destroyed) before the failure or cancel are real, and the next build must
+    /// see them. Without a readable, well-formed state file the previous state stays.
+    fn with_written_state(&self, failure: Failure, stage: &str, previous: &[u8]) -> Failure {
+        let now = match std::fs::read(self.dir.state_file()) {
+            Ok(now) => now,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return failure,
+            Err(e) => {
+                self.log(
+                    "warn",
+                    stage,
+                    &format!(
+                        "Could not read the state Terraform left; keeping the previous one: {e}"
+                    ),
+                );
+                return failure;
+            }
         };
-        if now != previous {
+        if now == previous {
+            return failure;
+        }
+        // Terraform killed mid-write could leave a torn file: storing it would lose track of
+        // everything. The previous state at least names what existed before.
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&now).is_err() {
             self.log(
                 "warn",
                 stage,
                 &format!(
-                    "Terraform wrote a new state ({} bytes) before stopping, but an unsuccessful \
-                     build keeps the previous one; resources it created may need to be removed \
-                     by hand",
+                    "Terraform left an unreadable state ({} bytes) when it stopped; keeping the \
+                     previous one, so resources it created may need to be removed by hand",
                     now.len()
                 ),
             );
             tracing::warn!(
                 bytes = now.len(),
-                "terraform state of an unsuccessful build was not stored"
+                "terraform state of an unsuccessful build is not valid JSON; not stored"
             );
+            return failure;
         }
+        self.log(
+            "info",
+            stage,
+            "Terraform changed the state before it stopped; storing it as this build's state",
+        );
+        failure.with_state(now)
     }
 
     fn env_for(
@@ -795,7 +824,7 @@ impl Job<'_> {
         on_line: &mut (dyn FnMut(Stream, &str) + Send),
     ) -> Result<ExitStatus, Failure> {
         if interruptible && self.ctx.is_canceled() {
-            return Err(Failure::Canceled);
+            return Err(Failure::canceled());
         }
         let binary = &self.tf.binary;
         let mut command = tokio::process::Command::new(binary);
@@ -871,7 +900,7 @@ impl Job<'_> {
         if interrupted_at.is_some() {
             // The job is over: what Terraform started and left behind goes too.
             signal(pid, libc::SIGKILL, true);
-            return Err(Failure::Canceled);
+            return Err(Failure::canceled());
         }
         Ok(status)
     }
@@ -1152,6 +1181,7 @@ variable "c" { default = 1 }"#,
             Err(Failure::Failed {
                 error: "required template variables need values: a, b".into(),
                 error_code: Some(REQUIRED_TEMPLATE_VARIABLES.into()),
+                state: None,
             })
         );
     }
@@ -1206,5 +1236,44 @@ resource "terraform_data" "thing" {
         assert!(deleted.resources.is_empty());
         let json: serde_json::Value = serde_json::from_slice(&deleted.state.unwrap()).unwrap();
         assert_eq!(json["resources"], serde_json::json!([]));
+    }
+
+    /// A failing apply still hands back the state with what it created (real binary only).
+    #[tokio::test]
+    async fn real_terraform_failed_apply_hands_back_its_state() {
+        let Some(tf) = Terraform::find(None) else {
+            let _ = writeln!(io::stderr(), "SKIPPED: terraform not found on PATH");
+            return;
+        };
+        let archive = tar_of(&[(
+            "main.tf",
+            br#"resource "terraform_data" "made" {}
+resource "terraform_data" "broken" {
+  depends_on = [terraform_data.made]
+  provisioner "local-exec" {
+    command = "exit 1"
+  }
+}"#,
+        )]);
+        let kind = JobKind::Build {
+            transition: Transition::Start,
+            parameters: Vec::new(),
+            variables: Vec::new(),
+            state: Vec::new(),
+            workspace: WorkspaceFacts::default(),
+        };
+        let (result, logs) = run(&tf, kind, archive).await;
+        let Err(failure @ Failure::Failed { .. }) = result else {
+            panic!("{result:?}\n{logs:#?}")
+        };
+        let state = failure.state().expect("the state Terraform wrote");
+        let json: serde_json::Value = serde_json::from_slice(state).unwrap();
+        let names: Vec<&str> = json["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"made"), "{json}");
     }
 }
