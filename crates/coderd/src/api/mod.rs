@@ -1,5 +1,6 @@
 //! The `/api/v2` router: one module per resource, each with its `routes()`.
 
+mod acl;
 mod apikeys;
 mod builds;
 mod convert;

@@ -36,6 +36,13 @@ const DAYS: [&str; 7] = [
     "sunday",
 ];
 
+/// Tells watchers of the template's workspaces that the template changed.
+async fn publish_template(state: &AppState, id: Uuid) {
+    if let Err(e) = state.pubsub.publish(&format!("template:{id}"), "").await {
+        tracing::warn!(error = %e, "announcing a template change");
+    }
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
@@ -491,10 +498,7 @@ async fn update(
         .update_template(t.id, &f, groups.as_ref())
         .await
         .map_err(duplicate_template(&f.name))?;
-    let _ = state
-        .pubsub
-        .publish(&format!("template:{}", t.id), "")
-        .await;
+    publish_template(&state, t.id).await;
     Ok(ok(render(&state, updated).await?).into_response())
 }
 
@@ -511,10 +515,7 @@ async fn delete(
         ));
     }
     state.store.delete_template(t.id).await?;
-    let _ = state
-        .pubsub
-        .publish(&format!("template:{}", t.id), "")
-        .await;
+    publish_template(&state, t.id).await;
     Ok(message(StatusCode::OK, "Template has been deleted!"))
 }
 
@@ -604,10 +605,7 @@ async fn set_active_version(
         }
     }
     state.store.set_active_version(t.id, v.id).await?;
-    let _ = state
-        .pubsub
-        .publish(&format!("template:{}", t.id), "")
-        .await;
+    publish_template(&state, t.id).await;
     Ok(message(
         StatusCode::OK,
         "Updated the active template version!",
@@ -679,82 +677,17 @@ async fn update_acl(
     Body(req): Body<UpdateTemplateAcl>,
 ) -> ApiResult<Response> {
     let t = template_for(&state, &actor, &id, Action::Update).await?;
-    let mut users = t.user_acl.0.clone();
-    let mut groups = t.group_acl.0.clone();
-    let mut bad = ApiError::bad_request("Invalid request to update template ACL.");
-    for (perms, field, target) in [
-        (&req.user_perms, "user_perms", &mut users),
-        (&req.group_perms, "group_perms", &mut groups),
-    ] {
-        for (raw, role) in perms {
-            let Ok(id) = Uuid::parse_str(raw) else {
-                bad = bad.with_validation(field, format!("{raw:?} is not a valid uuid"));
-                continue;
-            };
-            match role.as_str() {
-                "" => {
-                    target.remove(&id);
-                }
-                "use" | "admin" => {
-                    target.insert(id, role.clone());
-                }
-                other => {
-                    bad = bad.with_validation(
-                        field,
-                        format!("{other:?} is not a valid role (use, admin)"),
-                    )
-                }
-            }
-        }
-    }
-    if !bad.body.validations.is_empty() {
-        return Err(bad);
-    }
-    for id in req
-        .user_perms
-        .keys()
-        .filter_map(|k| Uuid::parse_str(k).ok())
-        .filter(|id| users.contains_key(id))
-    {
-        match state.store.membership(t.organization_id, id).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                return Err(
-                    ApiError::bad_request("Invalid request to update template ACL.")
-                        .with_validation(
-                            "user_perms",
-                            format!("User {id} is not a member of the organization."),
-                        ),
-                )
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    for id in req
-        .group_perms
-        .keys()
-        .filter_map(|k| Uuid::parse_str(k).ok())
-        .filter(|id| groups.contains_key(id))
-    {
-        match state.store.group(id).await {
-            Ok(g) if g.organization_id == t.organization_id => {}
-            Ok(_) | Err(StoreError::NotFound) => {
-                return Err(
-                    ApiError::bad_request("Invalid request to update template ACL.")
-                        .with_validation(
-                            "group_perms",
-                            format!("Group {id} does not exist in the organization."),
-                        ),
-                )
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let (users, groups) = super::acl::patched(
+        &state,
+        t.organization_id,
+        (&t.user_acl.0, &t.group_acl.0),
+        (&req.user_perms, &req.group_perms),
+        ("user_perms", "group_perms"),
+        "Invalid request to update template ACL.",
+    )
+    .await?;
     state.store.set_template_acl(t.id, &users, &groups).await?;
-    let _ = state
-        .pubsub
-        .publish(&format!("template:{}", t.id), "")
-        .await;
+    publish_template(&state, t.id).await;
     Ok(message(
         StatusCode::OK,
         "Successfully updated template ACL list.",

@@ -45,7 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/templateversions/{templateversion}/rich-parameters", get(rich_parameters))
         .route("/templateversions/{templateversion}/variables", get(variables))
         .route("/templateversions/{templateversion}/external-auth", get(external_auth))
-        .route("/templateversions/{templateversion}/presets", get(presets))
+        .route("/templateversions/{templateversion}/presets", get(removed_list))
         .route("/templateversions/{templateversion}/parameters", get(removed_list))
         .route("/templateversions/{templateversion}/schema", get(removed_list))
         .route("/templateversions/{templateversion}/dry-run", post(create_dry_run))
@@ -520,17 +520,6 @@ async fn external_auth(
     Ok(ok(Vec::new()))
 }
 
-/// Presets are not parsed from templates yet, so every version has none.
-async fn presets(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Vec<serde_json::Value>>> {
-    version_for(&state, &actor, &id, Action::Read).await?;
-    Ok(ok(Vec::new()))
-}
-
-/// `/parameters` and `/schema` belong to Coder's removed legacy parameters: always `[]`.
 async fn removed_list(
     State(state): State<AppState>,
     actor: Actor,

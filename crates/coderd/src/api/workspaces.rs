@@ -1027,75 +1027,21 @@ async fn update_acl(
     Body(req): Body<UpdateWorkspaceAcl>,
 ) -> ApiResult<StatusCode> {
     let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
-    let mut users = w.user_acl.0.clone();
-    let mut groups_acl = w.group_acl.0.clone();
-    let mut bad = ApiError::bad_request("Invalid request to update workspace ACL.");
-    for (field, perms, target) in [
-        ("user_roles", &req.user_roles, &mut users),
-        ("group_roles", &req.group_roles, &mut groups_acl),
-    ] {
-        for (raw, role) in perms {
-            let Ok(id) = Uuid::parse_str(raw) else {
-                bad = bad.with_validation(field, format!("{raw:?} is not a valid uuid"));
-                continue;
-            };
-            match role.as_str() {
-                "" => {
-                    target.remove(&id);
-                }
-                "use" | "admin" => {
-                    target.insert(id, role.clone());
-                }
-                other => {
-                    bad = bad.with_validation(
-                        field,
-                        format!("{other:?} is not a valid role (use, admin)"),
-                    )
-                }
-            }
-        }
+    if req.user_roles.keys().any(|k| *k == w.owner_id.to_string()) {
+        return Err(ApiError::bad_request(
+            "The workspace owner cannot be added to its ACL.",
+        ));
     }
-    if !bad.body.validations.is_empty() {
-        return Err(bad);
-    }
-    for id in users.keys() {
-        if *id == w.owner_id {
-            return Err(ApiError::bad_request(
-                "The workspace owner cannot be added to its ACL.",
-            ));
-        }
-        if let Err(e) = state.store.membership(w.organization_id, *id).await {
-            return Err(match e {
-                StoreError::NotFound => {
-                    ApiError::bad_request("Invalid request to update workspace ACL.")
-                        .with_validation(
-                            "user_roles",
-                            format!("User {id} is not a member of the organization."),
-                        )
-                }
-                e => e.into(),
-            });
-        }
-    }
-    for id in groups_acl.keys() {
-        match state.store.group(*id).await {
-            Ok(g) if g.organization_id == w.organization_id => {}
-            Ok(_) | Err(StoreError::NotFound) => {
-                return Err(
-                    ApiError::bad_request("Invalid request to update workspace ACL.")
-                        .with_validation(
-                            "group_roles",
-                            format!("Group {id} does not exist in the organization."),
-                        ),
-                )
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    state
-        .store
-        .set_workspace_acl(w.id, &users, &groups_acl)
-        .await?;
+    let (users, groups) = super::acl::patched(
+        &state,
+        w.organization_id,
+        (&w.user_acl.0, &w.group_acl.0),
+        (&req.user_roles, &req.group_roles),
+        ("user_roles", "group_roles"),
+        "Invalid request to update workspace ACL.",
+    )
+    .await?;
+    state.store.set_workspace_acl(w.id, &users, &groups).await?;
     wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
