@@ -341,3 +341,52 @@ async fn auth_methods() {
         "Password authentication is disabled.",
     );
 }
+
+#[tokio::test]
+async fn using_a_key_records_its_use_and_the_users_sighting() {
+    let srv = TestServer::start().await;
+    let (owner, _) = srv.owner().await;
+    let token = owner.token().unwrap().to_string();
+    let id = token.split_once('-').unwrap().0;
+    let before: codersdk::User = owner.user("me").await.unwrap();
+    let key: codersdk::ApiKey = owner
+        .get_json(&format!("/api/v2/users/me/keys/{id}"))
+        .await
+        .unwrap();
+    assert!(
+        key.last_used.timestamp() > 0,
+        "the first use is recorded: {:?}",
+        key.last_used
+    );
+    assert!(
+        before.last_seen_at.timestamp() > 0,
+        "the user was seen: {:?}",
+        before.last_seen_at
+    );
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&srv.db_url)
+        .await
+        .unwrap();
+    let ip: Option<String> =
+        sqlx::query_scalar("SELECT host(ip_address) FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    // A session close to expiry slides forward when used.
+    sqlx::query("UPDATE api_keys SET expires_at = now() + interval '30 minutes', last_used = now() - interval '2 hours' WHERE id = $1")
+        .bind(id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    owner.user("me").await.unwrap();
+    let key: codersdk::ApiKey = owner
+        .get_json(&format!("/api/v2/users/me/keys/{id}"))
+        .await
+        .unwrap();
+    assert!(
+        key.expires_at > chrono::Utc::now() + chrono::Duration::hours(23),
+        "{:?}",
+        key.expires_at
+    );
+}

@@ -405,7 +405,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE api_keys SET last_used = now(), ip_address = $2, expires_at = $3, updated_at = now() \
+            "UPDATE api_keys SET last_used = now(), ip_address = $2::inet, expires_at = $3, updated_at = now() \
              WHERE id = $1",
         )
         .bind(id)
