@@ -618,3 +618,41 @@ fn hostname_prefix() -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "coderd".into())
 }
+
+#[tokio::test]
+async fn watchers_of_one_workspace_share_one_feed_with_their_own_view() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (t, _) = create_template(&owner, first.organization_id, "shared", &echo(1, 0)).await;
+    let (member, _) = srv.member(&owner, "fran").await;
+    let w = create_ws(&member, t.id, "dev").await;
+    let (status, _) = crate::harness::raw_json(
+        &member,
+        "PUT",
+        &format!("/api/v2/workspaces/{}/favorite", w.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let baseline = metric(&srv.url, "coderd_pubsub_subscribers").await;
+    let mut theirs = Sse::open(&srv.url, member.token().unwrap(), w.id).await;
+    let mut watchers = Vec::new();
+    for _ in 0..5 {
+        watchers.push(Sse::open(&srv.url, owner.token().unwrap(), w.id).await);
+    }
+    let as_owner = theirs.until_status("running").await;
+    assert!(
+        as_owner.favorite,
+        "the workspace's owner sees their favorite"
+    );
+    for sse in &mut watchers {
+        let seen = sse.until_status("running").await;
+        assert!(!seen.favorite, "others never see someone else's favorite");
+    }
+    // Six watchers, one feed: its owner and template subscriptions only.
+    assert_eq!(
+        metric(&srv.url, "coderd_pubsub_subscribers").await,
+        baseline + 2
+    );
+    assert_eq!(metric(&srv.url, "coderd_open_streams").await, 6);
+}

@@ -146,6 +146,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         store: store.clone(),
         pubsub: pubsub.clone(),
         streams: Default::default(),
+        watch_hub: Default::default(),
         config: ApiConfig {
             access_url: access_url.clone(),
             session_duration: opts.session_duration,

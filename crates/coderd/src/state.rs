@@ -26,6 +26,7 @@ pub struct Inner {
     pub store: Store,
     pub pubsub: Pubsub,
     pub streams: Arc<crate::api::StreamGauge>,
+    pub watch_hub: crate::api::WatchHub,
     pub config: ApiConfig,
     pub limits: RateLimits,
     pub deployment_id: String,

@@ -30,7 +30,7 @@ use axum::Router;
 use crate::http::json::{message, MAX_JSON_BODY};
 use crate::state::AppState;
 
-pub use streams::StreamGauge;
+pub use streams::{StreamGauge, WatchHub};
 
 /// The whole HTTP application: `/healthz` and `/api/v2`.
 pub fn router(state: AppState) -> Router {

@@ -5,8 +5,9 @@
 //! whenever the pubsub says messages may have been lost), so they never show stale state.
 //! A client that goes away ends its task and drops its subscriptions at once.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -19,7 +20,7 @@ use axum::Router;
 use coderd_db::pubsub::Event;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
@@ -76,22 +77,84 @@ enum WatchEvent {
     Error(serde_json::Value),
 }
 
-/// Watches one workspace: an initial ping, its current state, then its state again whenever
-/// it, its builds and jobs, or its template change. Ends when `tx` is closed.
-async fn watch_workspace(
-    state: AppState,
-    viewer: Uuid,
-    workspace: Uuid,
-    owner: Uuid,
-    template: Uuid,
-    tx: mpsc::Sender<WatchEvent>,
-) {
-    let _guard = state.streams.open();
+/// The latest state of a workspace as its feed rendered it: the owner's view (with their
+/// `favorite`) and everyone else's, or an error body.
+#[derive(Debug)]
+enum Snapshot {
+    Data {
+        owner: Uuid,
+        as_owner: serde_json::Value,
+        as_other: serde_json::Value,
+    },
+    Error(serde_json::Value),
+}
+
+type Feed = watch::Sender<Option<Arc<Snapshot>>>;
+
+/// One feed per watched workspace in this process: it renders the workspace once per change
+/// and every local watcher reads the result, so a change costs one render however many
+/// watchers there are. A feed ends when its last watcher leaves.
+#[derive(Default)]
+pub struct WatchHub {
+    feeds: Mutex<HashMap<Uuid, Arc<Feed>>>,
+}
+
+impl WatchHub {
+    fn subscribe(
+        &self,
+        state: &AppState,
+        workspace: Uuid,
+        owner: Uuid,
+        template: Uuid,
+    ) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(feed) = feeds.get(&workspace) {
+            return feed.subscribe();
+        }
+        let (tx, rx) = watch::channel(None);
+        let feed = Arc::new(tx);
+        feeds.insert(workspace, feed.clone());
+        tokio::spawn(run_feed(state.clone(), feed, workspace, owner, template));
+        rx
+    }
+}
+
+async fn render_snapshot(state: &AppState, workspace: Uuid, owner: Uuid) -> Snapshot {
+    let error = |message: &str| {
+        let body = codersdk::Response {
+            message: message.into(),
+            ..Default::default()
+        };
+        Snapshot::Error(serde_json::to_value(body).unwrap_or_default())
+    };
+    let w = match state.store.workspace(workspace).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, %workspace, "watch: reading the workspace");
+            return error("Internal error fetching workspace.");
+        }
+    };
+    match render_one(state, owner, w).await {
+        Ok(ws) => {
+            let as_owner = serde_json::to_value(&ws).unwrap_or_default();
+            let mut as_other = as_owner.clone();
+            as_other["favorite"] = serde_json::Value::Bool(false);
+            Snapshot::Data {
+                owner,
+                as_owner,
+                as_other,
+            }
+        }
+        Err(e) => Snapshot::Error(serde_json::to_value(&e.body).unwrap_or_default()),
+    }
+}
+
+/// Renders the workspace now and after every notification that concerns it (its owner's
+/// channel naming it, its template's channel, or "may have missed messages"), until no
+/// watcher is left.
+async fn run_feed(state: AppState, feed: Arc<Feed>, workspace: Uuid, owner: Uuid, template: Uuid) {
     let mut by_owner = state.pubsub.subscribe(&format!("workspace_owner:{owner}"));
     let mut by_template = state.pubsub.subscribe(&format!("template:{template}"));
-    if tx.send(WatchEvent::Ping).await.is_err() {
-        return;
-    }
     let ours = |ev: &Event| match ev {
         Event::Dropped => true,
         Event::Message(payload) => serde_json::from_str::<serde_json::Value>(payload)
@@ -104,24 +167,8 @@ async fn watch_workspace(
             .unwrap_or(true),
     };
     loop {
-        let event = match state.store.workspace(workspace).await {
-            Ok(w) => match render_one(&state, viewer, w).await {
-                Ok(ws) => WatchEvent::Data(serde_json::to_value(ws).unwrap_or_default()),
-                Err(e) => WatchEvent::Error(serde_json::to_value(&e.body).unwrap_or_default()),
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, %workspace, "watch: reading the workspace");
-                let body = codersdk::Response {
-                    message: "Internal error fetching workspace.".into(),
-                    ..Default::default()
-                };
-                WatchEvent::Error(serde_json::to_value(body).unwrap_or_default())
-            }
-        };
-        if tx.send(event).await.is_err() {
-            return;
-        }
-        // Wait for something that concerns this workspace.
+        let snapshot = render_snapshot(&state, workspace, owner).await;
+        feed.send_replace(Some(Arc::new(snapshot)));
         loop {
             tokio::select! {
                 ev = by_owner.recv() => match ev {
@@ -133,8 +180,58 @@ async fn watch_workspace(
                     Some(_) => break,
                     None => return,
                 },
-                _ = tx.closed() => return,
+                _ = feed.closed() => {
+                    // Leave only if nobody subscribed meanwhile (subscribing holds the lock).
+                    let mut feeds = state.watch_hub.feeds.lock().unwrap_or_else(|p| p.into_inner());
+                    if feed.receiver_count() == 0 {
+                        feeds.remove(&workspace);
+                        return;
+                    }
+                }
             }
+        }
+    }
+}
+
+/// Watches one workspace for one viewer: an initial ping, the current state, then the state
+/// again after every change. Ends when `tx` is closed.
+async fn watch_workspace(
+    state: AppState,
+    viewer: Uuid,
+    workspace: Uuid,
+    owner: Uuid,
+    template: Uuid,
+    tx: mpsc::Sender<WatchEvent>,
+) {
+    let _guard = state.streams.open();
+    let mut feed = state
+        .watch_hub
+        .subscribe(&state, workspace, owner, template);
+    if tx.send(WatchEvent::Ping).await.is_err() {
+        return;
+    }
+    loop {
+        let current = feed.borrow_and_update().clone();
+        if let Some(snapshot) = current {
+            let event = match snapshot.as_ref() {
+                Snapshot::Data {
+                    owner,
+                    as_owner,
+                    as_other,
+                } => WatchEvent::Data(if viewer == *owner {
+                    as_owner.clone()
+                } else {
+                    as_other.clone()
+                }),
+                Snapshot::Error(body) => WatchEvent::Error(body.clone()),
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            changed = feed.changed() => if changed.is_err() { return },
+            _ = tx.closed() => return,
         }
     }
 }
