@@ -18,6 +18,7 @@ use codersdk::{
 use uuid::Uuid;
 
 use super::jobs::{self, matched_provisioners, JobViews};
+use super::loaded::Loaded;
 use super::resolve;
 use super::workspaces::workspace_for;
 use super::wsbuild::{self, BuildSpec};
@@ -70,31 +71,32 @@ pub fn status(job_status: &str, transition: &str) -> &'static str {
 
 /// Renders builds with their jobs, resources, versions and people.
 pub async fn render(state: &AppState, builds: Vec<BuildRow>) -> ApiResult<Vec<WorkspaceBuild>> {
-    let ws_ids: Vec<Uuid> = builds.iter().map(|b| b.workspace_id).collect();
-    let workspaces: HashMap<Uuid, WorkspaceRow> = state
-        .store
-        .workspaces_by_ids(&ws_ids)
-        .await?
-        .into_iter()
-        .map(|w| (w.id, w))
+    render_with(state, builds, &mut Loaded::default()).await
+}
+
+/// Like `render`, reusing (and adding to) rows the caller already loaded.
+pub async fn render_with(
+    state: &AppState,
+    builds: Vec<BuildRow>,
+    loaded: &mut Loaded,
+) -> ApiResult<Vec<WorkspaceBuild>> {
+    for b in &builds {
+        loaded.builds.insert(b.id, b.clone());
+    }
+    loaded
+        .workspaces(state, builds.iter().map(|b| b.workspace_id))
+        .await?;
+    let owners: Vec<Uuid> = builds
+        .iter()
+        .filter_map(|b| loaded.workspaces.get(&b.workspace_id))
+        .map(|w| w.owner_id)
         .collect();
-    let mut user_ids: Vec<Uuid> = builds.iter().map(|b| b.initiator_id).collect();
-    user_ids.extend(workspaces.values().map(|w| w.owner_id));
-    let users: HashMap<Uuid, coderd_db::UserRow> = state
-        .store
-        .users_by_ids(&user_ids)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
-    let version_ids: Vec<Uuid> = builds.iter().map(|b| b.template_version_id).collect();
-    let versions: HashMap<Uuid, coderd_db::VersionRow> = state
-        .store
-        .versions_by_ids(&version_ids)
-        .await?
-        .into_iter()
-        .map(|v| (v.id, v))
-        .collect();
+    loaded
+        .users(state, builds.iter().map(|b| b.initiator_id).chain(owners))
+        .await?;
+    loaded
+        .versions(state, builds.iter().map(|b| b.template_version_id))
+        .await?;
     let job_ids: Vec<Uuid> = builds.iter().map(|b| b.job_id).collect();
     let jobs: HashMap<Uuid, JobRow> = state
         .store
@@ -104,7 +106,8 @@ pub async fn render(state: &AppState, builds: Vec<BuildRow>) -> ApiResult<Vec<Wo
         .map(|j| (j.id, j))
         .collect();
     let refs: Vec<&JobRow> = jobs.values().collect();
-    let views = JobViews::load(state, &refs).await?;
+    let views = JobViews::load_with(state, &refs, loaded).await?;
+    let (workspaces, users, versions) = (&loaded.workspaces, &loaded.users, &loaded.versions);
     let mut resources: HashMap<Uuid, Vec<WorkspaceResource>> = HashMap::new();
     for r in state.store.resources_for_jobs(&job_ids).await? {
         resources

@@ -13,6 +13,7 @@ use codersdk::{
 };
 use uuid::Uuid;
 
+use super::loaded::Loaded;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::params::QueryParams;
 use crate::state::AppState;
@@ -67,6 +68,15 @@ pub struct JobViews {
 
 impl JobViews {
     pub async fn load(state: &AppState, jobs: &[&JobRow]) -> ApiResult<JobViews> {
+        Self::load_with(state, jobs, &mut Loaded::default()).await
+    }
+
+    /// Like `load`, reusing (and adding to) rows the caller already loaded.
+    pub async fn load_with(
+        state: &AppState,
+        jobs: &[&JobRow],
+        loaded: &mut Loaded,
+    ) -> ApiResult<JobViews> {
         let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
         let positions = state.store.queue_positions(&ids).await?;
         let mut daemons = HashMap::new();
@@ -80,45 +90,30 @@ impl JobViews {
             .iter()
             .filter_map(|j| input_uuid(j, "workspace_build_id"))
             .collect();
-        let builds: HashMap<Uuid, coderd_db::BuildRow> = if build_ids.is_empty() {
-            HashMap::new()
-        } else {
-            state
-                .store
-                .builds_by_ids(&build_ids)
-                .await?
-                .into_iter()
-                .map(|b| (b.id, b))
-                .collect()
-        };
-        let ws_ids: Vec<Uuid> = builds.values().map(|b| b.workspace_id).collect();
-        let workspaces: HashMap<Uuid, coderd_db::WorkspaceRow> = if ws_ids.is_empty() {
-            HashMap::new()
-        } else {
-            state
-                .store
-                .workspaces_by_ids(&ws_ids)
-                .await?
-                .into_iter()
-                .map(|w| (w.id, w))
-                .collect()
-        };
+        loaded.builds(state, build_ids.iter().copied()).await?;
+        let of_jobs: Vec<&coderd_db::BuildRow> = build_ids
+            .iter()
+            .filter_map(|id| loaded.builds.get(id))
+            .collect();
+        let ws_ids: Vec<Uuid> = of_jobs.iter().map(|b| b.workspace_id).collect();
         let mut version_ids: Vec<Uuid> = jobs
             .iter()
             .filter_map(|j| input_uuid(j, "template_version_id"))
             .collect();
-        version_ids.extend(builds.values().map(|b| b.template_version_id));
-        let versions = state.store.versions_by_ids(&version_ids).await?;
-        let template_ids: Vec<Uuid> = versions.iter().filter_map(|v| v.template_id).collect();
-        let templates: HashMap<Uuid, coderd_db::TemplateRow> = state
-            .store
-            .templates_by_ids(&template_ids)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t))
+        version_ids.extend(of_jobs.iter().map(|b| b.template_version_id));
+        loaded.workspaces(state, ws_ids).await?;
+        loaded.versions(state, version_ids.iter().copied()).await?;
+        let template_ids: Vec<Uuid> = version_ids
+            .iter()
+            .filter_map(|v| loaded.versions.get(v).and_then(|v| v.template_id))
             .collect();
-        let versions: HashMap<Uuid, coderd_db::VersionRow> =
-            versions.into_iter().map(|v| (v.id, v)).collect();
+        loaded.templates(state, template_ids).await?;
+        let (builds, workspaces, versions, templates) = (
+            &loaded.builds,
+            &loaded.workspaces,
+            &loaded.versions,
+            &loaded.templates,
+        );
         let mut metadata = HashMap::new();
         for j in jobs {
             let mut m = ProvisionerJobMetadata::default();

@@ -9,6 +9,7 @@ mod files;
 mod general;
 mod groups;
 mod jobs;
+mod loaded;
 mod organizations;
 mod parameters;
 mod provisioners;

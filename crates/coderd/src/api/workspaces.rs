@@ -25,6 +25,7 @@ use codersdk::{
 };
 use uuid::Uuid;
 
+use super::loaded::Loaded;
 use super::{builds, groups, parameters, resolve, wsbuild};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
@@ -121,15 +122,17 @@ pub async fn render(
     rows: Vec<WorkspaceRow>,
 ) -> ApiResult<Vec<Workspace>> {
     let ids: Vec<Uuid> = rows.iter().map(|w| w.id).collect();
-    let mut user_ids: Vec<Uuid> = rows.iter().map(|w| w.owner_id).collect();
-    user_ids.extend(rows.iter().flat_map(|w| w.user_acl.0.keys().copied()));
-    let users: HashMap<Uuid, coderd_db::UserRow> = state
-        .store
-        .users_by_ids(&user_ids)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
+    let mut loaded = Loaded::default();
+    for w in &rows {
+        loaded.workspaces.insert(w.id, w.clone());
+    }
+    let acl_users = rows.iter().flat_map(|w| w.user_acl.0.keys().copied());
+    loaded
+        .users(state, rows.iter().map(|w| w.owner_id).chain(acl_users))
+        .await?;
+    loaded
+        .templates(state, rows.iter().map(|w| w.template_id))
+        .await?;
     let org_ids: Vec<Uuid> = rows.iter().map(|w| w.organization_id).collect();
     let orgs: HashMap<Uuid, coderd_db::OrganizationRow> = state
         .store
@@ -137,14 +140,6 @@ pub async fn render(
         .await?
         .into_iter()
         .map(|o| (o.id, o))
-        .collect();
-    let template_ids: Vec<Uuid> = rows.iter().map(|w| w.template_id).collect();
-    let templates: HashMap<Uuid, TemplateRow> = state
-        .store
-        .templates_by_ids(&template_ids)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t))
         .collect();
     let group_ids: Vec<Uuid> = rows
         .iter()
@@ -166,11 +161,13 @@ pub async fn render(
             .collect()
     };
     let latest = state.store.latest_builds(&ids).await?;
-    let mut latest: HashMap<Uuid, codersdk::WorkspaceBuild> = builds::render(state, latest)
-        .await?
-        .into_iter()
-        .map(|b| (b.workspace_id, b))
-        .collect();
+    let mut latest: HashMap<Uuid, codersdk::WorkspaceBuild> =
+        builds::render_with(state, latest, &mut loaded)
+            .await?
+            .into_iter()
+            .map(|b| (b.workspace_id, b))
+            .collect();
+    let (users, templates) = (&loaded.users, &loaded.templates);
     rows.into_iter()
         .map(|w| {
             let missing = |what: &str| {
