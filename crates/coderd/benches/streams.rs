@@ -32,6 +32,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+mod common;
+use common::{api, create_template, id, OWNER_EMAIL, OWNER_PASSWORD};
+
 /// Watchers open at each measurement, cumulative; the last is the target.
 const STAGES: [usize; 4] = [1_000, 2_500, 5_000, 10_000];
 /// Watchers connecting (between connect and their first `data` event) at once.
@@ -47,21 +50,6 @@ const LOG_LINES: usize = 20_000;
 const LOG_RUNS: usize = 3;
 /// How long the blocking build keeps the only provisioner daemon busy.
 const BLOCKER_MS: u64 = 1_500;
-
-const OWNER_EMAIL: &str = "owner@example.com";
-const OWNER_PASSWORD: &str = "SomeSecurePassword!";
-
-fn echo_tar(echo: &Value) -> Vec<u8> {
-    let data = serde_json::to_vec(echo).expect("echo.json");
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, "echo.json", data.as_slice())
-        .expect("tar");
-    b.into_inner().expect("tar")
-}
 
 /// The watched workspace: a container with an agent and an app, as a realistic payload.
 fn watched_template() -> Value {
@@ -97,59 +85,6 @@ fn blocker_template() -> Value {
         "start": {"duration_ms": BLOCKER_MS},
         "stop": {"duration_ms": BLOCKER_MS}
     })
-}
-
-async fn api(c: &Client, method: Method, path: &str, body: Option<Value>) -> Value {
-    c.request::<Value, Value>(method.clone(), path, body.as_ref())
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-}
-
-fn id(v: &Value) -> Uuid {
-    serde_json::from_value(v["id"].clone()).unwrap_or_else(|_| panic!("no id in {v}"))
-}
-
-async fn create_template(c: &Client, org: Uuid, name: &str, echo: &Value) -> Uuid {
-    let (_, file) = c
-        .upload("application/x-tar", echo_tar(echo))
-        .await
-        .expect("uploading a template archive");
-    let v = api(
-        c,
-        Method::POST,
-        &format!("/api/v2/organizations/{org}/templateversions"),
-        Some(json!({"storage_method": "file", "provisioner": "echo", "file_id": file.hash})),
-    )
-    .await;
-    let version = id(&v);
-    let started = Instant::now();
-    loop {
-        let v = api(
-            c,
-            Method::GET,
-            &format!("/api/v2/templateversions/{version}"),
-            None,
-        )
-        .await;
-        match v["job"]["status"].as_str() {
-            Some("succeeded") => break,
-            Some("pending" | "running") => {}
-            other => panic!("template import ended {other:?}: {}", v["job"]),
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "template import did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let t = api(
-        c,
-        Method::POST,
-        &format!("/api/v2/organizations/{org}/templates"),
-        Some(json!({"name": name, "template_version_id": version})),
-    )
-    .await;
-    id(&t)
 }
 
 async fn create_workspace(c: &Client, template: Uuid, name: &str) -> Uuid {
@@ -1136,14 +1071,20 @@ async fn run(srv: &Server, db: &mut PgConnection) -> (WatchReport, Vec<LogRun>) 
         .session_token;
     let owner = client.with_token(token.clone());
     let org = first.organization_id;
-    let watched = create_template(&owner, org, "watched", &watched_template()).await;
+    let watched = create_template(&owner, org, "watched", &watched_template())
+        .await
+        .0;
     let ws = create_workspace(&owner, watched, "watched").await;
     wait_status(&owner, ws, "running", false).await;
 
     let report = watchers(srv, &owner, &token, ws, db).await;
 
-    let logs_template = create_template(&owner, org, "logs", &log_template()).await;
-    let blocker_template = create_template(&owner, org, "blocker", &blocker_template()).await;
+    let logs_template = create_template(&owner, org, "logs", &log_template())
+        .await
+        .0;
+    let blocker_template = create_template(&owner, org, "blocker", &blocker_template())
+        .await
+        .0;
     // The first build of each: the log workspace's writes every line once, unfollowed.
     let logs_ws = create_workspace(&owner, logs_template, "logs").await;
     wait_status(&owner, logs_ws, "running", false).await;

@@ -23,6 +23,9 @@ use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+mod common;
+use common::{api, create_template, OWNER_EMAIL, OWNER_PASSWORD};
+
 /// Workspaces in all (two real ones, the rest copies).
 const WORKSPACES: i64 = 10_000;
 /// Users owning them (the first user and 99 members), round robin.
@@ -32,9 +35,6 @@ const REPS: usize = 50;
 const WARMUP: usize = 5;
 /// Requests whose statements are counted one by one.
 const COUNTED: usize = 5;
-
-const OWNER_EMAIL: &str = "owner@example.com";
-const OWNER_PASSWORD: &str = "SomeSecurePassword!";
 
 /// The echo archive of both templates: a container with metadata and an agent with two apps
 /// when started, nothing when stopped (as a Docker template).
@@ -70,71 +70,6 @@ fn echo_template() -> Value {
         },
         "stop": {"resources": [{"name": "home", "type": "docker_volume"}]}
     })
-}
-
-fn echo_tar(echo: &Value) -> Vec<u8> {
-    let data = serde_json::to_vec(echo).expect("echo.json");
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, "echo.json", data.as_slice())
-        .expect("tar");
-    b.into_inner().expect("tar")
-}
-
-/// Sends JSON and returns the JSON answer, panicking on any error.
-async fn api(c: &Client, method: Method, path: &str, body: Option<Value>) -> Value {
-    c.request::<Value, Value>(method.clone(), path, body.as_ref())
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-}
-
-async fn create_template(c: &Client, org: Uuid, name: &str) -> (Uuid, Uuid) {
-    let (_, file) = c
-        .upload("application/x-tar", echo_tar(&echo_template()))
-        .await
-        .expect("uploading the template archive");
-    let v = api(
-        c,
-        Method::POST,
-        &format!("/api/v2/organizations/{org}/templateversions"),
-        Some(json!({"storage_method": "file", "provisioner": "echo", "file_id": file.hash})),
-    )
-    .await;
-    let version: Uuid = serde_json::from_value(v["id"].clone()).expect("version id");
-    let started = Instant::now();
-    loop {
-        let v = api(
-            c,
-            Method::GET,
-            &format!("/api/v2/templateversions/{version}"),
-            None,
-        )
-        .await;
-        match v["job"]["status"].as_str() {
-            Some("succeeded") => break,
-            Some("pending" | "running") => {}
-            other => panic!("template import ended {other:?}: {}", v["job"]),
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "template import did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let t = api(
-        c,
-        Method::POST,
-        &format!("/api/v2/organizations/{org}/templates"),
-        Some(json!({"name": name, "template_version_id": version})),
-    )
-    .await;
-    (
-        serde_json::from_value(t["id"].clone()).expect("template id"),
-        version,
-    )
 }
 
 async fn wait_status(c: &Client, ws: Uuid, status: &str) {
@@ -251,8 +186,8 @@ async fn seed(client: &Client, db_url: &str) -> Seed {
         owner_ids.push(serde_json::from_value(u["id"].clone()).expect("user id"));
         usernames.push(name);
     }
-    let (template_a, version_a) = create_template(&owner, org, "bench-a").await;
-    let (template_b, version_b) = create_template(&owner, org, "bench-b").await;
+    let (template_a, version_a) = create_template(&owner, org, "bench-a", &echo_template()).await;
+    let (template_b, version_b) = create_template(&owner, org, "bench-b", &echo_template()).await;
 
     let create = |name: &'static str| {
         let owner = owner.clone();
