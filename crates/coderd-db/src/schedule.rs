@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
 /// A parsed weekly schedule.
@@ -163,6 +163,22 @@ impl Weekly {
     }
 }
 
+/// The days of the week as Coder's API spells them, in its order (Monday first).
+pub const DAYS_OF_WEEK: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// How Coder's API spells `day` (as in `autostart_requirement.days_of_week`).
+pub fn day_name(day: Weekday) -> &'static str {
+    DAYS_OF_WEEK[day.num_days_from_monday() as usize]
+}
+
 /// The max deadline an autostop requirement imposes on a build started at `now`: the first
 /// start of the owner's quiet hours, at least an hour away, on one of `days` (as the quiet
 /// hours' zone sees them), in a week whose number since 1970-01-05 (a Monday) is a multiple
@@ -173,15 +189,6 @@ pub fn autostop_requirement_deadline(
     weeks: i64,
     quiet_hours: &Weekly,
 ) -> DateTime<Utc> {
-    const DAY_NAMES: [&str; 7] = [
-        "sunday",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-    ];
     if days.is_empty() {
         return zero_time();
     }
@@ -192,7 +199,7 @@ pub fn autostop_requirement_deadline(
             break;
         };
         let local = next.with_timezone(&quiet_hours.tz).date_naive();
-        let day = DAY_NAMES[local.weekday().num_days_from_sunday() as usize];
+        let day = day_name(local.weekday());
         let week = (local - epoch).num_days().div_euclid(7);
         if days.iter().any(|d| d == day) && week.rem_euclid(weeks.max(1)) == 0 {
             return next;

@@ -35,16 +35,6 @@ pub struct Decision {
     pub make_dormant: bool,
 }
 
-const DAY_NAMES: [&str; 7] = [
-    "sunday",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-];
-
 /// When a stopped workspace may next autostart: the first time its schedule fires after its
 /// last build was created, on a day the template allows.
 pub fn next_allowed_autostart(
@@ -55,11 +45,8 @@ pub fn next_allowed_autostart(
     let mut t = after;
     for _ in 0..64 {
         let next = schedule.next(t)?;
-        let day = next
-            .with_timezone(&schedule.time_zone())
-            .weekday()
-            .num_days_from_sunday() as usize;
-        if allowed_days.is_empty() || allowed_days.iter().any(|d| d == DAY_NAMES[day]) {
+        let day = schedule::day_name(next.with_timezone(&schedule.time_zone()).weekday());
+        if allowed_days.is_empty() || allowed_days.iter().any(|d| d == day) {
             return Some(next);
         }
         t = next;
@@ -330,7 +317,10 @@ mod tests {
             job_status: Some("succeeded".into()),
             job_completed_at: Some(t("2024-05-13T08:01:00Z")),
             allow_user_autostart: true,
-            autostart_allowed_days: DAY_NAMES.iter().map(|d| d.to_string()).collect(),
+            autostart_allowed_days: schedule::DAYS_OF_WEEK
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
             failure_ttl: 0,
             time_til_dormant: 0,
             time_til_dormant_autodelete: 0,

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use coderd_db::schedule::DAYS_OF_WEEK;
 use coderd_db::{
     CreateTemplateError, GroupFilter, StoreError, TemplateFields, TemplateRow, TemplateVisibility,
 };
@@ -26,15 +27,6 @@ use crate::http::params::{parse_uuid, Pagination, QueryParams};
 use crate::state::AppState;
 
 const NS_PER_MS: i64 = 1_000_000;
-const DAYS: [&str; 7] = [
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
 
 /// Tells watchers of the template's workspaces that the template changed.
 async fn publish_template(state: &AppState, id: Uuid) {
@@ -243,7 +235,7 @@ fn validate(f: &TemplateFields, message: &str) -> ApiResult<()> {
     }
     if f.autostop_requirement_days_of_week
         .iter()
-        .any(|d| !DAYS.contains(&d.as_str()))
+        .any(|d| !DAYS_OF_WEEK.contains(&d.as_str()))
     {
         err = err.with_validation(
             "autostop_requirement.days_of_week",
@@ -255,7 +247,7 @@ fn validate(f: &TemplateFields, message: &str) -> ApiResult<()> {
     }
     if f.autostart_allowed_days
         .iter()
-        .any(|d| !DAYS.contains(&d.as_str()))
+        .any(|d| !DAYS_OF_WEEK.contains(&d.as_str()))
     {
         err = err.with_validation(
             "autostart_requirement.days_of_week",
@@ -325,7 +317,7 @@ async fn create(
             .autostart_requirement
             .map(|a| a.days_of_week)
             .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| DAYS.iter().map(|d| d.to_string()).collect()),
+            .unwrap_or_else(|| DAYS_OF_WEEK.iter().map(|d| d.to_string()).collect()),
         allow_user_autostart: req.allow_user_autostart.unwrap_or(true),
         allow_user_autostop: req.allow_user_autostop.unwrap_or(true),
         allow_user_cancel_workspace_jobs: req.allow_user_cancel_workspace_jobs.unwrap_or(false),
