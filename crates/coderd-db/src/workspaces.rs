@@ -50,11 +50,16 @@ pub struct BuildRow {
     pub max_deadline: DateTime<Utc>,
     pub reason: String,
     pub daily_cost: i32,
+    /// Whether the build's job had completed when this row was read. The job completes in the
+    /// same transaction that writes the build's deadline and state, so a job read later that
+    /// has completed while this is false means the row predates that write.
+    pub job_done: bool,
 }
 
 const BUILD_COLUMNS: &str = "b.id, b.created_at, b.updated_at, b.workspace_id, b.template_version_id, \
     b.build_number, b.transition::text AS transition, b.initiator_id, b.job_id, b.deadline, b.max_deadline, \
-    b.reason::text AS reason, b.daily_cost";
+    b.reason::text AS reason, b.daily_cost, \
+    COALESCE((SELECT j.completed_at IS NOT NULL FROM provisioner_jobs j WHERE j.id = b.job_id), false) AS job_done";
 
 pub struct NewWorkspace<'a> {
     pub id: Uuid,

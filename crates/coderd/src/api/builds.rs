@@ -77,9 +77,44 @@ pub async fn render(state: &AppState, builds: Vec<BuildRow>) -> ApiResult<Vec<Wo
 /// Like `render`, reusing (and adding to) rows the caller already loaded.
 pub async fn render_with(
     state: &AppState,
-    builds: Vec<BuildRow>,
+    mut builds: Vec<BuildRow>,
     loaded: &mut Loaded,
 ) -> ApiResult<Vec<WorkspaceBuild>> {
+    let job_ids: Vec<Uuid> = builds.iter().map(|b| b.job_id).collect();
+    let jobs: HashMap<Uuid, JobRow> = state
+        .store
+        .jobs_by_ids(&job_ids)
+        .await?
+        .into_iter()
+        .map(|j| (j.id, j))
+        .collect();
+    // The statements of one request see different moments: a job that completed after its
+    // build was read would show a finished build without the deadline its completion wrote.
+    // Such builds (rarely any) are read again.
+    let stale: Vec<Uuid> = builds
+        .iter()
+        .filter(|b| {
+            !b.job_done
+                && jobs
+                    .get(&b.job_id)
+                    .is_some_and(|j| j.completed_at.is_some())
+        })
+        .map(|b| b.id)
+        .collect();
+    if !stale.is_empty() {
+        let fresh: HashMap<Uuid, BuildRow> = state
+            .store
+            .builds_by_ids(&stale)
+            .await?
+            .into_iter()
+            .map(|b| (b.id, b))
+            .collect();
+        for b in &mut builds {
+            if let Some(f) = fresh.get(&b.id) {
+                *b = f.clone();
+            }
+        }
+    }
     for b in &builds {
         loaded.builds.insert(b.id, b.clone());
     }
@@ -97,14 +132,6 @@ pub async fn render_with(
     loaded
         .versions(state, builds.iter().map(|b| b.template_version_id))
         .await?;
-    let job_ids: Vec<Uuid> = builds.iter().map(|b| b.job_id).collect();
-    let jobs: HashMap<Uuid, JobRow> = state
-        .store
-        .jobs_by_ids(&job_ids)
-        .await?
-        .into_iter()
-        .map(|j| (j.id, j))
-        .collect();
     let refs: Vec<&JobRow> = jobs.values().collect();
     let views = JobViews::load_with(state, &refs, loaded).await?;
     let (workspaces, users, versions) = (&loaded.workspaces, &loaded.users, &loaded.versions);
