@@ -13,3 +13,4 @@ pub mod reaper;
 pub mod search;
 pub mod server;
 pub mod state;
+pub mod swagger;

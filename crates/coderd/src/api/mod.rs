@@ -10,6 +10,7 @@ mod general;
 mod groups;
 mod jobs;
 mod loaded;
+pub mod openapi;
 mod organizations;
 mod parameters;
 mod provisioners;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workspaces::routes())
         .merge(builds::routes())
         .merge(streams::routes())
+        .route("/openapi.json", get(openapi::serve))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), crate::ratelimit::api))
@@ -58,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(streams::metrics))
         .route("/api/v2/", get(general::root))
         .nest("/api/v2", api)
+        .merge(crate::swagger::routes())
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(
             crate::middleware::log_and_headers,
