@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{Group, ReducedUser};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MinimalUser {
     pub id: Uuid,
     pub username: String,
@@ -16,7 +16,7 @@ pub struct MinimalUser {
     pub avatar_url: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ProvisionerJobInput {
     pub template_version_id: Option<Uuid>,
@@ -24,7 +24,7 @@ pub struct ProvisionerJobInput {
     pub error: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ProvisionerJobMetadata {
     pub template_version_name: String,
@@ -36,7 +36,7 @@ pub struct ProvisionerJobMetadata {
     pub workspace_name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProvisionerJob {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -62,7 +62,7 @@ pub struct ProvisionerJob {
     pub logs_overflowed: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProvisionerJobLog {
     pub id: i64,
     pub created_at: DateTime<Utc>,
@@ -72,7 +72,7 @@ pub struct ProvisionerJobLog {
     pub output: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProvisionerDaemonJob {
     pub id: Uuid,
     pub status: String,
@@ -81,7 +81,7 @@ pub struct ProvisionerDaemonJob {
     pub template_display_name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProvisionerDaemon {
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -99,14 +99,14 @@ pub struct ProvisionerDaemon {
     pub previous_job: Option<ProvisionerDaemonJob>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MatchedProvisioners {
     pub count: i64,
     pub available: i64,
     pub most_recently_seen: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateVersion {
     pub id: Uuid,
     pub template_id: Option<Uuid>,
@@ -124,21 +124,21 @@ pub struct TemplateVersion {
     pub has_external_agent: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct VariableValue {
     pub name: String,
     pub value: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct WorkspaceBuildParameter {
     pub name: String,
     pub value: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateTemplateVersionRequest {
     pub name: String,
@@ -152,7 +152,7 @@ pub struct CreateTemplateVersionRequest {
     pub user_variable_values: Vec<VariableValue>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct PatchTemplateVersionRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,7 +161,7 @@ pub struct PatchTemplateVersionRequest {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateTemplateVersionDryRunRequest {
     pub workspace_name: String,
@@ -169,7 +169,7 @@ pub struct CreateTemplateVersionDryRunRequest {
     pub user_variable_values: Vec<VariableValue>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateVersionParameterOption {
     pub name: String,
     pub description: String,
@@ -177,7 +177,7 @@ pub struct TemplateVersionParameterOption {
     pub icon: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateVersionParameter {
     pub name: String,
     pub display_name: String,
@@ -199,7 +199,7 @@ pub struct TemplateVersionParameter {
     pub ephemeral: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateVersionVariable {
     pub name: String,
     pub description: String,
@@ -211,27 +211,27 @@ pub struct TemplateVersionVariable {
     pub sensitive: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceResourceMetadata {
     pub key: String,
     pub value: String,
     pub sensitive: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceAgentHealth {
     pub healthy: bool,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Healthcheck {
     pub url: String,
     pub interval: i32,
     pub threshold: i32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceApp {
     pub id: Uuid,
     pub url: String,
@@ -252,7 +252,7 @@ pub struct WorkspaceApp {
     pub statuses: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceAgent {
     pub id: Uuid,
     pub parent_id: Option<Uuid>,
@@ -289,7 +289,7 @@ pub struct WorkspaceAgent {
     pub startup_script_behavior: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceResource {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -305,26 +305,26 @@ pub struct WorkspaceResource {
     pub daily_cost: i32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct TemplateAutostopRequirement {
     pub days_of_week: Vec<String>,
     pub weeks: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct TemplateAutostartRequirement {
     pub days_of_week: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransitionStats {
     pub p50: Option<i64>,
     pub p95: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Template {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -361,7 +361,7 @@ pub struct Template {
     pub use_classic_parameter_flow: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateTemplateRequest {
     pub name: String,
@@ -387,7 +387,7 @@ pub struct CreateTemplateRequest {
 }
 
 /// Fields left out (or null) keep their value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateTemplateMeta {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -432,25 +432,25 @@ pub struct UpdateTemplateMeta {
     pub use_classic_parameter_flow: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateActiveTemplateVersion {
     pub id: Uuid,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ArchiveTemplateVersionsRequest {
     pub all: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArchiveTemplateVersionsResponse {
     pub template_id: Uuid,
     pub archived_ids: Vec<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateExample {
     pub id: String,
     pub url: String,
@@ -462,46 +462,46 @@ pub struct TemplateExample {
 }
 
 /// Role per user id / group id; an empty role removes the entry.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateTemplateAcl {
     pub user_perms: HashMap<String, String>,
     pub group_perms: HashMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateUser {
     #[serde(flatten)]
     pub user: crate::User,
     pub role: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateGroup {
     #[serde(flatten)]
     pub group: Group,
     pub role: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateAcl {
     pub users: Vec<TemplateUser>,
     pub group: Vec<TemplateGroup>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AclAvailable {
     pub users: Vec<ReducedUser>,
     pub groups: Vec<Group>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DauEntry {
     pub date: String,
     pub amount: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DausResponse {
     pub entries: Vec<DauEntry>,
     pub tz_hour_offset: i64,

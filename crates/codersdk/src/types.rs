@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// `codersdk.Response`: the generic message body, used for every error.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Response {
     pub message: String,
@@ -13,14 +13,14 @@ pub struct Response {
     pub validations: Vec<ValidationError>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ValidationError {
     pub field: String,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct BuildInfoResponse {
     pub external_url: String,
@@ -38,7 +38,7 @@ pub struct BuildInfoResponse {
 // ---------------------------------------------------------------------------------------------
 // Users and authentication
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateFirstUserRequest {
     pub email: String,
@@ -48,25 +48,25 @@ pub struct CreateFirstUserRequest {
     pub trial: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateFirstUserResponse {
     pub user_id: Uuid,
     pub organization_id: Uuid,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct LoginWithPasswordRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginWithPasswordResponse {
     pub session_token: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateUserRequest {
     pub email: String,
@@ -78,28 +78,28 @@ pub struct CreateUserRequest {
     pub organization_ids: Vec<Uuid>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateUserProfileRequest {
     pub username: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateUserPasswordRequest {
     pub old_password: String,
     pub password: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateRoles {
     pub roles: Vec<String>,
 }
 
 /// `codersdk.SlimRole`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SlimRole {
     pub name: String,
@@ -107,7 +107,7 @@ pub struct SlimRole {
     pub organization_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub username: String,
@@ -125,7 +125,7 @@ pub struct User {
 }
 
 /// `codersdk.ReducedUser`: a user without roles and organizations (group members).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReducedUser {
     pub id: Uuid,
     pub username: String,
@@ -140,20 +140,20 @@ pub struct ReducedUser {
     pub theme_preference: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GetUsersResponse {
     pub users: Vec<User>,
     pub count: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Permission {
     pub negate: bool,
     pub resource_type: String,
     pub action: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AssignableRoles {
     pub name: String,
     pub display_name: String,
@@ -168,20 +168,20 @@ pub struct AssignableRoles {
     pub built_in: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct AuthMethod {
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct GithubAuthMethod {
     pub enabled: bool,
     pub default_provider_configured: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct OidcAuthMethod {
     pub enabled: bool,
@@ -191,7 +191,7 @@ pub struct OidcAuthMethod {
     pub icon_url: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct AuthMethods {
     pub terms_of_service_url: String,
@@ -204,7 +204,7 @@ pub struct AuthMethods {
 // API keys
 
 /// `lifetime` is a Go `time.Duration`: nanoseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateTokenRequest {
     pub lifetime: i64,
@@ -212,12 +212,12 @@ pub struct CreateTokenRequest {
     pub token_name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GenerateApiKeyResponse {
     pub key: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub user_id: Uuid,
@@ -233,7 +233,7 @@ pub struct ApiKey {
     pub allow_list: Vec<ApiAllowListTarget>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiAllowListTarget {
     #[serde(rename = "type")]
     pub kind: String,
@@ -241,7 +241,7 @@ pub struct ApiAllowListTarget {
 }
 
 /// `max_token_lifetime` is a Go `time.Duration`: nanoseconds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenConfig {
     pub max_token_lifetime: i64,
 }
@@ -249,7 +249,7 @@ pub struct TokenConfig {
 // ---------------------------------------------------------------------------------------------
 // Organizations
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Organization {
     pub id: Uuid,
     pub name: String,
@@ -261,7 +261,7 @@ pub struct Organization {
     pub is_default: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateOrganizationRequest {
     pub name: String,
@@ -271,7 +271,7 @@ pub struct CreateOrganizationRequest {
 }
 
 /// Fields left out (or null) are not changed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateOrganizationRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -284,7 +284,7 @@ pub struct UpdateOrganizationRequest {
     pub icon: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrganizationMember {
     pub user_id: Uuid,
     pub organization_id: Uuid,
@@ -293,7 +293,7 @@ pub struct OrganizationMember {
     pub roles: Vec<SlimRole>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrganizationMemberWithUserData {
     pub user_id: Uuid,
     pub organization_id: Uuid,
@@ -310,7 +310,7 @@ pub struct OrganizationMemberWithUserData {
 // ---------------------------------------------------------------------------------------------
 // Groups
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Group {
     pub id: Uuid,
     pub name: String,
@@ -325,7 +325,7 @@ pub struct Group {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateGroupRequest {
     pub name: String,
@@ -335,7 +335,7 @@ pub struct CreateGroupRequest {
 }
 
 /// Fields left out (or null) are not changed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct PatchGroupRequest {
     pub add_users: Vec<String>,
@@ -354,7 +354,110 @@ pub struct PatchGroupRequest {
 // Files
 
 /// `hash` holds the file's id (Coder's naming).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UploadResponse {
     pub hash: Uuid,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deployment-wide answers
+
+/// `GET /entitlements`. Features are keyed by name; this server licenses none.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Entitlements {
+    #[schema(value_type = std::collections::BTreeMap<String, Object>)]
+    pub features: std::collections::BTreeMap<String, serde_json::Value>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+    pub has_license: bool,
+    pub trial: bool,
+    pub require_telemetry: bool,
+    pub refreshed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UpdateCheckResponse {
+    pub current: bool,
+    pub version: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct BannerConfig {
+    pub enabled: bool,
+    pub message: String,
+    pub background_color: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct LinkConfig {
+    pub name: String,
+    pub target: String,
+    pub icon: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AppearanceConfig {
+    pub application_name: String,
+    pub logo_url: String,
+    pub docs_url: String,
+    pub service_banner: BannerConfig,
+    pub announcement_banners: Vec<BannerConfig>,
+    pub support_links: Vec<LinkConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct ValidateUserPasswordRequest {
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ValidateUserPasswordResponse {
+    pub valid: bool,
+    pub details: String,
+}
+
+/// The object an authorization check asks about: a kind of resource, optionally owned by a
+/// user and inside an organization.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct AuthorizationObject {
+    pub resource_type: String,
+    pub owner_id: String,
+    pub organization_id: String,
+    pub resource_id: String,
+    pub any_org: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct AuthorizationCheck {
+    pub object: AuthorizationObject,
+    pub action: String,
+}
+
+/// `POST /authcheck`: named checks; the answer maps each name to whether it is allowed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct AuthorizationRequest {
+    pub checks: std::collections::BTreeMap<String, AuthorizationCheck>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserQuietHoursScheduleResponse {
+    pub raw_schedule: String,
+    pub user_set: bool,
+    pub user_can_set: bool,
+    pub time: String,
+    pub timezone: String,
+    pub next: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct UpdateUserQuietHoursScheduleRequest {
+    pub schedule: String,
 }

@@ -10,7 +10,7 @@ use crate::{
     Group, MatchedProvisioners, ProvisionerJob, WorkspaceBuildParameter, WorkspaceResource,
 };
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceBuild {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -39,13 +39,13 @@ pub struct WorkspaceBuild {
     pub has_external_agent: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceHealth {
     pub healthy: bool,
     pub failing_agents: Vec<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SharedWorkspaceActor {
     pub id: Uuid,
     pub actor_type: String,
@@ -54,7 +54,7 @@ pub struct SharedWorkspaceActor {
     pub roles: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Workspace {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -91,13 +91,13 @@ pub struct Workspace {
     pub task_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspacesResponse {
     pub workspaces: Vec<Workspace>,
     pub count: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateWorkspaceRequest {
     pub template_id: Option<Uuid>,
@@ -124,7 +124,7 @@ fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CreateWorkspaceBuildRequest {
     pub template_version_id: Option<Uuid>,
@@ -135,6 +135,7 @@ pub struct CreateWorkspaceBuildRequest {
         skip_serializing_if = "Vec::is_empty",
         serialize_with = "crate::base64::serialize"
     )]
+    #[schema(value_type = String, format = Byte, default = "")]
     pub state: Vec<u8>,
     pub orphan: bool,
     pub rich_parameter_values: Vec<WorkspaceBuildParameter>,
@@ -143,65 +144,66 @@ pub struct CreateWorkspaceBuildRequest {
     pub template_version_preset_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateWorkspaceBuildStateRequest {
     #[serde(
         deserialize_with = "bytes",
         serialize_with = "crate::base64::serialize"
     )]
+    #[schema(value_type = String, format = Byte, default = "")]
     pub state: Vec<u8>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateWorkspaceRequest {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateWorkspaceAutostartRequest {
     pub schedule: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateWorkspaceTtlRequest {
     pub ttl_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateWorkspaceAutomaticUpdatesRequest {
     pub automatic_updates: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateWorkspaceDormancy {
     pub dormant: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct PutExtendWorkspaceRequest {
     pub deadline: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct PostWorkspaceUsageRequest {
     pub agent_id: Option<Uuid>,
     pub app_name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResolveAutostartResponse {
     pub parameter_mismatch: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProvisionerTiming {
     pub job_id: Uuid,
     pub started_at: DateTime<Utc>,
@@ -212,14 +214,14 @@ pub struct ProvisionerTiming {
     pub resource: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceBuildTimings {
     pub provisioner_timings: Vec<ProvisionerTiming>,
     pub agent_script_timings: Vec<serde_json::Value>,
     pub agent_connection_timings: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceUser {
     pub id: Uuid,
     pub username: String,
@@ -228,21 +230,21 @@ pub struct WorkspaceUser {
     pub role: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceGroup {
     #[serde(flatten)]
     pub group: Group,
     pub role: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceAcl {
     pub users: Vec<WorkspaceUser>,
     pub group: Vec<WorkspaceGroup>,
 }
 
 /// Role per user id / group id; an empty role removes the entry.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UpdateWorkspaceAcl {
     pub user_roles: HashMap<String, String>,

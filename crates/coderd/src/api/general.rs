@@ -26,34 +26,12 @@ pub fn routes() -> Router<AppState> {
         .route("/authcheck", axum::routing::post(authcheck))
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct AuthObject {
-    resource_type: String,
-    owner_id: String,
-    organization_id: String,
-    any_org: bool,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct AuthCheck {
-    object: AuthObject,
-    action: String,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct AuthRequest {
-    checks: std::collections::BTreeMap<String, AuthCheck>,
-}
-
 /// `POST /authcheck`: for each named check, whether the caller may do the action to objects
 /// of that kind (owned by, and in the organization of, the given ids). Unknown resource kinds
 /// and actions answer false.
 async fn authcheck(
     actor: crate::authz::Actor,
-    crate::http::json::Body(req): crate::http::json::Body<AuthRequest>,
+    crate::http::json::Body(req): crate::http::json::Body<codersdk::AuthorizationRequest>,
 ) -> Json<std::collections::BTreeMap<String, bool>> {
     use crate::authz::{Action, Object, Resource};
     let parse = |s: &str| uuid::Uuid::parse_str(s).ok();
@@ -92,16 +70,16 @@ async fn authcheck(
 }
 
 /// This server has no licensed features: every feature is off and nothing warns.
-async fn entitlements(_actor: crate::authz::Actor) -> Json<serde_json::Value> {
-    ok(serde_json::json!({
-        "features": {},
-        "warnings": [],
-        "errors": [],
-        "has_license": false,
-        "trial": false,
-        "require_telemetry": false,
-        "refreshed_at": chrono::Utc::now(),
-    }))
+async fn entitlements(_actor: crate::authz::Actor) -> Json<codersdk::Entitlements> {
+    ok(codersdk::Entitlements {
+        features: Default::default(),
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        has_license: false,
+        trial: false,
+        require_telemetry: false,
+        refreshed_at: chrono::Utc::now(),
+    })
 }
 
 /// No experiments are enabled.
@@ -110,42 +88,36 @@ async fn experiments(_actor: crate::authz::Actor) -> Json<Vec<String>> {
 }
 
 /// This server does not call out to check for releases; it reports itself as current.
-async fn update_check() -> Json<serde_json::Value> {
-    ok(serde_json::json!({
-        "current": true,
-        "version": format!("v{VERSION}"),
-        "url": "",
-    }))
+async fn update_check() -> Json<codersdk::UpdateCheckResponse> {
+    ok(codersdk::UpdateCheckResponse {
+        current: true,
+        version: format!("v{VERSION}"),
+        url: String::new(),
+    })
 }
 
 /// The default appearance (custom branding is an enterprise feature upstream).
-async fn appearance(_actor: crate::authz::Actor) -> Json<serde_json::Value> {
-    ok(serde_json::json!({
-        "application_name": "",
-        "logo_url": "",
-        "docs_url": "",
-        "service_banner": {"enabled": false, "message": "", "background_color": ""},
-        "announcement_banners": [],
-        "support_links": [],
-    }))
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct ValidatePasswordRequest {
-    password: String,
+async fn appearance(_actor: crate::authz::Actor) -> Json<codersdk::AppearanceConfig> {
+    ok(codersdk::AppearanceConfig {
+        application_name: String::new(),
+        logo_url: String::new(),
+        docs_url: String::new(),
+        service_banner: Default::default(),
+        announcement_banners: Vec::new(),
+        support_links: Vec::new(),
+    })
 }
 
 /// Whether a password meets the strength rule, with the reason when it does not.
 async fn validate_password(
     _actor: crate::authz::Actor,
-    crate::http::json::Body(req): crate::http::json::Body<ValidatePasswordRequest>,
-) -> Json<serde_json::Value> {
+    crate::http::json::Body(req): crate::http::json::Body<codersdk::ValidateUserPasswordRequest>,
+) -> Json<codersdk::ValidateUserPasswordResponse> {
     let result = crate::auth::validate_password(&req.password);
-    ok(serde_json::json!({
-        "valid": result.is_ok(),
-        "details": result.err().unwrap_or_default(),
-    }))
+    ok(codersdk::ValidateUserPasswordResponse {
+        valid: result.is_ok(),
+        details: result.err().unwrap_or_default(),
+    })
 }
 
 pub(super) async fn root() -> Response {

@@ -682,7 +682,7 @@ async fn user_organization(
 }
 
 /// `codersdk.UserQuietHoursScheduleResponse` for a user's stored (or the default) schedule.
-fn quiet_hours_response(raw: &str) -> ApiResult<serde_json::Value> {
+fn quiet_hours_response(raw: &str) -> ApiResult<codersdk::UserQuietHoursScheduleResponse> {
     let user_set = !raw.is_empty();
     let raw = if user_set {
         raw
@@ -691,39 +691,37 @@ fn quiet_hours_response(raw: &str) -> ApiResult<serde_json::Value> {
     };
     let s = coderd_db::schedule::parse_quiet_hours(raw)
         .map_err(|e| ApiError::internal("Reading quiet hours", e))?;
-    Ok(serde_json::json!({
-        "raw_schedule": s.to_string(),
-        "user_set": user_set,
-        "user_can_set": true,
-        "time": s.time_of_day(),
-        "timezone": s.time_zone().name(),
-        "next": s.next(Utc::now()),
-    }))
+    // A daily schedule always has a next occurrence.
+    let next = s
+        .next(Utc::now())
+        .ok_or_else(|| ApiError::internal("Reading quiet hours", "schedule never fires"))?;
+    Ok(codersdk::UserQuietHoursScheduleResponse {
+        raw_schedule: s.to_string(),
+        user_set,
+        user_can_set: true,
+        time: s.time_of_day(),
+        timezone: s.time_zone().name().to_string(),
+        next,
+    })
 }
 
 async fn quiet_hours(
     State(state): State<AppState>,
     actor: Actor,
     Path(user): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<codersdk::UserQuietHoursScheduleResponse>> {
     let u = resolve::readable_user(&state, &actor, &user).await?;
     Ok(ok(quiet_hours_response(
         &state.store.quiet_hours(u.id).await?,
     )?))
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct QuietHoursRequest {
-    schedule: String,
-}
-
 async fn set_quiet_hours(
     State(state): State<AppState>,
     actor: Actor,
     Path(user): Path<String>,
-    Body(req): Body<QuietHoursRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
+    Body(req): Body<codersdk::UpdateUserQuietHoursScheduleRequest>,
+) -> ApiResult<Json<codersdk::UserQuietHoursScheduleResponse>> {
     let u = user_for(&state, &actor, &user, Action::UpdatePersonal).await?;
     let stored = if req.schedule.is_empty() {
         String::new()
