@@ -88,10 +88,9 @@ impl Doc {
             let mut deps = Vec::new();
             T::schemas(&mut deps);
             for (dep, schema) in deps {
-                if !self.schemas.contains_key(&dep) {
-                    let schema = serde_json::to_value(schema).expect("schemas serialize");
-                    self.schemas.insert(dep, schema);
-                }
+                self.schemas
+                    .entry(dep)
+                    .or_insert_with(|| serde_json::to_value(schema).expect("schemas serialize"));
             }
         }
         json!({"$ref": format!("#/components/schemas/{name}")})
