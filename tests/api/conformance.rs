@@ -8,7 +8,7 @@ use reqwest::Method;
 use crate::harness::{schema, TestServer};
 
 /// Fills a reference path's parameters with values that name something plausible.
-fn concrete(path: &str, org: &str) -> String {
+pub(crate) fn concrete(path: &str, org: &str) -> String {
     path.split('/')
         .map(|seg| match seg {
             "{user}" => "me".to_string(),

@@ -12,6 +12,7 @@ mod general;
 mod groups;
 mod jobs;
 mod lifecycle;
+mod openapi_doc;
 mod organizations;
 mod ratelimit;
 mod streams;

@@ -22,3 +22,18 @@ pub const SESSION_TOKEN_COOKIE: &str = "coder_session_token";
 pub const BUILD_VERSION_HEADER: &str = "X-Coder-Build-Version";
 /// Header an owner may send to skip the API rate limit.
 pub const BYPASS_RATELIMIT_HEADER: &str = "X-Coder-Bypass-Ratelimit";
+
+/// OpenAPI schema of a field this server always sends as `null`.
+fn always_null() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Null)
+        .build()
+}
+
+/// OpenAPI schema of a map this server always sends empty.
+fn always_empty_map() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .max_properties(Some(0))
+        .build()
+}

@@ -249,6 +249,8 @@ pub struct WorkspaceApp {
     pub hidden: bool,
     pub open_in: String,
     pub tooltip: String,
+    /// Agents never report app statuses to this server: always empty.
+    #[schema(max_items = 0)]
     pub statuses: Vec<serde_json::Value>,
 }
 
@@ -278,13 +280,19 @@ pub struct WorkspaceAgent {
     pub version: String,
     pub api_version: String,
     pub apps: Vec<WorkspaceApp>,
+    /// No DERP regions: always empty.
+    #[schema(schema_with = crate::always_empty_map)]
     pub latency: BTreeMap<String, serde_json::Value>,
     pub connection_timeout_seconds: i32,
     pub troubleshooting_url: String,
     pub subsystems: Vec<String>,
     pub health: WorkspaceAgentHealth,
     pub display_apps: Vec<String>,
+    /// Always empty (agents do not connect to this server yet).
+    #[schema(max_items = 0)]
     pub log_sources: Vec<serde_json::Value>,
+    /// Always empty (agents do not connect to this server yet).
+    #[schema(max_items = 0)]
     pub scripts: Vec<serde_json::Value>,
     pub startup_script_behavior: String,
 }
@@ -452,6 +460,7 @@ pub struct ArchiveTemplateVersionsResponse {
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateExample {
+    #[schema(format = Uuid)]
     pub id: String,
     pub url: String,
     pub name: String,

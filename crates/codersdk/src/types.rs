@@ -159,6 +159,7 @@ pub struct AssignableRoles {
     pub display_name: String,
     /// Empty (and left out, as Coder's `omitempty`) for site-wide roles.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schema(format = Uuid)]
     pub organization_id: String,
     pub site_permissions: Vec<Permission>,
     pub organization_permissions: Vec<Permission>,
@@ -365,7 +366,8 @@ pub struct UploadResponse {
 /// `GET /entitlements`. Features are keyed by name; this server licenses none.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Entitlements {
-    #[schema(value_type = std::collections::BTreeMap<String, Object>)]
+    /// No feature is licensed: always empty.
+    #[schema(schema_with = crate::always_empty_map)]
     pub features: std::collections::BTreeMap<String, serde_json::Value>,
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
@@ -396,6 +398,8 @@ pub struct LinkConfig {
     pub name: String,
     pub target: String,
     pub icon: String,
+    /// Where the link shows: `navbar` or `dropdown`.
+    pub location: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -73,6 +73,8 @@ pub struct Workspace {
     pub template_require_active_version: bool,
     pub template_use_classic_parameter_flow: bool,
     pub latest_build: WorkspaceBuild,
+    /// Agents never report app statuses to this server: always null.
+    #[schema(schema_with = crate::always_null)]
     pub latest_app_status: Option<serde_json::Value>,
     pub outdated: bool,
     pub name: String,
@@ -217,7 +219,11 @@ pub struct ProvisionerTiming {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceBuildTimings {
     pub provisioner_timings: Vec<ProvisionerTiming>,
+    /// Always empty (agents do not connect to this server yet).
+    #[schema(max_items = 0)]
     pub agent_script_timings: Vec<serde_json::Value>,
+    /// Always empty (agents do not connect to this server yet).
+    #[schema(max_items = 0)]
     pub agent_connection_timings: Vec<serde_json::Value>,
 }
 

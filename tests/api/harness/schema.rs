@@ -135,6 +135,32 @@ impl Spec {
         ))
     }
 
+    /// The documented 2xx response schemas of a subset operation, by status, with the
+    /// corrections of `RESPONSE_OVERRIDES` applied. `None` for a status without a body.
+    pub fn success_responses(&self, method: &str, spec_path: &str) -> Vec<(u16, Option<Value>)> {
+        let op = &self.subset["paths"][spec_path][method.to_lowercase()];
+        let overridden = RESPONSE_OVERRIDES
+            .iter()
+            .find(|(m, p, _)| *m == method && *p == spec_path)
+            .map(|(_, _, def)| serde_json::json!({"$ref": format!("#/definitions/{def}")}));
+        let mut out = Vec::new();
+        for (status, r) in op["responses"].as_object().into_iter().flatten() {
+            let Ok(code) = status.parse::<u16>() else {
+                continue;
+            };
+            if (200..300).contains(&code) {
+                let schema = r.get("schema").cloned();
+                out.push((code, overridden.clone().or(schema)));
+            }
+        }
+        out
+    }
+
+    /// The definition a `#/definitions/...` reference names.
+    pub fn resolve(&self, reference: &str) -> Option<&Value> {
+        self.definition(reference.trim_start_matches("#/definitions/"))
+    }
+
     fn definition(&self, name: &str) -> Option<&Value> {
         let d = &self.subset["definitions"][name];
         if !d.is_null() {

@@ -920,7 +920,7 @@ fn operations(d: &mut Doc) {
         "Get template available acl users/groups",
     )
     .path("template", UUID, "Template ID")
-    .list::<AclAvailable>(200);
+    .ok::<AclAvailable>(200);
     d.op(
         GET,
         "/templates/{template}/daus",
@@ -976,7 +976,7 @@ fn operations(d: &mut Doc) {
     )
     .path("template", UUID, "Template ID")
     .path("templateversionname", STR, "Template version name")
-    .list::<TemplateVersion>(200);
+    .ok::<TemplateVersion>(200);
     d.op(
         POST,
         "/organizations/{organization}/templateversions",
