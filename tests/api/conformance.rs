@@ -67,7 +67,7 @@ async fn every_reference_operation_is_routed() {
         println!("conformance: not implemented: {m}");
     }
     // Everything the project's issues so far put in scope is routed; what is left is listed
-    // (SSH keys need key generation, and dynamic parameters a parameter engine: later work).
+    // (dynamic parameters need a parameter engine: later work).
     let in_scope_missing: Vec<&String> = missing
         .iter()
         .filter(|m| {
@@ -78,7 +78,7 @@ async fn every_reference_operation_is_routed() {
                 || m.contains("/groups")
                 || m.contains("/files")
         })
-        .filter(|m| !m.contains("dynamic-parameters") && !m.contains("gitsshkey"))
+        .filter(|m| !m.contains("dynamic-parameters"))
         .collect();
     assert!(
         in_scope_missing.is_empty(),

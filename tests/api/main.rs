@@ -9,6 +9,7 @@ mod builtin_postgres;
 mod conformance;
 mod files;
 mod general;
+mod gitsshkey;
 mod groups;
 mod jobs;
 mod lifecycle;

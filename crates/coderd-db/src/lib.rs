@@ -31,7 +31,7 @@ pub use organizations::{MemberWithUserRow, MembershipRow, NewOrganization, Organ
 pub use templates::{
     CreateTemplateError, NewVersion, TemplateFields, TemplateRow, TemplateVisibility, VersionRow,
 };
-pub use users::{ActorRow, ApiKeyRow, NewApiKey, NewUser, UserFilter, UserRow};
+pub use users::{ActorRow, ApiKeyRow, GitSshKeyRow, NewApiKey, NewUser, UserFilter, UserRow};
 pub use workspaces::{
     BuildContext, BuildInsertError, BuildProduct, BuildRow, LifecycleCandidate, LifecycleLock,
     NewBuild, NewWorkspace, TemplateStats, WorkspaceFilter, WorkspaceRow, WorkspaceVisibility,

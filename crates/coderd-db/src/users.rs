@@ -506,3 +506,74 @@ async fn insert_user_tx(
     .await?;
     Ok(user.id)
 }
+
+/// A user's Git SSH key, without its private half.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GitSshKeyRow {
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub public_key: String,
+}
+
+impl Store {
+    pub async fn git_ssh_key(&self, user: Uuid) -> Result<Option<GitSshKeyRow>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, created_at, updated_at, public_key FROM gitsshkeys WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Stores the key pair unless the user already has one; returns the stored key either way
+    /// (so two first reads racing agree on one key).
+    pub async fn ensure_git_ssh_key(
+        &self,
+        user: Uuid,
+        private_key: &str,
+        public_key: &str,
+    ) -> Result<GitSshKeyRow> {
+        // The outer SELECT cannot see the row this statement inserts, hence the union.
+        Ok(sqlx::query_as(
+            "WITH ins AS (
+                INSERT INTO gitsshkeys (user_id, created_at, updated_at, private_key, public_key)
+                VALUES ($1, now(), now(), $2, $3)
+                ON CONFLICT (user_id) DO NOTHING
+                RETURNING user_id, created_at, updated_at, public_key
+            )
+            SELECT * FROM ins
+            UNION ALL
+            SELECT user_id, created_at, updated_at, public_key FROM gitsshkeys
+            WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)",
+        )
+        .bind(user)
+        .bind(private_key)
+        .bind(public_key)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Replaces the user's key pair (creating it if there was none).
+    pub async fn replace_git_ssh_key(
+        &self,
+        user: Uuid,
+        private_key: &str,
+        public_key: &str,
+    ) -> Result<GitSshKeyRow> {
+        Ok(sqlx::query_as(
+            "INSERT INTO gitsshkeys (user_id, created_at, updated_at, private_key, public_key)
+             VALUES ($1, now(), now(), $2, $3)
+             ON CONFLICT (user_id) DO UPDATE
+                SET private_key = EXCLUDED.private_key,
+                    public_key = EXCLUDED.public_key,
+                    updated_at = now()
+             RETURNING user_id, created_at, updated_at, public_key",
+        )
+        .bind(user)
+        .bind(private_key)
+        .bind(public_key)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}

@@ -465,3 +465,23 @@ pub struct UserQuietHoursScheduleResponse {
 pub struct UpdateUserQuietHoursScheduleRequest {
     pub schedule: String,
 }
+
+/// `codersdk.GitSSHKey`: the public half of a user's Git SSH key, in OpenSSH format with a
+/// trailing newline.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GitSshKey {
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub public_key: String,
+}
+
+/// `PUT /appearance` (a licensed feature: this server refuses it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct UpdateAppearanceConfig {
+    pub application_name: String,
+    pub logo_url: String,
+    pub service_banner: BannerConfig,
+    pub announcement_banners: Vec<BannerConfig>,
+}

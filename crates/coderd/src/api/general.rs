@@ -18,7 +18,7 @@ pub fn routes() -> Router<AppState> {
         .route("/entitlements", get(entitlements))
         .route("/experiments", get(experiments))
         .route("/updatecheck", get(update_check))
-        .route("/appearance", get(appearance))
+        .route("/appearance", get(appearance).put(update_appearance))
         .route(
             "/users/validate-password",
             axum::routing::post(validate_password),
@@ -118,6 +118,15 @@ async fn validate_password(
         valid: result.is_ok(),
         details: result.err().unwrap_or_default(),
     })
+}
+
+/// Changing the appearance is a licensed feature upstream, and this server has no license: it
+/// answers as an unlicensed Coder deployment does.
+async fn update_appearance(_actor: crate::authz::Actor) -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Appearance is a Premium feature. Contact sales!",
+    )
 }
 
 pub(super) async fn root() -> Response {

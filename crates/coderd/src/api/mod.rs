@@ -7,6 +7,7 @@ mod convert;
 mod examples;
 mod files;
 mod general;
+mod gitsshkey;
 mod groups;
 mod jobs;
 mod loaded;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(general::routes())
         .merge(users::routes(&state))
+        .merge(gitsshkey::routes())
         .merge(apikeys::routes())
         .merge(organizations::routes())
         .merge(groups::routes())

@@ -343,6 +343,33 @@ pub async fn serve() -> Response {
 fn operations(d: &mut Doc) {
     use codersdk::*;
     d.op(
+        PUT,
+        "/appearance",
+        "Enterprise",
+        "update-appearance",
+        "Update appearance",
+    )
+    .body::<UpdateAppearanceConfig>()
+    .json(403, json!({"$ref": "#/components/schemas/Response"}));
+    d.op(
+        GET,
+        "/users/{user}/gitsshkey",
+        "Users",
+        "get-user-git-ssh-key",
+        "Get user Git SSH key",
+    )
+    .path("user", STR, "User ID, name, or me")
+    .ok::<GitSshKey>(200);
+    d.op(
+        PUT,
+        "/users/{user}/gitsshkey",
+        "Users",
+        "regenerate-user-ssh-key",
+        "Regenerate user SSH key",
+    )
+    .path("user", STR, "User ID, name, or me")
+    .ok::<GitSshKey>(200);
+    d.op(
         GET,
         "/openapi.json",
         "General",

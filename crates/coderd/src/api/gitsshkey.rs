@@ -1,0 +1,84 @@
+//! `GET|PUT /users/{user}/gitsshkey`: each user's Git SSH key (ed25519, as Coder generates by
+//! default). The key pair is made on first read; `PUT` replaces it.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::Router;
+use codersdk::GitSshKey;
+
+use super::resolve;
+use crate::authz::{Action, Actor, Object};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{ok, Json};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/users/{user}/gitsshkey", get(get_key).put(regenerate))
+}
+
+/// A fresh ed25519 key pair: (private key in OpenSSH PEM, public key in `authorized_keys`
+/// format with a trailing newline).
+fn generate() -> ApiResult<(String, String)> {
+    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+        .map_err(|e| ApiError::internal("Generating a Git SSH key", e))?;
+    let private = key
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(|e| ApiError::internal("Encoding a Git SSH key", e))?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| ApiError::internal("Encoding a Git SSH key", e))?;
+    Ok((private.to_string(), format!("{public}\n")))
+}
+
+/// The user the path names, when the caller may see and change their personal settings
+/// (themselves, owners, user admins). Others' keys are as invisible as the users are.
+async fn key_owner(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<uuid::Uuid> {
+    let u = resolve::readable_user(state, actor, raw).await?;
+    if !actor.can(Action::UpdatePersonal, Object::user(u.id)) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(u.id)
+}
+
+fn wire(row: coderd_db::GitSshKeyRow) -> GitSshKey {
+    GitSshKey {
+        user_id: row.user_id,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        public_key: row.public_key,
+    }
+}
+
+async fn get_key(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<GitSshKey>> {
+    let user = key_owner(&state, &actor, &user).await?;
+    let row = match state.store.git_ssh_key(user).await? {
+        Some(row) => row,
+        None => {
+            let (private, public) = generate()?;
+            state
+                .store
+                .ensure_git_ssh_key(user, &private, &public)
+                .await?
+        }
+    };
+    Ok(ok(wire(row)))
+}
+
+async fn regenerate(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<GitSshKey>> {
+    let user = key_owner(&state, &actor, &user).await?;
+    let (private, public) = generate()?;
+    let row = state
+        .store
+        .replace_git_ssh_key(user, &private, &public)
+        .await?;
+    Ok(ok(wire(row)))
+}
