@@ -66,22 +66,9 @@ async fn every_reference_operation_is_routed() {
     for m in &missing {
         println!("conformance: not implemented: {m}");
     }
-    // Everything the project's issues so far put in scope is routed; what is left is listed
-    // (dynamic parameters need a parameter engine: later work).
-    let in_scope_missing: Vec<&String> = missing
-        .iter()
-        .filter(|m| {
-            m.contains("/workspace")
-                || m.contains("/template")
-                || m.contains("/users")
-                || m.contains("/organizations/{organization}/")
-                || m.contains("/groups")
-                || m.contains("/files")
-        })
-        .filter(|m| !m.contains("dynamic-parameters"))
-        .collect();
+    // The reference holds exactly the operations in scope: every one must be routed.
     assert!(
-        in_scope_missing.is_empty(),
-        "in-scope operations without a route: {in_scope_missing:?}"
+        missing.is_empty(),
+        "reference operations without a route: {missing:?}"
     );
 }

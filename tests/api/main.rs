@@ -7,6 +7,7 @@ mod apikeys;
 mod auth;
 mod builtin_postgres;
 mod conformance;
+mod dynparams;
 mod files;
 mod general;
 mod gitsshkey;

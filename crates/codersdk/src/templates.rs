@@ -515,3 +515,91 @@ pub struct DausResponse {
     pub entries: Vec<DauEntry>,
     pub tz_hour_offset: i64,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic parameters: a template version's parameter form, evaluated for given inputs.
+
+/// One evaluation request (`POST .../dynamic-parameters/evaluate`, or a WebSocket message).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct DynamicParametersRequest {
+    /// Echoed in the response so a client can match answers to requests.
+    pub id: i64,
+    pub inputs: BTreeMap<String, String>,
+    /// The workspace owner the form is for (the caller when absent).
+    pub owner_id: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DynamicParametersResponse {
+    pub id: i64,
+    pub diagnostics: Vec<FriendlyDiagnostic>,
+    pub parameters: Vec<PreviewParameter>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FriendlyDiagnostic {
+    /// `error` or `warning`.
+    pub severity: String,
+    pub summary: String,
+    pub detail: String,
+    pub extra: DiagnosticExtra,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DiagnosticExtra {
+    pub code: String,
+}
+
+/// A string that may be unset (`valid: false`), as HCL values are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NullHclString {
+    pub value: String,
+    pub valid: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PreviewParameter {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub form_type: String,
+    pub styling: PreviewParameterStyling,
+    pub mutable: bool,
+    pub default_value: NullHclString,
+    pub icon: String,
+    pub options: Vec<PreviewParameterOption>,
+    pub validations: Vec<PreviewParameterValidation>,
+    pub required: bool,
+    pub order: i64,
+    pub ephemeral: bool,
+    pub value: NullHclString,
+    pub diagnostics: Vec<FriendlyDiagnostic>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PreviewParameterStyling {
+    pub placeholder: String,
+    pub disabled: bool,
+    pub label: String,
+    pub mask_input: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PreviewParameterOption {
+    pub name: String,
+    pub description: String,
+    pub value: NullHclString,
+    pub icon: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PreviewParameterValidation {
+    pub validation_error: String,
+    pub validation_regex: Option<String>,
+    pub validation_min: Option<i64>,
+    pub validation_max: Option<i64>,
+    pub validation_monotonic: Option<String>,
+}

@@ -4,6 +4,7 @@ mod acl;
 mod apikeys;
 mod builds;
 mod convert;
+mod dynparams;
 mod examples;
 mod files;
 mod general;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(files::routes(&state))
         .merge(templates::routes())
         .merge(templateversions::routes())
+        .merge(dynparams::routes())
         .merge(provisioners::routes())
         .merge(workspaces::routes())
         .merge(builds::routes())

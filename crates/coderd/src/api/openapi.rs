@@ -343,6 +343,25 @@ pub async fn serve() -> Response {
 fn operations(d: &mut Doc) {
     use codersdk::*;
     d.op(
+        GET,
+        "/templateversions/{templateversion}/dynamic-parameters",
+        "Templates",
+        "open-dynamic-parameters-websocket-by-template-version",
+        "Open dynamic parameters WebSocket by template version",
+    )
+    .path("templateversion", UUID, "Template version ID")
+    .empty(101);
+    d.op(
+        POST,
+        "/templateversions/{templateversion}/dynamic-parameters/evaluate",
+        "Templates",
+        "evaluate-dynamic-parameters-for-template-version",
+        "Evaluate dynamic parameters for template version",
+    )
+    .path("templateversion", UUID, "Template version ID")
+    .body::<DynamicParametersRequest>()
+    .ok::<DynamicParametersResponse>(200);
+    d.op(
         PUT,
         "/appearance",
         "Enterprise",
