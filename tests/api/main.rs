@@ -18,6 +18,7 @@ mod openapi_doc;
 mod organizations;
 mod ratelimit;
 mod streams;
+mod swagger;
 mod templates;
 mod terraform;
 mod users;

@@ -153,6 +153,18 @@ pub struct ServerOptions {
     /// Refuse password logins.
     #[arg(long, env = "CODER_DISABLE_PASSWORD_AUTH")]
     pub disable_password_auth: bool,
+
+    /// Serve the Swagger UI at /swagger (upstream Coder's is off unless asked for).
+    #[arg(
+        long,
+        env = "CODER_SWAGGER_ENABLE",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub swagger_enable: bool,
 }
 
 impl Default for ServerOptions {

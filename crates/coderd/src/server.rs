@@ -156,6 +156,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             disable_password_auth: opts.disable_password_auth,
             disable_session_expiry_refresh: opts.disable_session_expiry_refresh,
             allow_workspace_renames: opts.allow_workspace_renames,
+            swagger_enable: opts.swagger_enable,
         },
         limits: RateLimits {
             api: limit(opts.api_rate_limit),

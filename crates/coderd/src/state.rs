@@ -20,6 +20,8 @@ pub struct ApiConfig {
     pub disable_password_auth: bool,
     pub disable_session_expiry_refresh: bool,
     pub allow_workspace_renames: bool,
+    /// Serve the Swagger UI at `/swagger`.
+    pub swagger_enable: bool,
 }
 
 pub struct Inner {
