@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::conformance::concrete;
+use crate::conformance::is_routed;
 use crate::harness::{schema, TestServer};
 
 fn checked_in() -> Value {
@@ -83,17 +83,7 @@ async fn document_lists_exactly_the_routed_operations() {
         if path == "/users/logout" {
             continue;
         }
-        let m = Method::from_bytes(method.as_bytes()).unwrap();
-        let body = matches!(method.as_str(), "POST" | "PUT" | "PATCH")
-            .then(|| ("application/json", b"{}".to_vec()));
-        let raw = owner
-            .send(m, &format!("/api/v2{}", concrete(&path, &org)), body, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let not_found = raw.status == 404
-            && serde_json::from_slice::<codersdk::Response>(&raw.body)
-                .is_ok_and(|r| r.message == "Route not found.");
-        if raw.status == 405 || not_found {
+        if !is_routed(&owner, &method, &path, &org).await {
             unrouted.push(format!("{method} {path}"));
         }
     }
@@ -109,17 +99,7 @@ async fn document_lists_exactly_the_routed_operations() {
         if documented.contains(&(method.clone(), shape(&path))) || path == "/users/logout" {
             continue;
         }
-        let m = Method::from_bytes(method.as_bytes()).unwrap();
-        let body = matches!(method.as_str(), "POST" | "PUT" | "PATCH")
-            .then(|| ("application/json", b"{}".to_vec()));
-        let raw = owner
-            .send(m, &format!("/api/v2{}", concrete(&path, &org)), body, &[])
-            .await
-            .unwrap();
-        let not_found = raw.status == 404
-            && serde_json::from_slice::<codersdk::Response>(&raw.body)
-                .is_ok_and(|r| r.message == "Route not found.");
-        if raw.status != 405 && !not_found {
+        if is_routed(&owner, &method, &path, &org).await {
             undocumented.push(format!("{method} {path}"));
         }
     }
