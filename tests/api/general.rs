@@ -101,6 +101,80 @@ async fn oversized_json_body_is_refused_and_nothing_is_written() {
     assert!(orgs.iter().all(|o| o.name != "big"));
 }
 
+/// Found by the fuzzer (tests/api/fuzz.rs): a NUL character reached PostgreSQL, which cannot
+/// store one in text, and the answer was a 500; so did a path that is not UTF-8, as a
+/// text/plain 400. Each input here is one it sent.
+#[tokio::test]
+async fn text_the_database_cannot_store_is_a_bad_request() {
+    let srv = TestServer::start().await;
+    let (owner, _) = srv.owner().await;
+
+    for path in [
+        "/api/v2/groups?organization=%00%C3%96&has_member=%F1%A7%9C%B4",
+        "/api/v2/workspaces?q=%00&limit=9999999",
+    ] {
+        let (status, body) = raw_json(&owner, "GET", path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["message"], "Query parameters have invalid values.");
+        assert!(body["validations"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("NUL"));
+    }
+    let (status, body) = raw_json(
+        &srv.client,
+        "GET",
+        "/api/v2/users/me?coder_session_token=aaaaaaaaa%00-bbbbbbbbbbbbbbbbbbbbbb",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["validations"][0]["field"], "coder_session_token");
+
+    for path in ["/api/v2/users/%00", "/api/v2/users/me/workspace/a%00b"] {
+        let (status, body) = raw_json(&owner, "GET", path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["message"], "Invalid URL path.");
+    }
+    let raw = owner
+        .send(Method::GET, "/api/v2/workspaces/%FF%FE", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 400);
+    let body: serde_json::Value = serde_json::from_slice(&raw.body).expect("a JSON body");
+    assert_eq!(body["message"], "Invalid URL path.");
+
+    let (status, body) = raw_json(
+        &srv.client,
+        "POST",
+        "/api/v2/users/login",
+        Some(r#"{"email":"a\u0000b@example.com","password":"x"}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "Validation failed.");
+    assert_eq!(body["validations"][0]["field"], "email");
+    let (status, body) = raw_json(
+        &owner,
+        "POST",
+        "/api/v2/organizations",
+        Some(r#"{"name":"ok","description":"x\u0000"}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["validations"][0]["field"], "description");
+
+    // Other control characters are text like any other.
+    let (status, body) = raw_json(
+        &owner,
+        "POST",
+        "/api/v2/organizations",
+        Some(r#"{"name":"ok","description":"x\u0001"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}
+
 #[tokio::test]
 async fn graceful_shutdown_stops_listening() {
     let srv = TestServer::start().await;

@@ -5,7 +5,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use crate::auth::LoggedUser;
@@ -55,4 +55,12 @@ pub async fn log_and_headers(req: Request, next: Next) -> Response {
         "request"
     );
     resp
+}
+
+/// Answers 400 for a URL holding text the database cannot store (see `check_url_text`).
+pub async fn refuse_unstorable_url(req: Request, next: Next) -> Response {
+    match crate::http::params::check_url_text(req.uri().path(), req.uri().query()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }

@@ -58,7 +58,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), crate::ratelimit::api))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn(
+            crate::middleware::refuse_unstorable_url,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "OK" }))
         .route("/metrics", get(streams::metrics))

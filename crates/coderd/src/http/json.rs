@@ -114,8 +114,41 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::bad_request("Request body must be valid JSON.").with_detail(e.to_string())
     };
     let mut value: Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    if let Some(field) = nul_holder(&value, "") {
+        return Err(ApiError::bad_request("Validation failed.").with_validation(
+            field,
+            "Must not contain a NUL character (\\u0000): it cannot be stored.",
+        ));
+    }
     strip_nulls(&mut value);
     serde_json::from_value(value).map_err(invalid)
+}
+
+/// The dotted path of the first member whose name or string value holds a NUL character,
+/// which PostgreSQL's `text` and `jsonb` cannot store (`""` for the document itself).
+fn nul_holder(v: &Value, at: &str) -> Option<String> {
+    let join = |k: &str| {
+        if at.is_empty() {
+            k.to_string()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(at.to_string()),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "")))
+            } else {
+                nul_holder(v, &join(k))
+            }
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_holder(v, &join(&i.to_string()))),
+        _ => None,
+    }
 }
 
 /// Go leaves a field at its zero value when the JSON says `null`; dropping null members lets
@@ -152,6 +185,17 @@ mod tests {
     fn null_means_zero_value() {
         let r: Req = decode(br#"{"name": null, "n": 3, "extra": 1}"#).unwrap();
         assert_eq!((r.name.as_str(), r.n), ("", 3));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_their_field() {
+        let err = decode::<Value>(br#"{"a": {"b": ["x", "y\u0000"]}}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.body.message, "Validation failed.");
+        assert_eq!(err.body.validations[0].field, "a.b.1");
+        let err = decode::<Value>(br#"{"k\u0000": 1}"#).unwrap_err();
+        assert_eq!(err.body.validations[0].field, "k");
+        assert!(decode::<Value>(br#"{"a": "\u0001"}"#).is_ok());
     }
 
     #[test]

@@ -49,13 +49,18 @@ fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s, true)).into_owned()
+}
+
+/// The bytes `s` stands for; `+` is a space only in queries. Malformed escapes stay as they are.
+fn percent_decode_bytes(s: &str, plus_is_space: bool) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
@@ -67,7 +72,35 @@ fn percent_decode(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+/// Refuses a URL whose decoded path or query holds text the database cannot store: a NUL
+/// character (PostgreSQL's `text` has none), or, in the path, bytes that are not UTF-8. Every
+/// path and query parameter ends up compared with or written to a text column, so this is
+/// checked once for all of them, before any handler runs.
+pub fn check_url_text(path: &str, query: Option<&str>) -> Result<(), ApiError> {
+    let path = percent_decode_bytes(path, false);
+    match std::str::from_utf8(&path) {
+        Ok(p) if !p.contains('\0') => {}
+        Ok(_) => {
+            return Err(ApiError::bad_request("Invalid URL path.")
+                .with_detail("The path must not contain a NUL character (%00)."))
+        }
+        Err(_) => {
+            return Err(ApiError::bad_request("Invalid URL path.")
+                .with_detail("The path must be UTF-8 once percent-decoded."))
+        }
+    }
+    let mut errs = QueryErrors::default();
+    for (k, v) in QueryParams::parse(query).0 {
+        if k.contains('\0') || v.contains('\0') {
+            let field = k.replace('\0', "");
+            let detail = format!("Query param {field:?} must not contain a NUL character (%00).");
+            errs.add(&field, detail);
+        }
+    }
+    errs.finish()
 }
 
 /// Collects query-parameter problems into one 400 `Query parameters have invalid values.`.
@@ -147,6 +180,27 @@ mod tests {
         assert_eq!(q.get("q"), Some("status:active role:owner"));
         assert_eq!(q.get("limit"), Some("5"));
         assert!(q.has("follow"));
+    }
+
+    #[test]
+    fn url_text_the_database_cannot_store_is_refused() {
+        assert!(check_url_text("/users/me", Some("q=a%20b&limit=1")).is_ok());
+        assert!(check_url_text("/users/caf%C3%A9", None).is_ok());
+        // A `+` in a path is a plus, `%2B` too; neither is refused.
+        assert!(check_url_text("/a+b%2B", None).is_ok());
+        let err = check_url_text("/users/%00", None).unwrap_err();
+        assert_eq!(err.body.message, "Invalid URL path.");
+        let err = check_url_text("/users/%FF", None).unwrap_err();
+        assert_eq!(err.body.message, "Invalid URL path.");
+        let err = check_url_text("/workspaces", Some("q=%00&limit=1&x%00=1")).unwrap_err();
+        assert_eq!(err.body.message, "Query parameters have invalid values.");
+        let fields: Vec<&str> = err
+            .body
+            .validations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["q", "x"]);
     }
 
     #[test]
