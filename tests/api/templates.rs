@@ -581,6 +581,30 @@ async fn refused_patch_changes_nothing() {
     );
 }
 
+/// Found by the fuzzer: serde filled the update from a JSON list, by position, so
+/// `[null, null]` was an empty update and answered 304 where Go's decoder says 400.
+#[tokio::test]
+async fn a_list_is_not_a_template_update() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (t, _) = create_template(&owner, first.organization_id, "alpha", &echo()).await;
+    let path = format!("/api/v2/templates/{}", t.id);
+    for body in ["[null, null]", r#"["beta", "Beta"]"#, "\"alpha\"", "7"] {
+        let (status, resp) = raw_json(&owner, "PATCH", &path, Some(body)).await;
+        assert_eq!(status, 400, "{body}: {resp}");
+        assert_eq!(resp["message"], "Request body must be valid JSON.");
+        assert!(resp["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("The body must be a JSON object"));
+    }
+    let after = owner.template(t.id).await.unwrap();
+    assert_eq!(
+        (after.name.as_str(), after.updated_at),
+        ("alpha", t.updated_at)
+    );
+}
+
 #[tokio::test]
 async fn template_versions_listing_and_active_version() {
     let srv = TestServer::start().await;

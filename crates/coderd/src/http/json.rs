@@ -114,6 +114,12 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::bad_request("Request body must be valid JSON.").with_detail(e.to_string())
     };
     let mut value: Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    // Every request body is an object. serde would also fill a struct from a list, by
+    // position (`[null, null]` was an empty template update); Go's decoder refuses it.
+    if let Some(kind) = not_an_object(&value) {
+        return Err(ApiError::bad_request("Request body must be valid JSON.")
+            .with_detail(format!("The body must be a JSON object, not {kind}.")));
+    }
     if let Some(field) = nul_holder(&value, "") {
         return Err(ApiError::bad_request("Validation failed.").with_validation(
             field,
@@ -122,6 +128,17 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     strip_nulls(&mut value);
     serde_json::from_value(value).map_err(invalid)
+}
+
+fn not_an_object(v: &Value) -> Option<&'static str> {
+    match v {
+        Value::Object(_) => None,
+        Value::Array(_) => Some("a list"),
+        Value::String(_) => Some("a string"),
+        Value::Number(_) => Some("a number"),
+        Value::Bool(_) => Some("a boolean"),
+        Value::Null => Some("null"),
+    }
 }
 
 /// The dotted path of the first member whose name or string value holds a NUL character,
@@ -196,6 +213,22 @@ mod tests {
         let err = decode::<Value>(br#"{"k\u0000": 1}"#).unwrap_err();
         assert_eq!(err.body.validations[0].field, "k");
         assert!(decode::<Value>(br#"{"a": "\u0001"}"#).is_ok());
+    }
+
+    #[test]
+    fn only_an_object_is_a_body() {
+        for body in [
+            &b"[null, null]"[..],
+            b"[]",
+            b"null",
+            b"\"x\"",
+            b"3",
+            b"true",
+        ] {
+            let err = decode::<Req>(body).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            assert_eq!(err.body.message, "Request body must be valid JSON.");
+        }
     }
 
     #[test]
