@@ -545,7 +545,8 @@ fn operations(d: &mut Doc) {
         "Get provisioner state for workspace build",
     )
     .path("workspacebuild", STR, "Workspace build ID")
-    .ok::<WorkspaceBuild>(200);
+    // The provisioner's raw state, as Coder sends it (docs/decisions.md).
+    .binary(200, &["application/octet-stream"]);
     d.op(
         PUT,
         "/workspacebuilds/{workspacebuild}/state",
@@ -929,7 +930,9 @@ fn operations(d: &mut Doc) {
     )
     .path("template", UUID, "Template ID")
     .body::<UpdateTemplateMeta>()
-    .ok::<Template>(200);
+    .ok::<Template>(200)
+    // The request changes nothing.
+    .empty(304);
     d.op(
         DELETE,
         "/templates/{template}",
@@ -1048,7 +1051,9 @@ fn operations(d: &mut Doc) {
         .path("organization", UUID, "Organization ID")
         .path("templatename", STR, "Template name")
         .path("templateversionname", STR, "Template version name")
-        .ok::<TemplateVersion>(200);
+        .ok::<TemplateVersion>(200)
+        // No version before this one.
+        .empty(204);
     d.op(
         GET,
         "/templateversions/{templateversion}",
@@ -1250,6 +1255,7 @@ fn operations(d: &mut Doc) {
         "check-initial-user-created",
         "Check initial user created",
     )
+    .public()
     .ok::<Response>(200);
     d.op(
         POST,
@@ -1258,6 +1264,7 @@ fn operations(d: &mut Doc) {
         "create-initial-user",
         "Create initial user",
     )
+    .public()
     .body::<CreateFirstUserRequest>()
     .ok::<CreateFirstUserResponse>(201);
     d.op(
@@ -1285,6 +1292,7 @@ fn operations(d: &mut Doc) {
         "get-authentication-methods",
         "Get authentication methods",
     )
+    .public()
     .ok::<AuthMethods>(200);
     d.op(GET, "/users", "Users", "get-users", "Get users")
         .query("q", STR, "Search query")
@@ -1526,7 +1534,9 @@ fn operations(d: &mut Doc) {
     )
     .path("workspace", UUID, "Workspace ID")
     .body::<UpdateWorkspaceDormancy>()
-    .ok::<Workspace>(200);
+    .ok::<Workspace>(200)
+    // The workspace already is (or is not) dormant.
+    .empty(304);
     d.op(
         PUT,
         "/workspaces/{workspace}/extend",
