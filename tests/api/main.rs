@@ -9,6 +9,7 @@ mod builtin_postgres;
 mod conformance;
 mod dynparams;
 mod files;
+mod fuzz;
 mod general;
 mod gitsshkey;
 mod groups;
