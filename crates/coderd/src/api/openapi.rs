@@ -486,7 +486,7 @@ fn operations(d: &mut Doc) {
     )
     .path("workspace", UUID, "Workspace ID")
     .body::<CreateWorkspaceBuildRequest>()
-    .ok::<WorkspaceBuild>(200);
+    .ok::<WorkspaceBuild>(201);
     d.op(
         GET,
         "/workspacebuilds/{workspacebuild}",
@@ -876,7 +876,7 @@ fn operations(d: &mut Doc) {
     )
     .body::<CreateTemplateRequest>()
     .path("organization", STR, "Organization ID")
-    .ok::<Template>(200);
+    .ok::<Template>(201);
     d.op(
         GET,
         "/organizations/{organization}/templates/examples",
@@ -1439,7 +1439,7 @@ fn operations(d: &mut Doc) {
     )
     .path("user", STR, "Username, UUID, or me")
     .body::<CreateWorkspaceRequest>()
-    .ok::<Workspace>(200);
+    .ok::<Workspace>(201);
     d.op(
         POST,
         "/organizations/{organization}/members/{user}/workspaces",
@@ -1450,7 +1450,7 @@ fn operations(d: &mut Doc) {
     .path("organization", UUID, "Organization ID")
     .path("user", STR, "Username, UUID, or me")
     .body::<CreateWorkspaceRequest>()
-    .ok::<Workspace>(200);
+    .ok::<Workspace>(201);
     d.op(GET, "/workspaces", "Workspaces", "list-workspaces", "List workspaces")
         .query("q", STR, "Search query in the format `key:value`. Available keys are: owner, template, name, status, has-agent, dormant, last_used_after, last_used_before, has-ai-task, has_external_agent.")
         .query("limit", INT, "Page limit")
