@@ -573,7 +573,13 @@ async fn build_request_checks_in_coders_order() {
 #[tokio::test]
 async fn concurrent_builds_exactly_one_wins() {
     let srv = TestServer::start().await;
-    let (owner, _, t) = setup(&srv).await;
+    let (owner, first) = srv.owner().await;
+    // The stop blocks until canceled, so the winner is still active when the others arrive
+    // however slowly (a loaded machine could otherwise finish one stop before the next
+    // request, and a second stop after a finished one is allowed).
+    let mut echo = lifecycle_echo();
+    echo["stop"]["block"] = json!(true);
+    let (t, _) = create_template(&owner, first.organization_id, "race", &echo).await;
     let w = create_ws(&owner, "me", t.id, "race", &[]).await.unwrap();
     wait_ws(&owner, w.id, "running").await;
     let tasks: Vec<_> = (0..6)
@@ -597,6 +603,15 @@ async fn concurrent_builds_exactly_one_wins() {
         .await
         .unwrap();
     assert_eq!(builds.len(), 2, "exactly one stop build exists");
+    let (status, body) = raw_json(
+        &owner,
+        "PATCH",
+        &format!("/api/v2/workspacebuilds/{}/cancel", builds[0].id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    srv.stop().await;
 }
 
 #[tokio::test]
