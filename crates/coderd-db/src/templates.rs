@@ -26,12 +26,16 @@ pub struct VersionRow {
     pub created_by_name: String,
     pub created_by_avatar_url: String,
     pub archived: bool,
+    /// Whether the import job had completed when this row was read (what its completion
+    /// writes, such as the readme, is then in the row).
+    pub job_done: bool,
 }
 
 const VERSION_COLUMNS: &str =
     "v.id, v.template_id, v.organization_id, v.created_at, v.updated_at, \
     v.name, v.message, v.readme, v.job_id, v.created_by, u.username AS created_by_username, \
-    u.name AS created_by_name, u.avatar_url AS created_by_avatar_url, v.archived";
+    u.name AS created_by_name, u.avatar_url AS created_by_avatar_url, v.archived, \
+    COALESCE((SELECT j.completed_at IS NOT NULL FROM provisioner_jobs j WHERE j.id = v.job_id), false) AS job_done";
 const VERSION_FROM: &str = "template_versions v JOIN users u ON u.id = v.created_by";
 
 pub struct NewVersion<'a> {

@@ -62,7 +62,7 @@ pub fn routes() -> Router<AppState> {
 /// Renders versions with their jobs: a fixed number of queries for any number of versions.
 pub async fn render(
     state: &AppState,
-    versions: Vec<VersionRow>,
+    mut versions: Vec<VersionRow>,
 ) -> ApiResult<Vec<TemplateVersion>> {
     let job_ids: Vec<Uuid> = versions.iter().map(|v| v.job_id).collect();
     let jobs: HashMap<Uuid, JobRow> = state
@@ -72,6 +72,33 @@ pub async fn render(
         .into_iter()
         .map(|j| (j.id, j))
         .collect();
+    // The statements of one request see different moments: a job that completed after its
+    // version was read would show a finished import without the readme its completion wrote.
+    // Such versions (rarely any) are read again.
+    let stale: Vec<Uuid> = versions
+        .iter()
+        .filter(|v| {
+            !v.job_done
+                && jobs
+                    .get(&v.job_id)
+                    .is_some_and(|j| j.completed_at.is_some())
+        })
+        .map(|v| v.id)
+        .collect();
+    if !stale.is_empty() {
+        let mut fresh: HashMap<Uuid, VersionRow> = state
+            .store
+            .versions_by_ids(&stale)
+            .await?
+            .into_iter()
+            .map(|v| (v.id, v))
+            .collect();
+        for v in &mut versions {
+            if let Some(f) = fresh.remove(&v.id) {
+                *v = f;
+            }
+        }
+    }
     let refs: Vec<&JobRow> = jobs.values().collect();
     let views = JobViews::load(state, &refs).await?;
     versions
