@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::echo::{create_version, wait_import};
-use crate::harness::{raw_json, schema, TestServer};
+use crate::harness::{raw_json, schema, ws_request, TestServer};
 
 fn form_echo() -> Value {
     json!({
@@ -169,15 +168,10 @@ async fn websocket_answers_each_request_by_id() {
     let (owner, first) = srv.owner().await;
     let v = create_version(&owner, first.organization_id, &form_echo(), None).await;
     wait_import(&owner, v.id).await;
-    let url = format!(
-        "{}/api/v2/templateversions/{}/dynamic-parameters",
-        srv.url.replacen("http", "ws", 1),
-        v.id
-    );
-    let mut req = url.clone().into_client_request().unwrap();
-    req.headers_mut().insert(
-        "Coder-Session-Token",
-        owner.token().unwrap().parse().unwrap(),
+    let req = ws_request(
+        &srv.url,
+        &format!("/api/v2/templateversions/{}/dynamic-parameters", v.id),
+        owner.token().unwrap(),
     );
     let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     // The initial form, computed without input.

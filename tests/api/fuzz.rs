@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::echo::{create_template, create_version};
-use crate::harness::{checked_client, fresh_database, OWNER_EMAIL, OWNER_PASSWORD};
+use crate::harness::{checked_client, create_owner, fresh_database};
 
 /// The seed CI uses, so that a red run is the same run again.
 const DEFAULT_SEED: &str = "20261122";
@@ -158,23 +158,8 @@ struct Seed {
 /// An owner, a second user, a group, two templates each with a workspace (one stopped), a
 /// dry run, and an API token.
 async fn seed(url: &str) -> Seed {
-    let anon = checked_client(url);
-    let first = anon
-        .create_first_user(&codersdk::CreateFirstUserRequest {
-            email: OWNER_EMAIL.into(),
-            username: "owner".into(),
-            name: "Owner".into(),
-            password: OWNER_PASSWORD.into(),
-            trial: false,
-        })
-        .await
-        .expect("creating the first user");
-    let token = anon
-        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
-        .await
-        .expect("logging in")
-        .session_token;
-    let owner = anon.with_token(&token);
+    let (owner, first) = create_owner(&checked_client(url)).await;
+    let token = owner.token().unwrap().to_string();
     let org = first.organization_id;
     let member = owner
         .create_user(&codersdk::CreateUserRequest {

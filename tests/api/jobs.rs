@@ -607,22 +607,8 @@ async fn two_processes_never_run_a_job_twice() {
     for u in &urls {
         wait_healthy(u).await;
     }
-    let a = crate::harness::checked_client(&urls[0]);
-    let first = a
-        .create_first_user(&codersdk::CreateFirstUserRequest {
-            email: crate::harness::OWNER_EMAIL.into(),
-            username: "owner".into(),
-            password: crate::harness::OWNER_PASSWORD.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let token = a
-        .login_with_password(crate::harness::OWNER_EMAIL, crate::harness::OWNER_PASSWORD)
-        .await
-        .unwrap()
-        .session_token;
-    let a = a.with_token(&token);
+    let (a, first) = crate::harness::create_owner(&crate::harness::checked_client(&urls[0])).await;
+    let token = a.token().unwrap().to_string();
     let b = crate::harness::checked_client(&urls[1]).with_token(&token);
     const JOBS: usize = 24;
     let mut ids = Vec::new();

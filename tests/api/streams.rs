@@ -9,11 +9,11 @@ use codersdk::{Client, CreateWorkspaceRequest, ProvisionerJobLog, Workspace};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::harness::echo::create_template;
-use crate::harness::{checked_client, schema, TestServer};
+use crate::harness::{checked_client, create_owner, schema, ws_request, TestServer};
 
 /// A server-sent-events reader over a streaming HTTP response.
 struct Sse {
@@ -92,19 +92,6 @@ fn check_workspace(v: &Value) {
         problems.is_empty(),
         "watch event does not match codersdk.Workspace: {problems:?}"
     );
-}
-
-fn ws_url(
-    base: &str,
-    path: &str,
-    token: &str,
-) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-    let mut req = format!("{}{path}", base.replacen("http", "ws", 1))
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Coder-Session-Token", token.parse().unwrap());
-    req
 }
 
 async fn create_ws(c: &Client, template: Uuid, name: &str) -> Workspace {
@@ -205,7 +192,7 @@ async fn websocket_watch_frames_and_close_codes() {
     let (t, _) = create_template(&owner, first.organization_id, "watched", &echo(1, 0)).await;
     let w = create_ws(&owner, t.id, "dev").await;
     let token = owner.token().unwrap();
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(
         &srv.url,
         &format!("/api/v2/workspaces/{}/watch-ws", w.id),
         token,
@@ -256,7 +243,7 @@ async fn websocket_watch_frames_and_close_codes() {
 
 /// Collects every log frame until the server closes; returns them and the close code.
 async fn follow(base: &str, path: &str, token: &str) -> (Vec<ProvisionerJobLog>, CloseCode) {
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(base, path, token))
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(base, path, token))
         .await
         .unwrap();
     let mut logs = Vec::new();
@@ -386,21 +373,8 @@ async fn watchers_recover_when_the_database_restarts() {
         .await
         .unwrap();
     let url = format!("http://{}", running.local_addr());
-    let anon = checked_client(&url);
-    anon.create_first_user(&codersdk::CreateFirstUserRequest {
-        email: crate::harness::OWNER_EMAIL.into(),
-        username: "owner".into(),
-        password: crate::harness::OWNER_PASSWORD.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let token = anon
-        .login_with_password(crate::harness::OWNER_EMAIL, crate::harness::OWNER_PASSWORD)
-        .await
-        .unwrap()
-        .session_token;
-    let owner = anon.with_token(&token);
+    let (owner, _) = create_owner(&checked_client(&url)).await;
+    let token = owner.token().unwrap().to_string();
     let org = owner.organization("coder").await.unwrap().id;
     let (t, _) = create_template(&owner, org, "restart", &echo(1, 0)).await;
     let w = create_ws(&owner, t.id, "dev").await;
@@ -461,7 +435,7 @@ async fn disconnects_free_everything() {
     for _ in 0..20 {
         let mut sse = Sse::open(&srv.url, token, w.id).await;
         sse.next(Duration::from_secs(5)).await.unwrap();
-        let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(
+        let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(
             &srv.url,
             &format!("/api/v2/workspaces/{}/watch-ws", w.id),
             token,
@@ -544,21 +518,8 @@ async fn several_processes_are_one_deployment() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let a = checked_client(&urls[0]);
-    a.create_first_user(&codersdk::CreateFirstUserRequest {
-        email: crate::harness::OWNER_EMAIL.into(),
-        username: "owner".into(),
-        password: crate::harness::OWNER_PASSWORD.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let token = a
-        .login_with_password(crate::harness::OWNER_EMAIL, crate::harness::OWNER_PASSWORD)
-        .await
-        .unwrap()
-        .session_token;
-    let a = a.with_token(&token);
+    let (a, _) = create_owner(&checked_client(&urls[0])).await;
+    let token = a.token().unwrap().to_string();
     let b = checked_client(&urls[1]).with_token(&token);
     let org = a.organization("coder").await.unwrap().id;
     let (t, _) = create_template(&b, org, "spread", &echo(20, 200)).await;

@@ -229,24 +229,7 @@ impl TestServer {
 
     /// Creates the first user (an owner) and returns a client logged in as them.
     pub async fn owner(&self) -> (Client, CreateFirstUserResponse) {
-        let first = self
-            .client
-            .create_first_user(&CreateFirstUserRequest {
-                email: OWNER_EMAIL.into(),
-                username: "owner".into(),
-                name: "Owner".into(),
-                password: OWNER_PASSWORD.into(),
-                trial: false,
-            })
-            .await
-            .expect("creating the first user");
-        let token = self
-            .client
-            .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
-            .await
-            .expect("logging in as the owner")
-            .session_token;
-        (self.client.with_token(token), first)
+        create_owner(&self.client).await
     }
 
     /// Creates a user through `admin`, activates them by logging in, and returns their client.
@@ -269,6 +252,42 @@ impl TestServer {
             .session_token;
         (self.client.with_token(token), user)
     }
+}
+
+/// Creates the first user (an owner) through an anonymous client of any server and returns a
+/// client logged in as them.
+pub async fn create_owner(anon: &Client) -> (Client, CreateFirstUserResponse) {
+    let first = anon
+        .create_first_user(&CreateFirstUserRequest {
+            email: OWNER_EMAIL.into(),
+            username: "owner".into(),
+            name: "Owner".into(),
+            password: OWNER_PASSWORD.into(),
+            trial: false,
+        })
+        .await
+        .expect("creating the first user");
+    let token = anon
+        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
+        .await
+        .expect("logging in as the owner")
+        .session_token;
+    (anon.with_token(token), first)
+}
+
+/// A WebSocket request to `path` of a server at `base` (http://…), with a session token.
+pub fn ws_request(
+    base: &str,
+    path: &str,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{}{path}", base.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Coder-Session-Token", token.parse().unwrap());
+    req
 }
 
 /// Sends a raw JSON request and returns (status, parsed body or Null).
