@@ -81,40 +81,10 @@ pub async fn render_with(
     loaded: &mut Loaded,
 ) -> ApiResult<Vec<WorkspaceBuild>> {
     let job_ids: Vec<Uuid> = builds.iter().map(|b| b.job_id).collect();
-    let jobs: HashMap<Uuid, JobRow> = state
-        .store
-        .jobs_by_ids(&job_ids)
-        .await?
-        .into_iter()
-        .map(|j| (j.id, j))
-        .collect();
-    // The statements of one request see different moments: a job that completed after its
-    // build was read would show a finished build without the deadline its completion wrote.
-    // Such builds (rarely any) are read again.
-    let stale: Vec<Uuid> = builds
-        .iter()
-        .filter(|b| {
-            !b.job_done
-                && jobs
-                    .get(&b.job_id)
-                    .is_some_and(|j| j.completed_at.is_some())
-        })
-        .map(|b| b.id)
-        .collect();
-    if !stale.is_empty() {
-        let fresh: HashMap<Uuid, BuildRow> = state
-            .store
-            .builds_by_ids(&stale)
-            .await?
-            .into_iter()
-            .map(|b| (b.id, b))
-            .collect();
-        for b in &mut builds {
-            if let Some(f) = fresh.get(&b.id) {
-                *b = f.clone();
-            }
-        }
-    }
+    let jobs = jobs::jobs_of(state, &mut builds, |ids| async move {
+        state.store.builds_by_ids(&ids).await
+    })
+    .await?;
     for b in &builds {
         loaded.builds.insert(b.id, b.clone());
     }

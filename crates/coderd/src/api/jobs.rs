@@ -212,6 +212,86 @@ pub fn log(l: LogRow) -> ProvisionerJobLog {
     }
 }
 
+/// A row that a job completes (a build, a template version): rendered beside its job, which is
+/// read by a later statement.
+pub trait Completed {
+    fn id(&self) -> Uuid;
+    fn job_id(&self) -> Uuid;
+    /// Whether the job had completed when the row was read.
+    fn job_done(&self) -> bool;
+}
+
+impl Completed for coderd_db::BuildRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn job_id(&self) -> Uuid {
+        self.job_id
+    }
+    fn job_done(&self) -> bool {
+        self.job_done
+    }
+}
+
+impl Completed for coderd_db::VersionRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn job_id(&self) -> Uuid {
+        self.job_id
+    }
+    fn job_done(&self) -> bool {
+        self.job_done
+    }
+}
+
+/// The jobs of `rows`, by id. The statements of one request see different moments: a job that
+/// completed after its row was read would show as finished beside a row without what its
+/// completion wrote (a build's deadline, a version's readme). Such rows (rarely any) are read
+/// again with `reread`.
+pub async fn jobs_of<R, F, Fut>(
+    state: &AppState,
+    rows: &mut [R],
+    reread: F,
+) -> ApiResult<HashMap<Uuid, JobRow>>
+where
+    R: Completed,
+    F: FnOnce(Vec<Uuid>) -> Fut,
+    Fut: std::future::Future<Output = coderd_db::Result<Vec<R>>>,
+{
+    let job_ids: Vec<Uuid> = rows.iter().map(Completed::job_id).collect();
+    let jobs: HashMap<Uuid, JobRow> = state
+        .store
+        .jobs_by_ids(&job_ids)
+        .await?
+        .into_iter()
+        .map(|j| (j.id, j))
+        .collect();
+    let stale: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| {
+            !r.job_done()
+                && jobs
+                    .get(&r.job_id())
+                    .is_some_and(|j| j.completed_at.is_some())
+        })
+        .map(Completed::id)
+        .collect();
+    if !stale.is_empty() {
+        let mut fresh: HashMap<Uuid, R> = reread(stale)
+            .await?
+            .into_iter()
+            .map(|r| (r.id(), r))
+            .collect();
+        for r in rows.iter_mut() {
+            if let Some(f) = fresh.remove(&r.id()) {
+                *r = f;
+            }
+        }
+    }
+    Ok(jobs)
+}
+
 /// A WebSocket upgrade, if the request asked for one.
 pub type Upgrade = Result<
     axum::extract::ws::WebSocketUpgrade,

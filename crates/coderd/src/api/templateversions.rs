@@ -1,8 +1,6 @@
 //! Template versions: creation (which queues an import job), reading, renaming, archiving,
 //! canceling, their logs, resources, parameters and variables, and dry runs.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -64,41 +62,10 @@ pub async fn render(
     state: &AppState,
     mut versions: Vec<VersionRow>,
 ) -> ApiResult<Vec<TemplateVersion>> {
-    let job_ids: Vec<Uuid> = versions.iter().map(|v| v.job_id).collect();
-    let jobs: HashMap<Uuid, JobRow> = state
-        .store
-        .jobs_by_ids(&job_ids)
-        .await?
-        .into_iter()
-        .map(|j| (j.id, j))
-        .collect();
-    // The statements of one request see different moments: a job that completed after its
-    // version was read would show a finished import without the readme its completion wrote.
-    // Such versions (rarely any) are read again.
-    let stale: Vec<Uuid> = versions
-        .iter()
-        .filter(|v| {
-            !v.job_done
-                && jobs
-                    .get(&v.job_id)
-                    .is_some_and(|j| j.completed_at.is_some())
-        })
-        .map(|v| v.id)
-        .collect();
-    if !stale.is_empty() {
-        let mut fresh: HashMap<Uuid, VersionRow> = state
-            .store
-            .versions_by_ids(&stale)
-            .await?
-            .into_iter()
-            .map(|v| (v.id, v))
-            .collect();
-        for v in &mut versions {
-            if let Some(f) = fresh.remove(&v.id) {
-                *v = f;
-            }
-        }
-    }
+    let jobs = jobs::jobs_of(state, &mut versions, |ids| async move {
+        state.store.versions_by_ids(&ids).await
+    })
+    .await?;
     let refs: Vec<&JobRow> = jobs.values().collect();
     let views = JobViews::load(state, &refs).await?;
     versions
