@@ -100,7 +100,7 @@ impl Doc {
     /// `Response` body.
     fn op(&mut self, method: Method, path: &str, tag: &str, id: &str, summary: &str) -> Op<'_> {
         let error = self.schema_ref::<codersdk::Response>();
-        let operation = json!({
+        let mut operation = json!({
             "tags": [tag],
             "operationId": id,
             "summary": summary,
@@ -114,6 +114,19 @@ impl Doc {
                 },
             },
         });
+        for name in path_parameters(path) {
+            let (kind, description) = path_parameter(name);
+            operation["parameters"]
+                .as_array_mut()
+                .expect("parameters is a list")
+                .push(json!({
+                    "name": name,
+                    "in": "path",
+                    "required": true,
+                    "description": description,
+                    "schema": kind.schema(),
+                }));
+        }
         let item = self.paths.entry(path.to_string()).or_default();
         assert!(
             item.insert(method.key().to_string(), operation).is_none(),
@@ -151,9 +164,6 @@ impl Op<'_> {
             "description": description,
             "schema": kind.schema(),
         });
-        if location == "path" {
-            p["required"] = json!(true);
-        }
         if matches!(kind, Param::StrList) {
             p["style"] = json!("form");
             p["explode"] = json!(false);
@@ -163,16 +173,6 @@ impl Op<'_> {
             .expect("parameters is a list")
             .push(p);
         self
-    }
-
-    /// A path parameter; the path must name it.
-    fn path(self, name: &str, kind: Param, description: &str) -> Self {
-        assert!(
-            self.path.contains(&format!("{{{name}}}")),
-            "{} does not have a {{{name}}} segment",
-            self.path
-        );
-        self.param("path", name, kind, description)
     }
 
     fn query(self, name: &str, kind: Param, description: &str) -> Self {
@@ -266,6 +266,36 @@ impl Op<'_> {
     }
 }
 
+/// The `{name}` segments of a path.
+fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// Every path parameter the API uses, one meaning each: what the handlers accept.
+fn path_parameter(name: &str) -> (Param, &'static str) {
+    match name {
+        "user" => (STR, "User ID, username, or me"),
+        "organization" => (STR, "Organization ID or name"),
+        "organizationname" => (STR, "Organization name"),
+        "template" => (UUID, "Template ID"),
+        "templatename" => (STR, "Template name"),
+        "templateversion" => (UUID, "Template version ID"),
+        "templateversionname" => (STR, "Template version name"),
+        "workspace" => (UUID, "Workspace ID"),
+        "workspacename" => (STR, "Workspace name"),
+        "workspacebuild" => (UUID, "Workspace build ID"),
+        "buildnumber" => (INT, "Build number"),
+        "group" => (UUID, "Group ID"),
+        "groupName" => (STR, "Group name"),
+        "job" | "jobID" => (UUID, "Job ID"),
+        "fileID" => (UUID, "File ID"),
+        "keyid" => (STR, "Key ID"),
+        "keyname" => (STR, "Key name"),
+        other => panic!("path parameter {{{other}}} has no entry in path_parameter"),
+    }
+}
+
 fn binary_content(content_types: &[&str]) -> Value {
     let content: Map<String, Value> = content_types
         .iter()
@@ -349,7 +379,6 @@ fn operations(d: &mut Doc) {
         "open-dynamic-parameters-websocket-by-template-version",
         "Open dynamic parameters WebSocket by template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .empty(101);
     d.op(
         POST,
@@ -358,7 +387,6 @@ fn operations(d: &mut Doc) {
         "evaluate-dynamic-parameters-for-template-version",
         "Evaluate dynamic parameters for template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .body::<DynamicParametersRequest>()
     .ok::<DynamicParametersResponse>(200);
     d.op(
@@ -377,7 +405,6 @@ fn operations(d: &mut Doc) {
         "get-user-git-ssh-key",
         "Get user Git SSH key",
     )
-    .path("user", STR, "User ID, name, or me")
     .ok::<GitSshKey>(200);
     d.op(
         PUT,
@@ -386,7 +413,6 @@ fn operations(d: &mut Doc) {
         "regenerate-user-ssh-key",
         "Regenerate user SSH key",
     )
-    .path("user", STR, "User ID, name, or me")
     .ok::<GitSshKey>(200);
     d.op(
         GET,
@@ -404,7 +430,6 @@ fn operations(d: &mut Doc) {
         "create-new-session-key",
         "Create new session key",
     )
-    .path("user", STR, "User ID, name, or me")
     .ok::<GenerateApiKeyResponse>(201);
     d.op(
         GET,
@@ -413,7 +438,6 @@ fn operations(d: &mut Doc) {
         "get-user-tokens",
         "Get user tokens",
     )
-    .path("user", STR, "User ID, name, or me")
     .list::<ApiKey>(200);
     d.op(
         POST,
@@ -422,7 +446,6 @@ fn operations(d: &mut Doc) {
         "create-token-api-key",
         "Create token API key",
     )
-    .path("user", STR, "User ID, name, or me")
     .body::<CreateTokenRequest>()
     .ok::<GenerateApiKeyResponse>(201);
     d.op(
@@ -432,7 +455,6 @@ fn operations(d: &mut Doc) {
         "get-token-config",
         "Get token config",
     )
-    .path("user", STR, "User ID, name, or me")
     .ok::<TokenConfig>(200);
     d.op(
         GET,
@@ -441,8 +463,6 @@ fn operations(d: &mut Doc) {
         "get-api-key-by-token-name",
         "Get API key by token name",
     )
-    .path("user", STR, "User ID, name, or me")
-    .path("keyname", STR, "Key Name")
     .ok::<ApiKey>(200);
     d.op(
         GET,
@@ -451,8 +471,6 @@ fn operations(d: &mut Doc) {
         "get-api-key-by-id",
         "Get API key by ID",
     )
-    .path("user", STR, "User ID, name, or me")
-    .path("keyid", STR, "Key ID")
     .ok::<ApiKey>(200);
     d.op(
         DELETE,
@@ -461,8 +479,6 @@ fn operations(d: &mut Doc) {
         "delete-api-key",
         "Delete API key",
     )
-    .path("user", STR, "User ID, name, or me")
-    .path("keyid", STR, "Key ID")
     .empty(204);
     d.op(
         GET,
@@ -471,7 +487,6 @@ fn operations(d: &mut Doc) {
         "get-workspace-builds-by-workspace-id",
         "Get workspace builds by workspace ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .query("after_id", UUID, "After ID")
     .query("limit", INT, "Page limit")
     .query("offset", INT, "Page offset")
@@ -484,7 +499,6 @@ fn operations(d: &mut Doc) {
         "create-workspace-build",
         "Create workspace build",
     )
-    .path("workspace", UUID, "Workspace ID")
     .body::<CreateWorkspaceBuildRequest>()
     .ok::<WorkspaceBuild>(201);
     d.op(
@@ -494,7 +508,6 @@ fn operations(d: &mut Doc) {
         "get-workspace-build",
         "Get workspace build",
     )
-    .path("workspacebuild", STR, "Workspace build ID")
     .ok::<WorkspaceBuild>(200);
     d.op(
         GET,
@@ -503,12 +516,8 @@ fn operations(d: &mut Doc) {
         "get-workspace-build-by-user-workspace-name-and-build-number",
         "Get workspace build by user, workspace name, and build number",
     )
-    .path("user", STR, "User ID, name, or me")
-    .path("workspacename", STR, "Workspace name")
-    .path("buildnumber", STR, "Build number")
     .ok::<WorkspaceBuild>(200);
     d.op(PATCH, "/workspacebuilds/{workspacebuild}/cancel", "Builds", "cancel-workspace-build", "Cancel workspace build")
-        .path("workspacebuild", STR, "Workspace build ID")
         .query("expect_status", STR, "Expected status of the job. If expect_status is supplied, the request will be rejected with 412 Precondition Failed if the job doesn't match the state when performing the cancellation.")
         .ok::<Response>(200);
     d.op(
@@ -518,7 +527,6 @@ fn operations(d: &mut Doc) {
         "get-workspace-build-logs",
         "Get workspace build logs",
     )
-    .path("workspacebuild", STR, "Workspace build ID")
     .query("before", INT, "Before log id")
     .query("after", INT, "After log id")
     .query(
@@ -535,7 +543,6 @@ fn operations(d: &mut Doc) {
         "get-build-parameters-for-workspace-build",
         "Get build parameters for workspace build",
     )
-    .path("workspacebuild", STR, "Workspace build ID")
     .list::<WorkspaceBuildParameter>(200);
     d.op(
         GET,
@@ -544,7 +551,6 @@ fn operations(d: &mut Doc) {
         "get-provisioner-state-for-workspace-build",
         "Get provisioner state for workspace build",
     )
-    .path("workspacebuild", STR, "Workspace build ID")
     // The provisioner's raw state, as Coder sends it (docs/decisions.md).
     .binary(200, &["application/octet-stream"]);
     d.op(
@@ -554,7 +560,6 @@ fn operations(d: &mut Doc) {
         "update-workspace-build-state",
         "Update workspace build state",
     )
-    .path("workspacebuild", UUID, "Workspace build ID")
     .body::<UpdateWorkspaceBuildStateRequest>()
     .empty(204);
     d.op(
@@ -564,7 +569,6 @@ fn operations(d: &mut Doc) {
         "get-workspace-build-timings-by-id",
         "Get workspace build timings by ID",
     )
-    .path("workspacebuild", UUID, "Workspace build ID")
     .ok::<WorkspaceBuildTimings>(200);
     d.op(
         GET,
@@ -573,7 +577,6 @@ fn operations(d: &mut Doc) {
         "removed-get-workspace-resources-for-workspace-build",
         "Removed: Get workspace resources for workspace build",
     )
-    .path("workspacebuild", STR, "Workspace build ID")
     .list::<WorkspaceResource>(200);
     d.op(POST, "/files", "Files", "upload-file", "Upload file")
         .binary_body(&["application/x-tar", "application/zip"])
@@ -586,7 +589,6 @@ fn operations(d: &mut Doc) {
         "get-file-by-id",
         "Get file by ID",
     )
-    .path("fileID", UUID, "File ID")
     .binary(200, &["application/x-tar", "application/zip"]);
     d.op(GET, "/", "General", "api-root-handler", "API root handler")
         .public()
@@ -655,7 +657,6 @@ fn operations(d: &mut Doc) {
         "get-groups-by-organization",
         "Get groups by organization",
     )
-    .path("organization", UUID, "Organization ID")
     .list::<Group>(200);
     d.op(
         POST,
@@ -665,7 +666,6 @@ fn operations(d: &mut Doc) {
         "Create group for organization",
     )
     .body::<CreateGroupRequest>()
-    .path("organization", STR, "Organization ID")
     .ok::<Group>(201);
     d.op(
         GET,
@@ -674,8 +674,6 @@ fn operations(d: &mut Doc) {
         "get-group-by-organization-and-group-name",
         "Get group by organization and group name",
     )
-    .path("organization", UUID, "Organization ID")
-    .path("groupName", STR, "Group name")
     .ok::<Group>(200);
     d.op(GET, "/groups", "Enterprise", "get-groups", "Get groups")
         .query("organization", STR, "Organization ID or name")
@@ -689,7 +687,6 @@ fn operations(d: &mut Doc) {
         "get-group-by-id",
         "Get group by ID",
     )
-    .path("group", STR, "Group id")
     .ok::<Group>(200);
     d.op(
         PATCH,
@@ -698,7 +695,6 @@ fn operations(d: &mut Doc) {
         "update-group-by-name",
         "Update group by name",
     )
-    .path("group", STR, "Group name")
     .body::<PatchGroupRequest>()
     .ok::<Group>(200);
     d.op(
@@ -708,7 +704,6 @@ fn operations(d: &mut Doc) {
         "delete-group-by-name",
         "Delete group by name",
     )
-    .path("group", STR, "Group name")
     .ok::<Group>(200);
     d.op(
         GET,
@@ -734,7 +729,6 @@ fn operations(d: &mut Doc) {
         "get-organization-by-id",
         "Get organization by ID",
     )
-    .path("organization", UUID, "Organization ID")
     .ok::<Organization>(200);
     d.op(
         PATCH,
@@ -743,7 +737,6 @@ fn operations(d: &mut Doc) {
         "update-organization",
         "Update organization",
     )
-    .path("organization", STR, "Organization ID or name")
     .body::<UpdateOrganizationRequest>()
     .ok::<Organization>(200);
     d.op(
@@ -753,7 +746,6 @@ fn operations(d: &mut Doc) {
         "delete-organization",
         "Delete organization",
     )
-    .path("organization", STR, "Organization ID or name")
     .ok::<Response>(200);
     d.op(
         GET,
@@ -762,7 +754,6 @@ fn operations(d: &mut Doc) {
         "list-organization-members",
         "List organization members",
     )
-    .path("organization", STR, "Organization ID")
     .list::<OrganizationMemberWithUserData>(200);
     d.op(
         POST,
@@ -771,8 +762,6 @@ fn operations(d: &mut Doc) {
         "add-organization-member",
         "Add organization member",
     )
-    .path("organization", STR, "Organization ID")
-    .path("user", STR, "User ID, name, or me")
     .ok::<OrganizationMember>(200);
     d.op(
         DELETE,
@@ -781,8 +770,6 @@ fn operations(d: &mut Doc) {
         "remove-organization-member",
         "Remove organization member",
     )
-    .path("organization", STR, "Organization ID")
-    .path("user", STR, "User ID, name, or me")
     .empty(204);
     d.op(
         PUT,
@@ -791,8 +778,6 @@ fn operations(d: &mut Doc) {
         "assign-role-to-organization-member",
         "Assign role to organization member",
     )
-    .path("organization", STR, "Organization ID")
-    .path("user", STR, "User ID, name, or me")
     .body::<UpdateRoles>()
     .ok::<OrganizationMember>(200);
     d.op(
@@ -802,7 +787,6 @@ fn operations(d: &mut Doc) {
         "get-provisioner-daemons",
         "Get provisioner daemons",
     )
-    .path("organization", UUID, "Organization ID")
     .query("limit", INT, "Page limit")
     .query("ids", STR_LIST, "Filter results by job IDs")
     .query("status", STR, "Filter results by status")
@@ -819,7 +803,6 @@ fn operations(d: &mut Doc) {
         "get-provisioner-jobs",
         "Get provisioner jobs",
     )
-    .path("organization", UUID, "Organization ID")
     .query("limit", INT, "Page limit")
     .query("ids", STR_LIST, "Filter results by job IDs")
     .query("status", STR, "Filter results by status")
@@ -837,8 +820,6 @@ fn operations(d: &mut Doc) {
         "get-provisioner-job",
         "Get provisioner job",
     )
-    .path("organization", UUID, "Organization ID")
-    .path("job", UUID, "Job ID")
     .ok::<ProvisionerJob>(200);
     d.op(
         GET,
@@ -847,7 +828,6 @@ fn operations(d: &mut Doc) {
         "watch-workspace-by-id",
         "Watch workspace by ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .content(200, "text/event-stream", json!({"type": "string"}));
     d.op(
         GET,
@@ -856,7 +836,6 @@ fn operations(d: &mut Doc) {
         "watch-workspace-by-id-via-websockets",
         "Watch workspace by ID via WebSockets",
     )
-    .path("workspace", UUID, "Workspace ID")
     .empty(101);
     d.op(
         GET,
@@ -865,7 +844,6 @@ fn operations(d: &mut Doc) {
         "get-templates-by-organization",
         "Get templates by organization",
     )
-    .path("organization", UUID, "Organization ID")
     .list::<Template>(200);
     d.op(
         POST,
@@ -875,7 +853,6 @@ fn operations(d: &mut Doc) {
         "Create template by organization",
     )
     .body::<CreateTemplateRequest>()
-    .path("organization", STR, "Organization ID")
     .ok::<Template>(201);
     d.op(
         GET,
@@ -884,7 +861,6 @@ fn operations(d: &mut Doc) {
         "get-template-examples-by-organization",
         "Get template examples by organization",
     )
-    .path("organization", UUID, "Organization ID")
     .list::<TemplateExample>(200);
     d.op(
         GET,
@@ -893,8 +869,6 @@ fn operations(d: &mut Doc) {
         "get-templates-by-organization-and-template-name",
         "Get templates by organization and template name",
     )
-    .path("organization", UUID, "Organization ID")
-    .path("templatename", STR, "Template name")
     .ok::<Template>(200);
     d.op(
         GET,
@@ -919,7 +893,6 @@ fn operations(d: &mut Doc) {
         "get-template-settings-by-id",
         "Get template settings by ID",
     )
-    .path("template", UUID, "Template ID")
     .ok::<Template>(200);
     d.op(
         PATCH,
@@ -928,7 +901,6 @@ fn operations(d: &mut Doc) {
         "update-template-settings-by-id",
         "Update template settings by ID",
     )
-    .path("template", UUID, "Template ID")
     .body::<UpdateTemplateMeta>()
     .ok::<Template>(200)
     // The request changes nothing.
@@ -940,7 +912,6 @@ fn operations(d: &mut Doc) {
         "delete-template-by-id",
         "Delete template by ID",
     )
-    .path("template", UUID, "Template ID")
     .ok::<Response>(200);
     d.op(
         GET,
@@ -949,7 +920,6 @@ fn operations(d: &mut Doc) {
         "get-template-acls",
         "Get template ACLs",
     )
-    .path("template", UUID, "Template ID")
     .ok::<TemplateAcl>(200);
     d.op(
         PATCH,
@@ -958,7 +928,6 @@ fn operations(d: &mut Doc) {
         "update-template-acl",
         "Update template ACL",
     )
-    .path("template", UUID, "Template ID")
     .body::<UpdateTemplateAcl>()
     .ok::<Response>(200);
     d.op(
@@ -968,7 +937,6 @@ fn operations(d: &mut Doc) {
         "get-template-available-acl-usersgroups",
         "Get template available acl users/groups",
     )
-    .path("template", UUID, "Template ID")
     .ok::<AclAvailable>(200);
     d.op(
         GET,
@@ -977,7 +945,6 @@ fn operations(d: &mut Doc) {
         "get-template-daus-by-id",
         "Get template DAUs by ID",
     )
-    .path("template", UUID, "Template ID")
     .ok::<DausResponse>(200);
     d.op(
         GET,
@@ -986,7 +953,6 @@ fn operations(d: &mut Doc) {
         "list-template-versions-by-template-id",
         "List template versions by template ID",
     )
-    .path("template", UUID, "Template ID")
     .query("after_id", UUID, "After ID")
     .query(
         "include_archived",
@@ -1004,7 +970,6 @@ fn operations(d: &mut Doc) {
         "Update active template version by template ID",
     )
     .body::<UpdateActiveTemplateVersion>()
-    .path("template", UUID, "Template ID")
     .ok::<Response>(200);
     d.op(
         POST,
@@ -1013,7 +978,6 @@ fn operations(d: &mut Doc) {
         "archive-template-unused-versions-by-template-id",
         "Archive template unused versions by template id",
     )
-    .path("template", UUID, "Template ID")
     .body::<ArchiveTemplateVersionsRequest>()
     .ok::<Response>(200);
     d.op(
@@ -1023,8 +987,6 @@ fn operations(d: &mut Doc) {
         "get-template-version-by-template-id-and-name",
         "Get template version by template ID and name",
     )
-    .path("template", UUID, "Template ID")
-    .path("templateversionname", STR, "Template version name")
     .ok::<TemplateVersion>(200);
     d.op(
         POST,
@@ -1033,7 +995,6 @@ fn operations(d: &mut Doc) {
         "create-template-version-by-organization",
         "Create template version by organization",
     )
-    .path("organization", UUID, "Organization ID")
     .body::<CreateTemplateVersionRequest>()
     .ok::<TemplateVersion>(201);
     d.op(
@@ -1043,14 +1004,8 @@ fn operations(d: &mut Doc) {
         "get-template-version-by-organization-template-and-name",
         "Get template version by organization, template, and name",
     )
-    .path("organization", UUID, "Organization ID")
-    .path("templatename", STR, "Template name")
-    .path("templateversionname", STR, "Template version name")
     .ok::<TemplateVersion>(200);
     d.op(GET, "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}/previous", "Templates", "get-previous-template-version-by-organization-template-and-name", "Get previous template version by organization, template, and name")
-        .path("organization", UUID, "Organization ID")
-        .path("templatename", STR, "Template name")
-        .path("templateversionname", STR, "Template version name")
         .ok::<TemplateVersion>(200)
         // No version before this one.
         .empty(204);
@@ -1061,7 +1016,6 @@ fn operations(d: &mut Doc) {
         "get-template-version-by-id",
         "Get template version by ID",
     )
-    .path("templateversion", UUID, "Template version ID")
     .ok::<TemplateVersion>(200);
     d.op(
         PATCH,
@@ -1070,7 +1024,6 @@ fn operations(d: &mut Doc) {
         "patch-template-version-by-id",
         "Patch template version by ID",
     )
-    .path("templateversion", UUID, "Template version ID")
     .body::<PatchTemplateVersionRequest>()
     .ok::<TemplateVersion>(200);
     d.op(
@@ -1080,7 +1033,6 @@ fn operations(d: &mut Doc) {
         "cancel-template-version-by-id",
         "Cancel template version by ID",
     )
-    .path("templateversion", UUID, "Template version ID")
     .ok::<Response>(200);
     d.op(
         POST,
@@ -1089,7 +1041,6 @@ fn operations(d: &mut Doc) {
         "archive-template-version",
         "Archive template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .ok::<Response>(200);
     d.op(
         POST,
@@ -1098,7 +1049,6 @@ fn operations(d: &mut Doc) {
         "unarchive-template-version",
         "Unarchive template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .ok::<Response>(200);
     d.op(
         GET,
@@ -1107,7 +1057,6 @@ fn operations(d: &mut Doc) {
         "get-logs-by-template-version",
         "Get logs by template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .query("before", INT, "Before log id")
     .query("after", INT, "After log id")
     .query(
@@ -1124,7 +1073,6 @@ fn operations(d: &mut Doc) {
         "get-resources-by-template-version",
         "Get resources by template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .list::<WorkspaceResource>(200);
     d.op(
         GET,
@@ -1133,7 +1081,6 @@ fn operations(d: &mut Doc) {
         "get-rich-parameters-by-template-version",
         "Get rich parameters by template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .list::<TemplateVersionParameter>(200);
     d.op(
         GET,
@@ -1142,7 +1089,6 @@ fn operations(d: &mut Doc) {
         "get-template-variables-by-template-version",
         "Get template variables by template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .list::<TemplateVersionVariable>(200);
     d.op(
         GET,
@@ -1151,7 +1097,6 @@ fn operations(d: &mut Doc) {
         "get-external-auth-by-template-version",
         "Get external auth by template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .json(200, json!({"type": "array", "maxItems": 0}));
     d.op(
         GET,
@@ -1160,7 +1105,6 @@ fn operations(d: &mut Doc) {
         "get-template-version-presets",
         "Get template version presets",
     )
-    .path("templateversion", UUID, "Template version ID")
     .json(200, json!({"type": "array", "maxItems": 0}));
     d.op(
         GET,
@@ -1169,7 +1113,6 @@ fn operations(d: &mut Doc) {
         "removed-get-parameters-by-template-version",
         "Removed: Get parameters by template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .empty(200);
     d.op(
         GET,
@@ -1178,7 +1121,6 @@ fn operations(d: &mut Doc) {
         "removed-get-schema-by-template-version",
         "Removed: Get schema by template version",
     )
-    .path("templateversion", UUID, "Template version ID")
     .empty(200);
     d.op(
         POST,
@@ -1187,7 +1129,6 @@ fn operations(d: &mut Doc) {
         "create-template-version-dry-run",
         "Create template version dry-run",
     )
-    .path("templateversion", UUID, "Template version ID")
     .body::<CreateTemplateVersionDryRunRequest>()
     .ok::<ProvisionerJob>(201);
     d.op(
@@ -1197,8 +1138,6 @@ fn operations(d: &mut Doc) {
         "get-template-version-dry-run-by-job-id",
         "Get template version dry-run by job ID",
     )
-    .path("templateversion", UUID, "Template version ID")
-    .path("jobID", UUID, "Job ID")
     .ok::<ProvisionerJob>(200);
     d.op(
         PATCH,
@@ -1207,8 +1146,6 @@ fn operations(d: &mut Doc) {
         "cancel-template-version-dry-run-by-job-id",
         "Cancel template version dry-run by job ID",
     )
-    .path("jobID", UUID, "Job ID")
-    .path("templateversion", UUID, "Template version ID")
     .ok::<Response>(200);
     d.op(
         GET,
@@ -1217,8 +1154,6 @@ fn operations(d: &mut Doc) {
         "get-template-version-dry-run-logs-by-job-id",
         "Get template version dry-run logs by job ID",
     )
-    .path("templateversion", UUID, "Template version ID")
-    .path("jobID", UUID, "Job ID")
     .query("before", INT, "Before Unix timestamp")
     .query("after", INT, "After Unix timestamp")
     .query(
@@ -1235,8 +1170,6 @@ fn operations(d: &mut Doc) {
         "get-template-version-dry-run-resources-by-job-id",
         "Get template version dry-run resources by job ID",
     )
-    .path("templateversion", UUID, "Template version ID")
-    .path("jobID", UUID, "Job ID")
     .list::<WorkspaceResource>(200);
     d.op(
         GET,
@@ -1245,8 +1178,6 @@ fn operations(d: &mut Doc) {
         "get-template-version-dry-run-matched-provisioners",
         "Get template version dry-run matched provisioners",
     )
-    .path("templateversion", UUID, "Template version ID")
-    .path("jobID", UUID, "Job ID")
     .ok::<MatchedProvisioners>(200);
     d.op(
         GET,
@@ -1324,7 +1255,6 @@ fn operations(d: &mut Doc) {
         "get-user-by-name",
         "Get user by name",
     )
-    .path("user", STR, "User ID, username, or me")
     .ok::<User>(200);
     d.op(
         DELETE,
@@ -1333,7 +1263,6 @@ fn operations(d: &mut Doc) {
         "delete-user",
         "Delete user",
     )
-    .path("user", STR, "User ID, name, or me")
     .empty(200);
     d.op(
         PUT,
@@ -1342,7 +1271,6 @@ fn operations(d: &mut Doc) {
         "suspend-user-account",
         "Suspend user account",
     )
-    .path("user", STR, "User ID, name, or me")
     .ok::<User>(200);
     d.op(
         PUT,
@@ -1351,7 +1279,6 @@ fn operations(d: &mut Doc) {
         "activate-user-account",
         "Activate user account",
     )
-    .path("user", STR, "User ID, name, or me")
     .ok::<User>(200);
     d.op(
         GET,
@@ -1360,7 +1287,6 @@ fn operations(d: &mut Doc) {
         "get-user-roles",
         "Get user roles",
     )
-    .path("user", STR, "User ID, name, or me")
     .ok::<User>(200);
     d.op(
         PUT,
@@ -1369,7 +1295,6 @@ fn operations(d: &mut Doc) {
         "assign-role-to-user",
         "Assign role to user",
     )
-    .path("user", STR, "User ID, name, or me")
     .body::<UpdateRoles>()
     .ok::<User>(200);
     d.op(
@@ -1379,7 +1304,6 @@ fn operations(d: &mut Doc) {
         "update-user-password",
         "Update user password",
     )
-    .path("user", STR, "User ID, name, or me")
     .body::<UpdateUserPasswordRequest>()
     .empty(204);
     d.op(
@@ -1389,7 +1313,6 @@ fn operations(d: &mut Doc) {
         "update-user-profile",
         "Update user profile",
     )
-    .path("user", STR, "User ID, name, or me")
     .body::<UpdateUserProfileRequest>()
     .ok::<User>(200);
     d.op(
@@ -1399,7 +1322,6 @@ fn operations(d: &mut Doc) {
         "get-user-quiet-hours-schedule",
         "Get user quiet hours schedule",
     )
-    .path("user", UUID, "User ID")
     .ok::<UserQuietHoursScheduleResponse>(200);
     d.op(
         PUT,
@@ -1408,7 +1330,6 @@ fn operations(d: &mut Doc) {
         "update-user-quiet-hours-schedule",
         "Update user quiet hours schedule",
     )
-    .path("user", UUID, "User ID")
     .body::<UpdateUserQuietHoursScheduleRequest>()
     .ok::<UserQuietHoursScheduleResponse>(200);
     d.op(
@@ -1418,7 +1339,6 @@ fn operations(d: &mut Doc) {
         "get-organizations-by-user",
         "Get organizations by user",
     )
-    .path("user", STR, "User ID, name, or me")
     .list::<Organization>(200);
     d.op(
         GET,
@@ -1427,8 +1347,6 @@ fn operations(d: &mut Doc) {
         "get-organization-by-user-and-organization-name",
         "Get organization by user and organization name",
     )
-    .path("user", STR, "User ID, name, or me")
-    .path("organizationname", STR, "Organization name")
     .ok::<Organization>(200);
     d.op(
         POST,
@@ -1437,7 +1355,6 @@ fn operations(d: &mut Doc) {
         "create-user-workspace",
         "Create user workspace",
     )
-    .path("user", STR, "Username, UUID, or me")
     .body::<CreateWorkspaceRequest>()
     .ok::<Workspace>(201);
     d.op(
@@ -1447,8 +1364,6 @@ fn operations(d: &mut Doc) {
         "create-user-workspace-by-organization",
         "Create user workspace by organization",
     )
-    .path("organization", UUID, "Organization ID")
-    .path("user", STR, "Username, UUID, or me")
     .body::<CreateWorkspaceRequest>()
     .ok::<Workspace>(201);
     d.op(GET, "/workspaces", "Workspaces", "list-workspaces", "List workspaces")
@@ -1463,7 +1378,6 @@ fn operations(d: &mut Doc) {
         "get-workspace-metadata-by-id",
         "Get workspace metadata by ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .query(
         "include_deleted",
         BOOL,
@@ -1477,7 +1391,6 @@ fn operations(d: &mut Doc) {
         "update-workspace-metadata-by-id",
         "Update workspace metadata by ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .body::<UpdateWorkspaceRequest>()
     .empty(204);
     d.op(
@@ -1487,8 +1400,6 @@ fn operations(d: &mut Doc) {
         "get-workspace-metadata-by-user-and-workspace-name",
         "Get workspace metadata by user and workspace name",
     )
-    .path("user", STR, "User ID, name, or me")
-    .path("workspacename", STR, "Workspace name")
     .query(
         "include_deleted",
         BOOL,
@@ -1502,7 +1413,6 @@ fn operations(d: &mut Doc) {
         "update-workspace-autostart-schedule-by-id",
         "Update workspace autostart schedule by ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .body::<UpdateWorkspaceAutostartRequest>()
     .empty(204);
     d.op(
@@ -1512,7 +1422,6 @@ fn operations(d: &mut Doc) {
         "update-workspace-ttl-by-id",
         "Update workspace TTL by ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .body::<UpdateWorkspaceTtlRequest>()
     .empty(204);
     d.op(
@@ -1522,7 +1431,6 @@ fn operations(d: &mut Doc) {
         "update-workspace-automatic-updates-by-id",
         "Update workspace automatic updates by ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .body::<UpdateWorkspaceAutomaticUpdatesRequest>()
     .empty(204);
     d.op(
@@ -1532,7 +1440,6 @@ fn operations(d: &mut Doc) {
         "update-workspace-dormancy-status-by-id",
         "Update workspace dormancy status by id.",
     )
-    .path("workspace", UUID, "Workspace ID")
     .body::<UpdateWorkspaceDormancy>()
     .ok::<Workspace>(200)
     // The workspace already is (or is not) dormant.
@@ -1544,7 +1451,6 @@ fn operations(d: &mut Doc) {
         "extend-workspace-deadline-by-id",
         "Extend workspace deadline by ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .body::<PutExtendWorkspaceRequest>()
     .ok::<Response>(200);
     d.op(
@@ -1554,7 +1460,6 @@ fn operations(d: &mut Doc) {
         "favorite-workspace-by-id",
         "Favorite workspace by ID.",
     )
-    .path("workspace", UUID, "Workspace ID")
     .empty(204);
     d.op(
         DELETE,
@@ -1563,7 +1468,6 @@ fn operations(d: &mut Doc) {
         "unfavorite-workspace-by-id",
         "Unfavorite workspace by ID.",
     )
-    .path("workspace", UUID, "Workspace ID")
     .empty(204);
     d.op(
         POST,
@@ -1572,7 +1476,6 @@ fn operations(d: &mut Doc) {
         "post-workspace-usage-by-id",
         "Post Workspace Usage by ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .body::<PostWorkspaceUsageRequest>()
     .empty(204);
     d.op(
@@ -1582,7 +1485,6 @@ fn operations(d: &mut Doc) {
         "resolve-workspace-autostart-by-id",
         "Resolve workspace autostart by id.",
     )
-    .path("workspace", UUID, "Workspace ID")
     .ok::<ResolveAutostartResponse>(200);
     d.op(
         GET,
@@ -1591,7 +1493,6 @@ fn operations(d: &mut Doc) {
         "get-workspace-timings-by-id",
         "Get workspace timings by ID",
     )
-    .path("workspace", UUID, "Workspace ID")
     .ok::<WorkspaceBuildTimings>(200);
     d.op(
         GET,
@@ -1600,7 +1501,6 @@ fn operations(d: &mut Doc) {
         "get-workspace-acls",
         "Get workspace ACLs",
     )
-    .path("workspace", UUID, "Workspace ID")
     .ok::<WorkspaceAcl>(200);
     d.op(
         PATCH,
@@ -1609,7 +1509,6 @@ fn operations(d: &mut Doc) {
         "update-workspace-acl",
         "Update workspace ACL",
     )
-    .path("workspace", UUID, "Workspace ID")
     .body::<UpdateWorkspaceAcl>()
     .empty(204);
     d.op(
@@ -1619,7 +1518,6 @@ fn operations(d: &mut Doc) {
         "completely-clears-the-workspaces-user-and-group-acls",
         "Completely clears the workspace's user and group ACLs.",
     )
-    .path("workspace", UUID, "Workspace ID")
     .empty(204);
 }
 
