@@ -241,7 +241,20 @@ async fn profile_password_and_roles() {
     .await;
     assert_eq!(
         (status, body["message"].as_str()),
-        (403, Some("Not authorized to assign role \"owner\"."))
+        (403, Some("Forbidden."))
+    );
+    // Upstream counts the implied `member` role as assigned on every call, so even a change
+    // of nothing needs the right to assign site roles.
+    let (status, body) = raw_json(
+        &member,
+        "PUT",
+        "/api/v2/users/taken/roles",
+        Some(r#"{"roles":[]}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (403, Some("Forbidden."))
     );
 
     let roles: Vec<codersdk::AssignableRoles> = owner

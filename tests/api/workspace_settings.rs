@@ -5,15 +5,15 @@
 //! The expected answers are Coder's (coderd/workspaces.go, coderd/searchquery/search.go), also
 //! where this server answers differently today.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
 use codersdk::{Client, Workspace, WorkspaceAcl, WorkspaceBuildTimings, WorkspacesResponse};
-use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::echo::{create_template, create_version, wait_import};
+use crate::harness::workspace::{build, create_ws, get_ws, running_ws, wait_status};
 use crate::harness::{raw_json, TestServer};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -86,65 +86,6 @@ async fn promote(client: &Client, org: Uuid, template: Uuid, echo: &Value) -> Uu
     .await;
     assert_eq!(status, 200, "promoting the version: {body}");
     v.id
-}
-
-/// POST /users/me/workspaces with `template_id`, `name` and the fields of `extra`.
-async fn create_ws(client: &Client, template: Uuid, name: &str, extra: Value) -> Workspace {
-    let mut body = json!({"template_id": template, "name": name});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    client
-        .request::<Value, Workspace>(Method::POST, "/api/v2/users/me/workspaces", Some(&body))
-        .await
-        .unwrap_or_else(|e| panic!("creating workspace {name}: {e}"))
-}
-
-async fn get_ws(client: &Client, id: Uuid) -> Workspace {
-    client
-        .get_json(&format!("/api/v2/workspaces/{id}"))
-        .await
-        .unwrap_or_else(|e| panic!("GET workspace {id}: {e}"))
-}
-
-/// Polls until the latest build has `status` (30 s at most).
-async fn wait_status(client: &Client, id: Uuid, status: &str) -> Workspace {
-    let started = Instant::now();
-    loop {
-        let w = get_ws(client, id).await;
-        if w.latest_build.status == status {
-            return w;
-        }
-        assert_ne!(
-            w.latest_build.status, "failed",
-            "the build failed: {:?}",
-            w.latest_build.job
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "workspace {} never became {status}: {:?}",
-            w.name,
-            w.latest_build.status
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Creates a workspace and waits for its first build to finish.
-async fn running_ws(client: &Client, template: Uuid, name: &str, extra: Value) -> Workspace {
-    let w = create_ws(client, template, name, extra).await;
-    wait_status(client, w.id, "running").await
-}
-
-/// POST /workspaces/{id}/builds with a transition.
-async fn build(client: &Client, id: Uuid, transition: &str) -> (u16, Value) {
-    raw_json(
-        client,
-        "POST",
-        &format!("/api/v2/workspaces/{id}/builds"),
-        Some(&json!({ "transition": transition }).to_string()),
-    )
-    .await
 }
 
 async fn stop(client: &Client, id: Uuid) -> Workspace {
@@ -1264,13 +1205,15 @@ async fn sharing_a_workspace_through_its_acl() {
     assert_eq!(status, 404, "access is gone");
     assert!(get_ws(&owner, w.id).await.shared_with.is_empty());
 
-    // `admin` lets bob delete it.
+    // Not even `admin` lets bob delete it (nobody deletes what they cannot recreate); its
+    // owner does.
     let (status, body) = patch_acl(&owner, w.id, json!({ bob_user.id.to_string(): "admin" })).await;
     assert_eq!(status, 204, "{body}");
     let (status, body) = build(&bob, w.id, "delete").await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = build(&owner, w.id, "delete").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["transition"], "delete");
-    assert_eq!(body["initiator_id"], bob_user.id.to_string());
 }
 
 // -- resolve-autostart and timings -------------------------------------------------------------

@@ -25,14 +25,28 @@ pub enum Resource {
     Workspace,
 }
 
+/// Coder's RBAC actions (`coderd/rbac/policy`), those this server has objects for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Read,
     Create,
+    /// For workspaces: changing settings (schedule, TTL, dormancy, automatic updates, name).
     Update,
     /// Changing one's own profile or password; implied by `Update`.
     UpdatePersonal,
+    /// Reading a user's personal details (their roles); implied by `Update`.
+    ReadPersonal,
     Delete,
+    /// Workspaces: start builds.
+    Start,
+    /// Workspaces: stop builds.
+    Stop,
+    /// Workspaces: SSH and port forwarding through the agent.
+    Ssh,
+    /// Workspaces: apps through the browser.
+    ApplicationConnect,
+    /// Workspaces: change who else may use the workspace (its ACL).
+    Share,
 }
 
 /// Something to authorize against.
@@ -91,17 +105,49 @@ use Resource::*;
 
 const CRUD: &[Action] = &[Read, Create, Update, UpdatePersonal, Delete];
 const READ: &[Action] = &[Read];
+/// Every action there is (a wildcard grant).
+const ALL: &[Action] = &[
+    Read,
+    Create,
+    Update,
+    UpdatePersonal,
+    ReadPersonal,
+    Delete,
+    Start,
+    Stop,
+    Ssh,
+    ApplicationConnect,
+    Share,
+];
+/// A workspace's every action: its owner's, and a site owner's.
+const WORKSPACE_ALL: &[Action] = &[
+    Read,
+    Create,
+    Update,
+    Delete,
+    Start,
+    Stop,
+    Ssh,
+    ApplicationConnect,
+    Share,
+];
+/// Organization admins manage workspaces but do not get into them (no SSH or apps).
+const WORKSPACE_NO_EXEC: &[Action] = &[Read, Create, Update, Delete, Start, Stop, Share];
+/// Workspace ACL role `use`: read, start, stop, SSH and apps; nothing else.
+const WORKSPACE_USE: &[Action] = &[Read, Start, Stop, Ssh, ApplicationConnect];
+/// Workspace ACL role `admin`: everything but deleting (nobody deletes what they cannot
+/// recreate), so also settings and sharing.
+const WORKSPACE_ADMIN: &[Action] = &[Read, Update, Start, Stop, Ssh, ApplicationConnect, Share];
 
 /// (resource or every resource, actions)
 type Grant = (Option<Resource>, &'static [Action]);
 
 fn site_grants(role: &str) -> &'static [Grant] {
     match role {
-        "owner" => &[(None, CRUD)],
+        "owner" => &[(None, ALL)],
         "template-admin" => &[
             (Some(Template), CRUD),
             (Some(Workspace), READ),
-            (Some(ProvisionerJobs), READ),
             (Some(ProvisionerDaemon), READ),
             (Some(File), &[Read, Create]),
             (Some(User), READ),
@@ -142,7 +188,7 @@ fn org_grants(role: &str) -> &'static [Grant] {
         ],
         "organization-admin" => &[
             (Some(Template), CRUD),
-            (Some(Workspace), CRUD),
+            (Some(Workspace), WORKSPACE_NO_EXEC),
             (Some(ProvisionerJobs), READ),
             (Some(Organization), &[Read, Update]),
             (Some(OrganizationMember), CRUD),
@@ -150,30 +196,43 @@ fn org_grants(role: &str) -> &'static [Grant] {
             (Some(AssignOrgRole), CRUD),
         ],
         "organization-user-admin" => &[
+            (Some(Organization), READ),
             (Some(OrganizationMember), CRUD),
             (Some(Group), CRUD),
             (Some(AssignOrgRole), CRUD),
         ],
-        "organization-template-admin" | "organization-auditor" => {
-            &[(Some(Group), READ), (Some(OrganizationMember), READ)]
-        }
+        "organization-template-admin" => &[
+            (Some(Template), CRUD),
+            (Some(Workspace), READ),
+            (Some(ProvisionerJobs), &[Read, Create, Update]),
+            (Some(ProvisionerDaemon), READ),
+            (Some(Organization), READ),
+            (Some(OrganizationMember), READ),
+            (Some(Group), READ),
+        ],
+        "organization-auditor" => &[
+            (Some(Template), READ),
+            (Some(Organization), READ),
+            (Some(OrganizationMember), READ),
+            (Some(Group), READ),
+        ],
         _ => &[],
     }
 }
 
 /// What a member may do to objects they own.
 const OWNER_GRANTS: &[Grant] = &[
-    (Some(User), &[Read, UpdatePersonal]),
+    (Some(User), &[Read, ReadPersonal, UpdatePersonal]),
     (Some(ApiKey), CRUD),
     (Some(File), &[Read, Create]),
-    (Some(Workspace), CRUD),
+    (Some(Workspace), WORKSPACE_ALL),
 ];
 
 fn grants(list: &[Grant], action: Action, resource: Resource) -> bool {
     list.iter().any(|(r, actions)| {
         r.is_none_or(|r| r == resource)
             && (actions.contains(&action)
-                || (action == UpdatePersonal && actions.contains(&Update)))
+                || (matches!(action, UpdatePersonal | ReadPersonal) && actions.contains(&Update)))
     })
 }
 
@@ -211,8 +270,10 @@ impl Actor {
             && grants(OWNER_GRANTS, action, obj.resource)
     }
 
-    /// The template role ACLs give this actor: `admin`, `use`, or `None`.
-    pub fn template_acl_role(
+    /// The role a template's or workspace's ACLs give this actor: `admin`, `use`, or `None`.
+    /// Entries for the actor, for groups they joined, and for the organization's Everyone
+    /// group (keyed by the organization's id) count; only members of `org` hold one.
+    pub fn acl_role(
         &self,
         org: Uuid,
         user_acl: &HashMap<Uuid, String>,
@@ -249,15 +310,24 @@ impl Actor {
         if self.can(action, Object::in_org(Template, org)) {
             return true;
         }
-        match self.template_acl_role(org, user_acl, group_acl) {
+        match self.acl_role(org, user_acl, group_acl) {
             Some("admin") => action != Create,
             Some(_) => action == Read,
             None => false,
         }
     }
 
+    /// The groups whose ACL entries apply to this actor: those joined explicitly, and the
+    /// Everyone group (its id is the organization's) of every organization they belong to.
+    pub fn acl_groups(&self) -> Vec<Uuid> {
+        let mut groups = self.groups.clone();
+        groups.extend(self.memberships.keys().copied());
+        groups
+    }
+
     /// Whether the actor may do `action` to a workspace: through roles (owners act on their
-    /// own), or the workspace's ACL (`use` reads and starts/stops it, `admin` also deletes).
+    /// own), or the workspace's ACL (`use`: read, start, stop, SSH, apps; `admin`: also
+    /// settings and sharing, never delete).
     pub fn can_workspace(
         &self,
         action: Action,
@@ -274,24 +344,9 @@ impl Actor {
         if self.can(action, obj) {
             return true;
         }
-        if !self.is_member_of(org) {
-            return false;
-        }
-        let roles = user_acl
-            .get(&self.user_id)
-            .into_iter()
-            .chain(self.groups.iter().filter_map(|g| group_acl.get(g)));
-        let mut best = None;
-        for r in roles {
-            match r.as_str() {
-                "admin" => best = Some("admin"),
-                "use" if best.is_none() => best = Some("use"),
-                _ => {}
-            }
-        }
-        match best {
-            Some("admin") => action != Create,
-            Some(_) => matches!(action, Read | Update),
+        match self.acl_role(org, user_acl, group_acl) {
+            Some("admin") => WORKSPACE_ADMIN.contains(&action),
+            Some(_) => WORKSPACE_USE.contains(&action),
             None => false,
         }
     }
@@ -336,17 +391,44 @@ impl Resource {
 }
 
 impl Action {
+    /// Coder's name of this action.
+    pub fn name(self) -> &'static str {
+        action_name(self)
+    }
+
     /// Coder's action names, mapped onto this server's actions.
     pub fn from_name(name: &str) -> Option<Action> {
         Some(match name {
-            "read" | "use" | "view_insights" | "read_personal" => Read,
+            "read" | "use" | "view_insights" => Read,
+            "read_personal" => ReadPersonal,
             "create" | "assign" => Create,
-            "update" | "start" | "stop" | "ssh" | "application_connect" | "share" => Update,
+            "update" => Update,
             "update_personal" => UpdatePersonal,
             "delete" | "unassign" => Delete,
+            "start" => Start,
+            "stop" => Stop,
+            "ssh" => Ssh,
+            "application_connect" => ApplicationConnect,
+            "share" => Share,
             _ => return None,
         })
     }
+}
+
+/// For `POST /authcheck`: site-wide grants on kinds of object this server has none of
+/// (deployment config, audit logs, licenses, …), as upstream's built-in roles give them. An
+/// owner may do anything; an auditor reads the deployment's records.
+pub fn unmodelled_site_grant(actor: &Actor, resource: &str, action: &str) -> bool {
+    if actor.is_owner() {
+        return true;
+    }
+    let auditor = actor.site_roles.iter().any(|r| r == "auditor");
+    auditor
+        && action == "read"
+        && matches!(
+            resource,
+            "audit_log" | "connection_log" | "deployment_config" | "deployment_stats"
+        )
 }
 
 /// Built-in site roles a user can hold explicitly (`member` is implied).
@@ -388,7 +470,7 @@ pub fn site_role_permissions(role: &str) -> Vec<codersdk::Permission> {
         .flat_map(|(r, actions)| {
             actions
                 .iter()
-                .filter(|a| **a != UpdatePersonal)
+                .filter(|a| !matches!(**a, UpdatePersonal | ReadPersonal))
                 .map(move |a| codersdk::Permission {
                     negate: false,
                     resource_type: r.map_or("*", resource_name).to_string(),
@@ -421,7 +503,13 @@ fn action_name(a: Action) -> &'static str {
         Create => "create",
         Update => "update",
         UpdatePersonal => "update_personal",
+        ReadPersonal => "read_personal",
         Delete => "delete",
+        Start => "start",
+        Stop => "stop",
+        Ssh => "ssh",
+        ApplicationConnect => "application_connect",
+        Share => "share",
     }
 }
 

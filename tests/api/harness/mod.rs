@@ -5,6 +5,7 @@
 
 pub mod echo;
 pub mod schema;
+pub mod workspace;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

@@ -216,12 +216,24 @@ async fn create(
             &req.log_level,
         ));
     }
-    let action = if req.transition == "delete" {
-        Action::Delete
-    } else {
-        Action::Update
+    let (w, t) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    // Upstream's action per transition; a dormant workspace is woken by a settings change,
+    // so starting one needs `update`.
+    let action = match req.transition.as_str() {
+        "delete" => Action::Delete,
+        "stop" => Action::Stop,
+        _ if w.dormant_at.is_some() => Action::Update,
+        _ => Action::Start,
     };
-    let (w, t) = workspace_for(&state, &actor, &id, action, false).await?;
+    if !super::workspaces::may(&actor, &w, action) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "You do not have permission to {} this workspace.",
+                action.name()
+            ),
+        ));
+    }
     let custom_state = req.orphan || !req.state.is_empty();
     if custom_state
         && !actor.can_template(

@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::Router;
 use codersdk::BuildInfoResponse;
 
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{message, ok, Json};
 use crate::middleware::VERSION;
 use crate::state::AppState;
@@ -27,46 +28,121 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `POST /authcheck`: for each named check, whether the caller may do the action to objects
-/// of that kind (owned by, and in the organization of, the given ids). Unknown resource kinds
-/// and actions answer false.
+/// of that kind (owned by, and in the organization of, the given ids; or, with `resource_id`,
+/// to that workspace, template, user or group). Kinds this server has no objects of are
+/// answered from the site roles alone, so an owner gets what upstream's owner gets.
 async fn authcheck(
+    State(state): State<AppState>,
     actor: crate::authz::Actor,
     crate::http::json::Body(req): crate::http::json::Body<codersdk::AuthorizationRequest>,
-) -> Json<std::collections::BTreeMap<String, bool>> {
-    use crate::authz::{Action, Object, Resource};
-    let parse = |s: &str| uuid::Uuid::parse_str(s).ok();
-    let answers = req
+) -> ApiResult<Json<std::collections::BTreeMap<String, bool>>> {
+    const MAX_RESOURCE_IDS: usize = 10;
+    let ids = req
         .checks
-        .into_iter()
-        .map(|(key, c)| {
-            let allowed = match (
-                Resource::from_name(&c.object.resource_type),
-                Action::from_name(&c.action),
-            ) {
-                (Some(resource), Some(action)) => {
-                    let owner = parse(&c.object.owner_id);
-                    let orgs: Vec<Option<uuid::Uuid>> = if c.object.any_org {
-                        actor.memberships.keys().copied().map(Some).collect()
-                    } else {
-                        vec![parse(&c.object.organization_id)]
-                    };
-                    orgs.into_iter().any(|org| {
-                        actor.can(
-                            action,
-                            Object {
-                                resource,
-                                org,
-                                owner,
-                            },
-                        )
-                    })
-                }
-                _ => false,
-            };
-            (key, allowed)
-        })
-        .collect();
-    ok(answers)
+        .values()
+        .filter(|c| !c.object.resource_id.is_empty())
+        .count();
+    if ids > MAX_RESOURCE_IDS {
+        return Err(ApiError::bad_request(format!(
+            "Endpoint only supports using \"resource_id\" field {MAX_RESOURCE_IDS} times, found \
+             {ids} usages. Remove {} objects with this field set.",
+            ids - MAX_RESOURCE_IDS
+        )));
+    }
+    if let Some(key) = req
+        .checks
+        .iter()
+        .find(|(_, c)| c.object.resource_type.is_empty())
+        .map(|(k, _)| k)
+    {
+        return Err(ApiError::bad_request(format!(
+            "Object's \"resource_type\" field must be defined for key {key:?}."
+        )));
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    for (key, c) in req.checks {
+        let allowed = authcheck_one(&state, &actor, &c).await?;
+        answers.insert(key, allowed);
+    }
+    Ok(ok(answers))
+}
+
+async fn authcheck_one(
+    state: &AppState,
+    actor: &crate::authz::Actor,
+    c: &codersdk::AuthorizationCheck,
+) -> ApiResult<bool> {
+    use crate::authz::{unmodelled_site_grant, Action, Object, Resource};
+    let Some(action) = Action::from_name(&c.action) else {
+        return Ok(false);
+    };
+    let Some(resource) = Resource::from_name(&c.object.resource_type) else {
+        return Ok(unmodelled_site_grant(
+            actor,
+            &c.object.resource_type,
+            &c.action,
+        ));
+    };
+    if !c.object.resource_id.is_empty() {
+        let Ok(id) = uuid::Uuid::parse_str(&c.object.resource_id) else {
+            return Err(ApiError::bad_request(format!(
+                "Object {:?} id is not a valid uuid.",
+                c.object.resource_id
+            ))
+            .with_validation("resource_id", "invalid UUID"));
+        };
+        let found = match resource {
+            Resource::Workspace => state
+                .store
+                .workspace(id)
+                .await
+                .map(|w| super::workspaces::may(actor, &w, action)),
+            Resource::Template => state.store.template(id).await.map(|t| {
+                actor.can_template(action, t.organization_id, &t.user_acl.0, &t.group_acl.0)
+            }),
+            Resource::User => Ok(actor.can(action, Object::user(id))),
+            Resource::Group => state
+                .store
+                .group(id)
+                .await
+                .map(|g| actor.can(action, Object::in_org(Resource::Group, g.organization_id))),
+            _ => {
+                let msg = format!(
+                    "Object type {:?} does not support \"resource_id\" field.",
+                    c.object.resource_type
+                );
+                return Err(
+                    ApiError::bad_request(msg.clone()).with_validation("resource_type", msg)
+                );
+            }
+        };
+        return match found {
+            Ok(allowed) => Ok(allowed),
+            Err(coderd_db::StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let parse = |s: &str| uuid::Uuid::parse_str(s).ok();
+    let owner = if c.object.owner_id == "me" {
+        Some(actor.user_id)
+    } else {
+        parse(&c.object.owner_id)
+    };
+    let orgs: Vec<Option<uuid::Uuid>> = if c.object.any_org {
+        actor.memberships.keys().copied().map(Some).collect()
+    } else {
+        vec![parse(&c.object.organization_id)]
+    };
+    Ok(orgs.into_iter().any(|org| {
+        actor.can(
+            action,
+            Object {
+                resource,
+                org,
+                owner,
+            },
+        )
+    }))
 }
 
 /// This server has no licensed features: every feature is off and nothing warns.

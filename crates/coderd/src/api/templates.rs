@@ -745,8 +745,13 @@ async fn daus(
     }))
 }
 
-async fn list_examples(_actor: Actor) -> Json<Vec<TemplateExample>> {
-    ok(examples::list())
+/// The examples, for the default organization: only to those who may read its templates.
+async fn list_examples(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<TemplateExample>>> {
+    let org = state.store.default_organization().await?;
+    examples_in(&actor, org.id)
 }
 
 async fn org_examples(
@@ -754,6 +759,15 @@ async fn org_examples(
     actor: Actor,
     Path(org): Path<String>,
 ) -> ApiResult<Json<Vec<TemplateExample>>> {
-    resolve::organization(&state, &actor, &org).await?;
+    let org = resolve::organization(&state, &actor, &org).await?;
+    examples_in(&actor, org.id)
+}
+
+/// As upstream: the examples answer 404 to whoever may not read templates in `org` as a whole
+/// (a member who sees some templates through their ACLs does not).
+fn examples_in(actor: &Actor, org: Uuid) -> ApiResult<Json<Vec<TemplateExample>>> {
+    if !actor.can(Action::Read, Object::in_org(Resource::Template, org)) {
+        return Err(ApiError::not_found());
+    }
     Ok(ok(examples::list()))
 }

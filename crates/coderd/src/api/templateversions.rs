@@ -589,15 +589,32 @@ async fn create_dry_run(
     Ok(created(jobs::render_job(&state, &job).await?))
 }
 
-/// The dry-run job `{jobID}` of the version: only its initiator sees it.
+/// The dry-run job `{jobID}` of the version, as upstream decides: a job that does not exist
+/// answers 404; one that is not a dry run of this version, or whose initiator's workspaces
+/// (in the version's organization) the caller may not read, 403.
 async fn dry_run_job(state: &AppState, actor: &Actor, id: &str, job: &str) -> ApiResult<JobRow> {
     let (v, _) = version_for(state, actor, id, Action::Read).await?;
-    let job = state.store.job(parse_uuid(job)?).await?;
-    let ours = job.job_type == "template_version_dry_run"
-        && jobs::input_uuid(&job, "template_version_id") == Some(v.id)
-        && job.initiator_id == actor.user_id;
-    if !ours {
-        return Err(ApiError::not_found());
+    let job_id = Uuid::parse_str(job)
+        .map_err(|_| ApiError::bad_request(format!("Job ID {job:?} must be a valid UUID.")))?;
+    let job = match state.store.job(job_id).await {
+        Err(coderd_db::StoreError::NotFound) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("Provisioner job {:?} not found.", job_id.to_string()),
+            ))
+        }
+        other => other?,
+    };
+    let initiators_workspaces = Object {
+        resource: Resource::Workspace,
+        org: Some(v.organization_id),
+        owner: Some(job.initiator_id),
+    };
+    let allowed = job.job_type == "template_version_dry_run"
+        && actor.can(Action::Read, initiators_workspaces)
+        && jobs::input_uuid(&job, "template_version_id") == Some(v.id);
+    if !allowed {
+        return Err(ApiError::forbidden());
     }
     Ok(job)
 }

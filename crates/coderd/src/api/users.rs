@@ -42,7 +42,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/users/{user}", get(get_user).delete(delete_user))
         .route("/users/{user}/status/suspend", put(suspend_user))
         .route("/users/{user}/status/activate", put(activate_user))
-        .route("/users/{user}/roles", get(get_user).put(update_roles))
+        .route("/users/{user}/roles", get(user_roles).put(update_roles))
         .route(
             "/users/{user}/password",
             put(update_password)
@@ -467,6 +467,20 @@ async fn get_user(
     Ok(ok(convert::user(u)))
 }
 
+/// `GET /users/{user}/roles`: the user, for those who may read their personal details (the
+/// user, user admins, owners); 404 to others.
+async fn user_roles(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<User>> {
+    let u = resolve::user(&state, Some(&actor), &user).await?;
+    if !actor.can(Action::ReadPersonal, Object::user(u.id)) {
+        return Err(ApiError::not_found());
+    }
+    Ok(ok(convert::user(u)))
+}
+
 /// Checks `action` on the `{user}` of the path: 404 when unreadable, 403 when read-only.
 async fn user_for(
     state: &AppState,
@@ -547,6 +561,11 @@ async fn update_roles(
     let u = resolve::readable_user(&state, &actor, &user).await?;
     if u.id == actor.user_id {
         return Err(ApiError::bad_request("You cannot change your own roles."));
+    }
+    // As upstream, where the implied `member` role always counts as assigned: only those who
+    // may assign site roles at all may call this, even to change nothing.
+    if !actor.can(Action::Create, Object::site(Resource::AssignRole)) {
+        return Err(ApiError::forbidden());
     }
     let mut wanted: Vec<String> = Vec::new();
     for role in req.roles {

@@ -82,16 +82,7 @@ pub async fn workspace_for(
     include_deleted: bool,
 ) -> ApiResult<(WorkspaceRow, TemplateRow)> {
     let w = state.store.workspace(parse_uuid(raw)?).await?;
-    let can = |a| {
-        actor.can_workspace(
-            a,
-            w.organization_id,
-            w.owner_id,
-            &w.user_acl.0,
-            &w.group_acl.0,
-        )
-    };
-    if !can(Action::Read) {
+    if !may(actor, &w, Action::Read) {
         return Err(ApiError::not_found());
     }
     if w.deleted && !include_deleted {
@@ -103,7 +94,7 @@ pub async fn workspace_for(
             ),
         ));
     }
-    if !can(action) {
+    if !may(actor, &w, action) {
         return Err(ApiError::forbidden());
     }
     let t = state
@@ -113,6 +104,17 @@ pub async fn workspace_for(
         .pop()
         .ok_or_else(|| ApiError::internal("Reading a workspace", "its template is missing"))?;
     Ok((w, t))
+}
+
+/// Whether `actor` may do `action` to the workspace `w` (roles and the workspace's ACL).
+pub fn may(actor: &Actor, w: &WorkspaceRow, action: Action) -> bool {
+    actor.can_workspace(
+        action,
+        w.organization_id,
+        w.owner_id,
+        &w.user_acl.0,
+        &w.group_acl.0,
+    )
 }
 
 /// Renders workspaces as `viewer` sees them.
@@ -372,19 +374,25 @@ async fn create(
             "The template does not belong to this organization.",
         ));
     }
+    // A template the caller may not read does not exist for them, as upstream answers (its
+    // name is not revealed).
     if !actor.can_template(
         Action::Read,
         template.organization_id,
         &template.user_acl.0,
         &template.group_acl.0,
     ) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "Unauthorized access to use the template {:?}.",
-                template.name
-            ),
-        ));
+        return Err(match req.template_id.filter(|i| !i.is_nil()) {
+            Some(id) => {
+                ApiError::bad_request(format!("Template {:?} doesn't exist.", id.to_string()))
+                    .with_validation("template_id", "template not found")
+            }
+            None => ApiError::bad_request(format!(
+                "Template version {:?} doesn't exist.",
+                version_id.to_string()
+            ))
+            .with_validation("template_version_id", "template version not found"),
+        });
     }
     let obj = Object {
         resource: Resource::Workspace,
@@ -594,7 +602,7 @@ async fn list(
                 .copied()
                 .filter(|o| actor.can(Action::Read, Object::in_org(Resource::Workspace, *o)))
                 .collect(),
-            groups: actor.groups.clone(),
+            groups: actor.acl_groups(),
         });
     }
     let (rows, count) = state.store.list_workspaces(&f).await?;
@@ -1023,7 +1031,7 @@ async fn update_acl(
     Path(id): Path<String>,
     Body(req): Body<UpdateWorkspaceAcl>,
 ) -> ApiResult<StatusCode> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Share, false).await?;
     if req.user_roles.keys().any(|k| *k == w.owner_id.to_string()) {
         return Err(ApiError::bad_request(
             "The workspace owner cannot be added to its ACL.",
@@ -1048,7 +1056,7 @@ async fn delete_acl(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let (w, _) = workspace_for(&state, &actor, &id, Action::Share, false).await?;
     state
         .store
         .set_workspace_acl(w.id, &HashMap::new(), &HashMap::new())
