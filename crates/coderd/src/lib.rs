@@ -5,6 +5,7 @@ pub mod archive;
 pub mod auth;
 pub mod authz;
 pub mod config;
+pub mod csrf;
 pub mod http;
 pub mod lifecycle;
 pub mod middleware;

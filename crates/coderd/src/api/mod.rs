@@ -69,6 +69,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v2", api)
         .merge(crate::swagger::routes())
         .fallback(route_not_found)
+        .layer(axum::middleware::from_fn(crate::csrf::csrf))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::csrf::websocket_origin,
+        ))
         .layer(axum::middleware::from_fn(
             crate::middleware::log_and_headers,
         ))
