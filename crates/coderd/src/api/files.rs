@@ -62,18 +62,21 @@ async fn upload(
             ApiError::bad_request("Failed to read the file.").with_detail(rej.body_text())
         }
     })?;
-    // Zip uploads are stored as tar, the one format provisioners read.
-    let data = if ct == ZIP {
-        let bytes = data.to_vec();
-        tokio::task::spawn_blocking(move || archive::zip_to_tar(&bytes))
-            .await
-            .map_err(|e| ApiError::internal("Converting a zip upload", e))?
-            .map_err(|e| {
+    // Zip uploads are stored as tar, the one format provisioners read; tar uploads are checked.
+    let zip = ct == ZIP;
+    let data = tokio::task::spawn_blocking(move || {
+        if zip {
+            archive::zip_to_tar(&data).map(Bytes::from).map_err(|e| {
                 ApiError::bad_request("Failed to convert zip file to tar.").with_detail(e)
-            })?
-    } else {
-        data.to_vec()
-    };
+            })
+        } else {
+            archive::check_tar(&data)
+                .map(|()| data)
+                .map_err(|e| ApiError::bad_request("Invalid tar archive.").with_detail(e))
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal("Checking an upload", e))??;
     let hash = hex::encode(Sha256::digest(&data));
     let (id, new) = state
         .store
