@@ -209,7 +209,10 @@ pub struct AuthMethods {
 #[serde(default)]
 pub struct CreateTokenRequest {
     pub lifetime: i64,
+    /// Deprecated upstream in favour of `scopes`.
     pub scope: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
     pub token_name: String,
 }
 

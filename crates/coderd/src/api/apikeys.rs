@@ -92,11 +92,21 @@ async fn create_token(
             d
         }
     };
-    if !matches!(req.scope.as_str(), "" | "all") {
-        return Err(
-            ApiError::bad_request(format!("Unsupported API key scope {:?}.", req.scope))
-                .with_detail("this deployment supports the \"all\" scope for tokens"),
-        );
+    // Only the full scope is implemented; a token is never issued broader than was asked
+    // for, so any other scope is refused (upstream's words for a scope it does not know).
+    for scope in req
+        .scopes
+        .iter()
+        .chain(Some(&req.scope).filter(|s| !s.is_empty()))
+    {
+        if !matches!(scope.as_str(), "all" | "coder:all") {
+            return Err(
+                ApiError::bad_request("Failed to create API key.").with_detail(format!(
+                "invalid or unsupported API key scope: {scope:?} (this deployment issues tokens \
+                 with the \"all\" scope only)"
+            )),
+            );
+        }
     }
     let name = if req.token_name.is_empty() {
         resolve::random_name()
