@@ -132,10 +132,11 @@ async fn cli_session_keys_and_others_keys() {
     );
 
     // A member cannot touch the owner's keys; the owner can see the member's.
+    // (A user the member may not read answers as one that does not exist.)
     let (status, body) = raw_json(&member, "GET", "/api/v2/users/owner/keys/tokens", None).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 400, "{body}");
     let (status, _) = raw_json(&owner, "GET", "/api/v2/users/mia/keys/tokens", None).await;
     assert_eq!(status, 200);
     let (status, body) = raw_json(&member, "POST", "/api/v2/users/owner/keys", None).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 400, "{body}");
 }

@@ -58,9 +58,9 @@ async fn keys_are_made_once_and_replaced_on_request() {
 
     // A member cannot see anyone else's, and unknown users are refused as everywhere.
     let (status, body) = raw_json(&member, "GET", "/api/v2/users/owner/gitsshkey", None).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 400, "{body}");
     let (status, body) = raw_json(&member, "PUT", "/api/v2/users/owner/gitsshkey", None).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 400, "{body}");
     let (_, still) = raw_json(&owner, "GET", "/api/v2/users/me/gitsshkey", None).await;
     assert_eq!(still, b, "a refused PUT changed nothing");
     let (status, body) = raw_json(&owner, "GET", "/api/v2/users/nobody/gitsshkey", None).await;

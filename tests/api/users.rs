@@ -98,12 +98,16 @@ async fn members_see_only_themselves() {
     srv.member(&owner, "other").await;
     let list = member.users("").await.unwrap();
     assert_eq!(list.users.iter().map(|u| u.id).collect::<Vec<_>>(), [me.id]);
+    // Another user answers exactly as a user who does not exist.
     let (status, body) = raw_json(&member, "GET", "/api/v2/users/other", None).await;
-    assert_eq!(status, 404, "{body}");
+    let (missing_status, missing) =
+        raw_json(&member, "GET", "/api/v2/users/nobody-at-all", None).await;
+    assert_eq!((status, missing_status), (400, 400), "{body}");
     assert_eq!(
         body["message"],
-        "Resource not found or you do not have access to this resource"
+        "\"user\" must be an existing uuid or username."
     );
+    assert_eq!(body["message"], missing["message"]);
     let (status, body) = raw_json(&member, "GET", "/api/v2/users/nobody-here", None).await;
     assert_eq!(
         (status, body["message"].as_str()),
@@ -122,7 +126,7 @@ async fn members_see_only_themselves() {
     let (status, _) = raw_json(&member, "PUT", "/api/v2/users/me/status/suspend", None).await;
     assert_eq!(status, 403);
     let (status, _) = raw_json(&member, "DELETE", "/api/v2/users/other", None).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 400);
     let (status, _) = raw_json(&srv.client, "GET", "/api/v2/users/me", None).await;
     assert_eq!(status, 401);
 }

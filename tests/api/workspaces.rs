@@ -785,7 +785,8 @@ async fn visibility_404_versus_403() {
     let err = create_ws(&bob, "alice", t.id, "sneaky", &[])
         .await
         .unwrap_err();
-    expect_error(err, 403, "Unauthorized to create workspace.");
+    // Bob may not read alice: she does not exist for him.
+    expect_error(err, 400, "\"user\" must be an existing uuid or username.");
     // The org-scoped route creates too.
     let path = format!("/api/v2/organizations/{first}/members/alice/workspaces");
     let (status, _) = raw_json(

@@ -191,6 +191,8 @@ async fn create(
     Path(id): Path<String>,
     Body(req): Body<CreateWorkspaceBuildRequest>,
 ) -> ApiResult<Json<WorkspaceBuild>> {
+    // The workspace first: who may not read it learns nothing from the body's validation.
+    let (w, t) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
     if req.orphan && req.transition != "delete" {
         return Err(ApiError::bad_request(
             "Orphan is only permitted when deleting a workspace.",
@@ -216,7 +218,6 @@ async fn create(
             &req.log_level,
         ));
     }
-    let (w, t) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
     // Upstream's action per transition; a dormant workspace is woken by a settings change,
     // so starting one needs `update`.
     let action = match req.transition.as_str() {

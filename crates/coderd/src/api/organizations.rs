@@ -277,6 +277,15 @@ async fn update_member_roles(
         }
         Err(e) => return Err(e.into()),
     };
+    // As upstream, where the implied `organization-member` role always counts as assigned:
+    // only those who may assign roles in this organization may call this, even to change
+    // nothing.
+    if !actor.can(
+        Action::Create,
+        Object::in_org(Resource::AssignOrgRole, org.id),
+    ) {
+        return Err(ApiError::forbidden());
+    }
     let mut wanted: Vec<String> = Vec::new();
     for role in req.roles {
         if role == "organization-member" {

@@ -24,21 +24,24 @@ pub async fn user(state: &AppState, actor: Option<&Actor>, raw: &str) -> ApiResu
     };
     match found {
         Ok(u) => Ok(u),
-        Err(StoreError::NotFound) => Err(ApiError::bad_request(
-            "\"user\" must be an existing uuid or username.",
-        )
-        .with_detail(format!("queried user={raw:?}"))),
+        Err(StoreError::NotFound) => Err(no_such_user(raw)),
         Err(e) => Err(e.into()),
     }
 }
 
-/// `{user}` that the actor must be allowed to read (404 otherwise).
+/// `{user}` that the actor must be allowed to read. One they may not read answers as one that
+/// does not exist (upstream's 400), so that the answer tells nothing about who exists.
 pub async fn readable_user(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<UserRow> {
     let u = user(state, Some(actor), raw).await?;
     if !actor.can(Action::Read, Object::user(u.id)) {
-        return Err(ApiError::not_found());
+        return Err(no_such_user(raw));
     }
     Ok(u)
+}
+
+fn no_such_user(raw: &str) -> ApiError {
+    ApiError::bad_request("\"user\" must be an existing uuid or username.")
+        .with_detail(format!("queried user={raw:?}"))
 }
 
 /// `{organization}`: a UUID or a name, readable by the actor (404 otherwise).

@@ -327,8 +327,10 @@ async fn watch_ws(
     Path(id): Path<String>,
     ws: Upgrade,
 ) -> ApiResult<Response> {
-    let ws = upgrade_or_400(ws)?;
+    // The workspace is authorized before the upgrade is looked at: 404 to whoever may not
+    // read it, WebSocket or not.
     let mut events = start_watch(&state, &actor, &id).await?;
+    let ws = upgrade_or_400(ws)?;
     Ok(ws.on_upgrade(move |socket| async move {
         let (mut sink, mut stream) = socket.split();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);

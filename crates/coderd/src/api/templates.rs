@@ -627,7 +627,8 @@ async fn acl(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TemplateAcl>> {
-    let t = template_for(&state, &actor, &id, Action::Read).await?;
+    // As upstream: who holds which role on a template is for those who may change it.
+    let t = template_for(&state, &actor, &id, Action::Update).await?;
     let user_ids: Vec<Uuid> = t.user_acl.0.keys().copied().collect();
     let users = state.store.users_by_ids(&user_ids).await?;
     let group_ids: Vec<Uuid> = t.group_acl.0.keys().copied().collect();

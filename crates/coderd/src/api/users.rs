@@ -474,7 +474,7 @@ async fn user_roles(
     actor: Actor,
     Path(user): Path<String>,
 ) -> ApiResult<Json<User>> {
-    let u = resolve::user(&state, Some(&actor), &user).await?;
+    let u = resolve::readable_user(&state, &actor, &user).await?;
     if !actor.can(Action::ReadPersonal, Object::user(u.id)) {
         return Err(ApiError::not_found());
     }

@@ -315,7 +315,13 @@ async fn create(
     org: Option<Uuid>,
     req: CreateWorkspaceRequest,
 ) -> ApiResult<Json<Workspace>> {
-    let owner = resolve::user(&state, Some(&actor), owner).await?;
+    // `/users/{user}/…` needs the user readable; under `/organizations/{org}/members/{user}`
+    // seeing the organization's members (checked with the organization) is enough.
+    let owner = if org.is_some() {
+        resolve::user(&state, Some(&actor), owner).await?
+    } else {
+        resolve::readable_user(&state, &actor, owner).await?
+    };
     let (template, version_id) = match (
         req.template_id.filter(|i| !i.is_nil()),
         req.template_version_id.filter(|i| !i.is_nil()),
