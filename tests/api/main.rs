@@ -5,6 +5,7 @@ mod harness;
 
 mod apikeys;
 mod auth;
+mod authz_matrix;
 mod builtin_postgres;
 mod conformance;
 mod dynparams;
