@@ -128,7 +128,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     let deployment_id = store.deployment_id().await?;
     let provisioners =
         configured_provisioners(&opts.provisioner_types, opts.terraform_path.as_deref())?;
-    let pubsub = Pubsub::start(store.pool().clone());
+    let pubsub = Pubsub::start(store.pool().clone(), store.listen_pool().clone());
 
     let listener = tokio::net::TcpListener::bind(&opts.http_address)
         .await

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::workspaces::{render_one, workspace_for};
 use crate::authz::{Action, Actor};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, DATABASE_UNAVAILABLE_MESSAGE};
 use crate::http::json::to_go_json;
 use crate::state::AppState;
 
@@ -129,6 +129,10 @@ async fn render_snapshot(state: &AppState, workspace: Uuid, owner: Uuid) -> Snap
     };
     let w = match state.store.workspace(workspace).await {
         Ok(w) => w,
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, %workspace, "watch: reading the workspace");
+            return error(DATABASE_UNAVAILABLE_MESSAGE);
+        }
         Err(e) => {
             tracing::warn!(error = %e, %workspace, "watch: reading the workspace");
             return error("Internal error fetching workspace.");
