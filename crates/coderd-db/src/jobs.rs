@@ -572,8 +572,8 @@ impl Store {
         &self,
         hung_before: DateTime<Utc>,
         pending_before: DateTime<Utc>,
-        hung_minutes: i64,
-        pending_minutes: i64,
+        hung_for: &str,
+        pending_for: &str,
         limit: i64,
     ) -> Result<Vec<ReapedJob>> {
         let candidates: Vec<Uuid> = sqlx::query_scalar(
@@ -604,10 +604,10 @@ impl Store {
             else {
                 continue;
             };
-            let (kind, minutes) = match started {
+            let (kind, how_long) = match started {
                 _ if completed.is_some() => continue,
-                None if updated < pending_before => ("pending", pending_minutes),
-                Some(_) if updated < hung_before => ("hung", hung_minutes),
+                None if updated < pending_before => ("pending", pending_for),
+                Some(_) if updated < hung_before => ("hung", hung_for),
                 _ => continue,
             };
             let stage: String = sqlx::query_scalar(
@@ -620,7 +620,7 @@ impl Store {
             let lines = [
                 String::new(),
                 "====================".into(),
-                format!("Coder: Build has been detected as {kind} for {minutes} minutes and will be terminated."),
+                format!("Coder: Build has been detected as {kind} for {how_long} and will be terminated."),
                 "====================".into(),
                 String::new(),
             ];
@@ -644,7 +644,7 @@ impl Store {
             )
             .bind(id)
             .bind(format!(
-                "Coder: Build has been detected as {kind} for {minutes} minutes and has been terminated by the reaper."
+                "Coder: Build has been detected as {kind} for {how_long} and has been terminated by the reaper."
             ))
             .execute(&mut *tx)
             .await?;
@@ -814,6 +814,18 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Deletes daemons registered and last seen before `before` (upstream's purge keeps a
+    /// week); answers how many went.
+    pub async fn delete_old_daemons(&self, before: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM provisioner_daemons WHERE created_at < $1 AND last_seen_at < $1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     pub async fn delete_daemon(&self, id: Uuid) -> Result<()> {
