@@ -75,6 +75,7 @@ pub struct NewLog<'a> {
 /// A failed or canceled workspace build may still report a new provisioner state (Terraform
 /// can change real infrastructure before it stops); it replaces the build's, as upstream's
 /// `FailJob` does. `None` keeps the state the build started with.
+#[derive(Clone)]
 pub enum Completion<'a> {
     Failed {
         error: &'a str,
@@ -88,7 +89,7 @@ pub enum Completion<'a> {
 }
 
 /// What a successful job produced, stored in the same transaction that completes it.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Produced<'a> {
     /// (transition, resources) pairs.
     pub resources: Vec<(&'a str, &'a [Resource])>,
@@ -97,6 +98,7 @@ pub struct Produced<'a> {
     pub build: Option<crate::workspaces::BuildProduct<'a>>,
 }
 
+#[derive(Clone)]
 pub struct ImportProduct<'a> {
     pub template_version_id: Uuid,
     pub readme: &'a str,
@@ -372,6 +374,30 @@ impl Store {
             Some(id) => self.job(id).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Gives back a job `daemon` claimed just as it began stopping, as if it had never been
+    /// claimed (a job canceled meanwhile ends canceled); other daemons are told it is there.
+    pub async fn release_job(&self, id: Uuid, daemon: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE provisioner_jobs SET updated_at = clock_timestamp(), \
+                 started_at = CASE WHEN canceled_at IS NULL THEN NULL ELSE started_at END, \
+                 worker_id = CASE WHEN canceled_at IS NULL THEN NULL ELSE worker_id END, \
+                 completed_at = CASE WHEN canceled_at IS NULL THEN NULL ELSE clock_timestamp() END \
+             WHERE id = $1 AND worker_id = $2 AND completed_at IS NULL",
+        )
+        .bind(id)
+        .bind(daemon)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE provisioner_daemons SET current_job_id = NULL WHERE id = $1")
+            .bind(daemon)
+            .execute(&mut *tx)
+            .await?;
+        crate::pubsub::Pubsub::publish_with(&mut *tx, "provisioner_job_posted", "{}").await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records that the job's daemon is alive. Answers whether the job should stop: it was
