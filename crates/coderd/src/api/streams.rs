@@ -288,6 +288,8 @@ async fn watch_sse(
                 },
                 _ = heartbeat.tick() => sse_frame("ping", None),
                 _ = tx.closed() => return,
+                // Ending the body cleanly tells the client to reconnect (to another replica).
+                () = state.shutting_down() => return,
             };
             if tx.send(Ok(frame)).await.is_err() {
                 return;
@@ -319,6 +321,11 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
+/// The close frame streams end with when the server shuts down: clients reconnect elsewhere.
+fn going_away() -> Message {
+    close(close_code::AWAY, "The server is shutting down.")
+}
+
 fn text(v: &impl Serialize) -> Message {
     let mut json = to_go_json(v);
     json.pop();
@@ -345,6 +352,10 @@ async fn watch_ws(
                     None => { let _ = sink.send(close(close_code::NORMAL, "Connection closed")).await; return; }
                 },
                 _ = heartbeat.tick() => Message::Ping(Bytes::new()),
+                () = state.shutting_down() => {
+                    let _ = sink.send(going_away()).await;
+                    return;
+                }
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Pong(_))) | Some(Ok(Message::Ping(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => return,
@@ -424,6 +435,10 @@ async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
                     }
                 },
                 _ = recheck.tick() => break,
+                () = state.shutting_down() => {
+                    let _ = sink.send(going_away()).await;
+                    return;
+                }
                 _ = heartbeat.tick() => {
                     if sink.send(Message::Ping(Bytes::new())).await.is_err() {
                         return;
