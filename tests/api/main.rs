@@ -18,6 +18,7 @@ mod lifecycle;
 mod openapi_doc;
 mod organizations;
 mod ratelimit;
+mod reliability;
 mod streams;
 mod swagger;
 mod templates;
