@@ -399,9 +399,7 @@ async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
         let ended = match state.store.job(job).await {
             Ok(j) => j.completed_at.is_some(),
             Err(e) => {
-                let _ = sink
-                    .send(close(close_code::ERROR, &reason(&e.to_string())))
-                    .await;
+                let _ = sink.send(store_failure(job, &e)).await;
                 return;
             }
         };
@@ -415,9 +413,7 @@ async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
                 }
             }
             Err(e) => {
-                let _ = sink
-                    .send(close(close_code::ERROR, &reason(&e.to_string())))
-                    .await;
+                let _ = sink.send(store_failure(job, &e)).await;
                 return;
             }
         }
@@ -453,13 +449,15 @@ async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
     }
 }
 
-/// A close reason fits in 123 bytes.
-fn reason(s: &str) -> String {
-    let mut end = s.len().min(123);
-    while !s.is_char_boundary(end) {
-        end -= 1;
+/// The close frame a log follower gets when the database fails it: the cause is logged, and
+/// the client told only whether the database is unavailable.
+fn store_failure(job: Uuid, e: &coderd_db::StoreError) -> Message {
+    tracing::warn!(%job, error = %e, "following logs: reading the job");
+    if e.is_unavailable() {
+        close(close_code::AGAIN, DATABASE_UNAVAILABLE_MESSAGE)
+    } else {
+        close(close_code::ERROR, "Internal error reading the job's logs.")
     }
-    s[..end].to_string()
 }
 
 /// `GET /metrics`: open streams and pubsub subscriptions, in Prometheus' text format.
