@@ -331,6 +331,44 @@ async fn sigterm_fails_the_running_build_stops_acquiring_and_ends_streams() {
 }
 
 #[tokio::test]
+async fn a_second_sigterm_exits_without_waiting_for_the_grace() {
+    let db_url = fresh_database().await;
+    let mut srv = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "1")]);
+    srv.wait_healthy().await;
+    let (owner, first) = create_owner(&checked_client(&srv.url)).await;
+    let (t, _) = create_template(
+        &owner,
+        first.organization_id,
+        "long",
+        &json!({"start": {"duration_ms": 40000}}),
+    )
+    .await;
+    let w = create_ws(&owner, t.id, "dev").await;
+    wait_build_status(
+        &owner,
+        w.latest_build.id,
+        "running",
+        Duration::from_secs(30),
+    )
+    .await;
+    srv.signal("-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        srv.child.try_wait().unwrap().is_none(),
+        "the first signal gives the running job its grace"
+    );
+    srv.signal("-TERM");
+    // Well before the grace would have run out.
+    let status = srv.wait_exit(GRACE / 2).await;
+    assert!(
+        status.is_some(),
+        "a second SIGTERM did not end the process; log:\n{}",
+        srv.log_text()
+    );
+    assert!(!status.unwrap().success(), "{status:?}");
+}
+
+#[tokio::test]
 async fn log_lines_of_concurrent_jobs_carry_only_their_own_job() {
     let db_url = fresh_database().await;
     let mut srv = Replica::spawn(
@@ -511,6 +549,16 @@ async fn a_75_second_database_outage_fails_no_finished_build() {
         .await;
     }
     let mut sse = Sse::open(&srv.url, &token, builds[0].id).await;
+    let (mut follow_ws, _) = tokio_tungstenite::connect_async(ws_request(
+        &srv.url,
+        &format!(
+            "/api/v2/workspacebuilds/{}/logs?follow",
+            builds[1].latest_build.id
+        ),
+        &token,
+    ))
+    .await
+    .unwrap();
     // They finish during the outage, not before it.
     for w in &builds {
         let (status, _) = build_job(&owner, w.latest_build.id).await;
@@ -539,6 +587,18 @@ async fn a_75_second_database_outage_fails_no_finished_build() {
         }
     };
     assert_eq!(error["message"], "The database is unavailable.", "{error}");
+    // A log follower is told to try again later, and why (not the SQL error).
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(30), follow_ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.expect("a close frame"),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("the log follower was not closed: {other:?}"),
+        }
+    };
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (CloseCode::Again, "The database is unavailable.")
+    );
 
     // The builds finish while the database is away; it comes back after the outage.
     tokio::time::sleep(OUTAGE.saturating_sub(down.elapsed())).await;
