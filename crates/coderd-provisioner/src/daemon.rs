@@ -202,7 +202,8 @@ impl Daemon {
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(self.cfg.poll_interval) => {}
-                _ = stop.changed() => {}
+                // Also when shutdown began before this receiver was cloned.
+                _ = stop.wait_for(Option::is_some) => {}
             }
         }
         if let Err(e) = self.store.delete_daemon(self.id).await {
