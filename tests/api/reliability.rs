@@ -699,6 +699,53 @@ async fn daemons_not_seen_for_a_week_are_deleted_and_stale_ones_are_offline() {
     running.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_daemon_busy_with_a_long_job_is_not_listed_offline() {
+    let srv = TestServer::start_with(|o| o.provisioner_daemons = 1).await;
+    let (owner, first) = srv.owner().await;
+    let (t, _) = create_template(
+        &owner,
+        first.organization_id,
+        "blocking",
+        &json!({"start": {"block": true}}),
+    )
+    .await;
+    let w = create_ws(&owner, t.id, "dev").await;
+    wait_build_status(
+        &owner,
+        w.latest_build.id,
+        "running",
+        Duration::from_secs(30),
+    )
+    .await;
+    // As if the job had been running for five minutes: only its heartbeats show the daemon alive.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&srv.db_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE provisioner_daemons SET last_seen_at = now() - interval '5 minutes'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v2/organizations/{}/provisionerdaemons",
+        first.organization_id
+    );
+    let started = Instant::now();
+    loop {
+        let daemons: Vec<ProvisionerDaemon> = owner.get_json(&path).await.unwrap();
+        let statuses: Vec<&str> = daemons.iter().map(|d| d.status.as_str()).collect();
+        if statuses == ["busy"] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the busy daemon is listed as {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    srv.stop().await;
+}
+
 /// What each watcher last saw: workspace id → (latest build id, its status).
 type Seen = Arc<Mutex<HashMap<Uuid, (String, String)>>>;
 

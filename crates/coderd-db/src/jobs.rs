@@ -400,11 +400,14 @@ impl Store {
         Ok(())
     }
 
-    /// Records that the job's daemon is alive. Answers whether the job should stop: it was
-    /// canceled, or it is already finished (the reaper ended it).
+    /// Records that the job and its daemon are alive (a busy daemon is not listed offline).
+    /// Answers whether the job should stop: it was canceled, or it is already finished (the
+    /// reaper ended it).
     pub async fn heartbeat_job(&self, id: Uuid) -> Result<bool> {
         let canceled: Option<bool> = sqlx::query_scalar(
-            "UPDATE provisioner_jobs SET updated_at = clock_timestamp() \
+            "WITH daemon AS ( \
+                 UPDATE provisioner_daemons SET last_seen_at = now() WHERE current_job_id = $1) \
+             UPDATE provisioner_jobs SET updated_at = clock_timestamp() \
              WHERE id = $1 AND completed_at IS NULL RETURNING canceled_at IS NOT NULL",
         )
         .bind(id)
