@@ -362,7 +362,7 @@ async fn reaper_fails_stale_pending_and_hung_jobs() {
     let pending = wait_status(&owner, pending.id, "failed").await;
     assert_eq!(
         pending.job.error,
-        "Coder: Build has been detected as pending for 0 minutes and has been terminated by the reaper."
+        "Coder: Build has been detected as pending for 1 second and has been terminated by the reaper."
     );
     let hung = wait_status(&owner, hung.id, "failed").await;
     assert!(
@@ -375,7 +375,7 @@ async fn reaper_fails_stale_pending_and_hung_jobs() {
     assert_eq!(outputs.len(), 5);
     assert_eq!(
         outputs[2],
-        "Coder: Build has been detected as hung for 0 minutes and will be terminated."
+        "Coder: Build has been detected as hung for 1 second and will be terminated."
     );
     assert!(logs
         .iter()

@@ -19,6 +19,7 @@ mod lifecycle;
 mod openapi_doc;
 mod organizations;
 mod ratelimit;
+mod reliability;
 mod security;
 mod streams;
 mod swagger;

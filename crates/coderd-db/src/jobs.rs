@@ -75,6 +75,7 @@ pub struct NewLog<'a> {
 /// A failed or canceled workspace build may still report a new provisioner state (Terraform
 /// can change real infrastructure before it stops); it replaces the build's, as upstream's
 /// `FailJob` does. `None` keeps the state the build started with.
+#[derive(Clone)]
 pub enum Completion<'a> {
     Failed {
         error: &'a str,
@@ -88,7 +89,7 @@ pub enum Completion<'a> {
 }
 
 /// What a successful job produced, stored in the same transaction that completes it.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Produced<'a> {
     /// (transition, resources) pairs.
     pub resources: Vec<(&'a str, &'a [Resource])>,
@@ -97,6 +98,7 @@ pub struct Produced<'a> {
     pub build: Option<crate::workspaces::BuildProduct<'a>>,
 }
 
+#[derive(Clone)]
 pub struct ImportProduct<'a> {
     pub template_version_id: Uuid,
     pub readme: &'a str,
@@ -374,11 +376,38 @@ impl Store {
         }
     }
 
-    /// Records that the job's daemon is alive. Answers whether the job should stop: it was
-    /// canceled, or it is already finished (the reaper ended it).
+    /// Gives back a job `daemon` claimed just as it began stopping, as if it had never been
+    /// claimed (a job canceled meanwhile ends canceled); other daemons are told it is there.
+    pub async fn release_job(&self, id: Uuid, daemon: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE provisioner_jobs SET updated_at = clock_timestamp(), \
+                 started_at = CASE WHEN canceled_at IS NULL THEN NULL ELSE started_at END, \
+                 worker_id = CASE WHEN canceled_at IS NULL THEN NULL ELSE worker_id END, \
+                 completed_at = CASE WHEN canceled_at IS NULL THEN NULL ELSE clock_timestamp() END \
+             WHERE id = $1 AND worker_id = $2 AND completed_at IS NULL",
+        )
+        .bind(id)
+        .bind(daemon)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE provisioner_daemons SET current_job_id = NULL WHERE id = $1")
+            .bind(daemon)
+            .execute(&mut *tx)
+            .await?;
+        crate::pubsub::Pubsub::publish_with(&mut *tx, "provisioner_job_posted", "{}").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the job and its daemon are alive (a busy daemon is not listed offline).
+    /// Answers whether the job should stop: it was canceled, or it is already finished (the
+    /// reaper ended it).
     pub async fn heartbeat_job(&self, id: Uuid) -> Result<bool> {
         let canceled: Option<bool> = sqlx::query_scalar(
-            "UPDATE provisioner_jobs SET updated_at = clock_timestamp() \
+            "WITH daemon AS ( \
+                 UPDATE provisioner_daemons SET last_seen_at = now() WHERE current_job_id = $1) \
+             UPDATE provisioner_jobs SET updated_at = clock_timestamp() \
              WHERE id = $1 AND completed_at IS NULL RETURNING canceled_at IS NOT NULL",
         )
         .bind(id)
@@ -572,8 +601,8 @@ impl Store {
         &self,
         hung_before: DateTime<Utc>,
         pending_before: DateTime<Utc>,
-        hung_minutes: i64,
-        pending_minutes: i64,
+        hung_for: &str,
+        pending_for: &str,
         limit: i64,
     ) -> Result<Vec<ReapedJob>> {
         let candidates: Vec<Uuid> = sqlx::query_scalar(
@@ -604,10 +633,10 @@ impl Store {
             else {
                 continue;
             };
-            let (kind, minutes) = match started {
+            let (kind, how_long) = match started {
                 _ if completed.is_some() => continue,
-                None if updated < pending_before => ("pending", pending_minutes),
-                Some(_) if updated < hung_before => ("hung", hung_minutes),
+                None if updated < pending_before => ("pending", pending_for),
+                Some(_) if updated < hung_before => ("hung", hung_for),
                 _ => continue,
             };
             let stage: String = sqlx::query_scalar(
@@ -620,7 +649,7 @@ impl Store {
             let lines = [
                 String::new(),
                 "====================".into(),
-                format!("Coder: Build has been detected as {kind} for {minutes} minutes and will be terminated."),
+                format!("Coder: Build has been detected as {kind} for {how_long} and will be terminated."),
                 "====================".into(),
                 String::new(),
             ];
@@ -644,7 +673,7 @@ impl Store {
             )
             .bind(id)
             .bind(format!(
-                "Coder: Build has been detected as {kind} for {minutes} minutes and has been terminated by the reaper."
+                "Coder: Build has been detected as {kind} for {how_long} and has been terminated by the reaper."
             ))
             .execute(&mut *tx)
             .await?;
@@ -814,6 +843,18 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Deletes daemons registered and last seen before `before` (upstream's purge keeps a
+    /// week); answers how many went.
+    pub async fn delete_old_daemons(&self, before: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM provisioner_daemons WHERE created_at < $1 AND last_seen_at < $1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     pub async fn delete_daemon(&self, id: Uuid) -> Result<()> {

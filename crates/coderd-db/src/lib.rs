@@ -63,12 +63,46 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// The database could not be reached (down, restarting, or no connection free within
+    /// [`ACQUIRE_TIMEOUT`]): worth retrying, and not the caller's fault.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => sqlx_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08 (connection exception), 57P01-57P03 (shutting down, cannot connect now).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How long a query waits for a free connection (or for the database to accept one) before
+/// failing: a request during an outage answers 503 quickly instead of hanging.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// The pubsub's LISTEN connection, apart from `pool` so it never takes a request's place
+    /// (with `max_connections = 1` it would otherwise hold the only one).
+    listen_pool: PgPool,
 }
 
 /// How to reach the database and how many connections to keep.
@@ -91,7 +125,7 @@ impl Store {
             attempt += 1;
             let res = PgPoolOptions::new()
                 .max_connections(cfg.max_connections.max(1))
-                .acquire_timeout(Duration::from_secs(30))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(opts.clone())
                 .await;
             match res {
@@ -125,14 +159,26 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(e.into()))?;
-        Ok(Store { pool })
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(opts);
+        Ok(Store { pool, listen_pool })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
+    /// The pool (of one) the pubsub's LISTEN connection comes from.
+    pub fn listen_pool(&self) -> &PgPool {
+        &self.listen_pool
+    }
+
     pub async fn close(&self) {
+        self.listen_pool.close().await;
         self.pool.close().await;
     }
 

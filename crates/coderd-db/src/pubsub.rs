@@ -23,6 +23,8 @@ use crate::Result;
 const PG_CHANNEL: &str = "coderd_pubsub";
 /// Messages a subscriber may fall behind by before it is told to re-read.
 const QUEUE: usize = 256;
+/// Longest wait between reconnection attempts: watchers get fresh state soon after an outage.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -115,10 +117,11 @@ impl Drop for Subscription {
 }
 
 impl Pubsub {
-    /// Starts listening (reconnecting with backoff whenever the connection is lost).
-    pub fn start(pool: PgPool) -> Pubsub {
+    /// Starts listening on a connection of `listen_pool` (reconnecting with backoff whenever
+    /// it is lost); publishes through `pool`.
+    pub fn start(pool: PgPool, listen_pool: PgPool) -> Pubsub {
         let shared = Arc::new(Shared::default());
-        let task = tokio::spawn(listen(pool.clone(), shared.clone()));
+        let task = tokio::spawn(listen(listen_pool, shared.clone()));
         Pubsub {
             shared,
             pool,
@@ -202,14 +205,14 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "pubsub: cannot connect; retrying");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
         if let Err(e) = listener.listen(PG_CHANNEL).await {
             tracing::warn!(error = %e, "pubsub: LISTEN failed; retrying");
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
         }
         shared.connected.store(true, Ordering::SeqCst);

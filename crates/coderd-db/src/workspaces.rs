@@ -165,6 +165,7 @@ pub struct BuildContext {
 }
 
 /// What a finished build writes back, in the transaction that completes its job.
+#[derive(Clone)]
 pub struct BuildProduct<'a> {
     pub build_id: Uuid,
     pub workspace_id: Uuid,

@@ -10,17 +10,30 @@ use coderd_db::pubsub::Pubsub;
 use coderd_db::schedule;
 use coderd_db::{
     BuildContext, BuildProduct, Completion, ImportProduct, JobRow, NewDaemon, NewLog, Produced,
-    Store,
+    Store, StoreError,
 };
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
     Failure, JobContext, JobKind, JobRequest, Log, Outcome, ParameterValue, Provisioner,
     Transition, VariableValue, WorkspaceFacts,
 };
+
+/// The error of a job still running when its daemon shut down and the grace ran out.
+pub const SHUTDOWN_ERROR: &str = "The provisioner daemon shut down while this job was running.";
+
+/// How long a provisioner told to cancel at shutdown gets to stop before it is dropped.
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
+/// How long a stopping daemon keeps trying to store a result past its grace.
+const STORE_WAIT_AT_SHUTDOWN: Duration = Duration::from_secs(3);
+/// How long a daemon keeps a finished job's result while the database is unavailable.
+const KEEP_RESULT_FOR: Duration = Duration::from_secs(30 * 60);
+/// Most log lines kept in memory while the database cannot take them.
+const MAX_PENDING_LOGS: usize = 50_000;
 
 /// Channel on which new jobs are announced.
 pub const JOB_POSTED: &str = "provisioner_job_posted";
@@ -50,13 +63,14 @@ pub struct DaemonConfig {
 
 /// Running daemons.
 pub struct Daemons {
-    stop: watch::Sender<bool>,
+    /// When shutdown began (`None` while running).
+    stop: watch::Sender<Option<Instant>>,
     tasks: JoinSet<()>,
 }
 
 /// Starts `cfg.count` daemons sharing one wake-up subscription.
 pub fn start(store: Store, pubsub: Pubsub, cfg: DaemonConfig) -> Daemons {
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(None);
     let wake = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
     {
@@ -91,9 +105,21 @@ pub fn start(store: Store, pubsub: Pubsub, cfg: DaemonConfig) -> Daemons {
 }
 
 impl Daemons {
-    /// Stops acquiring; waits for running jobs (bounded by the grace period) and deregisters.
+    /// Stops acquiring at once; running jobs get the grace period from now.
+    pub fn stop_acquiring(&self) {
+        self.stop.send_if_modified(|since| {
+            if since.is_some() {
+                return false;
+            }
+            *since = Some(Instant::now());
+            true
+        });
+    }
+
+    /// Stops acquiring; waits for running jobs (bounded by the grace period, after which they
+    /// are canceled and failed with [`SHUTDOWN_ERROR`]) and deregisters.
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+        self.stop_acquiring();
         while self.tasks.join_next().await.is_some() {}
     }
 }
@@ -105,7 +131,7 @@ struct Daemon {
     pubsub: Pubsub,
     cfg: DaemonConfig,
     wake: Arc<Notify>,
-    stop: watch::Receiver<bool>,
+    stop: watch::Receiver<Option<Instant>>,
 }
 
 fn untagged() -> BTreeMap<String, String> {
@@ -146,13 +172,20 @@ impl Daemon {
             }
         }
         let mut last_seen = Instant::now();
-        while !*self.stop.borrow() {
+        while self.stop.borrow().is_none() {
             // Register interest before looking, so a job posted in between still wakes us.
             let wake = self.wake.clone();
             let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.store.acquire_job(self.id, &types, &tags).await {
+                // Shutdown began while the claim was on its way: give the job back.
+                Ok(Some(job)) if self.stop.borrow().is_some() => {
+                    tracing::info!(daemon = %self.name, job = %job.id, "stopping; releasing a job just claimed");
+                    if let Err(e) = self.store.release_job(job.id, self.id).await {
+                        tracing::warn!(daemon = %self.name, job = %job.id, error = %e, "releasing a job");
+                    }
+                }
                 Ok(Some(job)) => {
                     self.run_job(job).await;
                     last_seen = Instant::now();
@@ -169,7 +202,8 @@ impl Daemon {
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(self.cfg.poll_interval) => {}
-                _ = stop.changed() => {}
+                // Also when shutdown began before this receiver was cloned.
+                _ = stop.wait_for(Option::is_some) => {}
             }
         }
         if let Err(e) = self.store.delete_daemon(self.id).await {
@@ -180,17 +214,22 @@ impl Daemon {
     /// Sleeps; `true` if asked to stop meanwhile.
     async fn sleep(&mut self, d: Duration) -> bool {
         tokio::select! {
-            _ = tokio::time::sleep(d) => *self.stop.borrow(),
+            _ = tokio::time::sleep(d) => self.stop.borrow().is_some(),
             _ = self.stop.changed() => true,
         }
     }
 
+    /// Runs one job in its own span (never entered across an await, so nothing else running
+    /// on this thread meanwhile is tagged with the job).
     async fn run_job(&mut self, job: JobRow) {
         let span =
             tracing::info_span!("job", id = %job.id, kind = %job.job_type, daemon = %self.name);
-        let _enter = span.enter();
+        self.run_job_in_span(job).instrument(span).await
+    }
+
+    async fn run_job_in_span(&mut self, job: JobRow) {
         tracing::info!("running provisioner job");
-        let (outcome, build) = self.execute(&job).await;
+        let (outcome, build, unsent_logs) = self.execute(&job).await;
         let build_product = match (&outcome, &build) {
             (Ok(Outcome::Build(result)), Some(ctx)) => Some(finish_build(ctx, result)),
             _ => None,
@@ -241,10 +280,48 @@ impl Daemon {
                 state: state.as_deref(),
             },
         };
-        match self.store.complete_job(job.id, Some(self.id), how).await {
+        // Logs before the end: followers read a job's status before its logs.
+        if !unsent_logs.is_empty() {
+            let flushed = self
+                .persist("writing job logs", || {
+                    flush(&self.store, &self.pubsub, job.id, &unsent_logs)
+                })
+                .await;
+            if let Err(e) = flushed {
+                tracing::error!(error = %e, lines = unsent_logs.len(), "job logs lost");
+            }
+        }
+        let completed = self
+            .persist("completing provisioner job", || {
+                self.store.complete_job(job.id, Some(self.id), how.clone())
+            })
+            .await;
+        match completed {
             Ok(true) => tracing::info!(succeeded = outcome.is_ok(), "provisioner job finished"),
             Ok(false) => tracing::info!("provisioner job had already ended; result discarded"),
-            Err(e) => tracing::error!(error = %e, "completing provisioner job"),
+            Err(e) if !e.is_unavailable() => {
+                // The result itself cannot be stored: say so on the job rather than leave it
+                // running until the reaper calls it hung.
+                tracing::error!(error = %e, "completing provisioner job");
+                let message = format!("Storing the job's result failed: {e}");
+                let failed = self
+                    .persist("failing provisioner job", || {
+                        self.store.complete_job(
+                            job.id,
+                            Some(self.id),
+                            Completion::Failed {
+                                error: &message,
+                                error_code: None,
+                                state: None,
+                            },
+                        )
+                    })
+                    .await;
+                if let Err(e) = failed {
+                    tracing::error!(error = %e, "failing provisioner job");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "completing provisioner job; result lost"),
         }
         let _ = self
             .pubsub
@@ -263,18 +340,53 @@ impl Daemon {
         }
     }
 
+    /// Retries `op` while the database is unavailable, with backoff (250 ms doubling up to
+    /// 5 s), until it succeeds or fails otherwise; gives up after [`KEEP_RESULT_FOR`], or once
+    /// the daemon has been stopping for its grace plus [`STORE_WAIT_AT_SHUTDOWN`].
+    async fn persist<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(250);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let err = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if !e.is_unavailable() => return Err(e),
+                Err(e) => e,
+            };
+            let stopping_too_long = self.stop.borrow().is_some_and(|since| {
+                since.elapsed() > self.cfg.shutdown_grace + STORE_WAIT_AT_SHUTDOWN
+            });
+            if stopping_too_long || started.elapsed() > KEEP_RESULT_FOR {
+                return Err(err);
+            }
+            tracing::warn!(attempt, error = %err, retry_in = ?backoff, "{what}: the database is unavailable; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
     /// Runs the job's provisioner with heartbeats and log shipping until it ends; for builds,
-    /// also answers the build's context.
-    async fn execute(&mut self, job: &JobRow) -> (Result<Outcome, Failure>, Option<BuildContext>) {
+    /// also answers the build's context; and the log lines the database did not take yet.
+    async fn execute(
+        &mut self,
+        job: &JobRow,
+    ) -> (Result<Outcome, Failure>, Option<BuildContext>, Vec<Log>) {
         let mut build = None;
-        let result = self.execute_inner(job, &mut build).await;
-        (result, build)
+        let mut unsent = Vec::new();
+        let result = self.execute_inner(job, &mut build, &mut unsent).await;
+        (result, build, unsent)
     }
 
     async fn execute_inner(
         &mut self,
         job: &JobRow,
         build: &mut Option<BuildContext>,
+        unsent_logs: &mut Vec<Log>,
     ) -> Result<Outcome, Failure> {
         let provisioner = self
             .cfg
@@ -377,36 +489,53 @@ impl Daemon {
             logs: log_tx,
             canceled: cancel_rx,
         };
-        let shipper = tokio::spawn(ship_logs(
-            self.store.clone(),
-            self.pubsub.clone(),
-            job.id,
-            log_rx,
-        ));
-        let run = provisioner.run(req, ctx);
-        tokio::pin!(run);
+        let shipper = tokio::spawn(
+            ship_logs(self.store.clone(), self.pubsub.clone(), job.id, log_rx).in_current_span(),
+        );
+        // Boxed so it can be dropped (with the log sender it owns) before the shipper is awaited.
+        let mut run = Box::pin(provisioner.run(req, ctx));
         let mut heartbeat = tokio::time::interval(self.cfg.heartbeat_interval);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stop = self.stop.clone();
-        let mut stopping_since: Option<Instant> = None;
+        let grace = self.cfg.shutdown_grace;
+        let grace_over = |since: Option<Instant>| async move {
+            match since {
+                Some(t) => tokio::time::sleep_until((t + grace).into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let result = loop {
+            let stopping_since = *stop.borrow_and_update();
             tokio::select! {
                 r = &mut run => break r,
                 _ = heartbeat.tick() => {
-                    match self.store.heartbeat_job(job.id).await {
-                        Ok(true) => { let _ = cancel_tx.send(true); }
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(error = %e, "job heartbeat"),
-                    }
-                    if stopping_since.is_some_and(|t| t.elapsed() > self.cfg.shutdown_grace) {
-                        let _ = cancel_tx.send(true);
-                        break Err(Failure::failed("The provisioner daemon shut down while this job was running."));
+                    // Bounded, so an unreachable database never stalls the job or the grace.
+                    let beat = tokio::time::timeout(
+                        self.cfg.heartbeat_interval * 3,
+                        self.store.heartbeat_job(job.id),
+                    );
+                    match beat.await {
+                        Ok(Ok(true)) => { let _ = cancel_tx.send(true); }
+                        Ok(Ok(false)) => {}
+                        // The job stays ours: it is stored once the database is back.
+                        Ok(Err(e)) => tracing::warn!(error = %e, "job heartbeat"),
+                        Err(_) => tracing::warn!("job heartbeat timed out"),
                     }
                 }
-                _ = stop.changed(), if stopping_since.is_none() => stopping_since = Some(Instant::now()),
+                () = grace_over(stopping_since) => {
+                    tracing::warn!(grace = ?grace, "shutting down: canceling the running job");
+                    let _ = cancel_tx.send(true);
+                    let _ = tokio::time::timeout(CANCEL_WAIT, &mut run).await;
+                    break Err(Failure::failed(SHUTDOWN_ERROR));
+                }
+                _ = stop.changed() => {}
             }
         };
-        // The provisioner's log sender went with its future; the shipper flushes what is left.
-        let _ = shipper.await;
+        drop(run);
+        // The log sender went with the provisioner: the shipper flushes what is left and ends.
+        if let Ok(left) = shipper.await {
+            *unsent_logs = left;
+        }
         result
     }
 }
@@ -499,33 +628,66 @@ fn job_input(job: &JobRow) -> JobInput {
     serde_json::from_value(job.input.0.clone()).unwrap_or_default()
 }
 
-/// Writes logs in batches (every 250 ms, or at 100 lines) and announces each batch; flushes
-/// the rest when the provisioner is done.
-async fn ship_logs(store: Store, pubsub: Pubsub, job: Uuid, mut rx: mpsc::UnboundedReceiver<Log>) {
+/// Writes logs in batches (every 250 ms, or at 100 lines) and announces each batch. A batch
+/// the database did not take is kept (up to [`MAX_PENDING_LOGS`] lines) and tried again; once
+/// the provisioner is done, answers the lines still unsent.
+async fn ship_logs(
+    store: Store,
+    pubsub: Pubsub,
+    job: Uuid,
+    mut rx: mpsc::UnboundedReceiver<Log>,
+) -> Vec<Log> {
     let mut batch: Vec<Log> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let try_flush = |batch: &mut Vec<Log>| {
+        let store = store.clone();
+        let pubsub = pubsub.clone();
+        let lines = std::mem::take(batch);
+        async move {
+            match flush(&store, &pubsub, job, &lines).await {
+                Ok(()) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(error = %e, lines = lines.len(), "writing job logs; keeping them to retry");
+                    let mut lines = lines;
+                    if lines.len() > MAX_PENDING_LOGS {
+                        let over = lines.len() - MAX_PENDING_LOGS;
+                        tracing::error!(
+                            lines = over,
+                            "too many job logs unsent; dropping the oldest"
+                        );
+                        lines.drain(..over);
+                    }
+                    lines
+                }
+            }
+        }
+    };
+    // Lines since the last attempt: a kept batch is not retried on every new line.
+    let mut fresh = 0;
     loop {
         tokio::select! {
             l = rx.recv() => match l {
                 Some(l) => {
                     batch.push(l);
-                    if batch.len() >= 100 {
-                        flush(&store, &pubsub, job, &mut batch).await;
+                    fresh += 1;
+                    if fresh >= 100 {
+                        fresh = 0;
+                        batch = try_flush(&mut batch).await;
                     }
                 }
-                None => {
-                    flush(&store, &pubsub, job, &mut batch).await;
-                    return;
-                }
+                None => return try_flush(&mut batch).await,
             },
-            _ = tick.tick() => flush(&store, &pubsub, job, &mut batch).await,
+            _ = tick.tick() => {
+                fresh = 0;
+                batch = try_flush(&mut batch).await;
+            }
         }
     }
 }
 
-async fn flush(store: &Store, pubsub: &Pubsub, job: Uuid, batch: &mut Vec<Log>) {
+async fn flush(store: &Store, pubsub: &Pubsub, job: Uuid, batch: &[Log]) -> Result<(), StoreError> {
     if batch.is_empty() {
-        return;
+        return Ok(());
     }
     let lines: Vec<NewLog> = batch
         .iter()
@@ -535,14 +697,10 @@ async fn flush(store: &Store, pubsub: &Pubsub, job: Uuid, batch: &mut Vec<Log>) 
             output: &l.output,
         })
         .collect();
-    match store.insert_logs(job, "provisioner", &lines).await {
-        Ok(ids) => {
-            if let Some(first) = ids.first() {
-                let payload = format!(r#"{{"created_after":{}}}"#, first - 1);
-                let _ = pubsub.publish(&logs_channel(job), &payload).await;
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "writing job logs"),
+    let ids = store.insert_logs(job, "provisioner", &lines).await?;
+    if let Some(first) = ids.first() {
+        let payload = format!(r#"{{"created_after":{}}}"#, first - 1);
+        let _ = pubsub.publish(&logs_channel(job), &payload).await;
     }
-    batch.clear();
+    Ok(())
 }

@@ -62,6 +62,12 @@ async fn main() -> std::process::ExitCode {
     };
     shutdown_signal().await;
     tracing::info!("shutting down");
+    // A second SIGTERM/SIGINT means now: skip the grace (the built-in database stops with us).
+    tokio::spawn(async {
+        shutdown_signal().await;
+        tracing::warn!("second shutdown signal; exiting without waiting");
+        std::process::exit(1);
+    });
     running.shutdown().await;
     std::process::ExitCode::SUCCESS
 }

@@ -23,6 +23,8 @@ use crate::state::{ApiConfig, AppState, Inner};
 
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+/// How long open streams get to say goodbye once told the server is stopping.
+const STREAMS_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything `start` needs beyond the command-line options.
 #[derive(Clone, Debug, Default)]
@@ -128,7 +130,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     let deployment_id = store.deployment_id().await?;
     let provisioners =
         configured_provisioners(&opts.provisioner_types, opts.terraform_path.as_deref())?;
-    let pubsub = Pubsub::start(store.pool().clone());
+    let pubsub = Pubsub::start(store.pool().clone(), store.listen_pool().clone());
 
     let listener = tokio::net::TcpListener::bind(&opts.http_address)
         .await
@@ -164,6 +166,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             files: limit(12),
         },
         deployment_id,
+        shutdown: watch::channel(false).0,
     }));
 
     let app = crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -238,9 +241,15 @@ impl RunningServer {
         crate::lifecycle::Executor::new(self.state.clone())
     }
 
-    /// Stops accepting, lets in-flight requests finish (bounded), closes the database pool and
-    /// stops the built-in database.
+    /// Stops acquiring jobs at once, ends open streams and stops accepting; lets in-flight
+    /// requests finish (bounded) while running jobs get their grace (then fail); closes the
+    /// database pool and stops the built-in database.
     pub async fn shutdown(mut self) {
+        let daemons = self.daemons.take().map(|d| {
+            d.stop_acquiring();
+            tokio::spawn(d.shutdown())
+        });
+        let _ = self.state.shutdown.send(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -253,13 +262,19 @@ impl RunningServer {
                 abort.abort();
             }
         }
+        // Upgraded WebSockets live outside the HTTP server: give them a moment to send their
+        // close frames.
+        let started = std::time::Instant::now();
+        while self.state.streams.get() > 0 && started.elapsed() < STREAMS_GRACE {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let _ = self.stop_background.send(true);
         let _ = (&mut self.reaper).await;
         if let Some(e) = self.executor.take() {
             let _ = e.await;
         }
-        if let Some(d) = self.daemons.take() {
-            d.shutdown().await;
+        if let Some(d) = daemons {
+            let _ = d.await;
         }
         self.pubsub.shutdown();
         self.store.close().await;

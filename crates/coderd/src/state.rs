@@ -32,6 +32,16 @@ pub struct Inner {
     pub config: ApiConfig,
     pub limits: RateLimits,
     pub deployment_id: String,
+    /// Becomes `true` when the server starts shutting down: open streams end cleanly.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Inner {
+    /// Resolves once the server is shutting down (at once if it already is).
+    pub async fn shutting_down(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|stopping| *stopping).await;
+    }
 }
 
 #[derive(Clone)]

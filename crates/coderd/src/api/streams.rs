@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::workspaces::{render_one, workspace_for};
 use crate::authz::{Action, Actor};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, DATABASE_UNAVAILABLE_MESSAGE};
 use crate::http::json::to_go_json;
 use crate::state::AppState;
 
@@ -129,6 +129,10 @@ async fn render_snapshot(state: &AppState, workspace: Uuid, owner: Uuid) -> Snap
     };
     let w = match state.store.workspace(workspace).await {
         Ok(w) => w,
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, %workspace, "watch: reading the workspace");
+            return error(DATABASE_UNAVAILABLE_MESSAGE);
+        }
         Err(e) => {
             tracing::warn!(error = %e, %workspace, "watch: reading the workspace");
             return error("Internal error fetching workspace.");
@@ -284,6 +288,8 @@ async fn watch_sse(
                 },
                 _ = heartbeat.tick() => sse_frame("ping", None),
                 _ = tx.closed() => return,
+                // Ending the body cleanly tells the client to reconnect (to another replica).
+                () = state.shutting_down() => return,
             };
             if tx.send(Ok(frame)).await.is_err() {
                 return;
@@ -315,6 +321,11 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
+/// The close frame streams end with when the server shuts down: clients reconnect elsewhere.
+fn going_away() -> Message {
+    close(close_code::AWAY, "The server is shutting down.")
+}
+
 fn text(v: &impl Serialize) -> Message {
     let mut json = to_go_json(v);
     json.pop();
@@ -343,6 +354,10 @@ async fn watch_ws(
                     None => { let _ = sink.send(close(close_code::NORMAL, "Connection closed")).await; return; }
                 },
                 _ = heartbeat.tick() => Message::Ping(Bytes::new()),
+                () = state.shutting_down() => {
+                    let _ = sink.send(going_away()).await;
+                    return;
+                }
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Pong(_))) | Some(Ok(Message::Ping(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => return,
@@ -386,9 +401,7 @@ async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
         let ended = match state.store.job(job).await {
             Ok(j) => j.completed_at.is_some(),
             Err(e) => {
-                let _ = sink
-                    .send(close(close_code::ERROR, &reason(&e.to_string())))
-                    .await;
+                let _ = sink.send(store_failure(job, &e)).await;
                 return;
             }
         };
@@ -402,9 +415,7 @@ async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
                 }
             }
             Err(e) => {
-                let _ = sink
-                    .send(close(close_code::ERROR, &reason(&e.to_string())))
-                    .await;
+                let _ = sink.send(store_failure(job, &e)).await;
                 return;
             }
         }
@@ -422,6 +433,10 @@ async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
                     }
                 },
                 _ = recheck.tick() => break,
+                () = state.shutting_down() => {
+                    let _ = sink.send(going_away()).await;
+                    return;
+                }
                 _ = heartbeat.tick() => {
                     if sink.send(Message::Ping(Bytes::new())).await.is_err() {
                         return;
@@ -436,13 +451,15 @@ async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
     }
 }
 
-/// A close reason fits in 123 bytes.
-fn reason(s: &str) -> String {
-    let mut end = s.len().min(123);
-    while !s.is_char_boundary(end) {
-        end -= 1;
+/// The close frame a log follower gets when the database fails it: the cause is logged, and
+/// the client told only whether the database is unavailable.
+fn store_failure(job: Uuid, e: &coderd_db::StoreError) -> Message {
+    tracing::warn!(%job, error = %e, "following logs: reading the job");
+    if e.is_unavailable() {
+        close(close_code::AGAIN, DATABASE_UNAVAILABLE_MESSAGE)
+    } else {
+        close(close_code::ERROR, "Internal error reading the job's logs.")
     }
-    s[..end].to_string()
 }
 
 /// `GET /metrics`: open streams and pubsub subscriptions, in Prometheus' text format.

@@ -18,6 +18,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 pub const NOT_FOUND_MESSAGE: &str = "Resource not found or you do not have access to this resource";
 const INTERNAL_MESSAGE: &str = "An internal server error occurred.";
+/// What a request (and a watcher's error event) says while the database cannot be reached.
+pub const DATABASE_UNAVAILABLE_MESSAGE: &str = "The database is unavailable.";
+/// Seconds a client is asked to wait (`Retry-After`) before trying again after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
@@ -59,6 +63,19 @@ impl ApiError {
         ))
     }
 
+    /// 503: the database cannot be reached right now (logged with `context`); answered with
+    /// `Retry-After`.
+    pub fn database_unavailable(context: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "{context}: the database is unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            DATABASE_UNAVAILABLE_MESSAGE,
+        )
+        .with_detail(format!(
+            "The server cannot reach its database. Try again in {RETRY_AFTER_SECONDS} seconds."
+        ))
+    }
+
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.body.detail = detail.into();
         self
@@ -96,6 +113,7 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict("The resource conflicts with an existing one.")
                     .with_detail(format!("unique constraint {constraint:?} violated"))
             }
+            e if e.is_unavailable() => ApiError::database_unavailable("Database query failed", e),
             StoreError::Database(e) => ApiError::internal("Database query failed", e),
         }
     }
@@ -103,6 +121,13 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        json_response(self.status, &self.body)
+        let mut resp = json_response(self.status, &self.body);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
+        }
+        resp
     }
 }
