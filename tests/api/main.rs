@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod agents;
 mod apikeys;
 mod auth;
 mod authz_matrix;

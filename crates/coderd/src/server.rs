@@ -166,6 +166,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             files: limit(12),
         },
         deployment_id,
+        replica_id: Uuid::new_v4(),
         shutdown: watch::channel(false).0,
     }));
 

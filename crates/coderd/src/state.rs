@@ -32,6 +32,8 @@ pub struct Inner {
     pub config: ApiConfig,
     pub limits: RateLimits,
     pub deployment_id: String,
+    /// This process among the replicas sharing the database (agent connections record it).
+    pub replica_id: uuid::Uuid,
     /// Becomes `true` when the server starts shutting down: open streams end cleanly.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }

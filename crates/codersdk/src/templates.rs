@@ -254,6 +254,16 @@ pub struct WorkspaceApp {
     pub statuses: Vec<serde_json::Value>,
 }
 
+/// One line of an agent's startup logs (`GET /workspaceagents/{id}/logs`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkspaceAgentLog {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub output: String,
+    pub level: String,
+    pub source_id: Uuid,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceAgent {
     pub id: Uuid,

@@ -12,8 +12,9 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
+use uuid::Uuid;
 
-use crate::{Agent, App, Resource, ResourceMetadata};
+use crate::{Agent, AgentMetadata, AgentScript, App, Resource, ResourceMetadata};
 
 /// Coder provider types that describe other resources rather than being resources.
 const HELPER_TYPES: [&str; 9] = [
@@ -207,7 +208,33 @@ fn convert(instances: &[Instance], references: &dyn Fn(&Instance) -> Vec<String>
                 .as_i64()
                 .map_or(120, |n| n as i32),
             troubleshooting_url: agent.text("troubleshooting_url"),
+            // Known once applied; a plan's is unknown, and an instance-identity agent has none.
+            auth_token: Uuid::parse_str(&agent.text("token")).ok(),
             apps: Vec::new(),
+            // The agent's own `startup_script` runs as a script, as upstream.
+            scripts: Some(agent.text("startup_script"))
+                .filter(|s| !s.is_empty())
+                .map(|script| AgentScript {
+                    display_name: "Startup Script".into(),
+                    script,
+                    run_on_start: true,
+                    start_blocks_login: agent.text("startup_script_behavior") == "blocking",
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
+            metadata: values["metadata"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| AgentMetadata {
+                    key: text(&m["key"]),
+                    display_name: text(&m["display_name"]),
+                    script: text(&m["script"]),
+                    interval_seconds: m["interval"].as_i64().unwrap_or(10),
+                    timeout_seconds: m["timeout"].as_i64().unwrap_or(10),
+                })
+                .collect(),
         });
         agent_slots.push((owner, resources[owner].agents.len() - 1));
     }

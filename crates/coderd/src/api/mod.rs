@@ -1,6 +1,7 @@
 //! The `/api/v2` router: one module per resource, each with its `routes()`.
 
 mod acl;
+mod agents;
 mod apikeys;
 mod builds;
 mod convert;
@@ -35,6 +36,7 @@ use crate::http::json::{message, MAX_JSON_BODY};
 use crate::state::AppState;
 
 pub use streams::{StreamGauge, WatchHub};
+pub(crate) use wsbuild::publish_workspace;
 
 /// The whole HTTP application: `/healthz` and `/api/v2`.
 pub fn router(state: AppState) -> Router {
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workspaces::routes())
         .merge(builds::routes())
         .merge(streams::routes())
+        .merge(agents::routes())
         .route("/openapi.json", get(openapi::serve))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -285,6 +285,7 @@ fn path_parameter(name: &str) -> (Param, &'static str) {
         "workspace" => (UUID, "Workspace ID"),
         "workspacename" => (STR, "Workspace name"),
         "workspacebuild" => (UUID, "Workspace build ID"),
+        "workspaceagent" => (UUID, "Workspace agent ID"),
         "buildnumber" => (INT, "Build number"),
         "group" => (UUID, "Group ID"),
         "groupName" => (STR, "Group name"),
@@ -837,6 +838,32 @@ fn operations(d: &mut Doc) {
         "Watch workspace by ID via WebSockets",
     )
     .empty(101);
+    d.op(
+        GET,
+        "/workspaceagents/me/rpc",
+        "Agents",
+        "workspace-agent-rpc-api",
+        "Workspace agent RPC API",
+    )
+    .query("version", STR, "Agent API version (major.minor)")
+    .empty(101);
+    d.op(
+        GET,
+        "/workspaceagents/{workspaceagent}",
+        "Agents",
+        "get-workspace-agent-by-id",
+        "Get workspace agent by ID",
+    )
+    .ok::<WorkspaceAgent>(200);
+    d.op(
+        GET,
+        "/workspaceagents/{workspaceagent}/logs",
+        "Agents",
+        "get-logs-by-workspace-agent",
+        "Get logs by workspace agent",
+    )
+    .query("after", INT, "After log id")
+    .list::<WorkspaceAgentLog>(200);
     d.op(
         GET,
         "/organizations/{organization}/templates",

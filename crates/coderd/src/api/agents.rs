@@ -1,0 +1,228 @@
+//! Workspace agents over HTTP: the agent's own connection (`/workspaceagents/me/rpc`, agent
+//! token auth), and what users read about agents (`/workspaceagents/{id}`, its logs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use coderd_db::{AgentIdentity, StoreError};
+use codersdk::{WorkspaceAgent, WorkspaceAgentLog};
+use uuid::Uuid;
+
+use super::jobs::Upgrade;
+use crate::agentapi::AgentApi;
+use crate::authz::{Action, Actor};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{ok, Json};
+use crate::http::params::{parse_uuid, QueryParams};
+use crate::http::ws_io::WsIo;
+use crate::state::AppState;
+
+/// The agent API's version this server implements (`coder.agent.v2`, minor 7 as the agents
+/// of Coder v2.30 ask for).
+pub const API_MAJOR: u32 = 2;
+pub const API_MINOR: u32 = 7;
+/// How often the replica holding an agent's connection refreshes `last_connected_at`.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Largest WebSocket message an agent may send (upstream's read limit, 4 MiB).
+const MAX_MESSAGE: usize = 4 << 20;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspaceagents/me/rpc", get(rpc))
+        .route("/workspaceagents/{workspaceagent}", get(agent))
+        .route("/workspaceagents/{workspaceagent}/logs", get(logs))
+}
+
+/// The agent a request's token belongs to (cookie, header or query, as for users).
+async fn agent_from_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> ApiResult<AgentIdentity> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+    let Some(token) = crate::auth::token_from_request(headers, query) else {
+        return Err(unauthorized(&format!(
+            "Cookie {:?} must be provided.",
+            codersdk::SESSION_TOKEN_COOKIE
+        )));
+    };
+    let Ok(token) = Uuid::parse_str(&token) else {
+        return Err(unauthorized("Workspace agent token invalid."));
+    };
+    match state.store.agent_by_token(token).await {
+        Ok(a) if a.is_latest => Ok(a),
+        Ok(_) | Err(StoreError::NotFound) => Err(unauthorized("Workspace agent not authorized.")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Upstream's version rule: the same major and a minor no newer than ours.
+fn check_version(v: &str) -> Result<(), String> {
+    let (major, minor) = v
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+        .ok_or_else(|| format!("invalid version string: {v}"))?;
+    if major > API_MAJOR {
+        return Err(format!(
+            "server is at version {API_MAJOR}.{API_MINOR}, behind requested major version {v}"
+        ));
+    }
+    if major < API_MAJOR {
+        return Err(format!("version {v} is no longer supported"));
+    }
+    if minor > API_MINOR {
+        return Err(format!(
+            "server is at version {API_MAJOR}.{API_MINOR}, behind requested minor version {v}"
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /workspaceagents/me/rpc`: the agent's WebSocket, carrying yamux, carrying DRPC.
+async fn rpc(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    ws: Upgrade,
+) -> ApiResult<Response> {
+    let q = QueryParams::parse(raw.as_deref());
+    let version = q
+        .get("version")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("2.0")
+        .to_string();
+    if let Err(detail) = check_version(&version) {
+        return Err(ApiError::bad_request("Unknown or unsupported API version")
+            .with_validation("version", detail));
+    }
+    let agent = agent_from_request(&state, &headers, raw.as_deref()).await?;
+    let ws = ws.map_err(|e| {
+        ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text())
+    })?;
+    Ok(ws
+        .max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve_agent(state, agent, version, socket))
+        .into_response())
+}
+
+async fn serve_agent(
+    state: AppState,
+    agent: AgentIdentity,
+    version: String,
+    socket: axum::extract::ws::WebSocket,
+) {
+    let id = agent.agent_id;
+    let replica = state.replica_id;
+    if let Err(e) = state.store.agent_connected(id, replica, &version).await {
+        tracing::warn!(agent_id = %id, error = %e, "recording an agent's connection");
+        return;
+    }
+    super::publish_workspace(&state, agent.owner_id, agent.workspace_id).await;
+    tracing::info!(agent_id = %id, workspace_id = %agent.workspace_id, %version, "agent connected");
+    let heartbeat = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.store.agent_heartbeat(id, replica).await {
+                    tracing::warn!(agent_id = %id, error = %e, "refreshing an agent's connection");
+                }
+            }
+        })
+    };
+    let (owner, workspace) = (agent.owner_id, agent.workspace_id);
+    let api = Arc::new(AgentApi::new(state.clone(), agent));
+    let ended = coderd_wire::mux::serve_session(WsIo::new(socket), api).await;
+    heartbeat.abort();
+    if let Err(e) = ended {
+        tracing::info!(agent_id = %id, error = %e, "agent connection ended");
+    }
+    if let Err(e) = state.store.agent_disconnected(id, replica).await {
+        tracing::warn!(agent_id = %id, error = %e, "recording an agent's disconnection");
+    }
+    super::publish_workspace(&state, owner, workspace).await;
+    tracing::info!(agent_id = %id, "agent disconnected");
+}
+
+/// The agent `{workspaceagent}` and its workspace, for those who may read the workspace.
+async fn readable_agent(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<WorkspaceAgent> {
+    let id = parse_uuid(raw)?;
+    let workspace = state.store.workspace_of_agent(id).await?;
+    super::workspaces::workspace_for(state, actor, &workspace.to_string(), Action::Read, true)
+        .await?;
+    super::jobs::agents_by_ids(state, &[id])
+        .await?
+        .pop()
+        .ok_or_else(ApiError::not_found)
+}
+
+async fn agent(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WorkspaceAgent>> {
+    Ok(ok(readable_agent(&state, &actor, &id).await?))
+}
+
+/// `GET /workspaceagents/{id}/logs?after=<id>`: the agent's startup logs as JSON.
+async fn logs(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<WorkspaceAgentLog>>> {
+    let agent = readable_agent(&state, &actor, &id).await?;
+    let q = QueryParams::parse(raw.as_deref());
+    let after = match q.get("after").filter(|s| !s.is_empty()) {
+        None => 0,
+        Some(s) => s.parse::<i64>().map_err(|_| {
+            ApiError::bad_request("Query parameter has invalid value.")
+                .with_validation("after", format!("{s:?} is not a log id"))
+        })?,
+    };
+    let rows = state
+        .store
+        .agent_logs_after(agent.id, after, 10_000)
+        .await?;
+    Ok(ok(rows
+        .into_iter()
+        .map(|l| WorkspaceAgentLog {
+            id: l.id,
+            created_at: l.created_at,
+            output: l.output,
+            level: l.level,
+            source_id: l.log_source_id,
+        })
+        .collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_version;
+
+    #[test]
+    fn versions_as_upstream() {
+        assert!(check_version("2.0").is_ok());
+        assert!(check_version("2.7").is_ok());
+        assert_eq!(
+            check_version("2.8").unwrap_err(),
+            "server is at version 2.7, behind requested minor version 2.8"
+        );
+        assert_eq!(
+            check_version("3.0").unwrap_err(),
+            "server is at version 2.7, behind requested major version 3.0"
+        );
+        assert_eq!(
+            check_version("1.0").unwrap_err(),
+            "version 1.0 is no longer supported"
+        );
+        assert!(check_version("two").is_err());
+    }
+}
