@@ -480,6 +480,24 @@ resource "coder_agent" "dev" {
   connection_timeout = 300
 }
 
+resource "coder_app" "code" {
+  agent_id     = coder_agent.dev.id
+  slug         = "code"
+  display_name = "Code"
+  url          = "http://localhost:8080"
+  share        = "authenticated"
+}
+
+resource "coder_metadata" "machine" {
+  count       = data.coder_workspace.me.start_count
+  resource_id = terraform_data.machine[0].id
+  daily_cost  = 7
+  item {
+    key   = "size"
+    value = data.coder_parameter.size.value
+  }
+}
+
 resource "terraform_data" "machine" {
   count = data.coder_workspace.me.start_count
   input = {
@@ -574,11 +592,15 @@ async fn coder_parameters_and_agent_import_build_and_delete() {
         ("linux", "amd64", "/home/coder")
     );
     assert_eq!(agent.connection_timeout_seconds, 300);
+    // In a plan the ids are unknown: the app and the metadata are linked by references.
+    let slugs: Vec<&str> = agent.apps.iter().map(|a| a.slug.as_str()).collect();
+    assert_eq!(slugs, ["code"]);
     let machine = resources
         .iter()
         .find(|r| r.kind == "terraform_data")
         .unwrap();
     assert_eq!(machine.workspace_transition, "start");
+    assert_eq!(machine.daily_cost, 7);
 
     // A workspace: the parameters reach the provider, the agent lands on the machine.
     let t = template_from(&owner, org, "agent", &v).await;
@@ -623,9 +645,49 @@ async fn coder_parameters_and_agent_import_build_and_delete() {
     );
     let found = agents(&b.resources);
     assert_eq!(found.len(), 1, "{:#?}", b.resources);
-    assert_eq!(found[0].0, "terraform_data.machine");
-    assert_eq!(found[0].1.name, "dev");
-    assert_eq!(found[0].1.operating_system, "linux");
+    let (on, agent) = &found[0];
+    assert_eq!(on, "terraform_data.machine");
+    assert_eq!(agent.name, "dev");
+    assert_eq!(agent.operating_system, "linux");
+    // Nothing runs the agent here: it is waiting for its first connection, as upstream says.
+    assert_eq!(
+        (agent.status.as_str(), agent.lifecycle_state.as_str()),
+        ("connecting", "created")
+    );
+    // The app and the metadata found their agent and resource through the provider's ids.
+    let apps: Vec<(&str, &str, &str, &str)> = agent
+        .apps
+        .iter()
+        .map(|a| {
+            (
+                a.slug.as_str(),
+                a.display_name.as_str(),
+                a.url.as_str(),
+                a.sharing_level.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        apps,
+        [("code", "Code", "http://localhost:8080", "authenticated")]
+    );
+    let machine = b
+        .resources
+        .iter()
+        .find(|r| r.kind == "terraform_data")
+        .unwrap();
+    assert_eq!(machine.daily_cost, 7);
+    let metadata: Vec<(&str, &str)> = machine
+        .metadata
+        .iter()
+        .map(|m| (m.key.as_str(), m.value.as_str()))
+        .collect();
+    assert_eq!(metadata, [("size", "large")]);
+    assert!(
+        b.resources.iter().all(|r| !r.kind.starts_with("coder_")),
+        "the provider's helper types are not resources: {:#?}",
+        b.resources
+    );
     let started = state(&owner, b.id).await;
     let addresses: Vec<String> = state_ids(&started).into_iter().map(|(a, _)| a).collect();
     assert!(
