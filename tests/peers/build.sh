@@ -46,11 +46,11 @@ build() {
   mkdir -p "$(dirname "$out")"
   local start=$SECONDS
   say "building $pkg (cold builds take minutes; see tests/peers/README.md)"
-  if (cd "$here/$dir" && go build -trimpath "$@" -o "$out.tmp" "$pkg"); then
-    mv -f "$out.tmp" "$out"
+  if (cd "$here/$dir" && go build -trimpath "$@" -o "$out.tmp.$$" "$pkg"); then
+    mv -f "$out.tmp.$$" "$out"
     say "built $out in $((SECONDS - start))s"
   else
-    rm -f "$out.tmp"
+    rm -f "$out.tmp.$$"
     say "FAILED to build $pkg (from tests/peers/$dir)"
     return 1
   fi
@@ -85,7 +85,7 @@ if wanted provider; then
   plugin="$root/mirror/registry.terraform.io/coder/coder/${v#v}/$os_arch/terraform-provider-coder_$v"
   if [ -x "$plugin" ] || build provider github.com/coder/terraform-provider-coder/v2 "$plugin" \
     -ldflags "-s -w"; then
-    cat >"$root/terraformrc.tmp" <<EOF
+    cat >"$root/terraformrc.tmp.$$" <<EOF
 # Written by tests/peers/build.sh: coder/coder $v from the local mirror, never the network.
 provider_installation {
   filesystem_mirror {
@@ -97,7 +97,7 @@ provider_installation {
   }
 }
 EOF
-    mv -f "$root/terraformrc.tmp" "$root/terraformrc"
+    mv -f "$root/terraformrc.tmp.$$" "$root/terraformrc"
     say "coder provider $v: $root/terraformrc"
     exports+=("TF_CLI_CONFIG_FILE=$root/terraformrc")
   fi
