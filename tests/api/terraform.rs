@@ -695,6 +695,25 @@ async fn coder_parameters_and_agent_import_build_and_delete() {
             && addresses.contains(&"terraform_data.machine".to_string()),
         "{addresses:?}"
     );
+    // The agent will authenticate with the token the provider made and the template handed to
+    // the machine, as upstream's agents do: that is the token the server keeps for it.
+    let token = started["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["type"] == "coder_agent")
+        .and_then(|r| r["instances"][0]["attributes"]["token"].as_str())
+        .unwrap_or_else(|| panic!("no agent token in the state: {started}"))
+        .to_string();
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&srv.db_url)
+        .await
+        .unwrap();
+    let (kept,): (Uuid,) = sqlx::query_as("SELECT auth_token FROM workspace_agents WHERE id = $1")
+        .bind(agent.id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(kept.to_string(), token);
 
     // Stop: the machine goes, and with it the agent.
     build(&owner, w.id, "stop").await;

@@ -933,7 +933,7 @@ async fn insert_resources(
             .bind(aid)
             .bind(rid)
             .bind(&a.name)
-            .bind(Uuid::new_v4())
+            .bind(a.auth_token.unwrap_or_else(Uuid::new_v4))
             .bind(&a.operating_system)
             .bind(&a.architecture)
             .bind(&a.directory)

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// A template variable (Terraform `variable`), with the value the import resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +86,10 @@ pub struct Agent {
     /// Seconds before a never-connected agent counts as timed out (Coder's default: 120).
     pub connection_timeout_seconds: i32,
     pub troubleshooting_url: String,
+    /// The token the agent authenticates with, when the template chose it (the coder
+    /// provider's `coder_agent.token`, which the template hands to the machine); else the
+    /// server makes one up.
+    pub auth_token: Option<Uuid>,
     pub apps: Vec<App>,
 }
 

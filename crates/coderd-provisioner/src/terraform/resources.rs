@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::{Agent, App, Resource, ResourceMetadata};
 
@@ -207,6 +208,8 @@ fn convert(instances: &[Instance], references: &dyn Fn(&Instance) -> Vec<String>
                 .as_i64()
                 .map_or(120, |n| n as i32),
             troubleshooting_url: agent.text("troubleshooting_url"),
+            // Known once applied; a plan's is unknown, and an instance-identity agent has none.
+            auth_token: Uuid::parse_str(&agent.text("token")).ok(),
             apps: Vec::new(),
         });
         agent_slots.push((owner, resources[owner].agents.len() - 1));
