@@ -478,6 +478,10 @@ resource "coder_agent" "dev" {
   arch               = "amd64"
   dir                = "/home/coder"
   connection_timeout = 300
+  display_apps {
+    vscode_insiders = true
+    ssh_helper      = false
+  }
 }
 
 resource "coder_app" "code" {
@@ -592,6 +596,15 @@ async fn coder_parameters_and_agent_import_build_and_delete() {
         ("linux", "amd64", "/home/coder")
     );
     assert_eq!(agent.connection_timeout_seconds, 300);
+    assert_eq!(
+        agent.display_apps,
+        [
+            "vscode",
+            "vscode_insiders",
+            "port_forwarding_helper",
+            "web_terminal"
+        ]
+    );
     // In a plan the ids are unknown: the app and the metadata are linked by references.
     let slugs: Vec<&str> = agent.apps.iter().map(|a| a.slug.as_str()).collect();
     assert_eq!(slugs, ["code"]);
@@ -649,6 +662,15 @@ async fn coder_parameters_and_agent_import_build_and_delete() {
     assert_eq!(on, "terraform_data.machine");
     assert_eq!(agent.name, "dev");
     assert_eq!(agent.operating_system, "linux");
+    assert_eq!(
+        agent.display_apps,
+        [
+            "vscode",
+            "vscode_insiders",
+            "port_forwarding_helper",
+            "web_terminal"
+        ]
+    );
     // Nothing runs the agent here: it is waiting for its first connection, as upstream says.
     assert_eq!(
         (agent.status.as_str(), agent.lifecycle_state.as_str()),

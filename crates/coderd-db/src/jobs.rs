@@ -187,6 +187,7 @@ pub struct AgentRow {
     pub last_connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
     pub lifecycle_state: String,
+    pub display_apps: Vec<String>,
     #[sqlx(skip)]
     pub apps: Vec<AppRow>,
 }
@@ -713,7 +714,7 @@ impl Store {
         let mut agents: Vec<AgentRow> = sqlx::query_as(
             "SELECT id, created_at, updated_at, resource_id, name, operating_system, architecture, directory, \
                  connection_timeout_seconds, troubleshooting_url, first_connected_at, last_connected_at, \
-                 disconnected_at, lifecycle_state \
+                 disconnected_at, lifecycle_state, display_apps \
              FROM workspace_agents WHERE resource_id = ANY($1) ORDER BY display_order",
         )
         .bind(&ids)
@@ -927,8 +928,8 @@ async fn insert_resources(
             let aid = Uuid::new_v4();
             sqlx::query(
                 "INSERT INTO workspace_agents (id, created_at, updated_at, resource_id, name, auth_token, operating_system, \
-                     architecture, directory, connection_timeout_seconds, troubleshooting_url, display_order) \
-                 VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     architecture, directory, connection_timeout_seconds, troubleshooting_url, display_order, display_apps) \
+                 VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(aid)
             .bind(rid)
@@ -940,6 +941,9 @@ async fn insert_resources(
             .bind(if a.connection_timeout_seconds > 0 { a.connection_timeout_seconds } else { 120 })
             .bind(&a.troubleshooting_url)
             .bind(j as i32)
+            .bind(a.display_apps.clone().unwrap_or_else(|| {
+                crate::model::DEFAULT_DISPLAY_APPS.map(String::from).to_vec()
+            }))
             .execute(&mut **tx)
             .await?;
             for (k, app) in a.apps.iter().enumerate() {
