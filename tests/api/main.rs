@@ -8,6 +8,7 @@ mod apikeys;
 mod auth;
 mod authz_matrix;
 mod builtin_postgres;
+mod cli;
 mod conformance;
 mod dynparams;
 mod files;

@@ -195,6 +195,7 @@ pub struct AgentRow {
     pub ready_at: Option<DateTime<Utc>>,
     pub logs_length: i32,
     pub logs_overflowed: bool,
+    pub display_apps: Vec<String>,
     #[sqlx(skip)]
     pub apps: Vec<AppRow>,
 }
@@ -709,7 +710,7 @@ impl Store {
             "SELECT id, created_at, updated_at, resource_id, name, operating_system, architecture, directory, \
                  connection_timeout_seconds, troubleshooting_url, first_connected_at, last_connected_at, \
                  disconnected_at, lifecycle_state, version, api_version, expanded_directory, subsystems, \
-                 started_at, ready_at, logs_length, logs_overflowed \
+                 started_at, ready_at, logs_length, logs_overflowed, display_apps \
              FROM workspace_agents WHERE {column} = ANY($1) ORDER BY display_order"
         ))
         .bind(ids)
@@ -954,8 +955,8 @@ async fn insert_resources(
             let aid = Uuid::new_v4();
             sqlx::query(
                 "INSERT INTO workspace_agents (id, created_at, updated_at, resource_id, name, auth_token, operating_system, \
-                     architecture, directory, connection_timeout_seconds, troubleshooting_url, display_order) \
-                 VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     architecture, directory, connection_timeout_seconds, troubleshooting_url, display_order, display_apps) \
+                 VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(aid)
             .bind(rid)
@@ -967,6 +968,9 @@ async fn insert_resources(
             .bind(if a.connection_timeout_seconds > 0 { a.connection_timeout_seconds } else { 120 })
             .bind(&a.troubleshooting_url)
             .bind(j as i32)
+            .bind(a.display_apps.clone().unwrap_or_else(|| {
+                crate::model::DEFAULT_DISPLAY_APPS.map(String::from).to_vec()
+            }))
             .execute(&mut **tx)
             .await?;
             for (k, sc) in a.scripts.iter().enumerate() {

@@ -90,6 +90,9 @@ pub struct Agent {
     /// provider's `coder_agent.token`, which the template hands to the machine); else the
     /// server makes one up.
     pub auth_token: Option<Uuid>,
+    /// The built-in apps it offers, in Coder's order (`DISPLAY_APPS`); `None`: the coder
+    /// provider's defaults (`DEFAULT_DISPLAY_APPS`).
+    pub display_apps: Option<Vec<String>>,
     pub apps: Vec<App>,
     /// Scripts the agent runs (a startup script, `coder_script`s), each logging to a source
     /// of its own.
@@ -121,6 +124,24 @@ pub struct AgentMetadata {
     pub interval_seconds: i64,
     pub timeout_seconds: i64,
 }
+
+/// Coder's display apps, in the order it lists them.
+pub const DISPLAY_APPS: [&str; 5] = [
+    "vscode",
+    "vscode_insiders",
+    "ssh_helper",
+    "port_forwarding_helper",
+    "web_terminal",
+];
+
+/// What an agent offers when its template says nothing: every display app but VS Code Insiders
+/// (the coder provider's defaults).
+pub const DEFAULT_DISPLAY_APPS: [&str; 4] = [
+    "vscode",
+    "ssh_helper",
+    "port_forwarding_helper",
+    "web_terminal",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -29,6 +29,19 @@ const HELPER_TYPES: [&str; 9] = [
     "coder_ai_task",
 ];
 
+/// The display apps a `coder_agent`'s `display_apps` block turns on, in Coder's order; `None`
+/// without a block (or while a plan does not know it yet), meaning the provider's defaults.
+fn display_apps(block: &Value) -> Option<Vec<String>> {
+    let block = block.as_array()?.first()?.as_object()?;
+    Some(
+        coderd_db::model::DISPLAY_APPS
+            .iter()
+            .filter(|app| block.get(**app).and_then(Value::as_bool).unwrap_or(false))
+            .map(|app| app.to_string())
+            .collect(),
+    )
+}
+
 /// Resources of a state (`terraform show -json`).
 pub(super) fn from_state(show: &Value) -> Vec<Resource> {
     let mut instances = Vec::new();
@@ -210,6 +223,7 @@ fn convert(instances: &[Instance], references: &dyn Fn(&Instance) -> Vec<String>
             troubleshooting_url: agent.text("troubleshooting_url"),
             // Known once applied; a plan's is unknown, and an instance-identity agent has none.
             auth_token: Uuid::parse_str(&agent.text("token")).ok(),
+            display_apps: display_apps(&values["display_apps"]),
             apps: Vec::new(),
             // The agent's own `startup_script` runs as a script, as upstream.
             scripts: Some(agent.text("startup_script"))
@@ -316,6 +330,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn display_apps_follow_the_block_in_coders_order() {
+        let block = json!([{"web_terminal": true, "vscode": false, "vscode_insiders": true,
+            "ssh_helper": true, "port_forwarding_helper": false}]);
+        assert_eq!(
+            display_apps(&block),
+            Some(vec![
+                "vscode_insiders".to_string(),
+                "ssh_helper".to_string(),
+                "web_terminal".to_string()
+            ])
+        );
+        // No block, or a plan that does not know it yet: the provider's defaults.
+        assert_eq!(display_apps(&Value::Null), None);
+        assert_eq!(display_apps(&json!([])), None);
+    }
 
     #[test]
     fn state_resources_with_agents_apps_and_metadata() {

@@ -424,16 +424,7 @@ pub fn agent(a: &AgentRow) -> WorkspaceAgent {
             healthy: status == "connected",
             reason: reason.into(),
         },
-        display_apps: [
-            "vscode",
-            "vscode_insiders",
-            "web_terminal",
-            "ssh_helper",
-            "port_forwarding_helper",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect(),
+        display_apps: a.display_apps.clone(),
         log_sources: Vec::new(),
         scripts: Vec::new(),
         startup_script_behavior: "non-blocking".into(),
