@@ -237,6 +237,15 @@ pub struct ApiKey {
     pub allow_list: Vec<ApiAllowListTarget>,
 }
 
+/// A token as token lists answer it: the key and its owner's username (upstream's
+/// `codersdk.APIKeyWithOwner`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKeyWithOwner {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub username: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiAllowListTarget {
     #[serde(rename = "type")]

@@ -438,7 +438,7 @@ fn operations(d: &mut Doc) {
         "get-user-tokens",
         "Get user tokens",
     )
-    .list::<ApiKey>(200);
+    .list::<ApiKeyWithOwner>(200);
     d.op(
         POST,
         "/users/{user}/keys/tokens",
