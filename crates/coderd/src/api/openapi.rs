@@ -1287,7 +1287,7 @@ fn operations(d: &mut Doc) {
         "get-user-roles",
         "Get user roles",
     )
-    .ok::<User>(200);
+    .ok::<UserRoles>(200);
     d.op(
         PUT,
         "/users/{user}/roles",
