@@ -39,6 +39,9 @@ struct Line {
     path: String,
     ok: bool,
     error: String,
+    /// Shape differences that decoding tolerates (see tests/peers/sdkcheck/drift.go).
+    #[serde(default)]
+    drift: Vec<String>,
 }
 
 /// operationId -> (method, path) of every operation of the API reference.
@@ -211,6 +214,16 @@ async fn upstream_codersdk_decodes_every_operation() {
 
     let passed = seen.values().filter(|l| l.ok).count();
     println!("sdkcheck: {passed}/128 operations decoded into upstream's types");
+    // Informational (encoding/json accepts these, and issue 13 tracks them): where an answer
+    // that decoded still differs in shape from upstream's type.
+    let drifting: Vec<&Line> = seen.values().filter(|l| !l.drift.is_empty()).collect();
+    println!(
+        "sdkcheck: {} of them differ in shape from upstream's types (decoding tolerates it):",
+        drifting.len()
+    );
+    for l in &drifting {
+        println!("  {}: {}", l.op, l.drift.join("; "));
+    }
     let mut unexpected = Vec::new();
     for (op, line) in &seen {
         let known = KNOWN_GAPS.iter().find(|(k, _)| k == op);

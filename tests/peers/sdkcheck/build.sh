@@ -5,7 +5,7 @@
 #   $CODERD_PEERS_CACHE/sdkcheck/<version>/sdkcheck   (default cache /var/cache/coderd-rs/peers)
 #
 # An existing build of the same version is reused only when it was built from the same
-# main.go/go.mod/go.sum (their hash is kept beside it), so editing the program rebuilds it.
+# *.go, go.mod and go.sum (their hash is kept beside it), so editing the program rebuilds it.
 # The last line of the output is `CODERD_SDKCHECK=<path>` for .ci/run (and anyone) to export;
 # when Go is missing or the build fails it says so on stderr and prints no such line.
 set -euo pipefail
@@ -27,7 +27,7 @@ if [ -z "$v" ]; then
   exit 0
 fi
 out="$cache/sdkcheck/$v/sdkcheck"
-sum="$(cd "$here" && cat main.go go.mod go.sum | sha256sum | cut -d' ' -f1)"
+sum="$(cd "$here" && cat ./*.go go.mod go.sum | sha256sum | cut -d' ' -f1)"
 if [ -x "$out" ] && [ "$(cat "$out.sha256" 2>/dev/null)" = "$sum" ]; then
   say "reusing $out"
 else

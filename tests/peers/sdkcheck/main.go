@@ -72,6 +72,10 @@ type result struct {
 	Path   string `json:"path"`
 	OK     bool   `json:"ok"`
 	Error  string `json:"error"`
+	// Where the JSON answer's shape differs from upstream's type although it decoded: fields
+	// upstream always sends that are missing, fields upstream's type lacks, null where upstream
+	// omits the field or can never send null. Informational: encoding/json accepts all of these.
+	Drift []string `json:"drift,omitempty"`
 }
 
 var out = json.NewEncoder(os.Stdout)
@@ -79,9 +83,13 @@ var out = json.NewEncoder(os.Stdout)
 // check runs one operation and prints its line.
 func check(op, method, path string, fn func() error) {
 	r := result{Op: op, Method: method, Path: path, OK: true}
+	noted = nil
 	if err := fn(); err != nil {
 		r.OK = false
 		r.Error = err.Error()
+	}
+	if r.OK && noted != nil {
+		r.Drift = noted.drift()
 	}
 	_ = out.Encode(r)
 }
@@ -108,6 +116,7 @@ func raw(ctx context.Context, c *codersdk.Client, method, path string, body any,
 	if err := json.Unmarshal(data, dst); err != nil {
 		return fmt.Errorf("decoding %T: %w (body %.300s)", dst, err, data)
 	}
+	note(dst)
 	return nil
 }
 
@@ -183,7 +192,9 @@ func main() {
 	defer cancel()
 
 	anon := codersdk.New(base)
+	anon.HTTPClient.Transport = capture{}
 	c := codersdk.New(base)
+	c.HTTPClient.Transport = capture{}
 	c.SetSessionToken(os.Getenv("CODER_SESSION_TOKEN"))
 	org := f.OrganizationID
 	me := codersdk.Me
@@ -194,11 +205,13 @@ func main() {
 		return raw(ctx, anon, http.MethodGet, "/api/v2/", nil, http.StatusOK, &r)
 	})
 	check("build-info", "GET", "/buildinfo", func() error {
-		_, err := anon.BuildInfo(ctx)
+		v, err := anon.BuildInfo(ctx)
+		note(v)
 		return err
 	})
 	check("get-appearance", "GET", "/appearance", func() error {
-		_, err := c.Appearance(ctx)
+		v, err := c.Appearance(ctx)
+		note(v)
 		return err
 	})
 	check("update-appearance", "PUT", "/appearance", func() error {
@@ -208,19 +221,23 @@ func main() {
 		})
 	})
 	check("get-entitlements", "GET", "/entitlements", func() error {
-		_, err := c.Entitlements(ctx)
+		v, err := c.Entitlements(ctx)
+		note(v)
 		return err
 	})
 	check("get-enabled-experiments", "GET", "/experiments", func() error {
-		_, err := c.Experiments(ctx)
+		v, err := c.Experiments(ctx)
+		note(v)
 		return err
 	})
 	check("update-check", "GET", "/updatecheck", func() error {
-		_, err := anon.UpdateCheck(ctx)
+		v, err := anon.UpdateCheck(ctx)
+		note(v)
 		return err
 	})
 	check("get-authentication-methods", "GET", "/users/authmethods", func() error {
-		_, err := anon.AuthMethods(ctx)
+		v, err := anon.AuthMethods(ctx)
+		note(v)
 		return err
 	})
 	check("check-initial-user-created", "GET", "/users/first", func() error {
@@ -250,17 +267,20 @@ func main() {
 				Action: codersdk.ActionRead,
 			},
 		}})
+		note(r)
 		if err == nil && !r["read_templates"] {
 			return fmt.Errorf("an owner may not read templates: %v", r)
 		}
 		return err
 	})
 	check("get-site-member-roles", "GET", "/users/roles", func() error {
-		_, err := c.ListSiteRoles(ctx)
+		v, err := c.ListSiteRoles(ctx)
+		note(v)
 		return err
 	})
 	check("validate-user-password", "POST", "/users/validate-password", func() error {
-		_, err := c.ValidateUserPassword(ctx, codersdk.ValidateUserPasswordRequest{Password: "x"})
+		v, err := c.ValidateUserPassword(ctx, codersdk.ValidateUserPasswordRequest{Password: "x"})
+		note(v)
 		return err
 	})
 
@@ -268,6 +288,7 @@ func main() {
 	var fresh *codersdk.Client
 	check("log-in-user", "POST", "/users/login", func() error {
 		r, err := anon.LoginWithPassword(ctx, codersdk.LoginWithPasswordRequest{Email: f.OwnerEmail, Password: f.OwnerPassword})
+		note(r)
 		if err != nil {
 			return err
 		}
@@ -279,6 +300,7 @@ func main() {
 	// --- Users. ----------------------------------------------------------------------------
 	check("get-users", "GET", "/users", func() error {
 		r, err := c.Users(ctx, codersdk.UsersRequest{})
+		note(r)
 		if err == nil && r.Count < 2 {
 			return fmt.Errorf("count %d, want at least 2", r.Count)
 		}
@@ -286,6 +308,7 @@ func main() {
 	})
 	check("get-user-by-name", "GET", "/users/{user}", func() error {
 		u, err := c.User(ctx, f.MemberName)
+		note(u)
 		if err == nil && u.ID != f.MemberID {
 			return fmt.Errorf("got user %s, want %s", u.ID, f.MemberID)
 		}
@@ -300,20 +323,24 @@ func main() {
 			UserLoginType:   codersdk.LoginTypePassword,
 			OrganizationIDs: []uuid.UUID{org},
 		})
+		note(u)
 		throwaway = u
 		return err
 	})
 	throwawayName := "sdkcheck-throwaway"
 	check("get-user-roles", "GET", "/users/{user}/roles", func() error {
-		_, err := c.UserRoles(ctx, f.MemberName)
+		v, err := c.UserRoles(ctx, me)
+		note(v)
 		return err
 	})
 	check("assign-role-to-user", "PUT", "/users/{user}/roles", func() error {
-		_, err := c.UpdateUserRoles(ctx, throwawayName, codersdk.UpdateRoles{Roles: []string{codersdk.RoleTemplateAdmin}})
+		v, err := c.UpdateUserRoles(ctx, throwawayName, codersdk.UpdateRoles{Roles: []string{codersdk.RoleTemplateAdmin}})
+		note(v)
 		return err
 	})
 	check("suspend-user-account", "PUT", "/users/{user}/status/suspend", func() error {
 		u, err := c.UpdateUserStatus(ctx, throwawayName, codersdk.UserStatusSuspended)
+		note(u)
 		if err == nil && u.Status != codersdk.UserStatusSuspended {
 			return fmt.Errorf("status %q after suspending", u.Status)
 		}
@@ -321,6 +348,7 @@ func main() {
 	})
 	check("activate-user-account", "PUT", "/users/{user}/status/activate", func() error {
 		u, err := c.UpdateUserStatus(ctx, throwawayName, codersdk.UserStatusActive)
+		note(u)
 		if err == nil && u.Status != codersdk.UserStatusActive {
 			return fmt.Errorf("status %q after activating", u.Status)
 		}
@@ -330,19 +358,23 @@ func main() {
 		return c.UpdateUserPassword(ctx, throwawayName, codersdk.UpdateUserPasswordRequest{Password: "AnotherSecurePassword!2"})
 	})
 	check("get-user-git-ssh-key", "GET", "/users/{user}/gitsshkey", func() error {
-		_, err := c.GitSSHKey(ctx, me)
+		v, err := c.GitSSHKey(ctx, me)
+		note(v)
 		return err
 	})
 	check("regenerate-user-ssh-key", "PUT", "/users/{user}/gitsshkey", func() error {
-		_, err := c.RegenerateGitSSHKey(ctx, me)
+		v, err := c.RegenerateGitSSHKey(ctx, me)
+		note(v)
 		return err
 	})
 	check("get-organizations-by-user", "GET", "/users/{user}/organizations", func() error {
-		_, err := c.OrganizationsByUser(ctx, me)
+		v, err := c.OrganizationsByUser(ctx, me)
+		note(v)
 		return err
 	})
 	check("get-organization-by-user-and-organization-name", "GET", "/users/{user}/organizations/{organizationname}", func() error {
 		o, err := c.OrganizationByUserAndName(ctx, me, f.OrganizationName)
+		note(o)
 		if err == nil && o.ID != org {
 			return fmt.Errorf("got organization %s, want %s", o.ID, org)
 		}
@@ -351,12 +383,14 @@ func main() {
 
 	// --- API keys. -------------------------------------------------------------------------
 	check("create-new-session-key", "POST", "/users/{user}/keys", func() error {
-		_, err := c.CreateAPIKey(ctx, me)
+		v, err := c.CreateAPIKey(ctx, me)
+		note(v)
 		return err
 	})
 	var tokenID string
 	check("create-token-api-key", "POST", "/users/{user}/keys/tokens", func() error {
 		r, err := c.CreateToken(ctx, me, codersdk.CreateTokenRequest{TokenName: "sdkcheck", Lifetime: 24 * time.Hour})
+		note(r)
 		if err == nil {
 			tokenID, _, _ = strings.Cut(r.Key, "-")
 		}
@@ -364,6 +398,7 @@ func main() {
 	})
 	check("get-user-tokens", "GET", "/users/{user}/keys/tokens", func() error {
 		ks, err := c.Tokens(ctx, me, codersdk.TokensFilter{})
+		note(ks)
 		if err == nil && len(ks) == 0 {
 			return fmt.Errorf("no tokens listed after creating one")
 		}
@@ -371,84 +406,100 @@ func main() {
 	})
 	check("get-api-key-by-token-name", "GET", "/users/{user}/keys/tokens/{keyname}", func() error {
 		k, err := c.APIKeyByName(ctx, me, "sdkcheck")
+		note(k)
 		if err == nil && k.ID != tokenID {
 			return fmt.Errorf("got key %q, want %q", k.ID, tokenID)
 		}
 		return err
 	})
 	check("get-api-key-by-id", "GET", "/users/{user}/keys/{keyid}", func() error {
-		_, err := c.APIKeyByID(ctx, me, tokenID)
+		v, err := c.APIKeyByID(ctx, me, tokenID)
+		note(v)
 		return err
 	})
 
 	// --- Organizations and members. --------------------------------------------------------
 	check("get-organizations", "GET", "/organizations", func() error {
-		_, err := c.Organizations(ctx)
+		v, err := c.Organizations(ctx)
+		note(v)
 		return err
 	})
 	check("get-organization-by-id", "GET", "/organizations/{organization}", func() error {
-		_, err := c.Organization(ctx, org)
+		v, err := c.Organization(ctx, org)
+		note(v)
 		return err
 	})
 	var newOrg codersdk.Organization
 	check("create-organization", "POST", "/organizations", func() error {
 		o, err := c.CreateOrganization(ctx, codersdk.CreateOrganizationRequest{Name: "sdkcheck-org"})
+		note(o)
 		newOrg = o
 		return err
 	})
 	check("update-organization", "PATCH", "/organizations/{organization}", func() error {
-		_, err := c.UpdateOrganization(ctx, newOrg.ID.String(), codersdk.UpdateOrganizationRequest{DisplayName: "SDK check", Description: ptr("made by sdkcheck")})
+		v, err := c.UpdateOrganization(ctx, newOrg.ID.String(), codersdk.UpdateOrganizationRequest{DisplayName: "SDK check", Description: ptr("made by sdkcheck")})
+		note(v)
 		return err
 	})
 	check("list-organization-members", "GET", "/organizations/{organization}/members", func() error {
 		ms, err := c.OrganizationMembers(ctx, org)
+		note(ms)
 		if err == nil && len(ms) < 2 {
 			return fmt.Errorf("%d members, want at least 2", len(ms))
 		}
 		return err
 	})
 	check("add-organization-member", "POST", "/organizations/{organization}/members/{user}", func() error {
-		_, err := c.PostOrganizationMember(ctx, newOrg.ID, f.MemberName)
+		v, err := c.PostOrganizationMember(ctx, newOrg.ID, f.MemberName)
+		note(v)
 		return err
 	})
 	check("assign-role-to-organization-member", "PUT", "/organizations/{organization}/members/{user}/roles", func() error {
-		_, err := c.UpdateOrganizationMemberRoles(ctx, newOrg.ID, f.MemberName, codersdk.UpdateRoles{Roles: []string{codersdk.RoleOrganizationAdmin}})
+		v, err := c.UpdateOrganizationMemberRoles(ctx, newOrg.ID, f.MemberName, codersdk.UpdateRoles{Roles: []string{codersdk.RoleOrganizationAdmin}})
+		note(v)
 		return err
 	})
 	check("remove-organization-member", "DELETE", "/organizations/{organization}/members/{user}", func() error {
 		return c.DeleteOrganizationMember(ctx, newOrg.ID, f.MemberName)
 	})
 	check("get-provisioner-daemons", "GET", "/organizations/{organization}/provisionerdaemons", func() error {
-		_, err := c.OrganizationProvisionerDaemons(ctx, org, nil)
+		v, err := c.OrganizationProvisionerDaemons(ctx, org, nil)
+		note(v)
 		return err
 	})
 	check("get-provisioner-jobs", "GET", "/organizations/{organization}/provisionerjobs", func() error {
 		js, err := c.OrganizationProvisionerJobs(ctx, org, nil)
+		note(js)
 		if err == nil && len(js) == 0 {
 			return fmt.Errorf("no jobs listed")
 		}
 		return err
 	})
 	check("get-provisioner-job", "GET", "/organizations/{organization}/provisionerjobs/{job}", func() error {
-		_, err := c.OrganizationProvisionerJob(ctx, org, f.ImportJobID)
+		v, err := c.OrganizationProvisionerJob(ctx, org, f.ImportJobID)
+		note(v)
 		return err
 	})
 
 	// --- Groups. ---------------------------------------------------------------------------
 	check("get-groups", "GET", "/groups", func() error {
-		_, err := c.Groups(ctx, codersdk.GroupArguments{Organization: org.String()})
+		v, err := c.Groups(ctx, codersdk.GroupArguments{Organization: org.String()})
+		note(v)
 		return err
 	})
 	check("get-groups-by-organization", "GET", "/organizations/{organization}/groups", func() error {
-		_, err := c.GroupsByOrganization(ctx, org)
+		v, err := c.GroupsByOrganization(ctx, org)
+		note(v)
 		return err
 	})
 	check("get-group-by-id", "GET", "/groups/{group}", func() error {
-		_, err := c.Group(ctx, f.GroupID)
+		v, err := c.Group(ctx, f.GroupID)
+		note(v)
 		return err
 	})
 	check("get-group-by-organization-and-group-name", "GET", "/organizations/{organization}/groups/{groupName}", func() error {
 		g, err := c.GroupByOrgAndName(ctx, org, f.GroupName)
+		note(g)
 		if err == nil && g.ID != f.GroupID {
 			return fmt.Errorf("got group %s, want %s", g.ID, f.GroupID)
 		}
@@ -457,11 +508,13 @@ func main() {
 	var newGroup codersdk.Group
 	check("create-group-for-organization", "POST", "/organizations/{organization}/groups", func() error {
 		g, err := c.CreateGroup(ctx, org, codersdk.CreateGroupRequest{Name: "sdkcheck-group"})
+		note(g)
 		newGroup = g
 		return err
 	})
 	check("update-group-by-name", "PATCH", "/groups/{group}", func() error {
 		g, err := c.PatchGroup(ctx, newGroup.ID, codersdk.PatchGroupRequest{AddUsers: []string{f.MemberID.String()}, DisplayName: ptr("SDK check")})
+		note(g)
 		if err == nil && len(g.Members) != 1 {
 			return fmt.Errorf("%d members after adding one", len(g.Members))
 		}
@@ -480,6 +533,7 @@ func main() {
 	})
 	check("upload-file", "POST", "/files", func() error {
 		r, err := c.Upload(ctx, codersdk.ContentTypeTar, bytes.NewReader(archive))
+		note(r)
 		if err == nil && r.ID != f.FileID {
 			return fmt.Errorf("the same archive uploaded again got id %s, want %s", r.ID, f.FileID)
 		}
@@ -490,17 +544,20 @@ func main() {
 	tid := f.TemplateID
 	check("get-all-templates", "GET", "/templates", func() error {
 		ts, err := c.Templates(ctx, codersdk.TemplateFilter{})
+		note(ts)
 		if err == nil && len(ts) == 0 {
 			return fmt.Errorf("no templates")
 		}
 		return err
 	})
 	check("get-templates-by-organization", "GET", "/organizations/{organization}/templates", func() error {
-		_, err := c.TemplatesByOrganization(ctx, org)
+		v, err := c.TemplatesByOrganization(ctx, org)
+		note(v)
 		return err
 	})
 	check("get-template-examples", "GET", "/templates/examples", func() error {
-		_, err := c.StarterTemplates(ctx)
+		v, err := c.StarterTemplates(ctx)
+		note(v)
 		return err
 	})
 	check("get-template-examples-by-organization", "GET", "/organizations/{organization}/templates/examples", func() error {
@@ -509,47 +566,56 @@ func main() {
 	})
 	check("get-templates-by-organization-and-template-name", "GET", "/organizations/{organization}/templates/{templatename}", func() error {
 		t, err := c.TemplateByName(ctx, org, f.TemplateName)
+		note(t)
 		if err == nil && t.ID != tid {
 			return fmt.Errorf("got template %s, want %s", t.ID, tid)
 		}
 		return err
 	})
 	check("get-template-settings-by-id", "GET", "/templates/{template}", func() error {
-		_, err := c.Template(ctx, tid)
+		v, err := c.Template(ctx, tid)
+		note(v)
 		return err
 	})
 	check("get-template-acls", "GET", "/templates/{template}/acl", func() error {
-		_, err := c.TemplateACL(ctx, tid)
+		v, err := c.TemplateACL(ctx, tid)
+		note(v)
 		return err
 	})
 	check("update-template-acl", "PATCH", "/templates/{template}/acl", func() error {
 		return c.UpdateTemplateACL(ctx, tid, codersdk.UpdateTemplateACL{UserPerms: map[string]codersdk.TemplateRole{f.MemberID.String(): codersdk.TemplateRoleUse}})
 	})
 	check("get-template-available-acl-usersgroups", "GET", "/templates/{template}/acl/available", func() error {
-		_, err := c.TemplateACLAvailable(ctx, tid)
+		v, err := c.TemplateACLAvailable(ctx, tid)
+		note(v)
 		return err
 	})
 	check("get-template-daus-by-id", "GET", "/templates/{template}/daus", func() error {
-		_, err := c.TemplateDAUs(ctx, tid, 0)
+		v, err := c.TemplateDAUs(ctx, tid, 0)
+		note(v)
 		return err
 	})
 	check("list-template-versions-by-template-id", "GET", "/templates/{template}/versions", func() error {
-		_, err := c.TemplateVersionsByTemplate(ctx, codersdk.TemplateVersionsByTemplateRequest{TemplateID: tid})
+		v, err := c.TemplateVersionsByTemplate(ctx, codersdk.TemplateVersionsByTemplateRequest{TemplateID: tid})
+		note(v)
 		return err
 	})
 	check("get-template-version-by-template-id-and-name", "GET", "/templates/{template}/versions/{templateversionname}", func() error {
 		v, err := c.TemplateVersionByName(ctx, tid, f.ActiveVersionName)
+		note(v)
 		if err == nil && v.ID != f.ActiveVersionID {
 			return fmt.Errorf("got version %s, want %s", v.ID, f.ActiveVersionID)
 		}
 		return err
 	})
 	check("get-template-version-by-organization-template-and-name", "GET", "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}", func() error {
-		_, err := c.TemplateVersionByOrganizationAndName(ctx, org, f.TemplateName, f.ActiveVersionName)
+		v, err := c.TemplateVersionByOrganizationAndName(ctx, org, f.TemplateName, f.ActiveVersionName)
+		note(v)
 		return err
 	})
 	check("get-template-version-by-id", "GET", "/templateversions/{templateversion}", func() error {
-		_, err := c.TemplateVersion(ctx, f.ActiveVersionID)
+		v, err := c.TemplateVersion(ctx, f.ActiveVersionID)
+		note(v)
 		return err
 	})
 	// A second version of the template whose builds block until canceled.
@@ -561,6 +627,7 @@ func main() {
 			FileID:        f.BlockStartFileID,
 			Provisioner:   codersdk.ProvisionerTypeEcho,
 		})
+		note(v)
 		v2 = v
 		return err
 	})
@@ -569,13 +636,15 @@ func main() {
 	}
 	check("get-previous-template-version-by-organization-template-and-name", "GET", "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}/previous", func() error {
 		v, err := c.PreviousTemplateVersion(ctx, org, f.TemplateName, v2.Name)
+		note(v)
 		if err == nil && v.ID != f.ActiveVersionID {
 			return fmt.Errorf("got version %s, want %s", v.ID, f.ActiveVersionID)
 		}
 		return err
 	})
 	check("patch-template-version-by-id", "PATCH", "/templateversions/{templateversion}", func() error {
-		_, err := c.UpdateTemplateVersion(ctx, v2.ID, codersdk.PatchTemplateVersionRequest{Name: v2.Name, Message: ptr("blocks on start")})
+		v, err := c.UpdateTemplateVersion(ctx, v2.ID, codersdk.PatchTemplateVersionRequest{Name: v2.Name, Message: ptr("blocks on start")})
+		note(v)
 		return err
 	})
 	check("update-active-template-version-by-template-id", "PATCH", "/templates/{template}/versions", func() error {
@@ -587,23 +656,28 @@ func main() {
 		return raw(ctx, c, http.MethodGet, fmt.Sprintf("/api/v2/templateversions/%s/logs", av), nil, http.StatusOK, &r)
 	})
 	check("get-resources-by-template-version", "GET", "/templateversions/{templateversion}/resources", func() error {
-		_, err := c.TemplateVersionResources(ctx, av)
+		v, err := c.TemplateVersionResources(ctx, av)
+		note(v)
 		return err
 	})
 	check("get-rich-parameters-by-template-version", "GET", "/templateversions/{templateversion}/rich-parameters", func() error {
-		_, err := c.TemplateVersionRichParameters(ctx, av)
+		v, err := c.TemplateVersionRichParameters(ctx, av)
+		note(v)
 		return err
 	})
 	check("get-template-variables-by-template-version", "GET", "/templateversions/{templateversion}/variables", func() error {
-		_, err := c.TemplateVersionVariables(ctx, av)
+		v, err := c.TemplateVersionVariables(ctx, av)
+		note(v)
 		return err
 	})
 	check("get-external-auth-by-template-version", "GET", "/templateversions/{templateversion}/external-auth", func() error {
-		_, err := c.TemplateVersionExternalAuth(ctx, av)
+		v, err := c.TemplateVersionExternalAuth(ctx, av)
+		note(v)
 		return err
 	})
 	check("get-template-version-presets", "GET", "/templateversions/{templateversion}/presets", func() error {
-		_, err := c.TemplateVersionPresets(ctx, av)
+		v, err := c.TemplateVersionPresets(ctx, av)
+		note(v)
 		return err
 	})
 	// Removed upstream; the reference documents a 200 with no body schema.
@@ -649,6 +723,7 @@ func main() {
 	}
 	check("get-template-version-dry-run-by-job-id", "GET", "/templateversions/{templateversion}/dry-run/{jobID}", func() error {
 		j, err := c.TemplateVersionDryRun(ctx, av, dry.ID)
+		note(j)
 		if err == nil && j.Status != codersdk.ProvisionerJobSucceeded {
 			return fmt.Errorf("dry run %s: %s", j.Status, j.Error)
 		}
@@ -659,11 +734,13 @@ func main() {
 		return raw(ctx, c, http.MethodGet, fmt.Sprintf("/api/v2/templateversions/%s/dry-run/%s/logs", av, dry.ID), nil, http.StatusOK, &r)
 	})
 	check("get-template-version-dry-run-matched-provisioners", "GET", "/templateversions/{templateversion}/dry-run/{jobID}/matched-provisioners", func() error {
-		_, err := c.TemplateVersionDryRunMatchedProvisioners(ctx, av, dry.ID)
+		v, err := c.TemplateVersionDryRunMatchedProvisioners(ctx, av, dry.ID)
+		note(v)
 		return err
 	})
 	check("get-template-version-dry-run-resources-by-job-id", "GET", "/templateversions/{templateversion}/dry-run/{jobID}/resources", func() error {
-		_, err := c.TemplateVersionDryRunResources(ctx, av, dry.ID)
+		v, err := c.TemplateVersionDryRunResources(ctx, av, dry.ID)
+		note(v)
 		return err
 	})
 	check("cancel-template-version-dry-run-by-job-id", "PATCH", "/templateversions/{templateversion}/dry-run/{jobID}/cancel", func() error {
@@ -701,11 +778,13 @@ func main() {
 		}
 		waitVersion(ctx, c, v.ID, ended)
 		t, err := c.CreateTemplate(ctx, org, codersdk.CreateTemplateRequest{Name: "sdkcheck-tmp", VersionID: v.ID})
+		note(t)
 		tmp = t
 		return err
 	})
 	check("update-template-settings-by-id", "PATCH", "/templates/{template}", func() error {
 		t, err := c.UpdateTemplateMeta(ctx, tmp.ID, codersdk.UpdateTemplateMeta{Description: ptr("made by sdkcheck"), DisplayName: ptr("SDK check")})
+		note(t)
 		if err == nil && t.Description != "made by sdkcheck" {
 			return fmt.Errorf("description %q after the update", t.Description)
 		}
@@ -716,32 +795,38 @@ func main() {
 	wid := f.WorkspaceID
 	check("list-workspaces", "GET", "/workspaces", func() error {
 		r, err := c.Workspaces(ctx, codersdk.WorkspaceFilter{})
+		note(r)
 		if err == nil && r.Count == 0 {
 			return fmt.Errorf("no workspaces")
 		}
 		return err
 	})
 	check("get-workspace-metadata-by-id", "GET", "/workspaces/{workspace}", func() error {
-		_, err := c.Workspace(ctx, wid)
+		v, err := c.Workspace(ctx, wid)
+		note(v)
 		return err
 	})
 	check("get-workspace-metadata-by-user-and-workspace-name", "GET", "/users/{user}/workspace/{workspacename}", func() error {
 		w, err := c.WorkspaceByOwnerAndName(ctx, f.OwnerName, f.WorkspaceName, codersdk.WorkspaceOptions{})
+		note(w)
 		if err == nil && w.ID != wid {
 			return fmt.Errorf("got workspace %s, want %s", w.ID, wid)
 		}
 		return err
 	})
 	check("get-workspace-builds-by-workspace-id", "GET", "/workspaces/{workspace}/builds", func() error {
-		_, err := c.WorkspaceBuilds(ctx, codersdk.WorkspaceBuildsRequest{WorkspaceID: wid})
+		v, err := c.WorkspaceBuilds(ctx, codersdk.WorkspaceBuildsRequest{WorkspaceID: wid})
+		note(v)
 		return err
 	})
 	check("get-workspace-build", "GET", "/workspacebuilds/{workspacebuild}", func() error {
-		_, err := c.WorkspaceBuild(ctx, f.BuildID)
+		v, err := c.WorkspaceBuild(ctx, f.BuildID)
+		note(v)
 		return err
 	})
 	check("get-workspace-build-by-user-workspace-name-and-build-number", "GET", "/users/{user}/workspace/{workspacename}/builds/{buildnumber}", func() error {
 		b, err := c.WorkspaceBuildByUsernameAndWorkspaceNameAndBuildNumber(ctx, f.OwnerName, f.WorkspaceName, fmt.Sprint(f.BuildNumber))
+		note(b)
 		if err == nil && b.ID != f.BuildID {
 			return fmt.Errorf("got build %s, want %s", b.ID, f.BuildID)
 		}
@@ -752,7 +837,8 @@ func main() {
 		return raw(ctx, c, http.MethodGet, fmt.Sprintf("/api/v2/workspacebuilds/%s/logs", f.BuildID), nil, http.StatusOK, &r)
 	})
 	check("get-build-parameters-for-workspace-build", "GET", "/workspacebuilds/{workspacebuild}/parameters", func() error {
-		_, err := c.WorkspaceBuildParameters(ctx, f.BuildID)
+		v, err := c.WorkspaceBuildParameters(ctx, f.BuildID)
+		note(v)
 		return err
 	})
 	check("removed-get-workspace-resources-for-workspace-build", "GET", "/workspacebuilds/{workspacebuild}/resources", func() error {
@@ -764,19 +850,23 @@ func main() {
 		return err
 	})
 	check("get-workspace-build-timings-by-id", "GET", "/workspacebuilds/{workspacebuild}/timings", func() error {
-		_, err := c.WorkspaceBuildTimings(ctx, f.BuildID)
+		v, err := c.WorkspaceBuildTimings(ctx, f.BuildID)
+		note(v)
 		return err
 	})
 	check("get-workspace-timings-by-id", "GET", "/workspaces/{workspace}/timings", func() error {
-		_, err := c.WorkspaceTimings(ctx, wid)
+		v, err := c.WorkspaceTimings(ctx, wid)
+		note(v)
 		return err
 	})
 	check("resolve-workspace-autostart-by-id", "GET", "/workspaces/{workspace}/resolve-autostart", func() error {
-		_, err := c.ResolveAutostart(ctx, wid.String())
+		v, err := c.ResolveAutostart(ctx, wid.String())
+		note(v)
 		return err
 	})
 	check("get-workspace-acls", "GET", "/workspaces/{workspace}/acl", func() error {
-		_, err := c.WorkspaceACL(ctx, wid)
+		v, err := c.WorkspaceACL(ctx, wid)
+		note(v)
 		return err
 	})
 	check("watch-workspace-by-id", "GET", "/workspaces/{workspace}/watch", func() error {
@@ -841,6 +931,7 @@ func main() {
 	var wsA, wsB codersdk.Workspace
 	check("create-user-workspace", "POST", "/users/{user}/workspaces", func() error {
 		w, err := c.CreateUserWorkspace(ctx, me, codersdk.CreateWorkspaceRequest{TemplateID: tid, Name: "sdk-a", TTLMillis: ptr(int64(time.Hour / time.Millisecond))})
+		note(w)
 		wsA = w
 		return err
 	})
@@ -856,11 +947,13 @@ func main() {
 	// Without them the calls below have nothing to act on: make them the plain way.
 	if wsA.ID == uuid.Nil {
 		w, err := c.CreateUserWorkspace(ctx, me, codersdk.CreateWorkspaceRequest{TemplateID: tid, Name: "sdk-a2", TTLMillis: ptr(int64(time.Hour / time.Millisecond))})
+		note(w)
 		must("creating a throwaway workspace", err)
 		wsA = w
 	}
 	if wsB.ID == uuid.Nil {
 		w, err := c.CreateUserWorkspace(ctx, me, codersdk.CreateWorkspaceRequest{TemplateID: tid, Name: "sdk-b2"})
+		note(w)
 		must("creating a throwaway workspace", err)
 		wsB = w
 	}
@@ -896,6 +989,7 @@ func main() {
 	})
 	check("create-workspace-build", "POST", "/workspaces/{workspace}/builds", func() error {
 		b, err := c.CreateWorkspaceBuild(ctx, wsB.ID, codersdk.CreateWorkspaceBuildRequest{Transition: codersdk.WorkspaceTransitionStart, TemplateVersionID: v2.ID})
+		note(b)
 		if err == nil && b.TemplateVersionID != v2.ID {
 			return fmt.Errorf("the build has version %s, want %s", b.TemplateVersionID, v2.ID)
 		}
@@ -912,7 +1006,8 @@ func main() {
 		return c.SetArchiveTemplateVersion(ctx, v2.ID, false)
 	})
 	check("archive-template-unused-versions-by-template-id", "POST", "/templates/{template}/versions/archive", func() error {
-		_, err := c.ArchiveTemplateVersions(ctx, tid, false)
+		v, err := c.ArchiveTemplateVersions(ctx, tid, false)
+		note(v)
 		return err
 	})
 
