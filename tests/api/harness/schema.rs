@@ -60,24 +60,6 @@ const RESPONSE_OVERRIDES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Definitions of upstream types that neither spec has (an override above names them), written
-/// from `codersdk`'s Go types.
-fn extra_definitions() -> Value {
-    serde_json::json!({
-        "codersdk.UserRoles": {
-            "type": "object",
-            "required": ["roles", "organization_roles"],
-            "properties": {
-                "roles": {"type": "array", "items": {"type": "string"}},
-                "organization_roles": {
-                    "type": "object",
-                    "additionalProperties": {"type": "array", "items": {"type": "string"}}
-                }
-            }
-        }
-    })
-}
-
 fn reference_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
 }
@@ -426,4 +408,22 @@ mod tests {
             )
             .is_empty());
     }
+}
+
+/// Definitions of upstream types that neither spec has (an override above names them), written
+/// from `codersdk`'s Go types.
+fn extra_definitions() -> Value {
+    serde_json::json!({
+        "codersdk.UserRoles": {
+            "type": "object",
+            "required": ["roles", "organization_roles"],
+            "properties": {
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "organization_roles": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}}
+                }
+            }
+        }
+    })
 }
