@@ -348,6 +348,24 @@ impl Spec {
     }
 }
 
+/// Definitions of upstream types that neither spec has (an override above names them), written
+/// from `codersdk`'s Go types.
+fn extra_definitions() -> Value {
+    serde_json::json!({
+        "codersdk.UserRoles": {
+            "type": "object",
+            "required": ["roles", "organization_roles"],
+            "properties": {
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "organization_roles": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}}
+                }
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,22 +426,4 @@ mod tests {
             )
             .is_empty());
     }
-}
-
-/// Definitions of upstream types that neither spec has (an override above names them), written
-/// from `codersdk`'s Go types.
-fn extra_definitions() -> Value {
-    serde_json::json!({
-        "codersdk.UserRoles": {
-            "type": "object",
-            "required": ["roles", "organization_roles"],
-            "properties": {
-                "roles": {"type": "array", "items": {"type": "string"}},
-                "organization_roles": {
-                    "type": "object",
-                    "additionalProperties": {"type": "array", "items": {"type": "string"}}
-                }
-            }
-        }
-    })
 }
