@@ -22,6 +22,7 @@ mod openapi_doc;
 mod organizations;
 mod ratelimit;
 mod reliability;
+mod sdk_check;
 mod security;
 mod streams;
 mod swagger;

@@ -297,6 +297,9 @@ fn documented_responses_agree_with_the_reference() {
         ("POST", "/users/{user}/workspaces"),
         ("POST", "/workspaces/{workspace}/builds"),
     ];
+    // Wider than the reference: where Coder answers a type that adds fields to the documented
+    // one (its token lists are APIKeyWithOwner: APIKey and the owner's username).
+    const WIDER: &[&str] = &["GET /users/{user}/keys/tokens 200[].username:"];
     let mut compared = 0;
     for (method, path) in operations(&doc) {
         if UNLICENSED.contains(&(method.as_str(), path.as_str())) {
@@ -358,6 +361,8 @@ fn documented_responses_agree_with_the_reference() {
             }
         }
     }
+    cmp.problems
+        .retain(|p| !WIDER.iter().any(|w| p.starts_with(w)));
     println!("openapi: compared {compared} documented responses with the reference");
     assert!(compared > 100, "only {compared} responses were compared");
     assert!(

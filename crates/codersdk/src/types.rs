@@ -237,6 +237,24 @@ pub struct ApiKey {
     pub allow_list: Vec<ApiAllowListTarget>,
 }
 
+/// `GET /users/{user}/roles`: the names of a user's site roles and, by organization id, of
+/// their organization roles (upstream's `codersdk.UserRoles`; the implied `member` and
+/// `organization-member` roles are not listed).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserRoles {
+    pub roles: Vec<String>,
+    pub organization_roles: std::collections::BTreeMap<Uuid, Vec<String>>,
+}
+
+/// A token as token lists answer it: the key and its owner's username (upstream's
+/// `codersdk.APIKeyWithOwner`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKeyWithOwner {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub username: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiAllowListTarget {
     #[serde(rename = "type")]

@@ -10,6 +10,8 @@ use serde_json::Value;
 pub struct Spec {
     subset: Value,
     full: Value,
+    /// `extra_definitions()`.
+    extra: Value,
     /// (method, path segments, spec path) of every operation in either spec.
     ops: Vec<(String, Vec<String>, String, bool)>,
 }
@@ -45,6 +47,7 @@ const RESPONSE_OVERRIDES: &[(&str, &str, &str)] = &[
         "/templates/{template}/acl/available",
         "codersdk.ACLAvailable",
     ),
+    ("GET", "/users/{user}/roles", "codersdk.UserRoles"),
     (
         "GET",
         "/users/{user}/quiet-hours",
@@ -86,7 +89,12 @@ pub fn spec() -> &'static Spec {
                 }
             }
         }
-        Spec { subset, full, ops }
+        Spec {
+            subset,
+            full,
+            extra: extra_definitions(),
+            ops,
+        }
     })
 }
 
@@ -167,6 +175,10 @@ impl Spec {
             return Some(d);
         }
         let d = &self.full["definitions"][name];
+        if !d.is_null() {
+            return Some(d);
+        }
+        let d = &self.extra[name];
         (!d.is_null()).then_some(d)
     }
 
@@ -334,6 +346,24 @@ impl Spec {
             }
         }
     }
+}
+
+/// Definitions of upstream types that neither spec has (an override above names them), written
+/// from `codersdk`'s Go types.
+fn extra_definitions() -> Value {
+    serde_json::json!({
+        "codersdk.UserRoles": {
+            "type": "object",
+            "required": ["roles", "organization_roles"],
+            "properties": {
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "organization_roles": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}}
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -439,7 +439,7 @@ fn operations(d: &mut Doc) {
         "get-user-tokens",
         "Get user tokens",
     )
-    .list::<ApiKey>(200);
+    .list::<ApiKeyWithOwner>(200);
     d.op(
         POST,
         "/users/{user}/keys/tokens",
@@ -1314,7 +1314,7 @@ fn operations(d: &mut Doc) {
         "get-user-roles",
         "Get user roles",
     )
-    .ok::<User>(200);
+    .ok::<UserRoles>(200);
     d.op(
         PUT,
         "/users/{user}/roles",

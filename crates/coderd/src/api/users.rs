@@ -473,12 +473,21 @@ async fn user_roles(
     State(state): State<AppState>,
     actor: Actor,
     Path(user): Path<String>,
-) -> ApiResult<Json<User>> {
+) -> ApiResult<Json<codersdk::UserRoles>> {
     let u = resolve::readable_user(&state, &actor, &user).await?;
     if !actor.can(Action::ReadPersonal, Object::user(u.id)) {
         return Err(ApiError::not_found());
     }
-    Ok(ok(convert::user(u)))
+    // Upstream answers codersdk.UserRoles here (the reference documents a User).
+    let mut organization_roles = std::collections::BTreeMap::new();
+    for org in &u.organization_ids {
+        let m = state.store.membership(*org, u.id).await?;
+        organization_roles.insert(*org, m.roles);
+    }
+    Ok(ok(codersdk::UserRoles {
+        roles: u.rbac_roles,
+        organization_roles,
+    }))
 }
 
 /// Checks `action` on the `{user}` of the path: 404 when unreadable, 403 when read-only.
