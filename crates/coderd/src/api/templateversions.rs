@@ -247,7 +247,8 @@ async fn create(
                 .0
         }
     };
-    let name = if req.name.is_empty() {
+    let generated = req.name.is_empty();
+    let mut name = if generated {
         resolve::random_name()
     } else {
         req.name.clone()
@@ -266,30 +267,41 @@ async fn create(
         "template_version_id": version_id,
         "user_variable_values": req.user_variable_values,
     });
-    let v = state
-        .store
-        .insert_version(
-            NewVersion {
-                id: version_id,
-                template_id: req.template_id.filter(|id| !id.is_nil()),
-                organization_id: org.id,
-                name: &name,
-                message: &req.message,
-                created_by: actor.user_id,
-            },
-            NewJob {
-                id: job_id,
-                organization_id: org.id,
-                initiator_id: actor.user_id,
-                provisioner: &req.provisioner,
-                job_type: "template_version_import",
-                input,
-                file_id,
-                tags: &tags,
-            },
-        )
-        .await
-        .map_err(duplicate_version(&name))?;
+    // A generated name that a version of the template already has is drawn again: the names
+    // are few enough to meet.
+    let mut attempts = 0;
+    let v = loop {
+        let inserted = state
+            .store
+            .insert_version(
+                NewVersion {
+                    id: version_id,
+                    template_id: req.template_id.filter(|id| !id.is_nil()),
+                    organization_id: org.id,
+                    name: &name,
+                    message: &req.message,
+                    created_by: actor.user_id,
+                },
+                NewJob {
+                    id: job_id,
+                    organization_id: org.id,
+                    initiator_id: actor.user_id,
+                    provisioner: &req.provisioner,
+                    job_type: "template_version_import",
+                    input: input.clone(),
+                    file_id,
+                    tags: &tags,
+                },
+            )
+            .await;
+        match inserted {
+            Err(StoreError::Conflict(_)) if generated && attempts < 10 => {
+                attempts += 1;
+                name = resolve::random_name();
+            }
+            other => break other.map_err(duplicate_version(&name))?,
+        }
+    };
     let job = state.store.job(job_id).await?;
     jobs::announce(&state, &job).await;
     Ok(created(render_one(&state, v).await?))
