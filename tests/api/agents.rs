@@ -66,7 +66,10 @@ impl AgentProcess {
     /// The last lines of the agent's own log, for failure messages.
     fn log(&self) -> String {
         let log = std::fs::read_to_string(self._dir.0.join("stderr.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| std::env::var("CODERD_AGENT_LOG_GREP").map_or(true, |g| l.contains(&g)))
+            .collect();
         lines[lines.len().saturating_sub(80)..].join("\n")
     }
 }
@@ -185,6 +188,54 @@ async fn the_real_agent_connects_reports_and_disconnects() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The metadata item's value arrives, and changes, on the metadata watch.
+    let mut resp = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v2/workspaceagents/{}/watch-metadata",
+            srv.url, a.id
+        ))
+        .header("Coder-Session-Token", owner.token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = String::new();
+    let started = Instant::now();
+    while seen.len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "metadata values seen: {seen:?}\nagent log:\n{}",
+            agent.log()
+        );
+        let chunk = tokio::time::timeout(Duration::from_secs(20), resp.chunk())
+            .await
+            .expect("a metadata event")
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            if !event.starts_with("event: data") {
+                continue;
+            }
+            let items: Vec<Value> = serde_json::from_str(data).unwrap();
+            assert_eq!(items.len(), 1, "{data}");
+            assert_eq!(items[0]["description"]["key"], "tick");
+            let value = items[0]["result"]["value"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if !value.is_empty() && seen.last() != Some(&value) {
+                seen.push(value);
+            }
+        }
+    }
+    drop(resp);
 
     // Killing the agent ends its connection at once.
     drop(agent);

@@ -517,6 +517,16 @@ pub struct GitSshKeyRow {
 }
 
 impl Store {
+    /// The user's key pair as (private key, public key), for their workspaces' agents.
+    pub async fn git_ssh_key_pair(&self, user: Uuid) -> Result<Option<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT private_key, public_key FROM gitsshkeys WHERE user_id = $1")
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn git_ssh_key(&self, user: Uuid) -> Result<Option<GitSshKeyRow>> {
         Ok(sqlx::query_as(
             "SELECT user_id, created_at, updated_at, public_key FROM gitsshkeys WHERE user_id = $1",

@@ -362,14 +362,17 @@ impl AgentApi {
                     ..Default::default()
                 })
                 .collect(),
+            // Upstream's agents read these durations' nanoseconds as the number of seconds
+            // (its server converts a count of seconds to a duration unscaled), so that is
+            // what they get.
             metadata: metadata
                 .into_iter()
                 .map(|m| pb::MetadataDescription {
                     display_name: m.display_name,
                     key: m.key,
                     script: m.script,
-                    interval: secs(m.interval_seconds),
-                    timeout: secs(m.timeout_seconds),
+                    interval: Some(seconds_as_nanos(m.interval_seconds)),
+                    timeout: Some(seconds_as_nanos(m.timeout_seconds)),
                 })
                 .collect(),
             ..Default::default()
@@ -391,6 +394,16 @@ fn time(t: &prost_types::Timestamp) -> DateTime<Utc> {
     Utc.timestamp_opt(t.seconds, t.nanos.clamp(0, 999_999_999) as u32)
         .single()
         .unwrap_or_else(Utc::now)
+}
+
+/// A count of seconds, carried the way upstream's wire carries metadata intervals: as that
+/// many nanoseconds.
+fn seconds_as_nanos(n: i64) -> prost_types::Duration {
+    let n = n.max(0);
+    prost_types::Duration {
+        seconds: n / 1_000_000_000,
+        nanos: (n % 1_000_000_000) as i32,
+    }
 }
 
 fn duration(d: Duration) -> prost_types::Duration {

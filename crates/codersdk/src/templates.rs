@@ -254,6 +254,14 @@ pub struct WorkspaceApp {
     pub statuses: Vec<serde_json::Value>,
 }
 
+/// `GET /workspaceagents/me/gitsshkey`: the workspace owner's key pair, for its agent
+/// (`agentsdk.GitSSHKey`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgentGitSshKey {
+    pub public_key: String,
+    pub private_key: String,
+}
+
 /// One line of an agent's startup logs (`GET /workspaceagents/{id}/logs`).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceAgentLog {

@@ -34,8 +34,19 @@ const MAX_MESSAGE: usize = 4 << 20;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/workspaceagents/me/rpc", get(rpc))
+        .route("/workspaceagents/me/gitsshkey", get(me_gitsshkey))
+        .route("/workspaceagents/me/reinit", get(me_reinit))
+        .route("/workspaceagents/me/external-auth", get(me_external_auth))
+        .route(
+            "/workspaceagents/me/app-status",
+            axum::routing::patch(me_app_status),
+        )
         .route("/workspaceagents/{workspaceagent}", get(agent))
         .route("/workspaceagents/{workspaceagent}/logs", get(logs))
+        .route(
+            "/workspaceagents/{workspaceagent}/watch-metadata",
+            get(watch_metadata),
+        )
 }
 
 /// The agent a request's token belongs to (cookie, header or query, as for users).
@@ -151,6 +162,116 @@ async fn serve_agent(
     tracing::info!(agent_id = %id, "agent disconnected");
 }
 
+/// `GET /workspaceagents/me/gitsshkey`: the workspace owner's Git SSH key pair, which the
+/// agent hands to `git` inside the workspace.
+async fn me_gitsshkey(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<codersdk::AgentGitSshKey>> {
+    let agent = agent_from_request(&state, &headers, raw.as_deref()).await?;
+    let (private_key, public_key) = match state.store.git_ssh_key_pair(agent.owner_id).await? {
+        Some(pair) => pair,
+        None => {
+            let (private, public) = super::gitsshkey::generate()?;
+            state
+                .store
+                .ensure_git_ssh_key(agent.owner_id, &private, &public)
+                .await?;
+            state
+                .store
+                .git_ssh_key_pair(agent.owner_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("Reading a Git SSH key", "it vanished"))?
+        }
+    };
+    Ok(ok(codersdk::AgentGitSshKey {
+        public_key,
+        private_key,
+    }))
+}
+
+/// `GET /workspaceagents/me/reinit`: the stream on which upstream tells a prebuilt workspace's
+/// agent to re-initialise. This server has no prebuilds, so the stream stays idle (a comment
+/// every 15 s keeps proxies from closing it) until the server shuts down.
+async fn me_reinit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    agent_from_request(&state, &headers, raw.as_deref()).await?;
+    let mut shutdown = state.shutdown.subscribe();
+    let body = async_stream_body(async move |tx| {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if tx.send(Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b":\n\n"))).await.is_err() {
+                        return;
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    h.insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    Ok(resp)
+}
+
+/// A response body fed by a task through a channel.
+fn async_stream_body<F>(
+    producer: impl FnOnce(tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>) -> F,
+) -> axum::body::Body
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(producer(tx));
+    axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// `GET /workspaceagents/me/external-auth`: no external auth providers are configured here.
+async fn me_external_auth(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    agent_from_request(&state, &headers, raw.as_deref()).await?;
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "No matching external auth provider found in Coder.",
+    )
+    .with_detail("This deployment has no external auth providers configured."))
+}
+
+/// `PATCH /workspaceagents/me/app-status`: app statuses (for AI tasks) are accepted and not
+/// kept; this server shows none.
+async fn me_app_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    crate::http::json::Body(_status): crate::http::json::Body<serde_json::Value>,
+) -> ApiResult<Json<codersdk::Response>> {
+    agent_from_request(&state, &headers, raw.as_deref()).await?;
+    Ok(ok(codersdk::Response {
+        message: "OK".into(),
+        ..Default::default()
+    }))
+}
+
 /// The agent `{workspaceagent}` and its workspace, for those who may read the workspace.
 async fn readable_agent(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<WorkspaceAgent> {
     let id = parse_uuid(raw)?;
@@ -201,6 +322,100 @@ async fn logs(
             source_id: l.log_source_id,
         })
         .collect()))
+}
+
+/// The agent's metadata in upstream's shape (`codersdk.WorkspaceAgentMetadata`).
+async fn metadata_json(state: &AppState, agent: Uuid) -> ApiResult<serde_json::Value> {
+    let now = chrono::Utc::now();
+    let items: Vec<serde_json::Value> = state
+        .store
+        .agent_metadata(&[agent])
+        .await?
+        .into_iter()
+        .map(|m| {
+            serde_json::json!({
+                "result": {
+                    "collected_at": m.collected_at,
+                    "age": (now - m.collected_at).num_seconds().max(0),
+                    "value": m.value,
+                    "error": m.error,
+                },
+                "description": {
+                    "display_name": m.display_name,
+                    "key": m.key,
+                    "script": m.script,
+                    "interval": m.interval_seconds,
+                    "timeout": m.timeout_seconds,
+                },
+            })
+        })
+        .collect();
+    Ok(serde_json::Value::Array(items))
+}
+
+/// `GET /workspaceagents/{id}/watch-metadata`: server-sent events, a `data` event with all of
+/// the agent's metadata at once and again whenever the agent reports new values (at most
+/// once a second, as upstream), `ping`s in between.
+async fn watch_metadata(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let agent = readable_agent(&state, &actor, &id).await?;
+    let first = metadata_json(&state, agent.id).await?;
+    let mut sub = state
+        .pubsub
+        .subscribe(&format!("workspace-agent-metadata:{}", agent.id));
+    let mut shutdown = state.shutdown.subscribe();
+    let frame = |kind: &str, data: Option<&serde_json::Value>| {
+        let data = data.map(|d| d.to_string()).unwrap_or_default();
+        axum::body::Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+    };
+    let id = agent.id;
+    let body = async_stream_body(async move |tx| {
+        let _guard = state.streams.open();
+        if tx.send(Ok(frame("data", Some(&first)))).await.is_err() {
+            return;
+        }
+        let mut ping = tokio::time::interval(Duration::from_secs(15));
+        ping.tick().await;
+        loop {
+            let out = tokio::select! {
+                ev = sub.recv() => match ev {
+                    None => return,
+                    Some(_) => {
+                        // Coalesce a burst of reports into one event a second.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        while sub.try_recv().is_some() {}
+                        match metadata_json(&state, id).await {
+                            Ok(m) => frame("data", Some(&m)),
+                            Err(e) => frame("error", Some(&serde_json::to_value(e.body).unwrap_or_default())),
+                        }
+                    }
+                },
+                _ = ping.tick() => frame("ping", None),
+                _ = shutdown.changed() => return,
+            };
+            if tx.send(Ok(out)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    h.insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    Ok(resp)
 }
 
 #[cfg(test)]

@@ -866,6 +866,46 @@ fn operations(d: &mut Doc) {
     .list::<WorkspaceAgentLog>(200);
     d.op(
         GET,
+        "/workspaceagents/{workspaceagent}/watch-metadata",
+        "Agents",
+        "watch-for-workspace-agent-metadata-updates",
+        "Watch for workspace agent metadata updates",
+    )
+    .content(200, "text/event-stream", json!({"type": "string"}));
+    d.op(
+        GET,
+        "/workspaceagents/me/gitsshkey",
+        "Agents",
+        "get-workspace-agent-git-ssh-key",
+        "Get workspace agent Git SSH key",
+    )
+    .ok::<AgentGitSshKey>(200);
+    d.op(
+        GET,
+        "/workspaceagents/me/reinit",
+        "Agents",
+        "get-workspace-agent-reinitialization",
+        "Get workspace agent reinitialization",
+    )
+    .content(200, "text/event-stream", json!({"type": "string"}));
+    d.op(
+        GET,
+        "/workspaceagents/me/external-auth",
+        "Agents",
+        "get-workspace-agent-external-auth",
+        "Get workspace agent external auth",
+    )
+    .ok::<Response>(404);
+    d.op(
+        PATCH,
+        "/workspaceagents/me/app-status",
+        "Agents",
+        "patch-workspace-agent-app-status",
+        "Patch workspace agent app status",
+    )
+    .ok::<Response>(200);
+    d.op(
+        GET,
         "/organizations/{organization}/templates",
         "Templates",
         "get-templates-by-organization",
