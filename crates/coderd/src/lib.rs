@@ -14,3 +14,4 @@ pub mod search;
 pub mod server;
 pub mod state;
 pub mod swagger;
+pub mod version;

@@ -8,8 +8,8 @@ use axum::Router;
 use codersdk::BuildInfoResponse;
 
 use crate::http::json::{message, ok, Json};
-use crate::middleware::VERSION;
 use crate::state::AppState;
+use crate::version::{API_LEVEL, BUILD_VERSION};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -91,7 +91,7 @@ async fn experiments(_actor: crate::authz::Actor) -> Json<Vec<String>> {
 async fn update_check() -> Json<codersdk::UpdateCheckResponse> {
     ok(codersdk::UpdateCheckResponse {
         current: true,
-        version: format!("v{VERSION}"),
+        version: BUILD_VERSION.into(),
         url: String::new(),
     })
 }
@@ -135,8 +135,8 @@ pub(super) async fn root() -> Response {
 
 async fn build_info(State(state): State<AppState>) -> Json<BuildInfoResponse> {
     ok(BuildInfoResponse {
-        external_url: format!("https://github.com/coder/coder/releases/tag/v{VERSION}"),
-        version: format!("v{VERSION}"),
+        external_url: format!("https://github.com/coder/coder/releases/tag/v{API_LEVEL}"),
+        version: BUILD_VERSION.into(),
         dashboard_url: state.config.access_url.clone(),
         telemetry: false,
         workspace_proxy: false,

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::middleware::log_and_headers,
         ))
+        .layer(axum::middleware::map_response(crate::version::stamp))
         .with_state(state)
 }
 
