@@ -844,6 +844,11 @@ fn operations(d: &mut Doc) {
         "get-templates-by-organization",
         "Get templates by organization",
     )
+    .query(
+        "q",
+        STR,
+        "Search query (exact_name:, name:, deprecated:, author:, ...)",
+    )
     .list::<Template>(200);
     d.op(
         POST,
@@ -876,6 +881,11 @@ fn operations(d: &mut Doc) {
         "Templates",
         "get-all-templates",
         "Get all templates",
+    )
+    .query(
+        "q",
+        STR,
+        "Search query (exact_name:, name:, deprecated:, author:, ...)",
     )
     .list::<Template>(200);
     d.op(

@@ -1,0 +1,129 @@
+//! What real Coder clients (the CLI, VS Code, JetBrains, terraform-provider-coderd, the
+//! dashboard) were seen to need beyond the reference: each behaviour here is upstream's.
+
+use codersdk::{Client, Template, UpdateTemplateMeta};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::echo::create_template;
+use crate::harness::{raw_json, TestServer};
+
+async fn get<T: serde::de::DeserializeOwned>(client: &Client, path: &str) -> T {
+    client
+        .request::<(), T>(Method::GET, path, None)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+async fn template_names(client: &Client, q: &str) -> Vec<String> {
+    let path = format!("/api/v2/templates?q={}", urlencoding(q));
+    let list: Vec<Template> = get(client, &path).await;
+    list.into_iter().map(|t| t.name).collect()
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn template_search_follows_upstreams_grammar() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let (member, _) = srv.member(&owner, "amy").await;
+    for name in ["docker", "docker-gpu", "kube"] {
+        create_template(&owner, org, name, &json!({})).await;
+    }
+    let (old, _) = create_template(&owner, org, "legacy", &json!({})).await;
+    let meta = UpdateTemplateMeta {
+        display_name: Some("Old Docker".into()),
+        deprecation_message: Some("use docker".into()),
+        ..Default::default()
+    };
+    let _: Template = owner
+        .request(
+            Method::PATCH,
+            &format!("/api/v2/templates/{}", old.id),
+            Some(&meta),
+        )
+        .await
+        .unwrap();
+
+    // `coder create -t docker` asks for exact_name: only that template, never docker-gpu.
+    assert_eq!(
+        template_names(&owner, "exact_name:docker").await,
+        ["docker"]
+    );
+    assert_eq!(
+        template_names(&owner, "exact_name:DOCKER").await,
+        ["docker"]
+    );
+    assert_eq!(
+        template_names(&owner, "name:dock").await,
+        ["docker", "docker-gpu"]
+    );
+    // Deprecated templates are left out unless asked for.
+    assert_eq!(
+        template_names(&owner, "").await,
+        ["docker", "docker-gpu", "kube"]
+    );
+    assert_eq!(template_names(&owner, "deprecated:true").await, ["legacy"]);
+    // A bare word matches the display name, or the name where there is none.
+    assert_eq!(
+        template_names(&owner, "docker deprecated:false").await,
+        ["docker", "docker-gpu"]
+    );
+    assert_eq!(
+        template_names(&owner, "\"old doc\" deprecated:t").await,
+        ["legacy"]
+    );
+    assert_eq!(
+        template_names(&owner, "author:me exact_name:kube").await,
+        ["kube"]
+    );
+    assert!(template_names(&member, "author:me").await.is_empty());
+    assert!(template_names(&owner, "has-ai-task:true").await.is_empty());
+    assert_eq!(template_names(&owner, "has-ai-task:false").await.len(), 3);
+    assert_eq!(
+        template_names(&owner, &format!("ids:{},{}", old.id, uuid::Uuid::nil())).await,
+        Vec::<String>::new(),
+        "ids: keeps the default deprecated:false"
+    );
+    assert_eq!(
+        template_names(&owner, "organization:coder exact_name:kube").await,
+        ["kube"]
+    );
+    // The organization's list reads the same query.
+    let list: Vec<Template> = get(
+        &owner,
+        &format!("/api/v2/organizations/{org}/templates?q=exact_name%3Akube"),
+    )
+    .await;
+    assert_eq!(list.len(), 1);
+    // Members see only what they may read, searched the same way.
+    assert_eq!(template_names(&member, "name:kube").await, ["kube"]);
+
+    for (q, field) in [
+        ("colour:red", "colour"),
+        ("deprecated:maybe", "deprecated"),
+        ("a b", "display_name"),
+        ("organization:nowhere", "organization"),
+        ("ids:nope", "ids"),
+    ] {
+        let (status, body): (u16, Value) = raw_json(
+            &owner,
+            "GET",
+            &format!("/api/v2/templates?q={}", urlencoding(q)),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert_eq!(body["message"], "Invalid template search query.", "{q}");
+        assert_eq!(body["validations"][0]["field"], field, "{q}: {body}");
+    }
+}
