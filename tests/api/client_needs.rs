@@ -127,3 +127,54 @@ async fn template_search_follows_upstreams_grammar() {
         assert_eq!(body["validations"][0]["field"], field, "{q}: {body}");
     }
 }
+
+#[tokio::test]
+async fn trailing_slashes_are_served_like_the_path_without() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let (t, _) = create_template(&owner, org, "docker", &json!({})).await;
+    for path in [
+        format!("/api/v2/templates/{}/versions", t.id),
+        "/api/v2/users".to_string(),
+        format!("/api/v2/organizations/{org}/members"),
+        "/api/v2/users/me".to_string(),
+        "/api/v2/templates?q=exact_name%3Adocker".to_string(),
+        "/api/v2".to_string(),
+    ] {
+        let (plain_status, plain) = raw_json(&owner, "GET", &path, None).await;
+        let slashed = match path.split_once('?') {
+            Some((p, q)) => format!("{p}/?{q}"),
+            None => format!("{path}/"),
+        };
+        let (status, body) = raw_json(&owner, "GET", &slashed, None).await;
+        assert_eq!((plain_status, status), (200, 200), "{slashed}: {body}");
+        assert_eq!(plain, body, "{slashed}");
+    }
+    let (status, body) = raw_json(
+        &owner,
+        "GET",
+        "/api/v2/templates?q=exact_name%3Adocker",
+        None,
+    )
+    .await;
+    assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(1)));
+    // Writes too: creating a user through `/users/`.
+    let (status, body) = raw_json(
+        &owner,
+        "POST",
+        "/api/v2/users/",
+        Some(&format!(
+            r#"{{"email":"sam@example.com","username":"sam","password":"{}","organization_ids":["{org}"]}}"#,
+            crate::harness::MEMBER_PASSWORD
+        )),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Unknown routes stay unknown.
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/no-such-thing/", None).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (404, Some("Route not found."))
+    );
+}
