@@ -178,3 +178,46 @@ async fn trailing_slashes_are_served_like_the_path_without() {
         (404, Some("Route not found."))
     );
 }
+
+#[tokio::test]
+async fn entitlements_name_what_this_server_implements() {
+    let srv = TestServer::start().await;
+    let (owner, _) = srv.owner().await;
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/entitlements", None).await;
+    assert_eq!(status, 200, "{body}");
+    let features = body["features"].as_object().unwrap();
+    // terraform-provider-coderd checks these before managing groups, template ACLs,
+    // require_active_version and scheduling fields; the dashboard before showing their UI.
+    for name in [
+        "template_rbac",
+        "access_control",
+        "advanced_template_scheduling",
+        "user_role_management",
+        "multiple_organizations",
+    ] {
+        assert_eq!(
+            features[name],
+            json!({"entitlement": "entitled", "enabled": true}),
+            "{name}"
+        );
+    }
+    // What this server does not do stays unlicensed (PUT /appearance answers 403, there is
+    // no audit log, no custom roles, no external provisioners).
+    for name in [
+        "appearance",
+        "audit_log",
+        "custom_roles",
+        "external_provisioner_daemons",
+        "user_limit",
+        "high_availability",
+    ] {
+        assert_eq!(
+            features[name],
+            json!({"entitlement": "not_entitled", "enabled": false}),
+            "{name}"
+        );
+    }
+    assert_eq!(features.len(), 26, "every upstream feature is listed");
+    assert_eq!(body["has_license"], false);
+    assert_eq!(body["warnings"], json!([]));
+}

@@ -363,18 +363,40 @@ pub struct UploadResponse {
 // ---------------------------------------------------------------------------------------------
 // Deployment-wide answers
 
-/// `GET /entitlements`. Features are keyed by name; this server licenses none.
+/// `GET /entitlements`. Features are keyed by name (`template_rbac`, `audit_log`, ...).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Entitlements {
-    /// No feature is licensed: always empty.
-    #[schema(schema_with = crate::always_empty_map)]
-    pub features: std::collections::BTreeMap<String, serde_json::Value>,
+    pub features: std::collections::BTreeMap<String, Feature>,
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
     pub has_license: bool,
     pub trial: bool,
     pub require_telemetry: bool,
     pub refreshed_at: DateTime<Utc>,
+}
+
+/// One feature's entitlement. Limits and usage are left out when the feature has none, as
+/// Coder leaves them out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Feature {
+    /// `entitled`, `grace_period` or `not_entitled`.
+    pub entitlement: String,
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_period: Option<UsagePeriod>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UsagePeriod {
+    pub issued_at: DateTime<Utc>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

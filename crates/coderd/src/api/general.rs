@@ -69,10 +69,68 @@ async fn authcheck(
     ok(answers)
 }
 
-/// This server has no licensed features: every feature is off and nothing warns.
+/// Every feature upstream licenses (`codersdk.FeatureNames`).
+const FEATURES: [&str; 26] = [
+    "user_limit",
+    "audit_log",
+    "connection_log",
+    "browser_only",
+    "scim",
+    "template_rbac",
+    "high_availability",
+    "multiple_external_auth",
+    "external_provisioner_daemons",
+    "appearance",
+    "advanced_template_scheduling",
+    "workspace_proxy",
+    "user_role_management",
+    "external_token_encryption",
+    "workspace_batch_actions",
+    "task_batch_actions",
+    "access_control",
+    "control_shared_ports",
+    "custom_roles",
+    "multiple_organizations",
+    "workspace_prebuilds",
+    "managed_agent_limit",
+    "workspace_external_agent",
+    "aibridge",
+    "boundary",
+    "ai_governance_user_limit",
+];
+
+/// The licensed features this server implements without a license, so clients that check
+/// entitlements first (terraform-provider-coderd, the dashboard) use them: template and
+/// group ACLs, role assignment, template scheduling (failure TTL, dormancy, autostop
+/// requirement), access control (`require_active_version`, deprecation) and organizations.
+const IMPLEMENTED: [&str; 5] = [
+    "template_rbac",
+    "user_role_management",
+    "advanced_template_scheduling",
+    "access_control",
+    "multiple_organizations",
+];
+
+/// Every upstream feature, entitled and enabled where this server implements it, not
+/// entitled elsewhere (no license is needed or accepted, and nothing warns).
 async fn entitlements(_actor: crate::authz::Actor) -> Json<codersdk::Entitlements> {
+    let features = FEATURES
+        .iter()
+        .map(|name| {
+            let on = IMPLEMENTED.contains(name);
+            let feature = codersdk::Feature {
+                entitlement: if on { "entitled" } else { "not_entitled" }.into(),
+                enabled: on,
+                limit: None,
+                actual: None,
+                soft_limit: None,
+                usage_period: None,
+            };
+            (name.to_string(), feature)
+        })
+        .collect();
     ok(codersdk::Entitlements {
-        features: Default::default(),
+        features,
         warnings: Vec::new(),
         errors: Vec::new(),
         has_license: false,
