@@ -19,6 +19,10 @@ const OMITEMPTY: &[(&str, &str)] = &[
     ("codersdk.Response", "detail"),
     ("codersdk.Response", "validations"),
     ("codersdk.AssignableRoles", "organization_id"),
+    ("codersdk.Feature", "limit"),
+    ("codersdk.Feature", "actual"),
+    ("codersdk.Feature", "soft_limit"),
+    ("codersdk.Feature", "usage_period"),
 ];
 
 /// Enum values we send beyond the reference's, each a documented decision (docs/decisions.md).
