@@ -221,3 +221,105 @@ async fn entitlements_name_what_this_server_implements() {
     assert_eq!(body["has_license"], false);
     assert_eq!(body["warnings"], json!([]));
 }
+
+/// `coder list --shared-with-me` asks for `shared_with_user:<my id>`.
+#[tokio::test]
+async fn workspace_search_finds_what_is_shared() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let (amy, amy_user) = srv.member(&owner, "amy").await;
+    let (t, _) = create_template(&owner, org, "docker", &json!({})).await;
+    let mut ids = Vec::new();
+    for name in ["mine", "lent", "grouped"] {
+        let (status, body) = raw_json(
+            &owner,
+            "POST",
+            "/api/v2/users/me/workspaces",
+            Some(&json!({"name": name, "template_id": t.id}).to_string()),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    let (status, body) = raw_json(
+        &owner,
+        "PATCH",
+        &format!("/api/v2/workspaces/{}/acl", ids[1]),
+        Some(&json!({"user_roles": {amy_user.id.to_string(): "use"}}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let group: Value = owner
+        .request(
+            Method::POST,
+            &format!("/api/v2/organizations/{org}/groups"),
+            Some(&json!({"name": "devs"})),
+        )
+        .await
+        .unwrap();
+    let (status, body) = raw_json(
+        &owner,
+        "PATCH",
+        &format!("/api/v2/workspaces/{}/acl", ids[2]),
+        Some(&json!({"group_roles": {group["id"].as_str().unwrap(): "use"}}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+
+    let names = |client: Client, q: String| async move {
+        let path = format!("/api/v2/workspaces?q={}", urlencoding(&q));
+        let body: Value = get(&client, &path).await;
+        let mut names: Vec<String> = body["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(amy.clone(), format!("shared_with_user:{}", amy_user.id)).await,
+        ["lent"]
+    );
+    assert_eq!(
+        names(owner.clone(), "shared_with_user:amy".into()).await,
+        ["lent"]
+    );
+    assert_eq!(
+        names(owner.clone(), "shared:true".into()).await,
+        ["grouped", "lent"]
+    );
+    assert_eq!(names(owner.clone(), "shared:false".into()).await, ["mine"]);
+    assert_eq!(
+        names(owner.clone(), "shared_with_group:devs".into()).await,
+        ["grouped"]
+    );
+    assert_eq!(
+        names(owner.clone(), "shared_with_group:coder/devs".into()).await,
+        ["grouped"]
+    );
+    assert!(names(owner.clone(), "has-ai-task:true".into())
+        .await
+        .is_empty());
+    assert_eq!(
+        names(owner.clone(), "has-ai-task:false".into()).await.len(),
+        3
+    );
+    for (q, field) in [
+        ("shared_with_user:nobody", "shared_with_user"),
+        ("shared_with_group:nothing", "shared_with_group"),
+        ("shared:perhaps", "shared"),
+    ] {
+        let (status, body) = raw_json(
+            &owner,
+            "GET",
+            &format!("/api/v2/workspaces?q={}", urlencoding(q)),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert_eq!(body["validations"][0]["field"], field, "{q}: {body}");
+    }
+}

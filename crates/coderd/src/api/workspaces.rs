@@ -475,10 +475,10 @@ async fn create(
 }
 
 /// Parses Coder's workspace search (`?q=`) into a filter.
-fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Option<String>)> {
+fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, SearchLookups)> {
     let invalid = "Invalid workspace search query.";
     let mut f = WorkspaceFilter::default();
-    let mut org_ref = None;
+    let mut lookups = SearchLookups::default();
     let mut bad = ApiError::bad_request(invalid);
     let boolean = |k: &str, v: &str, bad: &mut ApiError| match v {
         "true" => Some(true),
@@ -544,7 +544,16 @@ fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Op
                     )
                 }
             },
-            Some("organization") => org_ref = Some(v),
+            Some("organization") => lookups.organization = Some(v),
+            Some("shared_with_user") => lookups.shared_with_user = Some(v),
+            Some("shared_with_group") => lookups.shared_with_group = Some(v),
+            Some(k @ "shared") => f.shared = boolean(k, &v, &mut bad),
+            // No build here has an AI task or an external agent.
+            Some(k @ ("has-ai-task" | "has_external_agent")) => {
+                if boolean(k, &v, &mut bad) == Some(true) {
+                    f.match_none = true;
+                }
+            }
             Some("param") => {
                 let (name, value) = match v.split_once('=') {
                     Some((n, val)) => (n.to_string(), Some(val.to_string())),
@@ -559,9 +568,102 @@ fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Op
         }
     }
     if bad.body.validations.is_empty() {
-        Ok((f, org_ref))
+        Ok((f, lookups))
     } else {
         Err(bad)
+    }
+}
+
+/// Search terms that name something to look up: an organization, a user or a group.
+#[derive(Default)]
+struct SearchLookups {
+    organization: Option<String>,
+    shared_with_user: Option<String>,
+    shared_with_group: Option<String>,
+}
+
+impl SearchLookups {
+    /// Fills the filter's ids, or answers Coder's 400 for a name that finds nothing.
+    async fn apply(
+        self,
+        state: &AppState,
+        actor: &Actor,
+        f: &mut WorkspaceFilter,
+    ) -> ApiResult<()> {
+        let invalid = || ApiError::bad_request("Invalid workspace search query.");
+        if let Some(org) = self.organization {
+            f.organization_id = Some(match resolve::organization(state, actor, &org).await {
+                Ok(o) => o.id,
+                Err(_) => {
+                    return Err(invalid().with_validation(
+                        "organization",
+                        format!("Organization {org:?} not found"),
+                    ))
+                }
+            });
+        }
+        if let Some(user) = self.shared_with_user {
+            let found = match Uuid::parse_str(&user) {
+                Ok(id) => Some(id),
+                Err(_) => lookup(state.store.user_by_username_or_email(&user).await)?.map(|u| u.id),
+            };
+            match found {
+                Some(id) => f.shared_with_user = Some(id),
+                None => {
+                    return Err(invalid().with_validation(
+                        "shared_with_user",
+                        format!(
+                            "Query param \"shared_with_user\" has invalid value: user {user:?} \
+                             either does not exist, or you are unauthorized to view them"
+                        ),
+                    ))
+                }
+            }
+        }
+        if let Some(group) = self.shared_with_group {
+            let found = match Uuid::parse_str(&group) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    let (org, name) = match group.split_once('/') {
+                        Some((org, name)) => {
+                            (lookup(state.store.organization_by_name(org).await)?, name)
+                        }
+                        None => (
+                            Some(state.store.default_organization().await?),
+                            group.as_str(),
+                        ),
+                    };
+                    match org {
+                        Some(org) => {
+                            lookup(state.store.group_by_name(org.id, name).await)?.map(|g| g.id)
+                        }
+                        None => None,
+                    }
+                }
+            };
+            match found {
+                Some(id) => f.shared_with_group = Some(id),
+                None => {
+                    return Err(invalid().with_validation(
+                        "shared_with_group",
+                        format!(
+                            "Query param \"shared_with_group\" has invalid value: group {group:?} \
+                             either does not exist, or you are unauthorized to view it"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `None` for a row that does not exist; other store errors stay errors.
+fn lookup<T>(r: Result<T, coderd_db::StoreError>) -> ApiResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(coderd_db::StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -572,16 +674,8 @@ async fn list(
 ) -> ApiResult<Json<WorkspacesResponse>> {
     let q = QueryParams::parse(raw.as_deref());
     let page = Pagination::parse(&q)?;
-    let (mut f, org_ref) = search_filter(&actor, q.get("q").unwrap_or(""))?;
-    if let Some(org) = org_ref {
-        f.organization_id = Some(match resolve::organization(&state, &actor, &org).await {
-            Ok(o) => o.id,
-            Err(_) => {
-                return Err(ApiError::bad_request("Invalid workspace search query.")
-                    .with_validation("organization", format!("Organization {org:?} not found")))
-            }
-        });
-    }
+    let (mut f, lookups) = search_filter(&actor, q.get("q").unwrap_or(""))?;
+    lookups.apply(&state, &actor, &mut f).await?;
     f.limit = page.limit;
     f.offset = page.offset;
     f.requester = actor.user_id;
