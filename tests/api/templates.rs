@@ -740,7 +740,12 @@ async fn template_versions_listing_and_active_version() {
         None,
     )
     .await;
-    assert_eq!(status, 204, "{body}");
+    // As upstream: the first version has no previous one, a 404 (not 204).
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["message"],
+        "No previous template version found for \"v1\"."
+    );
 
     // Promote v2.
     let path = format!("/api/v2/templates/{}/versions", t.id);

@@ -1016,9 +1016,7 @@ fn operations(d: &mut Doc) {
     )
     .ok::<TemplateVersion>(200);
     d.op(GET, "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}/previous", "Templates", "get-previous-template-version-by-organization-template-and-name", "Get previous template version by organization, template, and name")
-        .ok::<TemplateVersion>(200)
-        // No version before this one.
-        .empty(204);
+        .ok::<TemplateVersion>(200);
     d.op(
         GET,
         "/templateversions/{templateversion}",
