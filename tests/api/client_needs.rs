@@ -323,3 +323,280 @@ async fn workspace_search_finds_what_is_shared() {
         assert_eq!(body["validations"][0]["field"], field, "{q}: {body}");
     }
 }
+
+#[tokio::test]
+async fn routes_clients_call_beyond_the_reference() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let (amy, amy_user) = srv.member(&owner, "amy").await;
+
+    // One member, shaped like the members list's entries (upstream's swagger has no GET here).
+    let body: Value = get(&owner, &format!("/api/v2/organizations/{org}/members/amy")).await;
+    let problems = crate::harness::schema::spec().check_value(
+        &json!({"$ref": "#/definitions/codersdk.OrganizationMemberWithUserData"}),
+        &body,
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(body["user_id"], amy_user.id.to_string());
+    assert_eq!(body["organization_id"], org.to_string());
+    let (status, _) = raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/organizations/{org}/members/nobody"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "no such user: as the other member routes answer"
+    );
+    let list: Value = get(&amy, &format!("/api/v2/organizations/{org}/members/me")).await;
+    assert_eq!(list["username"], "amy");
+
+    // The organization's assignable roles: owners may assign all, members none.
+    let roles: Value = get(
+        &owner,
+        &format!("/api/v2/organizations/{org}/members/roles"),
+    )
+    .await;
+    let names: Vec<&str> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"organization-admin"), "{names:?}");
+    assert!(
+        !names.contains(&"organization-member"),
+        "implied, not assignable"
+    );
+    assert!(roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["assignable"] == true && r["organization_id"] == org.to_string()));
+    let (status, body) = raw_json(
+        &amy,
+        "GET",
+        &format!("/api/v2/organizations/{org}/members/roles"),
+        None,
+    )
+    .await;
+    if status == 200 {
+        assert!(body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["assignable"] == false));
+    } else {
+        assert_eq!(status, 404, "{body}");
+    }
+
+    let ssh: Value = get(&amy, "/api/v2/deployment/ssh").await;
+    assert_eq!(ssh["hostname_prefix"], "coder.");
+    assert_eq!(ssh["hostname_suffix"], "coder");
+
+    let regions: Value = get(&amy, "/api/v2/regions").await;
+    let info = owner.build_info().await.unwrap();
+    assert_eq!(regions["regions"][0]["name"], "primary");
+    assert_eq!(regions["regions"][0]["id"], info.deployment_id);
+    assert_eq!(regions["regions"][0]["path_app_url"], info.dashboard_url);
+
+    let safe: Value = get(&amy, "/api/v2/experiments/available").await;
+    assert_eq!(safe, json!({"safe": []}));
+
+    let lt: Value = get(&amy, "/api/v2/users/me/login-type").await;
+    assert_eq!(lt, json!({"login_type": "password"}));
+    let (status, _) = raw_json(&amy, "GET", "/api/v2/users/owner/login-type", None).await;
+    assert_eq!(status, 404, "members do not see other users");
+
+    // Appearance: stored per user; unknown fonts refused.
+    let a: Value = get(&amy, "/api/v2/users/me/appearance").await;
+    assert_eq!(a, json!({"theme_preference": "", "terminal_font": ""}));
+    let (status, body) = raw_json(
+        &amy,
+        "PUT",
+        "/api/v2/users/me/appearance",
+        Some(r#"{"theme_preference":"dark","terminal_font":"fira-code"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, body.clone()),
+        (
+            200,
+            json!({"theme_preference": "dark", "terminal_font": "fira-code"})
+        )
+    );
+    let a: Value = get(&amy, "/api/v2/users/me/appearance").await;
+    assert_eq!(a["terminal_font"], "fira-code");
+    let me: Value = get(&amy, "/api/v2/users/me").await;
+    assert_eq!(me["theme_preference"], "dark");
+    let (status, body) = raw_json(
+        &amy,
+        "PUT",
+        "/api/v2/users/me/appearance",
+        Some(r#"{"theme_preference":"dark","terminal_font":"comic-sans"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("Unsupported font family."))
+    );
+    let (status, _) = raw_json(
+        &amy,
+        "PUT",
+        "/api/v2/users/owner/appearance",
+        Some(r#"{"theme_preference":"dark","terminal_font":""}"#),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Autofill: the values last given to the template's parameters.
+    let echo = json!({"parse": {"parameters": [
+        {"name": "cpu", "type": "number", "mutable": true, "default_value": "2", "options": []},
+        {"name": "token", "type": "string", "mutable": true, "default_value": "", "ephemeral": true, "options": []}
+    ]}});
+    let (t, _) = create_template(&owner, org, "docker", &echo).await;
+    let (status, body) = raw_json(
+        &amy,
+        "POST",
+        "/api/v2/users/me/workspaces",
+        Some(
+            &json!({"name": "dev", "template_id": t.id, "rich_parameter_values": [
+            {"name": "cpu", "value": "4"}, {"name": "token", "value": "secret"}]})
+            .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let params: Value = get(
+        &amy,
+        &format!("/api/v2/users/me/autofill-parameters?template_id={}", t.id),
+    )
+    .await;
+    assert_eq!(
+        params,
+        json!([{"name": "cpu", "value": "4"}]),
+        "ephemeral values are not kept"
+    );
+    for query in [
+        "",
+        "?template_id=nope",
+        &format!("?template_id={}&x=1", t.id),
+    ] {
+        let (status, body) = raw_json(
+            &amy,
+            "GET",
+            &format!("/api/v2/users/me/autofill-parameters{query}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (400, Some("Invalid query parameters.")),
+            "{query}"
+        );
+    }
+    let none: Value = get(
+        &owner,
+        &format!("/api/v2/users/me/autofill-parameters?template_id={}", t.id),
+    )
+    .await;
+    assert_eq!(none, json!([]));
+}
+
+#[tokio::test]
+async fn cli_auth_page_hands_out_a_session_token() {
+    let srv = TestServer::start().await;
+    let (owner, _) = srv.owner().await;
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!("{}/cli-auth", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let text = page.text().await.unwrap();
+    assert!(
+        text.contains("<form method=\"post\" action=\"/cli-auth\">"),
+        "{text}"
+    );
+
+    let bad = http
+        .post(format!("{}/cli-auth", srv.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=owner%40example.com&password=wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    assert!(bad
+        .text()
+        .await
+        .unwrap()
+        .contains("Incorrect email or password."));
+
+    let signed_in = http
+        .post(format!("{}/cli-auth", srv.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "email=owner%40example.com&password={}",
+            urlencoding(crate::harness::OWNER_PASSWORD)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("coder_session_token="), "{cookie}");
+    let token = token_in(&signed_in.text().await.unwrap());
+    let me = crate::harness::checked_client(&srv.url).with_token(&token);
+    assert_eq!(
+        me.request::<(), Value>(Method::GET, "/api/v2/users/me", None)
+            .await
+            .unwrap()["username"],
+        "owner"
+    );
+
+    // Signed in already (the cookie): a fresh token each time.
+    let session = cookie.split(';').next().unwrap().to_string();
+    let again = http
+        .get(format!("{}/cli-auth", srv.url))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let second = token_in(&again.text().await.unwrap());
+    assert_ne!(second, token);
+    let me = crate::harness::checked_client(&srv.url).with_token(&second);
+    assert!(me
+        .request::<(), Value>(Method::GET, "/api/v2/users/me", None)
+        .await
+        .is_ok());
+    // A stale cookie gets the form, not an error.
+    let stale = http
+        .get(format!("{}/cli-auth", srv.url))
+        .header(
+            "cookie",
+            "coder_session_token=abcdefghij-0123456789abcdefghijkl",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
+    assert!(stale.text().await.unwrap().contains("<form"));
+    drop(owner);
+}
+
+fn token_in(page: &str) -> String {
+    let start = page.find("<pre id=\"token\">").expect("a token") + "<pre id=\"token\">".len();
+    let end = page[start..].find("</pre>").unwrap() + start;
+    page[start..end].to_string()
+}

@@ -428,6 +428,64 @@ pub struct LinkConfig {
     pub location: String,
 }
 
+/// `GET /deployment/ssh`: how clients name workspaces in SSH configs.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SshConfigResponse {
+    pub hostname_prefix: String,
+    pub hostname_suffix: String,
+    pub ssh_config_options: std::collections::BTreeMap<String, String>,
+}
+
+/// A place workspaces are reached through; this server is the only one (`primary`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Region {
+    pub id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    pub icon_url: String,
+    pub healthy: bool,
+    pub path_app_url: String,
+    pub wildcard_hostname: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RegionsResponse {
+    pub regions: Vec<Region>,
+}
+
+/// `GET /experiments/available`: experiments safe to turn on.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AvailableExperiments {
+    pub safe: Vec<String>,
+}
+
+/// `GET /users/{user}/login-type`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserLoginType {
+    pub login_type: String,
+}
+
+/// A parameter value a user gave before (`GET /users/{user}/autofill-parameters`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserParameter {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserAppearanceSettings {
+    pub theme_preference: String,
+    /// `""` (the default), `ibm-plex-mono`, `fira-code`, `source-code-pro` or `jetbrains-mono`.
+    pub terminal_font: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct UpdateUserAppearanceSettingsRequest {
+    pub theme_preference: String,
+    pub terminal_font: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppearanceConfig {
     pub application_name: String,

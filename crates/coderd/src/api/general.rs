@@ -17,6 +17,9 @@ pub fn routes() -> Router<AppState> {
         .route("/buildinfo", get(build_info))
         .route("/entitlements", get(entitlements))
         .route("/experiments", get(experiments))
+        .route("/experiments/available", get(available_experiments))
+        .route("/deployment/ssh", get(ssh_config))
+        .route("/regions", get(regions))
         .route("/updatecheck", get(update_check))
         .route("/appearance", get(appearance).put(update_appearance))
         .route(
@@ -143,6 +146,42 @@ async fn entitlements(_actor: crate::authz::Actor) -> Json<codersdk::Entitlement
 /// No experiments are enabled.
 async fn experiments(_actor: crate::authz::Actor) -> Json<Vec<String>> {
     ok(Vec::new())
+}
+
+/// No experiment is safe to turn on (upstream's list is empty too).
+async fn available_experiments(
+    _actor: crate::authz::Actor,
+) -> Json<codersdk::AvailableExperiments> {
+    ok(codersdk::AvailableExperiments { safe: Vec::new() })
+}
+
+/// Upstream's defaults: `coder config-ssh` names hosts `coder.<workspace>` or
+/// `<workspace>.coder`.
+async fn ssh_config(_actor: crate::authz::Actor) -> Json<codersdk::SshConfigResponse> {
+    ok(codersdk::SshConfigResponse {
+        hostname_prefix: "coder.".into(),
+        hostname_suffix: "coder".into(),
+        ssh_config_options: Default::default(),
+    })
+}
+
+/// The one region there is: this deployment (no workspace proxies), named `primary` with the
+/// deployment id, as upstream names its own.
+async fn regions(
+    State(state): State<AppState>,
+    _actor: crate::authz::Actor,
+) -> Json<codersdk::RegionsResponse> {
+    ok(codersdk::RegionsResponse {
+        regions: vec![codersdk::Region {
+            id: uuid::Uuid::parse_str(&state.deployment_id).unwrap_or_default(),
+            name: "primary".into(),
+            display_name: "Default".into(),
+            icon_url: "/emojis/1f3e1.png".into(),
+            healthy: true,
+            path_app_url: state.config.access_url.clone(),
+            wildcard_hostname: String::new(),
+        }],
+    })
 }
 
 /// This server does not call out to check for releases; it reports itself as current.

@@ -3,6 +3,7 @@
 mod acl;
 mod apikeys;
 mod builds;
+mod cliauth;
 mod convert;
 mod dynparams;
 mod examples;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(streams::metrics))
         .route("/api/v2/", get(general::root))
         .nest("/api/v2", api)
+        .merge(cliauth::routes(&state))
         .merge(crate::swagger::routes())
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(

@@ -614,6 +614,30 @@ fn operations(d: &mut Doc) {
     .json(200, json!({"type": "array", "items": {"type": "string"}}));
     d.op(
         GET,
+        "/experiments/available",
+        "General",
+        "get-safe-experiments",
+        "Get safe experiments",
+    )
+    .ok::<codersdk::AvailableExperiments>(200);
+    d.op(
+        GET,
+        "/deployment/ssh",
+        "General",
+        "ssh-config",
+        "SSH Config",
+    )
+    .ok::<codersdk::SshConfigResponse>(200);
+    d.op(
+        GET,
+        "/regions",
+        "WorkspaceProxies",
+        "get-site-wide-regions-for-workspace-connections",
+        "Get site-wide regions for workspace connections",
+    )
+    .ok::<codersdk::RegionsResponse>(200);
+    d.op(
+        GET,
         "/updatecheck",
         "General",
         "update-check",
@@ -755,6 +779,22 @@ fn operations(d: &mut Doc) {
         "List organization members",
     )
     .list::<OrganizationMemberWithUserData>(200);
+    d.op(
+        GET,
+        "/organizations/{organization}/members/roles",
+        "Members",
+        "get-member-roles-by-organization",
+        "Get member roles by organization",
+    )
+    .list::<AssignableRoles>(200);
+    d.op(
+        GET,
+        "/organizations/{organization}/members/{user}",
+        "Members",
+        "get-organization-member",
+        "Get organization member",
+    )
+    .ok::<OrganizationMemberWithUserData>(200);
     d.op(
         POST,
         "/organizations/{organization}/members/{user}",
@@ -1348,6 +1388,40 @@ fn operations(d: &mut Doc) {
         "Get organizations by user",
     )
     .list::<Organization>(200);
+    d.op(
+        GET,
+        "/users/{user}/login-type",
+        "Users",
+        "get-user-login-type",
+        "Get user login type",
+    )
+    .ok::<codersdk::UserLoginType>(200);
+    d.op(
+        GET,
+        "/users/{user}/autofill-parameters",
+        "Users",
+        "get-autofill-build-parameters-for-user",
+        "Get autofill build parameters for user",
+    )
+    .query("template_id", UUID, "Template ID")
+    .list::<codersdk::UserParameter>(200);
+    d.op(
+        GET,
+        "/users/{user}/appearance",
+        "Users",
+        "get-user-appearance-settings",
+        "Get user appearance settings",
+    )
+    .ok::<codersdk::UserAppearanceSettings>(200);
+    d.op(
+        PUT,
+        "/users/{user}/appearance",
+        "Users",
+        "update-user-appearance-settings",
+        "Update user appearance settings",
+    )
+    .body::<codersdk::UpdateUserAppearanceSettingsRequest>()
+    .ok::<codersdk::UserAppearanceSettings>(200);
     d.op(
         GET,
         "/users/{user}/organizations/{organizationname}",
