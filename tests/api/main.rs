@@ -6,6 +6,7 @@ mod harness;
 mod apikeys;
 mod auth;
 mod builtin_postgres;
+mod cli_flows;
 mod client_needs;
 mod conformance;
 mod dynparams;
