@@ -579,7 +579,7 @@ async fn cli_groups() {
     // Groups are commands of upstream's enterprise CLI; the AGPL build has none.
     if cli.run(&["groups", "--help"]).await.code != Some(0) {
         println!(
-            "SKIPPED: this coder CLI has no `groups` command (an AGPL build; the enterprise \
+            "SKIPPED: this coder CLI has no `groups` command (an AGPL build; upstream's enterprise \
              one, github.com/coder/coder/v2/enterprise/cmd/coder, has it)"
         );
         return;

@@ -600,3 +600,159 @@ fn token_in(page: &str) -> String {
     let end = page[start..].find("</pre>").unwrap() + start;
     page[start..end].to_string()
 }
+
+/// Details of upstream's wire format its own specification (through schemathesis) found us
+/// differing on.
+#[tokio::test]
+async fn wire_details_as_upstream_sends_them() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let (amy, amy_user) = srv.member(&owner, "amy").await;
+    let (t, _) = create_template(&owner, org, "docker", &json!({})).await;
+
+    // Build-time statistics: Go field names, no JSON tags.
+    let raw: Value = get(&owner, &format!("/api/v2/templates/{}", t.id)).await;
+    let start = raw["build_time_stats"]["start"].as_object().unwrap();
+    assert!(
+        start.contains_key("P50") && start.contains_key("P95"),
+        "{start:?}"
+    );
+    assert!(!start.contains_key("p50"));
+
+    // A version outside any template: the zero UUID, not null.
+    let v = crate::harness::echo::create_version(&owner, org, &json!({}), None).await;
+    let raw: Value = get(&owner, &format!("/api/v2/templateversions/{}", v.id)).await;
+    assert_eq!(raw["template_id"], "00000000-0000-0000-0000-000000000000");
+
+    // A build's state is labelled JSON.
+    let (status, ws) = raw_json(
+        &owner,
+        "POST",
+        "/api/v2/users/me/workspaces",
+        Some(&json!({"name": "dev", "template_id": t.id}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "{ws}");
+    let build = ws["latest_build"]["id"].as_str().unwrap();
+    let state = owner
+        .send(
+            Method::GET,
+            &format!("/api/v2/workspacebuilds/{build}/state"),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(state.status, 200);
+    assert_eq!(state.headers["content-type"], "application/json");
+
+    // Query values upstream refuses.
+    let ws_id = ws["id"].as_str().unwrap();
+    let (status, body) = raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/workspaces/{ws_id}?include_deleted=null"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "Invalid boolean value \"null\" for \"include_deleted\" query param."
+    );
+    let (status, _) = raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/workspaces/{ws_id}?include_deleted=1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    for query in ["colour=red", "organization=coder&organization=coder"] {
+        let (status, body) =
+            raw_json(&owner, "GET", &format!("/api/v2/groups?{query}"), None).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["message"], "Query parameters have invalid values.");
+    }
+    let (status, _) = raw_json(&owner, "GET", "/api/v2/groups?organization=coder", None).await;
+    assert_eq!(status, 200);
+    // Go reads the first of repeated values: `after=x&after=1` is not an integer.
+    let (status, body) = raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/workspacebuilds/{build}/logs?after=x&after=1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // ACL patches: a null role is Go's empty role, so its key must still be a UUID.
+    let acl = format!("/api/v2/templates/{}/acl", t.id);
+    let (status, body) = raw_json(
+        &owner,
+        "PATCH",
+        &acl,
+        Some(r#"{"user_perms":{"not-a-uuid":null}}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["validations"][0]["field"], "user_perms");
+    let (status, body) = raw_json(
+        &owner,
+        "PATCH",
+        &acl,
+        Some(&json!({"user_perms": {amy_user.id.to_string(): "use"}}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw_json(
+        &owner,
+        "PATCH",
+        &acl,
+        Some(&format!(r#"{{"user_perms":{{"{}":null}}}}"#, amy_user.id)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = get(&owner, &acl).await;
+    assert_eq!(listed["users"], json!([]), "null removed amy: {listed}");
+    let (status, body) = raw_json(
+        &owner,
+        "PATCH",
+        &format!("/api/v2/workspaces/{ws_id}/acl"),
+        Some(r#"{"group_roles":{"nope":null}}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // validate-password needs a password.
+    for body in ["{}", r#"{"password":""}"#] {
+        let (status, resp) =
+            raw_json(&amy, "POST", "/api/v2/users/validate-password", Some(body)).await;
+        assert_eq!(status, 400, "{body}: {resp}");
+        assert_eq!(resp["validations"][0]["field"], "password");
+    }
+    // A NUL in a member the request type ignores is ignored, as Go ignores it; in a member
+    // it reads, refused (the database cannot store it).
+    let (status, resp) = raw_json(
+        &amy,
+        "POST",
+        "/api/v2/users/validate-password",
+        Some(r#"{"password":"SomeSecurePassword!","note":"a\u0000b"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, resp["valid"].as_bool()),
+        (200, Some(true)),
+        "{resp}"
+    );
+    let (status, resp) = raw_json(
+        &amy,
+        "POST",
+        "/api/v2/users/validate-password",
+        Some(r#"{"password":"a\u0000b"}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{resp}");
+    assert_eq!(resp["validations"][0]["field"], "password");
+}

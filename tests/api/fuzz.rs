@@ -185,11 +185,12 @@ async fn seed(url: &str) -> Seed {
             {"name": "cpu", "type": "number", "default_value": "2", "mutable": true,
              "validation_min": 1, "validation_max": 8}
         ]},
-        "start": {"state": "running", "logs": [{"output": "starting"}],
+        // States are JSON, as Terraform's are: `GET .../state` says application/json.
+        "start": {"state": "{\"phase\":\"running\"}", "logs": [{"output": "starting"}],
                   "resources": [{"name": "vm", "type": "echo_vm",
                                  "agents": [{"name": "main", "operating_system": "linux",
                                              "architecture": "amd64"}]}]},
-        "stop": {"state": "stopped", "resources": [{"name": "vm", "type": "echo_vm"}]}
+        "stop": {"state": "{\"phase\":\"stopped\"}", "resources": [{"name": "vm", "type": "echo_vm"}]}
     });
     let mut templates = Vec::new();
     let mut versions = Vec::new();

@@ -327,8 +327,12 @@ pub struct TemplateAutostartRequirement {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Coder's Go struct has no JSON tags: the keys are the field names, `P50` and `P95` (its
+/// specification says `p50`, which Go's decoder also accepts).
 pub struct TransitionStats {
+    #[serde(rename = "P50", alias = "p50")]
     pub p50: Option<i64>,
+    #[serde(rename = "P95", alias = "p95")]
     pub p95: Option<i64>,
 }
 

@@ -205,16 +205,22 @@ async fn appearance(_actor: crate::authz::Actor) -> Json<codersdk::AppearanceCon
     })
 }
 
-/// Whether a password meets the strength rule, with the reason when it does not.
+/// Whether a password meets the strength rule, with the reason when it does not. The
+/// password is required (`validate:"required"` upstream: missing or empty is a 400).
 async fn validate_password(
     _actor: crate::authz::Actor,
     crate::http::json::Body(req): crate::http::json::Body<codersdk::ValidateUserPasswordRequest>,
-) -> Json<codersdk::ValidateUserPasswordResponse> {
+) -> Result<Json<codersdk::ValidateUserPasswordResponse>, crate::http::error::ApiError> {
+    if req.password.is_empty() {
+        return Err(crate::http::error::ApiError::validation_tag(
+            "password", "required", "",
+        ));
+    }
     let result = crate::auth::validate_password(&req.password);
-    ok(codersdk::ValidateUserPasswordResponse {
+    Ok(ok(codersdk::ValidateUserPasswordResponse {
         valid: result.is_ok(),
         details: result.err().unwrap_or_default(),
-    })
+    }))
 }
 
 /// Changing the appearance is a licensed feature upstream, and this server has no license: it

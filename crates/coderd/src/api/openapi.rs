@@ -551,8 +551,8 @@ fn operations(d: &mut Doc) {
         "get-provisioner-state-for-workspace-build",
         "Get provisioner state for workspace build",
     )
-    // The provisioner's raw state, as Coder sends it (docs/decisions.md).
-    .binary(200, &["application/octet-stream"]);
+    // The provisioner's raw state, labelled JSON as Coder labels it (docs/decisions.md).
+    .json(200, json!({}));
     d.op(
         PUT,
         "/workspacebuilds/{workspacebuild}/state",

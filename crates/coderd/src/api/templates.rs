@@ -23,7 +23,7 @@ use super::organizations::org_for;
 use super::{convert, examples, resolve, templateversions};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::json::{created, message, ok, Body, Json};
+use crate::http::json::{created, message, ok, Body, BodyWithRaw, Json};
 use crate::http::params::{parse_uuid, Pagination, QueryParams};
 use crate::search::{self, SearchValues};
 use crate::state::AppState;
@@ -737,8 +737,10 @@ async fn update_acl(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Body(req): Body<UpdateTemplateAcl>,
+    BodyWithRaw(mut req, raw): BodyWithRaw<UpdateTemplateAcl>,
 ) -> ApiResult<Response> {
+    super::acl::null_roles(&raw, "user_perms", &mut req.user_perms);
+    super::acl::null_roles(&raw, "group_perms", &mut req.group_perms);
     let t = template_for(&state, &actor, &id, Action::Update).await?;
     let (users, groups) = super::acl::patched(
         &state,

@@ -82,7 +82,8 @@ pub async fn render(
                 ),
                 job: views.render(j),
                 id: v.id,
-                template_id: v.template_id,
+                // Upstream sends the zero UUID for a version not (yet) in a template.
+                template_id: Some(v.template_id.unwrap_or_default()),
                 organization_id: v.organization_id,
                 created_at: v.created_at,
                 updated_at: v.updated_at,

@@ -698,8 +698,18 @@ async fn list(
     }))
 }
 
-fn include_deleted(raw: Option<&str>) -> bool {
-    QueryParams::parse(raw).get("include_deleted") == Some("true")
+/// `?include_deleted=` as Go's `strconv.ParseBool` reads it; anything else is Coder's 400
+/// (whose validation names `field`).
+fn include_deleted(raw: Option<&str>, field: &str) -> ApiResult<bool> {
+    match QueryParams::parse(raw).get("include_deleted") {
+        None | Some("") => Ok(false),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid boolean value {other:?} for \"include_deleted\" query param."
+        ))
+        .with_validation(field, "Must be a valid boolean")),
+    }
 }
 
 async fn get_one(
@@ -713,7 +723,7 @@ async fn get_one(
         &actor,
         &id,
         Action::Read,
-        include_deleted(raw.as_deref()),
+        include_deleted(raw.as_deref(), "deleted")?,
     )
     .await?;
     Ok(ok(render_one(&state, actor.user_id, w).await?))
@@ -726,7 +736,7 @@ async fn by_owner_and_name(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Workspace>> {
     let owner = resolve::user(&state, Some(&actor), &user).await?;
-    let deleted = include_deleted(raw.as_deref());
+    let deleted = include_deleted(raw.as_deref(), "include_deleted")?;
     let w = state
         .store
         .workspace_by_owner_and_name(owner.id, &name, deleted)
@@ -1115,8 +1125,12 @@ async fn update_acl(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Body(req): Body<UpdateWorkspaceAcl>,
+    crate::http::json::BodyWithRaw(mut req, raw): crate::http::json::BodyWithRaw<
+        UpdateWorkspaceAcl,
+    >,
 ) -> ApiResult<StatusCode> {
+    super::acl::null_roles(&raw, "user_roles", &mut req.user_roles);
+    super::acl::null_roles(&raw, "group_roles", &mut req.group_roles);
     let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
     if req.user_roles.keys().any(|k| *k == w.owner_id.to_string()) {
         return Err(ApiError::bad_request(
