@@ -32,6 +32,7 @@ pub struct BuildInfoResponse {
     pub provisioner_api_version: String,
     pub upgrade_message: String,
     pub deployment_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub webpush_public_key: String,
 }
 
@@ -104,6 +105,7 @@ pub struct UpdateRoles {
 pub struct SlimRole {
     pub name: String,
     pub display_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub organization_id: String,
 }
 
@@ -111,7 +113,9 @@ pub struct SlimRole {
 pub struct User {
     pub id: Uuid,
     pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     pub email: String,
     pub created_at: DateTime<Utc>,
@@ -119,6 +123,7 @@ pub struct User {
     pub last_seen_at: DateTime<Utc>,
     pub status: String,
     pub login_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub theme_preference: String,
     pub organization_ids: Vec<Uuid>,
     pub roles: Vec<SlimRole>,
@@ -129,7 +134,9 @@ pub struct User {
 pub struct ReducedUser {
     pub id: Uuid,
     pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     pub email: String,
     pub created_at: DateTime<Utc>,
@@ -137,6 +144,7 @@ pub struct ReducedUser {
     pub last_seen_at: DateTime<Utc>,
     pub status: String,
     pub login_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub theme_preference: String,
 }
 
@@ -195,6 +203,7 @@ pub struct OidcAuthMethod {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct AuthMethods {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub terms_of_service_url: String,
     pub password: AuthMethod,
     pub github: GithubAuthMethod,
@@ -302,7 +311,9 @@ pub struct OrganizationMemberWithUserData {
     pub updated_at: DateTime<Utc>,
     pub roles: Vec<SlimRole>,
     pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
     pub email: String,
     pub global_roles: Vec<SlimRole>,
@@ -414,7 +425,9 @@ pub struct UpdateCheckResponse {
 #[serde(default)]
 pub struct BannerConfig {
     pub enabled: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub background_color: String,
 }
 
@@ -425,6 +438,7 @@ pub struct LinkConfig {
     pub target: String,
     pub icon: String,
     /// Where the link shows: `navbar` or `dropdown`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub location: String,
 }
 
@@ -493,6 +507,7 @@ pub struct AppearanceConfig {
     pub docs_url: String,
     pub service_banner: BannerConfig,
     pub announcement_banners: Vec<BannerConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub support_links: Vec<LinkConfig>,
 }
 
