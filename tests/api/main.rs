@@ -9,6 +9,8 @@ mod auth;
 mod authz_matrix;
 mod builtin_postgres;
 mod cli;
+mod cli_flows;
+mod client_needs;
 mod conformance;
 mod dynparams;
 mod files;

@@ -34,7 +34,8 @@ pub use jobs::{
 };
 pub use organizations::{MemberWithUserRow, MembershipRow, NewOrganization, OrganizationRow};
 pub use templates::{
-    CreateTemplateError, NewVersion, TemplateFields, TemplateRow, TemplateVisibility, VersionRow,
+    CreateTemplateError, NewVersion, TemplateFields, TemplateRow, TemplateSearch,
+    TemplateVisibility, VersionRow,
 };
 pub use users::{ActorRow, ApiKeyRow, GitSshKeyRow, NewApiKey, NewUser, UserFilter, UserRow};
 pub use workspaces::{

@@ -191,7 +191,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
                 provisioners,
                 poll_interval: opts.provisioner_poll_interval,
                 heartbeat_interval: Duration::from_secs(1),
-                version: crate::middleware::VERSION.to_string(),
+                version: crate::version::BUILD_VERSION.to_string(),
                 shutdown_grace: Duration::from_secs(10),
                 access_url: access_url.clone(),
             },

@@ -4,6 +4,7 @@ mod acl;
 mod agents;
 mod apikeys;
 mod builds;
+mod cliauth;
 mod convert;
 mod dynparams;
 mod examples;
@@ -65,11 +66,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::middleware::refuse_unstorable_url,
         ));
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(|| async { "OK" }))
         .route("/metrics", get(streams::metrics))
         .route("/api/v2/", get(general::root))
         .nest("/api/v2", api)
+        .merge(cliauth::routes(&state))
         .merge(crate::swagger::routes())
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(crate::csrf::csrf))
@@ -80,7 +82,33 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::middleware::log_and_headers,
         ))
-        .with_state(state)
+        .layer(axum::middleware::map_response(crate::version::stamp))
+        .with_state(state);
+    // Routing sees the path without its trailing slash (see `without_trailing_slash`).
+    Router::new().fallback_service(tower::ServiceExt::map_request(app, without_trailing_slash))
+}
+
+/// Upstream's router answers `/api/v2/x/` as `/api/v2/x` (its routes are mounted
+/// sub-routers), and clients rely on it: the Go SDK and the terraform provider ask for
+/// `/organizations/{org}/members/`, others `/users/`.
+fn without_trailing_slash(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    if !path.starts_with("/api/v2/") || !path.ends_with('/') {
+        return req;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let rewritten = match req.uri().query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_string(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = rewritten.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 async fn route_not_found() -> Response {

@@ -552,8 +552,8 @@ fn operations(d: &mut Doc) {
         "get-provisioner-state-for-workspace-build",
         "Get provisioner state for workspace build",
     )
-    // The provisioner's raw state, as Coder sends it (docs/decisions.md).
-    .binary(200, &["application/octet-stream"]);
+    // The provisioner's raw state, labelled JSON as Coder labels it (docs/decisions.md).
+    .json(200, json!({}));
     d.op(
         PUT,
         "/workspacebuilds/{workspacebuild}/state",
@@ -613,6 +613,30 @@ fn operations(d: &mut Doc) {
         "Get enabled experiments",
     )
     .json(200, json!({"type": "array", "items": {"type": "string"}}));
+    d.op(
+        GET,
+        "/experiments/available",
+        "General",
+        "get-safe-experiments",
+        "Get safe experiments",
+    )
+    .ok::<codersdk::AvailableExperiments>(200);
+    d.op(
+        GET,
+        "/deployment/ssh",
+        "General",
+        "ssh-config",
+        "SSH Config",
+    )
+    .ok::<codersdk::SshConfigResponse>(200);
+    d.op(
+        GET,
+        "/regions",
+        "WorkspaceProxies",
+        "get-site-wide-regions-for-workspace-connections",
+        "Get site-wide regions for workspace connections",
+    )
+    .ok::<codersdk::RegionsResponse>(200);
     d.op(
         GET,
         "/updatecheck",
@@ -756,6 +780,22 @@ fn operations(d: &mut Doc) {
         "List organization members",
     )
     .list::<OrganizationMemberWithUserData>(200);
+    d.op(
+        GET,
+        "/organizations/{organization}/members/roles",
+        "Members",
+        "get-member-roles-by-organization",
+        "Get member roles by organization",
+    )
+    .list::<AssignableRoles>(200);
+    d.op(
+        GET,
+        "/organizations/{organization}/members/{user}",
+        "Members",
+        "get-organization-member",
+        "Get organization member",
+    )
+    .ok::<OrganizationMemberWithUserData>(200);
     d.op(
         POST,
         "/organizations/{organization}/members/{user}",
@@ -911,6 +951,11 @@ fn operations(d: &mut Doc) {
         "get-templates-by-organization",
         "Get templates by organization",
     )
+    .query(
+        "q",
+        STR,
+        "Search query (exact_name:, name:, deprecated:, author:, ...)",
+    )
     .list::<Template>(200);
     d.op(
         POST,
@@ -943,6 +988,11 @@ fn operations(d: &mut Doc) {
         "Templates",
         "get-all-templates",
         "Get all templates",
+    )
+    .query(
+        "q",
+        STR,
+        "Search query (exact_name:, name:, deprecated:, author:, ...)",
     )
     .list::<Template>(200);
     d.op(
@@ -1073,9 +1123,7 @@ fn operations(d: &mut Doc) {
     )
     .ok::<TemplateVersion>(200);
     d.op(GET, "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}/previous", "Templates", "get-previous-template-version-by-organization-template-and-name", "Get previous template version by organization, template, and name")
-        .ok::<TemplateVersion>(200)
-        // No version before this one.
-        .empty(204);
+        .ok::<TemplateVersion>(200);
     d.op(
         GET,
         "/templateversions/{templateversion}",
@@ -1407,6 +1455,40 @@ fn operations(d: &mut Doc) {
         "Get organizations by user",
     )
     .list::<Organization>(200);
+    d.op(
+        GET,
+        "/users/{user}/login-type",
+        "Users",
+        "get-user-login-type",
+        "Get user login type",
+    )
+    .ok::<codersdk::UserLoginType>(200);
+    d.op(
+        GET,
+        "/users/{user}/autofill-parameters",
+        "Users",
+        "get-autofill-build-parameters-for-user",
+        "Get autofill build parameters for user",
+    )
+    .query("template_id", UUID, "Template ID")
+    .list::<codersdk::UserParameter>(200);
+    d.op(
+        GET,
+        "/users/{user}/appearance",
+        "Users",
+        "get-user-appearance-settings",
+        "Get user appearance settings",
+    )
+    .ok::<codersdk::UserAppearanceSettings>(200);
+    d.op(
+        PUT,
+        "/users/{user}/appearance",
+        "Users",
+        "update-user-appearance-settings",
+        "Update user appearance settings",
+    )
+    .body::<codersdk::UpdateUserAppearanceSettingsRequest>()
+    .ok::<codersdk::UserAppearanceSettings>(200);
     d.op(
         GET,
         "/users/{user}/organizations/{organizationname}",

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::Router;
 use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, TemplateRow, VersionRow};
@@ -82,7 +82,8 @@ pub async fn render(
                 ),
                 job: views.render(j),
                 id: v.id,
-                template_id: v.template_id,
+                // Upstream sends the zero UUID for a version not (yet) in a template.
+                template_id: Some(v.template_id.unwrap_or_default()),
                 organization_id: v.organization_id,
                 created_at: v.created_at,
                 updated_at: v.updated_at,
@@ -550,13 +551,23 @@ async fn previous(
     State(state): State<AppState>,
     actor: Actor,
     Path((org, template, name)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<TemplateVersion>> {
     let org = resolve::organization(&state, &actor, &org).await?;
     let t = super::templates::readable_by_name(&state, &actor, org.id, &template).await?;
-    let v = state.store.version_by_name(t.id, &name).await?;
+    let not_found = |message: String| ApiError::new(StatusCode::NOT_FOUND, message);
+    let v = match state.store.version_by_name(t.id, &name).await {
+        Err(StoreError::NotFound) => {
+            return Err(not_found(format!(
+                "No template version found by name {name:?}."
+            )))
+        }
+        other => other?,
+    };
     match state.store.previous_version(t.id, &v).await {
-        Ok(prev) => Ok(ok(render_one(&state, prev).await?).into_response()),
-        Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(prev) => Ok(ok(render_one(&state, prev).await?)),
+        Err(StoreError::NotFound) => Err(not_found(format!(
+            "No previous template version found for {name:?}."
+        ))),
         Err(e) => Err(e.into()),
     }
 }
