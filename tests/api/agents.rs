@@ -314,3 +314,120 @@ async fn agent_tokens_and_versions_are_checked() {
         assert_eq!(body["message"], message, "{q} {tok:?}: {body}");
     }
 }
+
+/// The agent connected to one replica (a `coderd` process) is seen connected from another, and
+/// turns disconnected for everyone when that replica is killed without a word.
+#[tokio::test]
+async fn agent_status_holds_across_replicas_and_a_dead_one() {
+    use crate::harness::replica::{free_port, Replica};
+    let Some(bin) = coder_binary() else {
+        eprintln!(
+            "SKIPPED: coder CLI not found (set CODERD_CODER_CLI): the real agent was not run"
+        );
+        return;
+    };
+    let b = TestServer::start().await;
+    let (owner, first) = b.owner().await;
+    let token = Uuid::new_v4();
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let mut a = Replica::spawn(
+        &b.db_url,
+        free_port(),
+        &[("CODER_PROVISIONER_DAEMONS", "0")],
+    );
+    a.wait_healthy().await;
+
+    let agent = AgentProcess::start(&bin, &a.url, token);
+    let seen = until(
+        &owner,
+        w.id,
+        "connected (read from the other replica)",
+        Some(&agent),
+        |x| x.status == "connected" && x.lifecycle_state == "ready",
+    )
+    .await;
+    assert!(seen.disconnected_at.is_none());
+
+    // kill -9: no disconnect is recorded; the missing heartbeats tell.
+    a.signal("-KILL");
+    assert!(a.wait_exit(Duration::from_secs(10)).await.is_some());
+    let started = Instant::now();
+    until(
+        &owner,
+        w.id,
+        "disconnected after its replica died",
+        None,
+        |x| x.status == "disconnected",
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "a dead replica's agent took {:?} to show disconnected",
+        started.elapsed()
+    );
+    drop(agent);
+}
+
+/// Garbage on an agent's connection closes that connection; the server goes on serving.
+#[tokio::test]
+async fn garbage_on_the_agent_connection_is_cut_off() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let token = Uuid::new_v4();
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+    running_ws(&owner, t.id, "dev", json!({})).await;
+    let garbage: [&[u8]; 3] = [
+        // Not yamux at all.
+        b"GET / HTTP/1.1\r\n\r\n",
+        // A yamux header of an unknown version.
+        &[9, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0],
+        // A yamux data frame claiming a 4 GiB body.
+        &[0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff],
+    ];
+    for bytes in garbage {
+        let req = crate::harness::ws_request(
+            &srv.url,
+            "/api/v2/workspaceagents/me/rpc?version=2.7",
+            &token.to_string(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        ws.send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(m) = ws.next().await {
+                if matches!(m, Err(_) | Ok(Message::Close(_))) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the connection stayed open after {bytes:?}");
+    }
+    // A text message is not the agent protocol either.
+    let req = crate::harness::ws_request(
+        &srv.url,
+        "/api/v2/workspaceagents/me/rpc?version=2.7",
+        &token.to_string(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::Text("hello".into())).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = ws.next().await {
+            if matches!(m, Err(_) | Ok(Message::Close(_))) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection stayed open after a text message"
+    );
+    // The server is fine, and the agent shows disconnected.
+    let me = owner.user("me").await.unwrap();
+    assert_eq!(me.username, "owner");
+}
