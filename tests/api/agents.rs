@@ -189,6 +189,22 @@ async fn the_real_agent_connects_reports_and_disconnects() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // The real CLI shows the agent and its logs.
+    let cli = crate::cli::CoderCli::new(&bin, &srv.url, owner.token().unwrap());
+    let out = cli.run(&["show", "dev"]).await;
+    assert!(out.status.success(), "{out:#?}");
+    assert!(out.stdout.contains("main"), "coder show lists the agent: {out:#?}");
+    assert!(
+        !out.stderr.contains("version mismatch"),
+        "no warning about the server: {out:#?}"
+    );
+    let out = cli.run(&["logs", "dev"]).await;
+    assert!(out.status.success(), "{out:#?}");
+    assert!(
+        out.stdout.contains("hello from the startup script"),
+        "coder logs shows the startup script's output: {out:#?}"
+    );
+
     // The metadata item's value arrives, and changes, on the metadata watch.
     let mut resp = reqwest::Client::new()
         .get(format!(
