@@ -189,11 +189,37 @@ async fn the_real_agent_connects_reports_and_disconnects() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Following the logs over a WebSocket gets them as batches.
+    {
+        use futures_util::StreamExt;
+        let req = crate::harness::ws_request(
+            &srv.url,
+            &format!("/api/v2/workspaceagents/{}/logs?follow&after=0", a.id),
+            owner.token().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a batch of logs")
+            .unwrap()
+            .unwrap();
+        let batch: Vec<WorkspaceAgentLog> = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert!(
+            batch
+                .iter()
+                .any(|l| l.output.contains("hello from the startup script")),
+            "{batch:?}"
+        );
+    }
+
     // The real CLI shows the agent and its logs.
     let cli = crate::cli::CoderCli::new(&bin, &srv.url, owner.token().unwrap());
     let out = cli.run(&["show", "dev"]).await;
     assert!(out.status.success(), "{out:#?}");
-    assert!(out.stdout.contains("main"), "coder show lists the agent: {out:#?}");
+    assert!(
+        out.stdout.contains("main"),
+        "coder show lists the agent: {out:#?}"
+    );
     assert!(
         !out.stderr.contains("version mismatch"),
         "no warning about the server: {out:#?}"
