@@ -473,3 +473,70 @@ async fn garbage_on_the_agent_connection_is_cut_off() {
     let me = owner.user("me").await.unwrap();
     assert_eq!(me.username, "owner");
 }
+
+/// `/bin/`: the agent binaries from the operator's directory, with ETags and a listing; a
+/// missing binary or a name outside the scheme is a clear 404.
+#[tokio::test]
+async fn agent_binaries_are_served_from_the_operators_directory() {
+    let dir = tempdir::Dir::new("coderd-bin");
+    std::fs::write(dir.0.join("coder-linux-amd64"), b"#!/bin/sh\necho agent\n").unwrap();
+    std::fs::write(dir.0.join("coder-windows-amd64.exe"), b"MZ").unwrap();
+    std::fs::write(dir.0.join("secret.txt"), b"not served").unwrap();
+    let path = dir.0.clone();
+    let srv = TestServer::start_with(move |o| o.agent_binaries_dir = Some(path)).await;
+    let http = reqwest::Client::new();
+    let get = |p: &str| http.get(format!("{}{p}", srv.url));
+
+    let resp = get("/bin/coder-linux-amd64").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag.len(), 42, "a quoted SHA-1: {etag}");
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        b"#!/bin/sh\necho agent\n"
+    );
+    let resp = get("/bin/coder-linux-amd64")
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
+    let resp = http
+        .head(format!("{}/bin/coder-windows-amd64.exe", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-length"], "2");
+
+    let listing = get("/bin/coder.sha1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(names, ["coder-linux-amd64", "coder-windows-amd64.exe"]);
+    assert!(listing.starts_with(&etag[1..41]), "{listing}");
+
+    for missing in [
+        "/bin/coder-darwin-arm64",
+        "/bin/secret.txt",
+        "/bin/..%2Fsecret.txt",
+    ] {
+        let resp = get(missing).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{missing}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("CODER_AGENT_BINARIES_DIR"),
+            "{missing}: {body}"
+        );
+    }
+}
