@@ -11,9 +11,6 @@
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -33,7 +30,10 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 mod common;
+#[path = "common/server.rs"]
+mod server;
 use common::{api, create_template, id, OWNER_EMAIL, OWNER_PASSWORD};
+use server::{raise_fd_limit, Server};
 
 /// Watchers open at each measurement, cumulative; the last is the target.
 const STAGES: [usize; 4] = [1_000, 2_500, 5_000, 10_000];
@@ -128,145 +128,6 @@ async fn wait_status(c: &Client, ws: Uuid, status: &str, job: bool) {
             "workspace {ws} never became {status}: {b}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-// -- the server process ---------------------------------------------------------------------
-
-struct Server {
-    child: Child,
-    base: String,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-/// The `coderd` binary cargo built next to this benchmark.
-fn coderd_binary() -> PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_coderd") {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    // target/<profile>/deps/streams-<hash> → target/<profile>/coderd
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    dir.join("coderd")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-impl Server {
-    /// Starts `coderd server` on `db_url`. Call from the thread that lives longest (the
-    /// runtime's main thread): the child gets SIGTERM when its spawning thread ends.
-    fn start(root: &Path, db_url: &str) -> Server {
-        let bin = coderd_binary();
-        assert!(bin.exists(), "coderd binary not found at {}", bin.display());
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        let base = format!("http://{addr}");
-        let log = root.join("coderd.log");
-        let out = std::fs::File::create(&log).expect("coderd log");
-        let mut cmd = Command::new(&bin);
-        cmd.args(["server", "--http-address", &addr.to_string()])
-            .args(["--access-url", &base])
-            .args(["--postgres-url", db_url])
-            .args(["--provisioner-daemons", "1"])
-            .env("CODER_CONFIG_DIR", root.join("config"))
-            .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
-            .env("CODER_LOG_FILTER", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(out);
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("starting coderd");
-        eprintln!("coderd: {} (pid {})", bin.display(), child.id());
-        Server {
-            child,
-            base,
-            addr,
-            log,
-        }
-    }
-
-    async fn wait_healthy(&mut self) {
-        let started = Instant::now();
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            if let Some(status) = self.child.try_wait().expect("coderd status") {
-                panic!("coderd exited early ({status}):\n{}", self.log_tail());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(90),
-                "coderd did not become healthy:\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// Resident memory of the server process, in KiB.
-    fn rss_kib(&self) -> u64 {
-        self.status_kib("VmRSS:")
-    }
-
-    /// A KiB field of the server process's /proc status.
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("reading the server's /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{field} missing from /proc status"))
-    }
-
-    async fn metric(&self, name: &str) -> i64 {
-        let text = reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(-1)
-    }
-
-    async fn stop(mut self) {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        eprintln!("coderd did not stop within 30 s; killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -968,22 +829,6 @@ fn print_report(
 }
 
 // -- main -----------------------------------------------------------------------------------
-
-fn raise_fd_limit() -> (libc::rlim_t, libc::rlim_t) {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-    }
-    (r.rlim_cur, r.rlim_max)
-}
 
 fn main() {
     // `cargo test --benches` runs bench targets without `--bench`: nothing to check there.

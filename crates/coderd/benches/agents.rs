@@ -1,0 +1,442 @@
+//! Connected agents at scale: N simulated agents (each a WebSocket carrying yamux carrying
+//! DRPC, as upstream's agent holds it) on one `coderd` process. Measures the server's memory per
+//! connected agent, its CPU while the agents idle (heartbeats, stats every 30 s, metadata every
+//! 10 s, as upstream's agents report), and how long an agent's disconnection takes to reach a
+//! watcher of its workspace. Run with `cargo bench -p coderd --bench agents` (`AGENTS=N`,
+//! default 1000).
+
+use std::os::unix::fs::PermissionsExt;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use coderd_db::builtin::{BuiltinOptions, BuiltinPostgres};
+use coderd_wire::drpc::{Kind, Packet, PacketReader, PacketWriter};
+use coderd_wire::proto::agent as pb;
+use codersdk::{Client, CreateFirstUserRequest};
+use futures_util::future::poll_fn;
+use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use futures_util::{Sink, Stream};
+use prost::Message as _;
+use reqwest::Method;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+mod common;
+// Each benchmark uses its own part of the shared process helper.
+#[allow(dead_code)]
+#[path = "common/server.rs"]
+mod server;
+
+use common::{api, create_template, id, OWNER_EMAIL, OWNER_PASSWORD};
+use server::{raise_fd_limit, Server};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A client WebSocket as a byte stream (binary messages), for yamux.
+struct WsBytes {
+    ws: Ws,
+    pending: Vec<u8>,
+    at: usize,
+}
+
+impl AsyncRead for WsBytes {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            if self.at < self.pending.len() {
+                let n = buf.len().min(self.pending.len() - self.at);
+                let at = self.at;
+                buf[..n].copy_from_slice(&self.pending[at..at + n]);
+                self.at += n;
+                return Poll::Ready(Ok(n));
+            }
+            match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                Some(Ok(Message::Binary(b))) => {
+                    self.pending = b.to_vec();
+                    self.at = 0;
+                }
+                Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(0)),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Poll::Ready(Err(std::io::Error::other(e))),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for WsBytes {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(std::io::Error::other)?;
+        Pin::new(&mut self.ws)
+            .start_send(Message::Binary(buf.to_vec().into()))
+            .map_err(std::io::Error::other)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.ws)
+            .poll_flush(cx)
+            .map_err(std::io::Error::other)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.ws)
+            .poll_close(cx)
+            .map_err(std::io::Error::other)
+    }
+}
+
+/// One simulated agent: a yamux client session whose driver task opens streams on request.
+struct SimAgent {
+    open: mpsc::Sender<oneshot::Sender<yamux::Stream>>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl SimAgent {
+    async fn connect(base: &str, token: Uuid) -> SimAgent {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!(
+            "{}/api/v2/workspaceagents/me/rpc?version=2.7",
+            base.replacen("http", "ws", 1)
+        )
+        .into_client_request()
+        .expect("request");
+        req.headers_mut().insert(
+            "Coder-Session-Token",
+            token.to_string().parse().expect("header"),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("agent connect");
+        let mut conn = yamux::Connection::new(
+            WsBytes {
+                ws,
+                pending: Vec::new(),
+                at: 0,
+            },
+            yamux::Config::default(),
+            yamux::Mode::Client,
+        );
+        let (open, mut requests) = mpsc::channel::<oneshot::Sender<yamux::Stream>>(8);
+        let driver = tokio::spawn(async move {
+            let mut waiting: Vec<oneshot::Sender<yamux::Stream>> = Vec::new();
+            poll_fn(|cx| {
+                while let Poll::Ready(Some(tx)) = requests.poll_recv(cx) {
+                    waiting.push(tx);
+                }
+                while !waiting.is_empty() {
+                    match conn.poll_new_outbound(cx) {
+                        Poll::Ready(Ok(s)) => {
+                            let _ = waiting.remove(0).send(s);
+                        }
+                        Poll::Ready(Err(_)) => return Poll::Ready(()),
+                        Poll::Pending => break,
+                    }
+                }
+                loop {
+                    match conn.poll_next_inbound(cx) {
+                        Poll::Ready(Some(Ok(_))) => {}
+                        Poll::Ready(_) => return Poll::Ready(()),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            })
+            .await;
+        });
+        SimAgent { open, driver }
+    }
+
+    /// One unary call on a fresh stream, as upstream's agent makes each call.
+    async fn call(&self, method: &str, req: Vec<u8>) -> Vec<u8> {
+        let (tx, rx) = oneshot::channel();
+        self.open.send(tx).await.expect("driver alive");
+        let stream = rx.await.expect("a stream");
+        let (r, w) = AsyncReadExt::split(stream);
+        let mut reader = PacketReader::new(r);
+        let mut writer = PacketWriter::new(w);
+        for (kind, message, data) in [
+            (Kind::Invoke, 1, method.as_bytes().to_vec()),
+            (Kind::Message, 2, req),
+            (Kind::CloseSend, 3, Vec::new()),
+        ] {
+            writer
+                .send(&Packet {
+                    kind,
+                    stream: 1,
+                    message,
+                    data,
+                })
+                .await
+                .expect("sending a call");
+        }
+        let p = reader.next().await.expect("reading").expect("an answer");
+        assert_eq!(
+            p.kind,
+            Kind::Message,
+            "{method}: {:?}",
+            String::from_utf8_lossy(&p.data)
+        );
+        let _ = writer.close().await;
+        p.data
+    }
+
+    async fn report_ready(&self) {
+        let req = pb::UpdateLifecycleRequest {
+            lifecycle: Some(pb::Lifecycle {
+                state: 5,
+                changed_at: None,
+            }),
+        };
+        self.call("/coder.agent.v2.Agent/UpdateLifecycle", req.encode_to_vec())
+            .await;
+    }
+
+    async fn report_stats(&self) {
+        let req = pb::UpdateStatsRequest {
+            stats: Some(pb::Stats::default()),
+        };
+        self.call("/coder.agent.v2.Agent/UpdateStats", req.encode_to_vec())
+            .await;
+    }
+
+    async fn report_metadata(&self, value: &str) {
+        let req = pb::BatchUpdateMetadataRequest {
+            metadata: vec![pb::Metadata {
+                key: "load".into(),
+                result: Some(pb::MetadataResult {
+                    collected_at: None,
+                    age: 0,
+                    value: value.into(),
+                    error: String::new(),
+                }),
+            }],
+        };
+        self.call(
+            "/coder.agent.v2.Agent/BatchUpdateMetadata",
+            req.encode_to_vec(),
+        )
+        .await;
+    }
+}
+
+/// Total CPU time (user + system) of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("agents: skipped (run it with `cargo bench`)");
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(bench());
+}
+
+async fn bench() {
+    let n: usize = std::env::var("AGENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let limits = raise_fd_limit();
+    eprintln!("open files limit {}", limits.0);
+    let root = std::env::temp_dir().join(format!("coderd-bench-agents-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("bench dir");
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("mode");
+    let mut pg = BuiltinPostgres::start(
+        &root.join("postgres"),
+        &BuiltinOptions {
+            unsafe_no_fsync: true,
+        },
+    )
+    .await
+    .expect("built-in PostgreSQL");
+    let mut srv = Server::start(&root, pg.url());
+    srv.wait_healthy().await;
+    let anon = Client::new(&srv.base);
+    let first = anon
+        .create_first_user(&CreateFirstUserRequest {
+            email: OWNER_EMAIL.into(),
+            username: "owner".into(),
+            name: "Owner".into(),
+            password: OWNER_PASSWORD.into(),
+            trial: false,
+        })
+        .await
+        .expect("first user");
+    let token = anon
+        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
+        .await
+        .expect("login")
+        .session_token;
+    let owner = anon.with_token(token);
+
+    // A hundred agents a workspace (a template each, so every agent has its own token).
+    let started = Instant::now();
+    let mut tokens = Vec::with_capacity(n);
+    let mut workspaces = Vec::with_capacity(n);
+    for chunk in 0..n.div_ceil(100) {
+        let count = 100.min(n - chunk * 100);
+        let chunk_tokens: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
+        let agents: Vec<serde_json::Value> = chunk_tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                json!({"name": format!("a{i}"), "operating_system": "linux", "architecture": "amd64",
+                       "auth_token": t,
+                       "metadata": [{"key": "load", "display_name": "Load", "script": "true",
+                                     "interval_seconds": 10, "timeout_seconds": 1}]})
+            })
+            .collect();
+        let echo =
+            json!({"start": {"resources": [{"name": "vm", "type": "echo_vm", "agents": agents}]}});
+        let (template, _) =
+            create_template(&owner, first.organization_id, &format!("t{chunk}"), &echo).await;
+        let w = api(
+            &owner,
+            Method::POST,
+            "/api/v2/users/me/workspaces",
+            Some(json!({"template_id": template, "name": format!("w{chunk}")})),
+        )
+        .await;
+        workspaces.push(id(&w));
+        tokens.extend(chunk_tokens);
+    }
+    // Wait for the builds.
+    for w in &workspaces {
+        loop {
+            let ws = api(
+                &owner,
+                Method::GET,
+                &format!("/api/v2/workspaces/{w}"),
+                None,
+            )
+            .await;
+            if ws["latest_build"]["status"] == "running" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    eprintln!(
+        "{n} agents in {} workspaces built in {:?}",
+        workspaces.len(),
+        started.elapsed()
+    );
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = srv.rss_kib();
+    let connect_started = Instant::now();
+    let mut agents = Vec::with_capacity(n);
+    for t in &tokens {
+        let a = SimAgent::connect(&srv.base, *t).await;
+        a.report_ready().await;
+        agents.push(a);
+    }
+    let connect_time = connect_started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let connected_rss = srv.rss_kib();
+    let per_agent = (connected_rss.saturating_sub(idle_rss)) as f64 / n as f64;
+
+    // Idle: 60 s of upstream's reporting rhythm, spread over the agents.
+    let agents = std::sync::Arc::new(agents);
+    let window = Duration::from_secs(60);
+    let cpu_before = cpu_seconds(srv.child.id());
+    let window_started = Instant::now();
+    let reporter = {
+        let agents = agents.clone();
+        tokio::spawn(async move {
+            let step = Duration::from_secs(10) / agents.len().max(1) as u32;
+            let mut round = 0u64;
+            loop {
+                for (i, a) in agents.iter().enumerate() {
+                    a.report_metadata(&format!("{round}")).await;
+                    if (round as usize + i).is_multiple_of(3) {
+                        a.report_stats().await;
+                    }
+                    tokio::time::sleep(step).await;
+                }
+                round += 1;
+            }
+        })
+    };
+    tokio::time::sleep(window).await;
+    reporter.abort();
+    let cpu = (cpu_seconds(srv.child.id()) - cpu_before) / window_started.elapsed().as_secs_f64();
+
+    // A disconnection reaching a workspace watcher.
+    let mut latencies = Vec::new();
+    let agents = std::sync::Arc::try_unwrap(agents)
+        .ok()
+        .expect("reporter gone");
+    let mut agents: Vec<Option<SimAgent>> = agents.into_iter().map(Some).collect();
+    for k in 0..workspaces.len().min(10) {
+        let w = workspaces[k];
+        let mut resp = reqwest::Client::new()
+            .get(format!("{}/api/v2/workspaces/{w}/watch", srv.base))
+            .header("Coder-Session-Token", owner.token().unwrap())
+            .send()
+            .await
+            .expect("watch");
+        // The first event is the current state.
+        let _ = resp.chunk().await;
+        let agent = agents[k * 100].take().expect("agent");
+        let cut = Instant::now();
+        agent.driver.abort();
+        drop(agent);
+        let mut buf = String::new();
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(20), resp.chunk())
+                .await
+                .expect("an event in time")
+                .expect("stream")
+                .expect("open");
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            if buf.contains("\"disconnected\"") {
+                break;
+            }
+        }
+        latencies.push(cut.elapsed());
+    }
+    latencies.sort();
+    drop(agents);
+
+    println!("| agents | connect all | RSS idle | RSS connected | per agent | CPU at idle (of one core) | disconnect → watcher (median, max) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {n} | {:.1} s | {} MiB | {} MiB | {:.1} KiB | {:.1} % | {:.0} ms, {:.0} ms |",
+        connect_time.as_secs_f64(),
+        idle_rss / 1024,
+        connected_rss / 1024,
+        per_agent,
+        cpu * 100.0,
+        latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
+        latencies.last().unwrap().as_secs_f64() * 1000.0,
+    );
+    srv.stop().await;
+    pg.stop().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
