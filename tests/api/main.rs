@@ -18,6 +18,7 @@ mod jobs;
 mod lifecycle;
 mod openapi_doc;
 mod organizations;
+mod production;
 mod ratelimit;
 mod reliability;
 mod security;

@@ -130,6 +130,8 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     let deployment_id = store.deployment_id().await?;
     let provisioners =
         configured_provisioners(&opts.provisioner_types, opts.terraform_path.as_deref())?;
+    let proxy =
+        crate::proxy::ProxyConfig::parse(&opts.proxy_trusted_headers, &opts.proxy_trusted_origins)?;
     let pubsub = Pubsub::start(store.pool().clone(), store.listen_pool().clone());
 
     let listener = tokio::net::TcpListener::bind(&opts.http_address)
@@ -144,6 +146,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
 
     let disabled = opts.dangerous_disable_rate_limits;
     let limit = |n: i64| RateLimiter::new(if disabled { -1 } else { n });
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let state = AppState(Arc::new(Inner {
         store: store.clone(),
         pubsub: pubsub.clone(),
@@ -154,7 +157,10 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             session_duration: opts.session_duration,
             default_token_lifetime: opts.default_token_lifetime,
             max_token_lifetime: opts.max_token_lifetime,
-            secure_auth_cookie: opts.secure_auth_cookie,
+            // As the access URL's scheme says, unless set either way.
+            secure_auth_cookie: opts
+                .secure_auth_cookie
+                .unwrap_or_else(|| access_url.starts_with("https://")),
             disable_password_auth: opts.disable_password_auth,
             disable_session_expiry_refresh: opts.disable_session_expiry_refresh,
             allow_workspace_renames: opts.allow_workspace_renames,
@@ -165,11 +171,30 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             login: limit(60),
             files: limit(12),
         },
+        metrics: metrics.clone(),
         deployment_id,
         shutdown: watch::channel(false).0,
     }));
 
-    let app = crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = crate::api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::metrics::track_requests,
+    ));
+    let app = if opts.redirect_to_access_url {
+        let redirect = Arc::new(crate::proxy::RedirectConfig::new(&access_url));
+        app.layer(axum::middleware::from_fn_with_state(
+            redirect,
+            crate::proxy::redirect_to_access_url,
+        ))
+    } else {
+        app
+    };
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(proxy),
+            crate::proxy::real_ip,
+        ))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let serve = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -193,6 +218,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
                 version: crate::middleware::VERSION.to_string(),
                 shutdown_grace: Duration::from_secs(10),
                 access_url: access_url.clone(),
+                observer: Some(metrics.clone()),
             },
         )
     });

@@ -31,6 +31,7 @@ pub struct Inner {
     pub watch_hub: crate::api::WatchHub,
     pub config: ApiConfig,
     pub limits: RateLimits,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub deployment_id: String,
     /// Becomes `true` when the server starts shutting down: open streams end cleanly.
     pub shutdown: tokio::sync::watch::Sender<bool>,

@@ -64,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { "OK" }))
-        .route("/metrics", get(streams::metrics))
+        .route("/metrics", get(crate::metrics::serve))
         .route("/api/v2/", get(general::root))
         .nest("/api/v2", api)
         .merge(crate::swagger::routes())

@@ -171,6 +171,7 @@ pub(super) async fn issue_key(
     login_type: &str,
     lifetime: std::time::Duration,
     token_name: &str,
+    client: crate::proxy::ClientIp,
 ) -> Result<String, StoreError> {
     let t = generate_token();
     let lifetime_seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
@@ -188,6 +189,7 @@ pub(super) async fn issue_key(
             login_type,
             scope: "all",
             token_name,
+            ip_address: Some(client.0).filter(|ip| !ip.is_unspecified()),
         })
         .await?;
     Ok(t.token)
@@ -195,6 +197,7 @@ pub(super) async fn issue_key(
 
 async fn login(
     State(state): State<AppState>,
+    client: crate::proxy::ClientIp,
     Body(req): Body<LoginWithPasswordRequest>,
 ) -> ApiResult<Response> {
     if req.email.is_empty() || req.password.is_empty() {
@@ -252,6 +255,7 @@ async fn login(
         "password",
         state.config.session_duration,
         "",
+        client,
     )
     .await?;
     let mut resp = created(LoginWithPasswordResponse {

@@ -1,0 +1,354 @@
+//! Running in production: the client's real address behind a trusted proxy (and never from an
+//! untrusted one), the Secure cookie and redirects that follow the access URL, and `/metrics`
+//! under upstream's names, parsed as Prometheus parses it.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::echo::create_template;
+use crate::harness::workspace::running_ws;
+use crate::harness::{create_owner, TestServer, OWNER_EMAIL, OWNER_PASSWORD};
+
+type Exposition = openmetrics_parser::MetricsExposition<
+    openmetrics_parser::PrometheusType,
+    openmetrics_parser::PrometheusValue,
+>;
+
+/// `/metrics` of `base`, parsed with a Prometheus text-format parser.
+pub async fn scrape(base: &str) -> Exposition {
+    let resp = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    let text = resp.text().await.unwrap();
+    openmetrics_parser::prometheus::parse_prometheus(&text)
+        .unwrap_or_else(|e| panic!("unparsable /metrics: {e:?}\n{text}"))
+}
+
+/// The value of the sample of family `name` whose labels include `labels` (a histogram's
+/// count), if any.
+pub fn sample(s: &Exposition, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    use openmetrics_parser::PrometheusValue as V;
+    s.families
+        .get(name)?
+        .iter_samples()
+        .find(|x| {
+            let set = x.get_labelset().expect("a sample's labels");
+            labels
+                .iter()
+                .all(|(k, v)| set.get_label_value(k) == Some(*v))
+        })
+        .map(|x| match &x.value {
+            V::Unknown(n) | V::Gauge(n) => n.as_f64(),
+            V::Counter(c) => c.value.as_f64(),
+            V::Histogram(h) => h.count.unwrap_or(0) as f64,
+            V::Summary(_) => f64::NAN,
+        })
+}
+
+#[tokio::test]
+async fn metrics_have_upstreams_names_and_labels() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    for _ in 0..3 {
+        owner
+            .get_json::<serde_json::Value>("/api/v2/users/me")
+            .await
+            .unwrap();
+    }
+    let echo = json!({"start": {"logs": [{"output": "hi"}], "resources": [{"name": "vm", "type": "echo_vm"}]}});
+    let (t, _) = create_template(&owner, first.organization_id, "metrics", &echo).await;
+    running_ws(&owner, t.id, "dev", json!({})).await;
+    // A WebSocket that stays open while we scrape.
+    let w: Vec<codersdk::Workspace> = owner
+        .get_json::<serde_json::Value>("/api/v2/workspaces")
+        .await
+        .map(|v| serde_json::from_value(v["workspaces"].clone()).unwrap())
+        .unwrap();
+    let req = crate::harness::ws_request(
+        &srv.url,
+        &format!("/api/v2/workspaces/{}/watch-ws", w[0].id),
+        owner.token().unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+
+    let s = scrape(&srv.url).await;
+    let me = [("method", "GET"), ("path", "/api/v2/users/{user}")];
+    assert!(
+        sample(
+            &s,
+            "coderd_api_requests_processed_total",
+            &[("code", "200"), me[0], me[1]]
+        )
+        .unwrap()
+            >= 3.0
+    );
+    assert!(sample(&s, "coderd_api_request_latencies_seconds", &me).unwrap() >= 3.0);
+    // The scrape itself is a request in flight.
+    assert_eq!(
+        sample(
+            &s,
+            "coderd_api_concurrent_requests",
+            &[("path", "/metrics")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "coderd_api_concurrent_websockets",
+            &[("path", "/api/v2/workspaces/{workspace}/watch-ws")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "coderd_api_workspace_latest_build",
+            &[("status", "succeeded")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "coderd_provisionerd_jobs_current",
+            &[("provisioner", "echo")]
+        ),
+        Some(0.0)
+    );
+    // The import and the build.
+    assert!(
+        sample(
+            &s,
+            "coderd_provisionerd_job_timings_seconds",
+            &[("provisioner", "echo"), ("status", "success")]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(sample(&s, "coderd_db_pool_max_connections", &[]), Some(5.0));
+    assert!(sample(&s, "coderd_db_pool_connections", &[("state", "idle")]).is_some());
+    assert!(sample(&s, "coder_pubsub_receive_latency_seconds", &[]).unwrap() >= 0.0);
+    assert!(sample(&s, "coder_pubsub_send_latency_seconds", &[]).unwrap() >= 0.0);
+    assert_eq!(
+        sample(&s, "coder_pubsub_latency_measure_errs_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(sample(&s, "coderd_open_streams", &[]), Some(1.0));
+    assert!(sample(&s, "coderd_pubsub_subscribers", &[]).unwrap() >= 1.0);
+
+    drop(socket);
+    let started = Instant::now();
+    loop {
+        let s = scrape(&srv.url).await;
+        let open = sample(
+            &s,
+            "coderd_api_concurrent_websockets",
+            &[("path", "/api/v2/workspaces/{workspace}/watch-ws")],
+        );
+        if open == Some(0.0) {
+            assert_eq!(
+                sample(
+                    &s,
+                    "coderd_api_websocket_durations_seconds",
+                    &[("path", "/api/v2/workspaces/{workspace}/watch-ws")]
+                ),
+                Some(1.0)
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the WebSocket is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    srv.stop().await;
+}
+
+/// Anonymous requests with `X-Forwarded-For: ip`, until the API limit (5) answers 429.
+async fn anonymous_budget(base: &str, ip: &str) -> usize {
+    let http = reqwest::Client::new();
+    for n in 0..10 {
+        let status = http
+            .get(format!("{base}/api/v2/buildinfo"))
+            .header("X-Forwarded-For", ip)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 429 {
+            return n;
+        }
+    }
+    10
+}
+
+/// The address recorded on the newest API key.
+async fn newest_key_ip(db_url: &str) -> Option<String> {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(db_url).await.unwrap();
+    sqlx::query_scalar("SELECT host(ip_address) FROM api_keys ORDER BY created_at DESC LIMIT 1")
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+}
+
+async fn login_from(base: &str, ip: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/api/v2/users/login"))
+        .header("X-Forwarded-For", ip)
+        .json(&json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_origins() {
+    let trusted = TestServer::start_with(|o| {
+        o.dangerous_disable_rate_limits = false;
+        o.api_rate_limit = 5;
+        o.proxy_trusted_headers = vec!["X-Forwarded-For".into()];
+        o.proxy_trusted_origins = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    // Each client behind the proxy has its own budget; the first address of a list counts.
+    assert_eq!(anonymous_budget(&trusted.url, "203.0.113.1").await, 5);
+    assert_eq!(
+        anonymous_budget(&trusted.url, "203.0.113.2, 127.0.0.1").await,
+        5
+    );
+    assert_eq!(anonymous_budget(&trusted.url, "203.0.113.2").await, 0);
+    create_owner(&trusted.client).await;
+    assert_eq!(login_from(&trusted.url, "198.51.100.7").await.status(), 201);
+    assert_eq!(
+        newest_key_ip(&trusted.db_url).await.as_deref(),
+        Some("198.51.100.7")
+    );
+    trusted.stop().await;
+
+    // The same headers from a peer outside the trusted networks are ignored (and removed).
+    let untrusted = TestServer::start_with(|o| {
+        o.dangerous_disable_rate_limits = false;
+        o.api_rate_limit = 5;
+        o.proxy_trusted_headers = vec!["X-Forwarded-For".into()];
+        o.proxy_trusted_origins = vec!["10.0.0.0/8".into()];
+    })
+    .await;
+    assert_eq!(anonymous_budget(&untrusted.url, "203.0.113.1").await, 5);
+    assert_eq!(anonymous_budget(&untrusted.url, "203.0.113.2").await, 0);
+    create_owner(&untrusted.client).await;
+    assert_eq!(
+        login_from(&untrusted.url, "198.51.100.7").await.status(),
+        201
+    );
+    assert_eq!(
+        newest_key_ip(&untrusted.db_url).await.as_deref(),
+        Some("127.0.0.1")
+    );
+    untrusted.stop().await;
+}
+
+#[tokio::test]
+async fn bad_proxy_settings_are_refused_at_start() {
+    let mut o = crate::harness::test_options(&crate::harness::fresh_database().await);
+    o.proxy_trusted_origins = vec!["10.0.0.1".into()];
+    let err = coderd::server::start(o, Default::default())
+        .await
+        .err()
+        .expect("a network without a prefix length is refused");
+    assert!(format!("{err:#}").contains("parse proxy origin"), "{err:#}");
+}
+
+fn session_cookie(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("coder_session_token="))
+        .expect("a session cookie")
+}
+
+#[tokio::test]
+async fn the_access_urls_scheme_decides_the_secure_cookie() {
+    for (access_url, explicit, secure) in [
+        ("https://coder.example.com", None, true),
+        ("http://coder.example.com", None, false),
+        ("https://coder.example.com", Some(false), false),
+        ("http://coder.example.com", Some(true), true),
+    ] {
+        let srv = TestServer::start_with(|o| {
+            o.access_url = Some(access_url.into());
+            o.secure_auth_cookie = explicit;
+        })
+        .await;
+        create_owner(&srv.client).await;
+        let cookie = session_cookie(&login_from(&srv.url, "").await);
+        assert_eq!(
+            cookie.contains("; Secure"),
+            secure,
+            "{access_url} with {explicit:?}: {cookie}"
+        );
+        srv.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn requests_are_redirected_to_the_access_url() {
+    let srv = TestServer::start_with(|o| {
+        o.access_url = Some("http://coder.example.com:8080".into());
+        o.redirect_to_access_url = true;
+    })
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str, host: Option<&str>| {
+        let mut r = http.get(format!("{}{path}", srv.url));
+        if let Some(h) = host {
+            r = r.header("Host", h);
+        }
+        r.send()
+    };
+    let r = get("/api/v2/buildinfo?x=1", None).await.unwrap();
+    assert_eq!(r.status(), 307);
+    assert_eq!(
+        r.headers()["location"],
+        "http://coder.example.com:8080/api/v2/buildinfo?x=1"
+    );
+    assert_eq!(get("/healthz", None).await.unwrap().status(), 200);
+    let r = get("/api/v2/buildinfo", Some("coder.example.com:8080"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    srv.stop().await;
+
+    // An https:// access URL: plain HTTP is sent there, unless a trusted proxy says the
+    // client came over https.
+    let srv = TestServer::start_with(|o| {
+        o.access_url = Some("https://coder.example.com".into());
+        o.redirect_to_access_url = true;
+        o.proxy_trusted_headers = vec!["X-Forwarded-For".into()];
+        o.proxy_trusted_origins = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let send = |proto: &str| {
+        http.request(Method::GET, format!("{}/api/v2/buildinfo", srv.url))
+            .header("Host", "coder.example.com")
+            .header("X-Forwarded-Proto", proto)
+            .send()
+    };
+    let r = send("http").await.unwrap();
+    assert_eq!(r.status(), 307);
+    assert_eq!(
+        r.headers()["location"],
+        "https://coder.example.com/api/v2/buildinfo"
+    );
+    assert_eq!(send("https").await.unwrap().status(), 200);
+    srv.stop().await;
+}
