@@ -16,6 +16,7 @@ mod gitsshkey;
 mod groups;
 mod jobs;
 mod lifecycle;
+mod nginx;
 mod openapi_doc;
 mod organizations;
 mod production;

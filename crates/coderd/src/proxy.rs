@@ -166,11 +166,6 @@ impl RedirectConfig {
     }
 }
 
-/// Whether a request reached us over TLS: on our own TLS listener, or (said by a trusted
-/// proxy) `X-Forwarded-Proto: https`.
-#[derive(Clone, Copy, Debug)]
-pub struct ServedOverTls;
-
 /// Sends a request that did not come to the access URL there (307), as Coder does; `/healthz`
 /// and `/derp` are left alone. Unlike Coder, which always redirects to the access URL's root,
 /// the path and query are kept.
@@ -188,12 +183,12 @@ pub async fn redirect_to_access_url(
         .extensions()
         .get::<FromTrustedProxy>()
         .is_some_and(|t| t.0);
-    let tls = req.extensions().get::<ServedOverTls>().is_some()
-        || (trusted
-            && headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|p| p.eq_ignore_ascii_case("https")));
+    // This server speaks plain HTTP: only a trusted proxy can say the client used https.
+    let tls = trusted
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     let host_is = |name: &str| {
         headers
             .get(name)
