@@ -49,9 +49,7 @@ pub fn site_config(upstream: &str, tls_port: u16, plain_port: u16, dir: &Path) -
     format!(
         r#"
 upstream coderd {{
-{upstream}
-    keepalive 16;
-}}
+{upstream}}}
 map $http_upgrade $connection_upgrade {{
     default upgrade;
     ''      close;
@@ -363,4 +361,262 @@ async fn behind_nginx() {
     assert_eq!(ip.as_deref(), Some("127.0.0.2"));
     drop(nginx);
     srv.stop().await;
+}
+
+/// A `coderd server` process on 127.0.0.1 with one daemon, killed when dropped.
+struct Replica {
+    child: Child,
+    url: String,
+}
+
+impl Replica {
+    fn spawn(db_url: &str, port: u16) -> Replica {
+        let child = Command::new(env!("CARGO_BIN_EXE_coderd"))
+            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
+            .env("CODER_PG_CONNECTION_URL", db_url)
+            .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
+            .env("CODER_PROVISIONER_DAEMONS", "1")
+            .env("CODER_PROVISIONER_POLL_INTERVAL", "1s")
+            .env("CODER_PROVISIONER_TYPES", "echo")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting a replica");
+        Replica {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn wait_healthy(&self) {
+        let started = Instant::now();
+        while reqwest::get(format!("{}/healthz", self.url))
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "replica did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then waits (20 s at most) for a clean exit.
+    async fn terminate(&mut self) {
+        // SAFETY: kill has no memory preconditions; the pid is our live child's.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "the replica exited with {status}");
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "SIGTERM did not stop the replica"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum Next {
+    Event(String, Option<serde_json::Value>),
+    Quiet,
+    End,
+}
+
+/// An SSE watch that tells a clean end from silence.
+struct Watch {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Watch {
+    async fn open(base: &str, token: &str, workspace: uuid::Uuid) -> Watch {
+        let resp = reqwest::Client::new()
+            .get(format!("{base}/api/v2/workspaces/{workspace}/watch"))
+            .header("Coder-Session-Token", token)
+            .send()
+            .await
+            .expect("opening a watch through nginx");
+        assert_eq!(resp.status(), 200, "opening a watch through nginx");
+        Watch {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    async fn next(&mut self, within: Duration) -> Next {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let kind = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("event: "))
+                    .unwrap_or("")
+                    .to_string();
+                let data = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .map(|d| serde_json::from_str(d).expect("data lines are JSON"));
+                return Next::Event(kind, data);
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return Next::Quiet;
+            };
+            match tokio::time::timeout(left, self.resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buf.push_str(std::str::from_utf8(&bytes).unwrap()),
+                Ok(Ok(None)) => return Next::End,
+                Ok(Err(e)) => panic!("the watch broke instead of ending cleanly: {e:?}"),
+                Err(_) => return Next::Quiet,
+            }
+        }
+    }
+
+    async fn until_status(&mut self, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self
+                .next(deadline.saturating_duration_since(Instant::now()))
+                .await
+            {
+                Next::Event(kind, Some(data)) if kind == "data" => {
+                    if data["latest_build"]["status"] == status {
+                        return;
+                    }
+                }
+                Next::Event(..) => {}
+                Next::Quiet => panic!("no {status} event"),
+                Next::End => panic!("the watch ended before {status}"),
+            }
+        }
+    }
+
+    async fn until_end(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self
+                .next(deadline.saturating_duration_since(Instant::now()))
+                .await
+            {
+                Next::End => return,
+                Next::Event(..) => {}
+                Next::Quiet => panic!("the watch did not end when its replica stopped"),
+            }
+        }
+    }
+}
+
+/// Which replica holds the one open stream, by its `/metrics`.
+async fn stream_holder(replicas: &[Replica]) -> usize {
+    let started = Instant::now();
+    loop {
+        for (i, r) in replicas.iter().enumerate() {
+            let s = crate::production::scrape(&r.url).await;
+            if crate::production::sample(&s, "coderd_open_streams", &[]) == Some(1.0) {
+                return i;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no replica holds the watch"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn rolling_restart_behind_nginx() {
+    let db_url = crate::harness::fresh_database().await;
+    let ports = [free_port(), free_port()];
+    let mut replicas = [
+        Replica::spawn(&db_url, ports[0]),
+        Replica::spawn(&db_url, ports[1]),
+    ];
+    for r in &replicas {
+        r.wait_healthy().await;
+    }
+    let nginx = match Nginx::start(&ports.map(|p| format!("127.0.0.1:{p}"))).await {
+        Ok(n) => n,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}: the rolling restart behind nginx did not run");
+            return;
+        }
+    };
+    let base = nginx.plain.clone();
+    let (owner, first) = create_owner(&checked_client(&base)).await;
+    let token = owner.token().unwrap().to_string();
+    let (t, _) = create_template(&owner, first.organization_id, "rolling", &echo(3, 0)).await;
+    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+
+    // A client that keeps calling the API through nginx the whole time.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let caller = {
+        let (done, base, token) = (done.clone(), base.clone(), token.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let paths = [
+                "/api/v2/users/me".to_string(),
+                format!("/api/v2/workspaces/{}", w.id),
+            ];
+            let (mut ok, mut failed) = (0usize, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                for path in &paths {
+                    match http
+                        .get(format!("{base}{path}"))
+                        .header("Coder-Session-Token", &token)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 200 => ok += 1,
+                        Ok(r) => failed.push(format!("{path}: {}", r.status())),
+                        Err(e) => failed.push(format!("{path}: {e}")),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (ok, failed)
+        })
+    };
+
+    let mut watch = Watch::open(&base, &token, w.id).await;
+    watch.until_status("running").await;
+    let mut restarted = Vec::new();
+    for (transition, status) in [("stop", "stopped"), ("start", "running")] {
+        // Stop the replica holding the watch: its stream ends cleanly, the client opens it
+        // again through nginx (the other replica), and sees the next build there.
+        let holder = stream_holder(&replicas).await;
+        restarted.push(holder);
+        replicas[holder].terminate().await;
+        watch.until_end().await;
+        watch = Watch::open(&base, &token, w.id).await;
+        let (code, body) = crate::harness::workspace::build(&owner, w.id, transition).await;
+        assert_eq!(code, 201, "{body}");
+        watch.until_status(status).await;
+        replicas[holder] = Replica::spawn(&db_url, ports[holder]);
+        replicas[holder].wait_healthy().await;
+    }
+    // Both replicas were restarted in turn.
+    restarted.sort_unstable();
+    assert_eq!(restarted, [0, 1]);
+
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = caller.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "requests failed during the rolling restart: {failed:?}"
+    );
+    assert!(ok >= 20, "only {ok} requests were made");
+    drop(nginx);
 }
