@@ -352,3 +352,37 @@ async fn requests_are_redirected_to_the_access_url() {
     assert_eq!(send("https").await.unwrap().status(), 200);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_on_a_listener_of_their_own() {
+    let mut o = crate::harness::test_options(&crate::harness::fresh_database().await);
+    o.prometheus_enable = true;
+    o.prometheus_address = "127.0.0.1:0".into();
+    let running = coderd::server::start(o, Default::default()).await.unwrap();
+    let addr = running.prometheus_addr().expect("a metrics listener");
+    assert_ne!(addr, running.local_addr());
+    reqwest::get(format!("http://{}/healthz", running.local_addr()))
+        .await
+        .unwrap();
+    let s = scrape(&format!("http://{addr}")).await;
+    assert_eq!(
+        sample(
+            &s,
+            "coderd_api_requests_processed_total",
+            &[("code", "200"), ("path", "/healthz")]
+        ),
+        Some(1.0)
+    );
+    // Only metrics live there.
+    let other = reqwest::get(format!("http://{addr}/api/v2/buildinfo"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    running.shutdown().await;
+    assert!(
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .is_err(),
+        "the metrics listener outlived the server"
+    );
+}

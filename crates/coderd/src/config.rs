@@ -161,6 +161,18 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_PROXY_TRUSTED_ORIGINS", value_delimiter = ',')]
     pub proxy_trusted_origins: Vec<String>,
 
+    /// Also serve /metrics on a listener of its own (CODER_PROMETHEUS_ADDRESS).
+    #[arg(long, env = "CODER_PROMETHEUS_ENABLE")]
+    pub prometheus_enable: bool,
+
+    /// Where the metrics listener binds when enabled.
+    #[arg(
+        long,
+        env = "CODER_PROMETHEUS_ADDRESS",
+        default_value = "127.0.0.1:2112"
+    )]
+    pub prometheus_address: String,
+
     /// Redirect requests that do not come to the access URL (another host, or http:// when
     /// the access URL is https://) there.
     #[arg(long, env = "CODER_REDIRECT_TO_ACCESS_URL")]

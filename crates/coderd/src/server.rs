@@ -46,6 +46,8 @@ pub struct RunningServer {
     executor: Option<JoinHandle<()>>,
     state: AppState,
     builtin: Option<BuiltinPostgres>,
+    /// The metrics listener (`CODER_PROMETHEUS_ENABLE`).
+    prometheus: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
 }
 
 /// The provisioners this server can run, by type name: `echo` always, `terraform` when a
@@ -203,6 +205,27 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             })
             .await
     });
+    let prometheus = if opts.prometheus_enable {
+        let listener = tokio::net::TcpListener::bind(&opts.prometheus_address)
+            .await
+            .with_context(|| format!("listening on {} for metrics", opts.prometheus_address))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(address = %addr, "serving Prometheus metrics");
+        let app = axum::Router::new()
+            .route("/metrics", axum::routing::get(crate::metrics::serve))
+            .with_state(state.clone());
+        let stopping = state.clone();
+        Some((
+            addr,
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stopping.shutting_down().await })
+                    .await
+            }),
+        ))
+    } else {
+        None
+    };
     let daemons = (opts.provisioner_daemons > 0).then(|| {
         let names: Vec<_> = provisioners.iter().map(|p| p.name()).collect();
         tracing::info!(count = opts.provisioner_daemons, types = ?names, "starting built-in provisioner daemons");
@@ -250,6 +273,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         executor,
         state,
         builtin,
+        prometheus,
     })
 }
 
@@ -260,6 +284,11 @@ impl RunningServer {
 
     pub fn access_url(&self) -> &str {
         &self.access_url
+    }
+
+    /// Where the metrics listener serves, when enabled.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().map(|p| p.0)
     }
 
     /// A lifecycle executor of this server, for driving ticks with a chosen clock.
@@ -293,6 +322,9 @@ impl RunningServer {
         let started = std::time::Instant::now();
         while self.state.streams.get() > 0 && started.elapsed() < STREAMS_GRACE {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some((_, metrics)) = self.prometheus.take() {
+            let _ = tokio::time::timeout(STREAMS_GRACE, metrics).await;
         }
         let _ = self.stop_background.send(true);
         let _ = (&mut self.reaper).await;
