@@ -386,3 +386,49 @@ async fn metrics_on_a_listener_of_their_own() {
         "the metrics listener outlived the server"
     );
 }
+
+/// The binary installs the layer that times every SQL statement.
+#[tokio::test]
+async fn the_binary_times_every_statement() {
+    let db_url = crate::harness::fresh_database().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(
+        std::process::Command::new(env!("CARGO_BIN_EXE_coderd"))
+            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
+            .env("CODER_PG_CONNECTION_URL", &db_url)
+            .env("CODER_PROVISIONER_DAEMONS", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "coderd did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    create_owner(&crate::harness::checked_client(&base)).await;
+    let s = scrape(&base).await;
+    for query in ["SELECT users", "INSERT api_keys"] {
+        assert!(
+            sample(&s, "coderd_db_query_latencies_seconds", &[("query", query)]).unwrap_or(0.0)
+                >= 1.0,
+            "{query} was not timed"
+        );
+    }
+}

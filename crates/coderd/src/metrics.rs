@@ -223,7 +223,10 @@ impl Default for Metrics {
                 )
                 .unwrap(),
             ),
-            registry: r,
+            registry: {
+                register(&r, QUERY_LATENCIES.clone());
+                r
+            },
         }
     }
 }
@@ -426,4 +429,141 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     resp
+}
+
+/// Every SQL statement's latency, by statement kind and first table (`SELECT workspaces`),
+/// fed by [`QueryLatencyLayer`] from sqlx's statement events. Shared by the servers of a
+/// process, as the tracing subscriber is.
+static QUERY_LATENCIES: std::sync::LazyLock<HistogramVec> = std::sync::LazyLock::new(|| {
+    HistogramVec::new(
+        HistogramOpts::new(
+            "coderd_db_query_latencies_seconds",
+            "Latency distribution of SQL statements in seconds, by kind and first table.",
+        )
+        .buckets(vec![
+            0.001, 0.005, 0.010, 0.025, 0.050, 0.100, 0.500, 1.0, 5.0, 10.0, 30.0,
+        ]),
+        &["query"],
+    )
+    .unwrap()
+});
+
+/// `SELECT workspaces` for `SELECT … FROM workspaces w …`: the verb and the first table
+/// named after `FROM`, `INTO`, `UPDATE` or `JOIN`, so the label set stays small.
+fn query_label(sql: &str) -> String {
+    let words: Vec<&str> = sql.split_whitespace().take(400).collect();
+    let verb = words
+        .first()
+        .map(|w| w.to_ascii_uppercase())
+        .unwrap_or_default();
+    let after = |kw: &str| {
+        words
+            .windows(2)
+            .find(|w| w[0].eq_ignore_ascii_case(kw) && !w[1].starts_with('('))
+            .map(|w| w[1])
+    };
+    let table = match verb.as_str() {
+        "UPDATE" => words.get(1).copied(),
+        "INSERT" => after("INTO"),
+        "DELETE" => after("FROM"),
+        _ => after("FROM")
+            .or_else(|| after("INTO"))
+            .or_else(|| after("UPDATE")),
+    };
+    let table: String = table
+        .unwrap_or("")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+        .collect();
+    if table.is_empty() {
+        verb
+    } else {
+        format!("{verb} {table}")
+    }
+}
+
+/// A tracing layer that turns sqlx's per-statement events (`sqlx::query`, which the store
+/// emits at trace level) into `coderd_db_query_latencies_seconds`. Installed by the binary
+/// beside its log output.
+pub struct QueryLatencyLayer;
+
+#[derive(Default)]
+struct StatementFields {
+    summary: String,
+    statement: String,
+    elapsed_secs: Option<f64>,
+}
+
+impl tracing::field::Visit for StatementFields {
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        if field.name() == "elapsed_secs" {
+            self.elapsed_secs = Some(value);
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "summary" => self.summary = value.to_string(),
+            "db.statement" => self.statement = value.to_string(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "summary" => self.summary = format!("{value:?}").trim_matches('"').to_string(),
+            "db.statement" => self.statement = format!("{value:?}"),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for QueryLatencyLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "sqlx::query" {
+            return;
+        }
+        let mut f = StatementFields::default();
+        event.record(&mut f);
+        if let Some(secs) = f.elapsed_secs {
+            let sql = if f.statement.trim().is_empty() {
+                &f.summary
+            } else {
+                &f.statement
+            };
+            QUERY_LATENCIES
+                .with_label_values(&[&query_label(sql)])
+                .observe(secs);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_label;
+
+    #[test]
+    fn statements_are_labelled_by_kind_and_table() {
+        assert_eq!(
+            query_label("SELECT w.id, w.name FROM workspaces w JOIN users u ON u.id = w.owner_id"),
+            "SELECT workspaces"
+        );
+        assert_eq!(
+            query_label("INSERT INTO api_keys (id) VALUES ($1)"),
+            "INSERT api_keys"
+        );
+        assert_eq!(
+            query_label("UPDATE api_keys SET last_used = now()"),
+            "UPDATE api_keys"
+        );
+        assert_eq!(
+            query_label("DELETE FROM files WHERE id = $1"),
+            "DELETE files"
+        );
+        assert_eq!(query_label("SELECT pg_notify($1, $2)"), "SELECT");
+        assert_eq!(
+            query_label("SELECT count(*) FROM (SELECT 1) x, provisioner_jobs j"),
+            "SELECT"
+        );
+    }
 }
