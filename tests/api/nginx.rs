@@ -93,28 +93,9 @@ impl Nginx {
     /// Starts nginx in front of `upstreams` (`127.0.0.1:port` each), or says why it cannot.
     pub async fn start(upstreams: &[String]) -> Result<Nginx, String> {
         let nginx = find("nginx", "CODERD_NGINX").ok_or("nginx not found")?;
-        let openssl = find("openssl", "CODERD_OPENSSL").ok_or("openssl not found")?;
         let dir = std::env::temp_dir().join(format!("coderd-nginx-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("logs")).unwrap();
-        let made = Command::new(openssl)
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost",
-            ])
-            .arg("-keyout")
-            .arg(dir.join("key.pem"))
-            .arg("-out")
-            .arg(dir.join("cert.pem"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(made.success(), "openssl could not make a test certificate");
+        crate::production::test_certificate(&dir)?;
         let (tls_port, plain_port) = (free_port(), free_port());
         let upstream: String = upstreams
             .iter()
@@ -161,17 +142,10 @@ impl Nginx {
         Ok(n)
     }
 
-    /// `curl` over TLS to `path`, trusting the test certificate: (status, headers and body).
+    /// `curl -i` over TLS to `path`, trusting the test certificate: the whole answer.
     pub async fn curl_tls(&self, args: &[&str], path: &str) -> String {
-        let out = tokio::process::Command::new("curl")
-            .args(["-s", "-i", "--cacert"])
-            .arg(self.dir.join("cert.pem"))
-            .args(args)
-            .arg(format!("https://localhost:{}{path}", self.tls_port))
-            .output()
-            .await
-            .expect("running curl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let url = format!("https://localhost:{}{path}", self.tls_port);
+        crate::production::curl_tls(&self.dir, args, &url).await
     }
 }
 

@@ -432,3 +432,121 @@ async fn the_binary_times_every_statement() {
         );
     }
 }
+
+/// A self-signed certificate for `localhost` in `dir` (cert.pem, key.pem), made by openssl.
+pub fn test_certificate(dir: &std::path::Path) -> Result<(), String> {
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("openssl not found ({e})"))?;
+    if made.success() {
+        Ok(())
+    } else {
+        Err("openssl could not make a certificate".into())
+    }
+}
+
+/// `curl -i` over TLS, trusting `dir/cert.pem`; the whole answer as text.
+pub async fn curl_tls(dir: &std::path::Path, args: &[&str], url: &str) -> String {
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-i", "--cacert"])
+        .arg(dir.join("cert.pem"))
+        .args(args)
+        .arg(url)
+        .output()
+        .await
+        .expect("running curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn tls_in_the_server_itself() {
+    let dir = std::env::temp_dir().join(format!("coderd-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if let Err(why) = test_certificate(&dir) {
+        eprintln!("SKIPPED: {why}: the TLS test (tests/api/production.rs) did not run");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let srv = TestServer::start_with(|o| {
+        o.tls_enable = true;
+        o.tls_address = format!("127.0.0.1:{port}");
+        o.tls_cert_file = Some(dir.join("cert.pem"));
+        o.tls_key_file = Some(dir.join("key.pem"));
+        o.access_url = Some(format!("https://localhost:{port}"));
+        o.redirect_to_access_url = true;
+    })
+    .await;
+    let https = format!("https://localhost:{port}");
+    let answer = curl_tls(&dir, &[], &format!("{https}/api/v2/buildinfo")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let first =
+        json!({"email": OWNER_EMAIL, "username": "owner", "password": OWNER_PASSWORD}).to_string();
+    let created = curl_tls(
+        &dir,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &first,
+        ],
+        &format!("{https}/api/v2/users/first"),
+    )
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let body = json!({"email": OWNER_EMAIL, "password": OWNER_PASSWORD}).to_string();
+    let login = curl_tls(
+        &dir,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &body,
+        ],
+        &format!("{https}/api/v2/users/login"),
+    )
+    .await;
+    assert!(login.starts_with("HTTP/1.1 201"), "{login}");
+    let cookie = login
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: coder_session_token=")
+        })
+        .unwrap_or_else(|| panic!("no session cookie: {login}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // Plain HTTP on the HTTP listener is sent to the https:// access URL.
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/api/v2/buildinfo", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 307);
+    assert_eq!(
+        plain.headers()["location"],
+        format!("{https}/api/v2/buildinfo").as_str()
+    );
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -161,6 +161,22 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_PROXY_TRUSTED_ORIGINS", value_delimiter = ',')]
     pub proxy_trusted_origins: Vec<String>,
 
+    /// Also serve the API over TLS, on CODER_TLS_ADDRESS.
+    #[arg(long, env = "CODER_TLS_ENABLE")]
+    pub tls_enable: bool,
+
+    /// Where the TLS listener binds.
+    #[arg(long, env = "CODER_TLS_ADDRESS", default_value = "127.0.0.1:3443")]
+    pub tls_address: String,
+
+    /// PEM certificate chain (leaf first) for TLS.
+    #[arg(long, env = "CODER_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of that certificate.
+    #[arg(long, env = "CODER_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
     /// Also serve /metrics on a listener of its own (CODER_PROMETHEUS_ADDRESS).
     #[arg(long, env = "CODER_PROMETHEUS_ENABLE")]
     pub prometheus_enable: bool,

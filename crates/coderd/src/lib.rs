@@ -17,3 +17,4 @@ pub mod search;
 pub mod server;
 pub mod state;
 pub mod swagger;
+pub mod tls;

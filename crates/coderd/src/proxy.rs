@@ -166,6 +166,10 @@ impl RedirectConfig {
     }
 }
 
+/// Marks requests that reached us on our own TLS listener.
+#[derive(Clone, Copy, Debug)]
+pub struct ServedOverTls;
+
 /// Sends a request that did not come to the access URL there (307), as Coder does; `/healthz`
 /// and `/derp` are left alone. Unlike Coder, which always redirects to the access URL's root,
 /// the path and query are kept.
@@ -183,12 +187,13 @@ pub async fn redirect_to_access_url(
         .extensions()
         .get::<FromTrustedProxy>()
         .is_some_and(|t| t.0);
-    // This server speaks plain HTTP: only a trusted proxy can say the client used https.
-    let tls = trusted
-        && headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    // Our own TLS listener, or a trusted proxy saying the client used https.
+    let tls = req.extensions().get::<ServedOverTls>().is_some()
+        || (trusted
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|p| p.eq_ignore_ascii_case("https")));
     let host_is = |name: &str| {
         headers
             .get(name)

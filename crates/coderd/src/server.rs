@@ -46,6 +46,8 @@ pub struct RunningServer {
     executor: Option<JoinHandle<()>>,
     state: AppState,
     builtin: Option<BuiltinPostgres>,
+    /// The TLS listener (`CODER_TLS_ENABLE`).
+    tls: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
     /// The metrics listener (`CODER_PROMETHEUS_ENABLE`).
     prometheus: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
 }
@@ -191,12 +193,45 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     } else {
         app
     };
-    let app = app
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(proxy),
-            crate::proxy::real_ip,
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        Arc::new(proxy),
+        crate::proxy::real_ip,
+    ));
+    let tls = if opts.tls_enable {
+        let (Some(cert), Some(key)) = (&opts.tls_cert_file, &opts.tls_key_file) else {
+            anyhow::bail!("CODER_TLS_ENABLE needs CODER_TLS_CERT_FILE and CODER_TLS_KEY_FILE");
+        };
+        let config = crate::tls::server_config(cert, key)?;
+        let tcp = tokio::net::TcpListener::bind(&opts.tls_address)
+            .await
+            .with_context(|| format!("listening on {} for TLS", opts.tls_address))?;
+        let listener = crate::tls::TlsListener::new(tcp, config)?;
+        let tls_addr = axum::serve::Listener::local_addr(&listener)?;
+        tracing::info!(address = %tls_addr, "serving the API over TLS");
+        let tls_app = app
+            .clone()
+            .layer(axum::Extension(crate::proxy::ServedOverTls));
+        // Each connection's peer, as `into_make_service_with_connect_info` gives it on TCP.
+        let tls_app = tower::service_fn(
+            move |conn: axum::serve::IncomingStream<'_, crate::tls::TlsListener>| {
+                let peer = axum::extract::ConnectInfo(*conn.remote_addr());
+                let app = tower::Layer::layer(&axum::Extension(peer), tls_app.clone());
+                async move { Ok::<_, std::convert::Infallible>(app) }
+            },
+        );
+        let stopping = state.clone();
+        Some((
+            tls_addr,
+            tokio::spawn(async move {
+                axum::serve(listener, tls_app)
+                    .with_graceful_shutdown(async move { stopping.shutting_down().await })
+                    .await
+            }),
         ))
-        .into_make_service_with_connect_info::<SocketAddr>();
+    } else {
+        None
+    };
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let serve = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -273,6 +308,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         executor,
         state,
         builtin,
+        tls,
         prometheus,
     })
 }
@@ -284,6 +320,11 @@ impl RunningServer {
 
     pub fn access_url(&self) -> &str {
         &self.access_url
+    }
+
+    /// Where the TLS listener serves, when enabled.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|t| t.0)
     }
 
     /// Where the metrics listener serves, when enabled.
@@ -314,6 +355,12 @@ impl RunningServer {
             Ok(_) => {}
             Err(_) => {
                 tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; dropping them");
+                abort.abort();
+            }
+        }
+        if let Some((_, tls)) = self.tls.take() {
+            let abort = tls.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, tls).await.is_err() {
                 abort.abort();
             }
         }
