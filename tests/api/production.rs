@@ -74,6 +74,13 @@ async fn metrics_have_upstreams_names_and_labels() {
     );
     let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
 
+    // Counting requests in flight does not turn sized answers into chunked ones.
+    let sized = reqwest::get(format!("{}/api/v2/buildinfo", srv.url))
+        .await
+        .unwrap();
+    assert!(sized.content_length().is_some_and(|n| n > 0));
+    assert!(sized.headers().get("transfer-encoding").is_none());
+
     let s = scrape(&srv.url).await;
     let me = [("method", "GET"), ("path", "/api/v2/users/{user}")];
     assert!(

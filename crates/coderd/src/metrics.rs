@@ -323,6 +323,11 @@ pub async fn track_requests(State(state): State<AppState>, req: Request, next: N
         .with_label_values(&[&method, &path])
         .observe(started.elapsed().as_secs_f64());
     let (parts, body) = resp.into_parts();
+    // A body of known size is in memory already (and keeps its Content-Length); a stream
+    // counts until it ends.
+    if axum::body::HttpBody::size_hint(&body).exact().is_some() {
+        return Response::from_parts(parts, body);
+    }
     let body = body.into_data_stream().map(move |chunk| {
         let _still_sending = &concurrent;
         chunk
