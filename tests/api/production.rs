@@ -557,3 +557,125 @@ async fn tls_in_the_server_itself() {
     srv.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A minimal OTLP/HTTP (JSON) collector: every span it receives, flattened.
+async fn otlp_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use std::sync::{Arc, Mutex};
+    let spans: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let received = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let received = received.clone();
+            async move {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&body).expect("OTLP/JSON export request");
+                let mut got = received.lock().unwrap();
+                for rs in v["resourceSpans"].as_array().into_iter().flatten() {
+                    for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                        got.extend(ss["spans"].as_array().into_iter().flatten().cloned());
+                    }
+                }
+                axum::Json(json!({}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, spans)
+}
+
+#[tokio::test]
+async fn traces_reach_an_otlp_collector() {
+    let (collector, spans) = otlp_receiver().await;
+    let db_url = crate::harness::fresh_database().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(
+        std::process::Command::new(env!("CARGO_BIN_EXE_coderd"))
+            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
+            .env("CODER_PG_CONNECTION_URL", &db_url)
+            .env("CODER_PROVISIONER_TYPES", "echo")
+            .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
+            .env("CODER_TRACE_ENABLE", "true")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "coderd did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (owner, first) = create_owner(&crate::harness::checked_client(&base)).await;
+    let echo = json!({"start": {"resources": [{"name": "vm", "type": "echo_vm"}]}});
+    let (t, _) = create_template(&owner, first.organization_id, "traced", &echo).await;
+    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    owner
+        .get_json::<serde_json::Value>(&format!("/api/v2/workspaces/{}", w.id))
+        .await
+        .unwrap();
+
+    // The request's span, and the statements it ran as its children, in one trace.
+    let started = Instant::now();
+    loop {
+        {
+            let got = spans.lock().unwrap();
+            let requests: Vec<&serde_json::Value> = got
+                .iter()
+                .filter(|s| s["name"] == "GET /api/v2/workspaces/{workspace}")
+                .collect();
+            let tree = requests.iter().find_map(|r| {
+                let children: Vec<&str> = got
+                    .iter()
+                    .filter(|s| s["traceId"] == r["traceId"] && s["parentSpanId"] == r["spanId"])
+                    .filter_map(|s| s["name"].as_str())
+                    .collect();
+                (!children.is_empty()).then_some((r, children))
+            });
+            if let Some((request, children)) = tree {
+                assert!(
+                    children.iter().any(|c| c.starts_with("SELECT ")),
+                    "{children:?}"
+                );
+                let status = request["attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|a| a["key"] == "http.response.status_code")
+                    .map(|a| a["value"].clone());
+                assert!(
+                    status.is_some_and(|v| v.to_string().contains("200")),
+                    "{request}"
+                );
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no span tree for GET /api/v2/workspaces/{{workspace}} arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -177,6 +177,11 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
 
+    /// Send OpenTelemetry traces (a span per request and per SQL statement) over OTLP/HTTP
+    /// to the collector named by the standard OTEL_EXPORTER_OTLP_* variables.
+    #[arg(long, env = "CODER_TRACE_ENABLE")]
+    pub trace_enable: bool,
+
     /// Also serve /metrics on a listener of its own (CODER_PROMETHEUS_ADDRESS).
     #[arg(long, env = "CODER_PROMETHEUS_ENABLE")]
     pub prometheus_enable: bool,

@@ -18,3 +18,4 @@ pub mod server;
 pub mod state;
 pub mod swagger;
 pub mod tls;
+pub mod traces;

@@ -5,7 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Log lines on stderr, filtered by `CODER_LOG_FILTER`; beside them, and whatever that
 /// filter says, sqlx's statement events feed the query latency metric.
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, traces: Option<&coderd::traces::Tracing>) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
@@ -21,6 +21,14 @@ fn init_logging(format: LogFormat) {
     tracing_subscriber::registry()
         .with(lines.with_filter(filter))
         .with(coderd::metrics::QueryLatencyLayer.with_filter(statements))
+        .with(traces.map(|t| {
+            tracing_opentelemetry::layer()
+                .with_tracer(t.tracer())
+                .with_filter(
+                    tracing_subscriber::filter::Targets::new()
+                        .with_target("coderd::trace", tracing::Level::INFO),
+                )
+        }))
         .init();
 }
 
@@ -60,7 +68,18 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    init_logging(cmd.options.log_format);
+    let traces = if cmd.options.trace_enable {
+        match coderd::traces::Tracing::start() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    init_logging(cmd.options.log_format, traces.as_ref());
     let running = match server::start(cmd.options, StartOptions::default()).await {
         Ok(r) => r,
         Err(e) => {
@@ -78,5 +97,8 @@ async fn main() -> std::process::ExitCode {
         std::process::exit(1);
     });
     running.shutdown().await;
+    if let Some(t) = traces {
+        t.shutdown().await;
+    }
     std::process::ExitCode::SUCCESS
 }

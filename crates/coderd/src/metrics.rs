@@ -312,7 +312,9 @@ pub async fn track_requests(State(state): State<AppState>, req: Request, next: N
         g.inc();
         GaugeGuard(g)
     });
-    let resp = next.run(req).await;
+    let span = crate::traces::request_span(&method, &path);
+    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    span.record("http.response.status_code", resp.status().as_u16());
     m.requests_processed
         .with_label_values(&[resp.status().as_str(), &method, &path])
         .inc();
@@ -536,9 +538,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for QueryLatencyLayer 
             } else {
                 &f.statement
             };
-            QUERY_LATENCIES
-                .with_label_values(&[&query_label(sql)])
-                .observe(secs);
+            let label = query_label(sql);
+            QUERY_LATENCIES.with_label_values(&[&label]).observe(secs);
+            crate::traces::statement_span(&label, sql, Duration::from_secs_f64(secs.max(0.0)));
         }
     }
 }
