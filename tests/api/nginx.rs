@@ -150,7 +150,16 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM first: the master then stops its worker, which SIGKILL would orphan.
     fn drop(&mut self) {
+        // SAFETY: kill has no memory preconditions; the pid is our child's, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none()
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !std::thread::panicking() {
