@@ -140,3 +140,55 @@ async fn cli_session_keys_and_others_keys() {
     let (status, body) = raw_json(&member, "POST", "/api/v2/users/owner/keys", None).await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// Token lists answer upstream's `APIKeyWithOwner`: each key with its owner's username, also
+/// for `include_all`, where an owner sees everyone's.
+#[tokio::test]
+async fn token_lists_carry_the_owners_username() {
+    let srv = TestServer::start().await;
+    let (owner, _) = srv.owner().await;
+    let (member, _) = srv.member(&owner, "tia").await;
+    for (client, name) in [(&owner, "owners"), (&member, "tias")] {
+        client
+            .create_token(
+                "me",
+                &CreateTokenRequest {
+                    token_name: name.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let (status, body) = raw_json(&member, "GET", "/api/v2/users/me/keys/tokens", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["token_name"], "tias");
+    assert_eq!(body[0]["username"], "tia");
+    let (status, body) = raw_json(
+        &owner,
+        "GET",
+        "/api/v2/users/me/keys/tokens?include_all=true",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut pairs: Vec<(String, String)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["token_name"].as_str().unwrap().to_string(),
+                k["username"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            ("owners".to_string(), "owner".to_string()),
+            ("tias".to_string(), "tia".to_string())
+        ]
+    );
+}

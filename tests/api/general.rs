@@ -10,7 +10,7 @@ async fn root_buildinfo_and_healthz() {
     assert!(body["message"].is_string());
 
     let info = srv.client.build_info().await.unwrap();
-    assert!(info.version.starts_with('v'));
+    assert_semver_at_api_level(&info.version);
     assert_eq!(info.dashboard_url, srv.url);
     assert!(uuid::Uuid::parse_str(&info.deployment_id).is_ok());
 
@@ -21,9 +21,10 @@ async fn root_buildinfo_and_healthz() {
         .unwrap();
     assert_eq!(raw.status, 200);
     assert_eq!(raw.body, b"OK");
-    assert!(
-        raw.headers.get("x-coder-build-version").is_some(),
-        "every response carries the version"
+    assert_eq!(
+        raw.headers.get("x-coder-build-version").unwrap(),
+        info.version.as_str(),
+        "every response carries the version /buildinfo reports"
     );
     assert_eq!(
         raw.headers.get("x-content-type-options").unwrap(),
@@ -277,4 +278,34 @@ async fn authcheck_answers_per_role() {
         ),
         (Some(true), Some(true))
     );
+}
+
+/// The CLI compares `semver.MajorMinor` of its own and the server's version (Go's semver: a
+/// leading `v`, build metadata ignored), so the server must report upstream's v2 API level
+/// as a valid semver string, with our own version only as build metadata.
+fn assert_semver_at_api_level(version: &str) {
+    let (core, build) = version
+        .strip_prefix('v')
+        .and_then(|v| v.split_once('+'))
+        .unwrap_or_else(|| panic!("{version:?} is not v<semver>+<build>"));
+    let parts: Vec<u64> = core
+        .split('.')
+        .map(|p| {
+            p.parse()
+                .unwrap_or_else(|_| panic!("{version:?}: bad core"))
+        })
+        .collect();
+    assert_eq!(parts.len(), 3, "{version:?}: major.minor.patch");
+    assert_eq!(parts[0], 2, "{version:?}: upstream's API is v2");
+    assert!(
+        parts[1] >= 30,
+        "{version:?}: the API level of the CLI tested"
+    );
+    assert!(
+        build
+            .split('.')
+            .all(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
+        "{version:?}: build metadata identifiers"
+    );
+    assert_eq!(build, format!("coderd-rs.{}", env!("CARGO_PKG_VERSION")));
 }

@@ -116,6 +116,16 @@ async fn import_stores_everything_the_job_produced() {
     assert_eq!(start.agents[0].name, "main");
     assert_eq!(start.agents[0].status, "connecting");
     assert_eq!(start.agents[0].apps[0].slug, "code");
+    // Nothing chose display apps: the coder provider's defaults, in Coder's order.
+    assert_eq!(
+        start.agents[0].display_apps,
+        [
+            "vscode",
+            "ssh_helper",
+            "port_forwarding_helper",
+            "web_terminal"
+        ]
+    );
 
     for path in ["external-auth", "presets", "parameters", "schema"] {
         let (status, body) = raw_json(&owner, "GET", &format!("{base}/{path}"), None).await;

@@ -3,10 +3,14 @@
 
 mod harness;
 
+mod agents;
 mod apikeys;
 mod auth;
 mod authz_matrix;
 mod builtin_postgres;
+mod cli;
+mod cli_flows;
+mod client_needs;
 mod conformance;
 mod dynparams;
 mod files;
@@ -22,6 +26,7 @@ mod organizations;
 mod production;
 mod ratelimit;
 mod reliability;
+mod sdk_check;
 mod security;
 mod streams;
 mod swagger;

@@ -210,6 +210,7 @@ impl<'a> Compare<'a> {
                         return;
                     };
                     for (key, r_prop) in r_props {
+                        let key = schema::wire_key(&r_name, key);
                         match o_props.get(key) {
                             Some(o_prop) => self.compare(r_prop, o_prop, &format!("{at}.{key}")),
                             None => self.problems.push(format!(
@@ -217,7 +218,11 @@ impl<'a> Compare<'a> {
                             )),
                         }
                     }
-                    for key in o_props.keys().filter(|k| !r_props.contains_key(*k)) {
+                    let wire: Vec<&str> = r_props
+                        .keys()
+                        .map(|k| schema::wire_key(&r_name, k))
+                        .collect();
+                    for key in o_props.keys().filter(|k| !wire.contains(&k.as_str())) {
                         self.problems.push(format!(
                             "{at}.{key}: in our {o_name}, not in the reference's {r_name}"
                         ));
@@ -297,6 +302,9 @@ fn documented_responses_agree_with_the_reference() {
         ("POST", "/users/{user}/workspaces"),
         ("POST", "/workspaces/{workspace}/builds"),
     ];
+    // Wider than the reference: where Coder answers a type that adds fields to the documented
+    // one (its token lists are APIKeyWithOwner: APIKey and the owner's username).
+    const WIDER: &[&str] = &["GET /users/{user}/keys/tokens 200[].username:"];
     let mut compared = 0;
     for (method, path) in operations(&doc) {
         if UNLICENSED.contains(&(method.as_str(), path.as_str())) {
@@ -316,8 +324,12 @@ fn documented_responses_agree_with_the_reference() {
         }
         if RAW.contains(&(method.as_str(), path.as_str())) {
             let op = &doc["paths"][path.as_str()][method.to_lowercase()];
-            let raw = &op["responses"]["200"]["content"]["application/octet-stream"];
-            assert!(!raw.is_null(), "{method} {path} is documented as raw bytes");
+            let raw = &op["responses"]["200"]["content"]["application/json"]["schema"];
+            assert_eq!(
+                raw,
+                &serde_json::json!({}),
+                "{method} {path} is documented as any JSON"
+            );
             continue;
         }
         let Some((_, ref_path)) = reference
@@ -358,6 +370,8 @@ fn documented_responses_agree_with_the_reference() {
             }
         }
     }
+    cmp.problems
+        .retain(|p| !WIDER.iter().any(|w| p.starts_with(w)));
     println!("openapi: compared {compared} documented responses with the reference");
     assert!(compared > 100, "only {compared} responses were compared");
     assert!(

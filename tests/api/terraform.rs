@@ -1,8 +1,10 @@
 //! The terraform provisioner end to end, with the real `terraform` binary: imports, builds
 //! carrying state, failures, cancellation, timings, and the built-in example.
 //!
-//! Without a `terraform` on PATH each test prints a loud SKIPPED line and passes; `.ci/run`
-//! refuses to run without one, so CI always runs them.
+//! Without a `terraform` on PATH each test prints a loud SKIPPED line and passes. Templates that
+//! use the coder provider (`coder_parameter`, `coder_agent`, ...) also need it installable
+//! offline: `TF_CLI_CONFIG_FILE` naming the filesystem mirror `tests/peers/build.sh` writes
+//! (`.ci/run` sets it); without one those tests print their own SKIPPED line.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -33,6 +35,25 @@ fn have_terraform() -> bool {
         "SKIPPED: terraform not found on PATH; the terraform provisioner test did not run"
     );
     false
+}
+
+/// Whether `terraform init` can install the coder provider here (from the mirror the server's
+/// CLI configuration names); if not, says so loudly (the test then returns).
+fn have_coder_provider() -> bool {
+    if !have_terraform() {
+        return false;
+    }
+    let mirror = std::env::var_os("TF_CLI_CONFIG_FILE")
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .is_some_and(|config| config.contains("registry.terraform.io/coder/coder"));
+    if !mirror {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: no coder provider mirror (TF_CLI_CONFIG_FILE from tests/peers/build.sh); \
+             the terraform test with coder_* blocks did not run"
+        );
+    }
+    mirror
 }
 
 async fn server() -> TestServer {
@@ -335,7 +356,7 @@ async fn import_reads_variables_readme_and_resources() {
 
 #[tokio::test]
 async fn coder_parameters_are_read_statically() {
-    if !have_terraform() {
+    if !have_coder_provider() {
         return;
     }
     let srv = server().await;
@@ -366,8 +387,9 @@ data "coder_parameter" "size" {
 }
 
 data "coder_parameter" "cpus" {
-  name = "cpus"
-  type = "number"
+  name    = "cpus"
+  type    = "number"
+  default = 4
   validation {
     min = 1
     max = 16
@@ -387,21 +409,6 @@ data "coder_parameter" "cpus" {
         ),
         "the blocks were read before Terraform ran: {logs:#?}"
     );
-    if v.job.status == "failed" {
-        // Offline (as CI is) Terraform cannot install the coder provider, which data
-        // "coder_parameter" needs: the import fails with Terraform's own explanation.
-        assert!(
-            v.job.error.contains("coder/coder"),
-            "the failure is Terraform's: {}",
-            v.job.error
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "NOTE: the coder provider is not installable here; coder_parameter parsing is \
-             covered by the provisioner's unit tests"
-        );
-        return;
-    }
     assert_eq!(v.job.status, "succeeded", "{:?}", v.job);
     let params: Vec<TemplateVersionParameter> = owner
         .get_json(&format!(
@@ -414,10 +421,377 @@ data "coder_parameter" "cpus" {
     assert_eq!(names, ["size", "cpus"]);
     assert_eq!(params[0].default_value, "large");
     assert_eq!(params[0].options.len(), 2);
-    assert!(params[1].required);
+    assert_eq!(params[1].default_value, "4");
+    assert!(!params[1].required);
     assert_eq!(
         (params[1].validation_min, params[1].validation_max),
         (Some(1), Some(16))
+    );
+}
+
+/// A template as upstream's examples are shaped: parameters, an agent, and a machine that
+/// exists only while the workspace runs and carries the agent's token.
+const AGENT_TF: &str = r#"
+terraform {
+  required_providers {
+    coder = { source = "coder/coder" }
+  }
+}
+
+data "coder_workspace" "me" {}
+data "coder_workspace_owner" "me" {}
+
+data "coder_parameter" "size" {
+  name         = "size"
+  display_name = "Size"
+  description  = "How big"
+  default      = "small"
+  mutable      = true
+  option {
+    name  = "Small"
+    value = "small"
+  }
+  option {
+    name  = "Large"
+    value = "large"
+  }
+}
+
+data "coder_parameter" "cpus" {
+  name    = "cpus"
+  type    = "number"
+  default = 2
+  validation {
+    min = 1
+    max = 16
+  }
+}
+
+# Required: no default. (With a validation block the provider would refuse the import's missing
+# value, as it does upstream.)
+data "coder_parameter" "project" {
+  name = "project"
+}
+
+resource "coder_agent" "dev" {
+  os                 = "linux"
+  arch               = "amd64"
+  dir                = "/home/coder"
+  connection_timeout = 300
+  display_apps {
+    vscode_insiders = true
+    ssh_helper      = false
+  }
+}
+
+resource "coder_app" "code" {
+  agent_id     = coder_agent.dev.id
+  slug         = "code"
+  display_name = "Code"
+  url          = "http://localhost:8080"
+  share        = "authenticated"
+}
+
+resource "coder_metadata" "machine" {
+  count       = data.coder_workspace.me.start_count
+  resource_id = terraform_data.machine[0].id
+  daily_cost  = 7
+  item {
+    key   = "size"
+    value = data.coder_parameter.size.value
+  }
+}
+
+resource "terraform_data" "machine" {
+  count = data.coder_workspace.me.start_count
+  input = {
+    token = coder_agent.dev.token
+    size  = data.coder_parameter.size.value
+  }
+  provisioner "local-exec" {
+    command = "echo \"machine ${data.coder_parameter.size.value} with ${data.coder_parameter.cpus.value} cpus for ${data.coder_parameter.project.value} of ${data.coder_workspace_owner.me.name} in ${data.coder_workspace.me.name}\""
+  }
+}
+"#;
+
+/// The agent resources of a list of resources, as (resource type.name, agent).
+fn agents(resources: &[WorkspaceResource]) -> Vec<(String, &codersdk::WorkspaceAgent)> {
+    resources
+        .iter()
+        .flat_map(|r| {
+            r.agents
+                .iter()
+                .map(move |a| (format!("{}.{}", r.kind, r.name), a))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn coder_parameters_and_agent_import_build_and_delete() {
+    if !have_coder_provider() {
+        return;
+    }
+    let srv = server().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let v = import(&owner, org, &[("main.tf", AGENT_TF)], &[]).await;
+    assert_eq!(v.job.status, "succeeded", "{:?}", v.job);
+
+    // The parameters, with their options and validation, from the coder_parameter blocks.
+    let params: Vec<TemplateVersionParameter> = owner
+        .get_json(&format!(
+            "/api/v2/templateversions/{}/rich-parameters",
+            v.id
+        ))
+        .await
+        .unwrap();
+    let names: Vec<(&str, &str, bool)> = params
+        .iter()
+        .map(|p| (p.name.as_str(), p.kind.as_str(), p.required))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("size", "string", false),
+            ("cpus", "number", false),
+            ("project", "string", true)
+        ]
+    );
+    let size = &params[0];
+    assert_eq!(
+        (size.display_name.as_str(), size.description.as_str()),
+        ("Size", "How big")
+    );
+    assert_eq!(size.default_value, "small");
+    assert!(size.mutable);
+    let options: Vec<(&str, &str)> = size
+        .options
+        .iter()
+        .map(|o| (o.name.as_str(), o.value.as_str()))
+        .collect();
+    assert_eq!(options, [("Small", "small"), ("Large", "large")]);
+    assert_eq!(params[1].default_value, "2");
+    assert_eq!(
+        (params[1].validation_min, params[1].validation_max),
+        (Some(1), Some(16))
+    );
+
+    // The version's resources: a start has the machine, with the agent on it; a stop has no
+    // machine, so the agent has nowhere to live.
+    let resources: Vec<WorkspaceResource> = owner
+        .get_json(&format!("/api/v2/templateversions/{}/resources", v.id))
+        .await
+        .unwrap();
+    let found = agents(&resources);
+    assert_eq!(found.len(), 1, "{resources:#?}");
+    let (on, agent) = &found[0];
+    assert_eq!(on, "terraform_data.machine", "{resources:#?}");
+    assert_eq!(agent.name, "dev");
+    assert_eq!(
+        (
+            agent.operating_system.as_str(),
+            agent.architecture.as_str(),
+            agent.directory.as_str()
+        ),
+        ("linux", "amd64", "/home/coder")
+    );
+    assert_eq!(agent.connection_timeout_seconds, 300);
+    assert_eq!(
+        agent.display_apps,
+        [
+            "vscode",
+            "vscode_insiders",
+            "port_forwarding_helper",
+            "web_terminal"
+        ]
+    );
+    // In a plan the ids are unknown: the app and the metadata are linked by references.
+    let slugs: Vec<&str> = agent.apps.iter().map(|a| a.slug.as_str()).collect();
+    assert_eq!(slugs, ["code"]);
+    let machine = resources
+        .iter()
+        .find(|r| r.kind == "terraform_data")
+        .unwrap();
+    assert_eq!(machine.workspace_transition, "start");
+    assert_eq!(machine.daily_cost, 7);
+
+    // A workspace: the parameters reach the provider, the agent lands on the machine.
+    let t = template_from(&owner, org, "agent", &v).await;
+    let req = CreateWorkspaceRequest {
+        template_id: Some(t.id),
+        name: "dev".into(),
+        rich_parameter_values: vec![
+            codersdk::WorkspaceBuildParameter {
+                name: "size".into(),
+                value: "large".into(),
+            },
+            codersdk::WorkspaceBuildParameter {
+                name: "cpus".into(),
+                value: "4".into(),
+            },
+            codersdk::WorkspaceBuildParameter {
+                name: "project".into(),
+                value: "demo".into(),
+            },
+        ],
+        ..Default::default()
+    };
+    let w: Workspace = owner
+        .request(
+            reqwest::Method::POST,
+            "/api/v2/users/me/workspaces",
+            Some(&req),
+        )
+        .await
+        .expect("creating a workspace");
+    let w = wait_build(&owner, w.id).await;
+    let b = &w.latest_build;
+    assert_eq!(b.status, "running", "{:?}", b.job);
+    let start_logs = logs(&owner, b.id).await;
+    assert!(
+        has_log(
+            &start_logs,
+            "Starting workspace",
+            "machine large with 4 cpus for demo of owner in dev"
+        ),
+        "the provider read the parameters and workspace facts: {start_logs:#?}"
+    );
+    let found = agents(&b.resources);
+    assert_eq!(found.len(), 1, "{:#?}", b.resources);
+    let (on, agent) = &found[0];
+    assert_eq!(on, "terraform_data.machine");
+    assert_eq!(agent.name, "dev");
+    assert_eq!(agent.operating_system, "linux");
+    assert_eq!(
+        agent.display_apps,
+        [
+            "vscode",
+            "vscode_insiders",
+            "port_forwarding_helper",
+            "web_terminal"
+        ]
+    );
+    // Nothing runs the agent here: it is waiting for its first connection, as upstream says.
+    assert_eq!(
+        (agent.status.as_str(), agent.lifecycle_state.as_str()),
+        ("connecting", "created")
+    );
+    // The app and the metadata found their agent and resource through the provider's ids.
+    let apps: Vec<(&str, &str, &str, &str)> = agent
+        .apps
+        .iter()
+        .map(|a| {
+            (
+                a.slug.as_str(),
+                a.display_name.as_str(),
+                a.url.as_str(),
+                a.sharing_level.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        apps,
+        [("code", "Code", "http://localhost:8080", "authenticated")]
+    );
+    let machine = b
+        .resources
+        .iter()
+        .find(|r| r.kind == "terraform_data")
+        .unwrap();
+    assert_eq!(machine.daily_cost, 7);
+    let metadata: Vec<(&str, &str)> = machine
+        .metadata
+        .iter()
+        .map(|m| (m.key.as_str(), m.value.as_str()))
+        .collect();
+    assert_eq!(metadata, [("size", "large")]);
+    assert!(
+        b.resources.iter().all(|r| !r.kind.starts_with("coder_")),
+        "the provider's helper types are not resources: {:#?}",
+        b.resources
+    );
+    let started = state(&owner, b.id).await;
+    let addresses: Vec<String> = state_ids(&started).into_iter().map(|(a, _)| a).collect();
+    assert!(
+        addresses.contains(&"coder_agent.dev".to_string())
+            && addresses.contains(&"terraform_data.machine".to_string()),
+        "{addresses:?}"
+    );
+    // The agent will authenticate with the token the provider made and the template handed to
+    // the machine, as upstream's agents do: that is the token the server keeps for it.
+    let token = started["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["type"] == "coder_agent")
+        .and_then(|r| r["instances"][0]["attributes"]["token"].as_str())
+        .unwrap_or_else(|| panic!("no agent token in the state: {started}"))
+        .to_string();
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&srv.db_url)
+        .await
+        .unwrap();
+    let (kept,): (Uuid,) = sqlx::query_as("SELECT auth_token FROM workspace_agents WHERE id = $1")
+        .bind(agent.id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(kept.to_string(), token);
+
+    // Stop: the machine goes, and with it the agent.
+    build(&owner, w.id, "stop").await;
+    let w = wait_build(&owner, w.id).await;
+    assert_eq!(w.latest_build.status, "stopped", "{:?}", w.latest_build.job);
+    assert!(
+        agents(&w.latest_build.resources).is_empty(),
+        "{:#?}",
+        w.latest_build.resources
+    );
+    let stopped = state(&owner, w.latest_build.id).await;
+    let addresses: Vec<String> = state_ids(&stopped).into_iter().map(|(a, _)| a).collect();
+    assert!(
+        !addresses.contains(&"terraform_data.machine".to_string()),
+        "{addresses:?}"
+    );
+
+    // Delete: nothing left.
+    build(&owner, w.id, "delete").await;
+    let w = wait_build(&owner, w.id).await;
+    assert_eq!(w.latest_build.status, "deleted", "{:?}", w.latest_build.job);
+    let deleted = state(&owner, w.latest_build.id).await;
+    assert_eq!(deleted["resources"], json!([]));
+}
+
+/// Imports plan with no parameter values, as upstream's do: the provider then refuses a
+/// parameter whose validation an empty value fails, and the import fails with its words.
+#[tokio::test]
+async fn a_required_parameter_with_validation_fails_the_import_as_upstream() {
+    if !have_coder_provider() {
+        return;
+    }
+    let srv = server().await;
+    let (owner, first) = srv.owner().await;
+    let main = r#"
+terraform {
+  required_providers {
+    coder = { source = "coder/coder" }
+  }
+}
+
+data "coder_parameter" "cpus" {
+  name = "cpus"
+  type = "number"
+  validation {
+    min = 1
+    max = 16
+  }
+}
+"#;
+    let v = import(&owner, first.organization_id, &[("main.tf", main)], &[]).await;
+    assert_eq!(v.job.status, "failed", "{:?}", v.job);
+    assert!(
+        v.job.error.contains("is not a number") && v.job.error.contains("main.tf"),
+        "the provider's diagnostic, with its place: {}",
+        v.job.error
     );
 }
 

@@ -317,3 +317,39 @@ async fn user_organizations() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// `GET /users/{user}/roles` answers upstream's `codersdk.UserRoles`: site role names, and by
+/// organization the member's organization role names (the implied member roles unlisted).
+#[tokio::test]
+async fn user_roles_answer_role_names_by_organization() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (_, amy) = srv.member(&owner, "amy").await;
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/users/me/roles", None).await;
+    assert_eq!(status, 200, "{body}");
+    let org = first.organization_id.to_string();
+    assert_eq!(
+        body,
+        serde_json::json!({"roles": ["owner"], "organization_roles": {org.clone(): []}})
+    );
+    let (status, body) = raw_json(
+        &owner,
+        "PUT",
+        &format!("/api/v2/organizations/{org}/members/amy/roles"),
+        Some(r#"{"roles":["organization-admin"]}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/users/{}/roles", amy.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"roles": [], "organization_roles": {org: ["organization-admin"]}})
+    );
+}

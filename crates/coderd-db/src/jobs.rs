@@ -187,6 +187,15 @@ pub struct AgentRow {
     pub last_connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
     pub lifecycle_state: String,
+    pub version: String,
+    pub api_version: String,
+    pub expanded_directory: String,
+    pub subsystems: Vec<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ready_at: Option<DateTime<Utc>>,
+    pub logs_length: i32,
+    pub logs_overflowed: bool,
+    pub display_apps: Vec<String>,
     #[sqlx(skip)]
     pub apps: Vec<AppRow>,
 }
@@ -205,6 +214,7 @@ pub struct AppRow {
     pub sharing_level: String,
     pub hidden: bool,
     pub open_in: String,
+    pub health: String,
 }
 
 /// Inserts a job; call inside the transaction that inserts the row owning it.
@@ -694,6 +704,47 @@ impl Store {
 
     /// Stored resources (with metadata, agents and apps) of the given jobs: four queries,
     /// whatever the number of jobs and resources.
+    /// Agents (with their apps) whose `column` (`id` or `resource_id`) is one of `ids`.
+    async fn agents_where(&self, column: &str, ids: &[Uuid]) -> Result<Vec<AgentRow>> {
+        let mut agents: Vec<AgentRow> = sqlx::query_as(&format!(
+            "SELECT id, created_at, updated_at, resource_id, name, operating_system, architecture, directory, \
+                 connection_timeout_seconds, troubleshooting_url, first_connected_at, last_connected_at, \
+                 disconnected_at, lifecycle_state, version, api_version, expanded_directory, subsystems, \
+                 started_at, ready_at, logs_length, logs_overflowed, display_apps \
+             FROM workspace_agents WHERE {column} = ANY($1) ORDER BY display_order"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let agent_ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
+        let mut apps_by_agent: HashMap<Uuid, Vec<AppRow>> = HashMap::new();
+        for app in self.agent_apps(&agent_ids).await? {
+            apps_by_agent.entry(app.agent_id).or_default().push(app);
+        }
+        for a in &mut agents {
+            a.apps = apps_by_agent.remove(&a.id).unwrap_or_default();
+        }
+        Ok(agents)
+    }
+
+    /// Agents by id, with their apps.
+    pub async fn agents_by_ids(&self, ids: &[Uuid]) -> Result<Vec<AgentRow>> {
+        self.agents_where("id", ids).await
+    }
+
+    /// The workspace an agent belongs to.
+    pub async fn workspace_of_agent(&self, agent: Uuid) -> Result<Uuid> {
+        let row: Option<(Uuid,)> = sqlx::query_as(
+            "SELECT b.workspace_id FROM workspace_agents a \
+             JOIN workspace_resources r ON r.id = a.resource_id \
+             JOIN workspace_builds b ON b.job_id = r.job_id WHERE a.id = $1",
+        )
+        .bind(agent)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.0).ok_or(StoreError::NotFound)
+    }
+
     pub async fn resources_for_jobs(&self, job_ids: &[Uuid]) -> Result<Vec<ResourceRow>> {
         let rows: Vec<ResourceBase> = sqlx::query_as(
             "SELECT id, created_at, job_id, transition, type AS kind, name, hide, icon, daily_cost \
@@ -710,30 +761,7 @@ impl Store {
         .bind(&ids)
         .fetch_all(&self.pool)
         .await?;
-        let mut agents: Vec<AgentRow> = sqlx::query_as(
-            "SELECT id, created_at, updated_at, resource_id, name, operating_system, architecture, directory, \
-                 connection_timeout_seconds, troubleshooting_url, first_connected_at, last_connected_at, \
-                 disconnected_at, lifecycle_state \
-             FROM workspace_agents WHERE resource_id = ANY($1) ORDER BY display_order",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let agent_ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
-        let apps: Vec<AppRow> = sqlx::query_as(
-            "SELECT id, agent_id, slug, display_name, icon, command, url, external, subdomain, sharing_level, \
-                 hidden, open_in FROM workspace_apps WHERE agent_id = ANY($1) ORDER BY display_order",
-        )
-        .bind(&agent_ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut apps_by_agent: HashMap<Uuid, Vec<AppRow>> = HashMap::new();
-        for app in apps {
-            apps_by_agent.entry(app.agent_id).or_default().push(app);
-        }
-        for a in &mut agents {
-            a.apps = apps_by_agent.remove(&a.id).unwrap_or_default();
-        }
+        let agents = self.agents_where("resource_id", &ids).await?;
         let mut agents_by_res: HashMap<Uuid, Vec<AgentRow>> = HashMap::new();
         for a in agents {
             agents_by_res.entry(a.resource_id).or_default().push(a);
@@ -927,21 +955,78 @@ async fn insert_resources(
             let aid = Uuid::new_v4();
             sqlx::query(
                 "INSERT INTO workspace_agents (id, created_at, updated_at, resource_id, name, auth_token, operating_system, \
-                     architecture, directory, connection_timeout_seconds, troubleshooting_url, display_order) \
-                 VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     architecture, directory, connection_timeout_seconds, troubleshooting_url, display_order, display_apps) \
+                 VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(aid)
             .bind(rid)
             .bind(&a.name)
-            .bind(Uuid::new_v4())
+            .bind(a.auth_token.unwrap_or_else(Uuid::new_v4))
             .bind(&a.operating_system)
             .bind(&a.architecture)
             .bind(&a.directory)
             .bind(if a.connection_timeout_seconds > 0 { a.connection_timeout_seconds } else { 120 })
             .bind(&a.troubleshooting_url)
             .bind(j as i32)
+            .bind(a.display_apps.clone().unwrap_or_else(|| {
+                crate::model::DEFAULT_DISPLAY_APPS.map(String::from).to_vec()
+            }))
             .execute(&mut **tx)
             .await?;
+            for (k, sc) in a.scripts.iter().enumerate() {
+                let source = Uuid::new_v4();
+                let name = if sc.display_name.is_empty() {
+                    "Script"
+                } else {
+                    sc.display_name.as_str()
+                };
+                sqlx::query(
+                    "INSERT INTO workspace_agent_log_sources (workspace_agent_id, id, created_at, display_name, icon) \
+                     VALUES ($1, $2, now(), $3, $4)",
+                )
+                .bind(aid)
+                .bind(source)
+                .bind(name)
+                .bind(&sc.icon)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO workspace_agent_scripts (workspace_agent_id, id, log_source_id, created_at, \
+                         display_name, script, cron, log_path, run_on_start, run_on_stop, start_blocks_login, \
+                         timeout_seconds, display_order) \
+                     VALUES ($1, $2, $3, now(), $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(aid)
+                .bind(Uuid::new_v4())
+                .bind(source)
+                .bind(name)
+                .bind(&sc.script)
+                .bind(&sc.cron)
+                .bind(&sc.log_path)
+                .bind(sc.run_on_start)
+                .bind(sc.run_on_stop)
+                .bind(sc.start_blocks_login)
+                .bind(sc.timeout_seconds)
+                .bind(k as i32)
+                .execute(&mut **tx)
+                .await?;
+            }
+            for (k, m) in a.metadata.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO workspace_agent_metadata (workspace_agent_id, key, display_name, script, \
+                         interval_seconds, timeout_seconds, display_order) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(aid)
+                .bind(&m.key)
+                .bind(&m.display_name)
+                .bind(&m.script)
+                .bind(if m.interval_seconds > 0 { m.interval_seconds } else { 10 })
+                .bind(if m.timeout_seconds > 0 { m.timeout_seconds } else { 10 })
+                .bind(k as i32)
+                .execute(&mut **tx)
+                .await?;
+            }
             for (k, app) in a.apps.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO workspace_apps (id, created_at, agent_id, slug, display_name, icon, command, url, external, \

@@ -1,6 +1,7 @@
 //! The PostgreSQL store. Every SQL statement of coderd lives in this crate, one module per
 //! aggregate; the HTTP layer sees plain row structs and [`StoreError`].
 
+mod agents;
 pub mod builtin;
 mod files;
 mod groups;
@@ -18,6 +19,10 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+pub use agents::{
+    AgentIdentity, AgentLogRow, AgentLogSourceRow, AgentMetadataRow, AgentScriptRow, LogsOutcome,
+    NewAgentLog, ScriptTiming,
+};
 pub use files::FileRow;
 
 /// The system user that initiates automatic builds (hidden from user listings).
@@ -29,7 +34,8 @@ pub use jobs::{
 };
 pub use organizations::{MemberWithUserRow, MembershipRow, NewOrganization, OrganizationRow};
 pub use templates::{
-    CreateTemplateError, NewVersion, TemplateFields, TemplateRow, TemplateVisibility, VersionRow,
+    CreateTemplateError, NewVersion, TemplateFields, TemplateRow, TemplateSearch,
+    TemplateVisibility, VersionRow,
 };
 pub use users::{ActorRow, ApiKeyRow, GitSshKeyRow, NewApiKey, NewUser, UserFilter, UserRow};
 pub use workspaces::{

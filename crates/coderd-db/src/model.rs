@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// A template variable (Terraform `variable`), with the value the import resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,8 +86,62 @@ pub struct Agent {
     /// Seconds before a never-connected agent counts as timed out (Coder's default: 120).
     pub connection_timeout_seconds: i32,
     pub troubleshooting_url: String,
+    /// The token the agent authenticates with, when the template chose it (the coder
+    /// provider's `coder_agent.token`, which the template hands to the machine); else the
+    /// server makes one up.
+    pub auth_token: Option<Uuid>,
+    /// The built-in apps it offers, in Coder's order (`DISPLAY_APPS`); `None`: the coder
+    /// provider's defaults (`DEFAULT_DISPLAY_APPS`).
+    pub display_apps: Option<Vec<String>>,
     pub apps: Vec<App>,
+    /// Scripts the agent runs (a startup script, `coder_script`s), each logging to a source
+    /// of its own.
+    pub scripts: Vec<AgentScript>,
+    /// Values the agent collects and reports (`coder_agent`'s `metadata` blocks).
+    pub metadata: Vec<AgentMetadata>,
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentScript {
+    pub display_name: String,
+    pub icon: String,
+    pub script: String,
+    pub cron: String,
+    pub log_path: String,
+    pub run_on_start: bool,
+    pub run_on_stop: bool,
+    pub start_blocks_login: bool,
+    pub timeout_seconds: i32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentMetadata {
+    pub key: String,
+    pub display_name: String,
+    pub script: String,
+    pub interval_seconds: i64,
+    pub timeout_seconds: i64,
+}
+
+/// Coder's display apps, in the order it lists them.
+pub const DISPLAY_APPS: [&str; 5] = [
+    "vscode",
+    "vscode_insiders",
+    "ssh_helper",
+    "port_forwarding_helper",
+    "web_terminal",
+];
+
+/// What an agent offers when its template says nothing: every display app but VS Code Insiders
+/// (the coder provider's defaults).
+pub const DEFAULT_DISPLAY_APPS: [&str; 4] = [
+    "vscode",
+    "ssh_helper",
+    "port_forwarding_helper",
+    "web_terminal",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -90,6 +90,11 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// An event already waiting, if any (to drain a burst).
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
     /// The next event; `None` only if the pubsub was shut down.
     pub async fn recv(&mut self) -> Option<Event> {
         match self.rx.try_recv() {

@@ -63,6 +63,19 @@ fn field(spec: &str, min: u32, max: u32, what: &str) -> Result<Vec<u32>, String>
     Ok(out)
 }
 
+/// A day-of-week field with cron's names (`mon-fri`, `SUN`, any case) written as numbers,
+/// as Coder's cron parser reads them; the CLI sends `Mon-Fri`.
+fn day_numbers(spec: &str) -> String {
+    let mut out = spec.to_lowercase();
+    for (i, name) in ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+        .iter()
+        .enumerate()
+    {
+        out = out.replace(name, &i.to_string());
+    }
+    out
+}
+
 impl Weekly {
     /// Parses `[CRON_TZ=<IANA zone> ]<min> <hour> * * <dow>` (UTC when no zone is given).
     pub fn parse(raw: &str) -> Result<Weekly, String> {
@@ -89,7 +102,7 @@ impl Weekly {
         if fields[2] != "*" || fields[3] != "*" {
             return Err("expected day-of-month and month to be *".into());
         }
-        let mut days = field(fields[4], 0, 7, "day of week")?;
+        let mut days = field(&day_numbers(fields[4]), 0, 7, "day of week")?;
         // 7 is another Sunday.
         for d in &mut days {
             *d %= 7;
@@ -268,6 +281,14 @@ mod tests {
         assert!(Weekly::parse("30 9 * * 1-5").is_ok());
         assert!(Weekly::parse("CRON_TZ=US/Central 30 9 * * 1-5").is_ok());
         assert!(Weekly::parse("*/15 8-17 * * *").is_ok());
+        assert_eq!(
+            Weekly::parse("CRON_TZ=Europe/Dublin 30 9 * * Mon-Fri")
+                .unwrap()
+                .days,
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(Weekly::parse("0 9 * * sun,SAT").unwrap().days, [0, 6]);
+        assert!(Weekly::parse("0 9 * * funday").is_err());
         assert_eq!(
             Weekly::parse("30 9 1 * *").unwrap_err(),
             "expected day-of-month and month to be *"

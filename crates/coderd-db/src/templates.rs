@@ -96,6 +96,26 @@ const TEMPLATE_COLUMNS: &str = "t.id, t.created_at, t.updated_at, t.organization
 const TEMPLATE_FROM: &str =
     "templates t JOIN organizations o ON o.id = t.organization_id JOIN users u ON u.id = t.created_by";
 
+/// What a template list asks for (Coder's template search, `?q=`). Names compare
+/// case-insensitively; `fuzzy_*` match substrings.
+#[derive(Debug, Default, Clone)]
+pub struct TemplateSearch {
+    pub organization_id: Option<Uuid>,
+    /// Deleted templates instead of the others.
+    pub deleted: bool,
+    pub exact_name: Option<String>,
+    pub exact_display_name: Option<String>,
+    pub fuzzy_name: Option<String>,
+    /// The display name, or the name of a template without one.
+    pub fuzzy_display_name: Option<String>,
+    pub ids: Vec<Uuid>,
+    pub deprecated: Option<bool>,
+    pub author_id: Option<Uuid>,
+    pub author_username: Option<String>,
+    /// Nothing can match (e.g. asking for AI tasks, which no version here declares).
+    pub match_none: bool,
+}
+
 /// Every settable field of a template (create and update use the same shape).
 #[derive(Debug, Clone)]
 pub struct TemplateFields {
@@ -478,26 +498,79 @@ impl Store {
         .await?)
     }
 
-    /// Templates the caller may see, optionally of one organization, ordered by name.
+    /// Templates the caller may see that match `f`, ordered by name.
     pub async fn list_templates(
         &self,
-        org: Option<Uuid>,
+        f: &TemplateSearch,
         vis: &TemplateVisibility,
     ) -> Result<Vec<TemplateRow>> {
+        if f.match_none {
+            return Ok(Vec::new());
+        }
         let groups: Vec<String> = vis.groups.iter().map(Uuid::to_string).collect();
-        Ok(sqlx::query_as(&format!(
-            "SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATE_FROM} WHERE NOT t.deleted \
-               AND ($1::uuid IS NULL OR t.organization_id = $1) \
-               AND ($2 OR t.organization_id = ANY($3) OR t.user_acl ? $4 OR t.group_acl ?| $5) \
-             ORDER BY lower(t.name), t.id"
-        ))
-        .bind(org)
-        .bind(vis.all)
-        .bind(&vis.orgs)
-        .bind(vis.user_id.to_string())
-        .bind(&groups)
-        .fetch_all(&self.pool)
-        .await?)
+        let mut qb = sqlx::QueryBuilder::new(format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATE_FROM} WHERE t.deleted = "
+        ));
+        qb.push_bind(f.deleted)
+            .push(" AND (")
+            .push_bind(vis.all)
+            .push(" OR t.organization_id = ANY(")
+            .push_bind(vis.orgs.clone())
+            .push(") OR t.user_acl ? ")
+            .push_bind(vis.user_id.to_string())
+            .push(" OR t.group_acl ?| ")
+            .push_bind(groups)
+            .push(")");
+        if let Some(org) = f.organization_id {
+            qb.push(" AND t.organization_id = ").push_bind(org);
+        }
+        if let Some(n) = &f.exact_name {
+            qb.push(" AND lower(t.name) = lower(")
+                .push_bind(n.clone())
+                .push(")");
+        }
+        if let Some(n) = &f.exact_display_name {
+            qb.push(" AND lower(t.display_name) = lower(")
+                .push_bind(n.clone())
+                .push(")");
+        }
+        if let Some(n) = &f.fuzzy_name {
+            qb.push(" AND strpos(lower(t.name), lower(")
+                .push_bind(n.clone())
+                .push(")) > 0");
+        }
+        if let Some(n) = &f.fuzzy_display_name {
+            // Templates without a display name match on their name (which has no spaces).
+            qb.push(
+                " AND CASE WHEN t.display_name <> '' THEN strpos(lower(t.display_name), lower(",
+            )
+            .push_bind(n.clone())
+            .push(")) > 0 ELSE strpos(lower(t.name), replace(lower(")
+            .push_bind(n.clone())
+            .push("), ' ', '')) > 0 END");
+        }
+        if !f.ids.is_empty() {
+            qb.push(" AND t.id = ANY(")
+                .push_bind(f.ids.clone())
+                .push(")");
+        }
+        if let Some(d) = f.deprecated {
+            qb.push(if d {
+                " AND t.deprecated <> ''"
+            } else {
+                " AND t.deprecated = ''"
+            });
+        }
+        if let Some(id) = f.author_id {
+            qb.push(" AND t.created_by = ").push_bind(id);
+        }
+        if let Some(name) = &f.author_username {
+            qb.push(" AND lower(u.username) = lower(")
+                .push_bind(name.clone())
+                .push(") AND NOT u.deleted");
+        }
+        qb.push(" ORDER BY lower(t.name), t.id");
+        Ok(qb.build_query_as().fetch_all(&self.pool).await?)
     }
 
     /// Updates every field, and (when given) the group ACL, in one statement.

@@ -310,6 +310,54 @@ impl Store {
         Ok(())
     }
 
+    /// The user's theme preference and terminal font.
+    pub async fn appearance(&self, id: Uuid) -> Result<(String, String)> {
+        Ok(
+            sqlx::query_as("SELECT theme_preference, terminal_font FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_appearance(&self, id: Uuid, theme: &str, font: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET theme_preference = $2, terminal_font = $3, updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(theme)
+        .bind(font)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest value of each non-ephemeral parameter of the user's start builds of
+    /// `template`, newest first (at most 100): what a new workspace's form is filled with.
+    pub async fn autofill_parameters(
+        &self,
+        user: Uuid,
+        template: Uuid,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT name, value FROM ( \
+               SELECT DISTINCT ON (p.name) p.name, p.value, b.created_at \
+               FROM workspace_build_parameters p \
+               JOIN workspace_builds b ON b.id = p.workspace_build_id \
+               JOIN workspaces w ON w.id = b.workspace_id \
+               JOIN template_version_parameters tp \
+                 ON tp.template_version_id = b.template_version_id AND tp.name = p.name \
+               WHERE w.owner_id = $1 AND w.template_id = $2 AND b.transition = 'start' \
+                 AND NOT tp.ephemeral \
+               ORDER BY p.name, b.created_at DESC) latest \
+             ORDER BY created_at DESC, name LIMIT 100",
+        )
+        .bind(user)
+        .bind(template)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Sets a new password hash and signs the user out everywhere but `keep_key`.
     pub async fn update_user_password(
         &self,
@@ -520,6 +568,16 @@ pub struct GitSshKeyRow {
 }
 
 impl Store {
+    /// The user's key pair as (private key, public key), for their workspaces' agents.
+    pub async fn git_ssh_key_pair(&self, user: Uuid) -> Result<Option<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT private_key, public_key FROM gitsshkeys WHERE user_id = $1")
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn git_ssh_key(&self, user: Uuid) -> Result<Option<GitSshKeyRow>> {
         Ok(sqlx::query_as(
             "SELECT user_id, created_at, updated_at, public_key FROM gitsshkeys WHERE user_id = $1",

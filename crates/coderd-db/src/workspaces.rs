@@ -121,6 +121,12 @@ pub struct WorkspaceFilter {
     pub organization_id: Option<Uuid>,
     /// (name, optional value) pairs that the latest build's parameters must match.
     pub params: Vec<(String, Option<String>)>,
+    /// Whether the workspace is shared with any user or group.
+    pub shared: Option<bool>,
+    pub shared_with_user: Option<Uuid>,
+    pub shared_with_group: Option<Uuid>,
+    /// Nothing can match (e.g. asking for AI tasks, which no build here has).
+    pub match_none: bool,
     /// `None`: every workspace. `Some`: owned by `viewer`, in `orgs`, or shared with them.
     pub visible: Option<WorkspaceVisibility>,
     /// Whose favorites sort first.
@@ -413,6 +419,19 @@ impl Store {
         }
         if let Some(org) = f.organization_id {
             qb.push(" AND w.organization_id = ").push_bind(org);
+        }
+        if let Some(shared) = f.shared {
+            qb.push(" AND (w.user_acl <> '{}'::jsonb OR w.group_acl <> '{}'::jsonb) = ")
+                .push_bind(shared);
+        }
+        if let Some(user) = f.shared_with_user {
+            qb.push(" AND w.user_acl ? ").push_bind(user.to_string());
+        }
+        if let Some(group) = f.shared_with_group {
+            qb.push(" AND w.group_acl ? ").push_bind(group.to_string());
+        }
+        if f.match_none {
+            qb.push(" AND false");
         }
         for (name, value) in &f.params {
             qb.push(" AND EXISTS (SELECT 1 FROM workspace_build_parameters p WHERE p.workspace_build_id = lb.id AND p.name = ")

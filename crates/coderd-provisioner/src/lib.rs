@@ -223,5 +223,6 @@ impl Failure {
 pub const REQUIRED_TEMPLATE_VARIABLES: &str = "REQUIRED_TEMPLATE_VARIABLES";
 
 pub use coderd_db::model::{
-    Agent, App, Parameter, ParameterOption, Resource, ResourceMetadata, Timing, Variable,
+    Agent, AgentMetadata, AgentScript, App, Parameter, ParameterOption, Resource, ResourceMetadata,
+    Timing, Variable,
 };

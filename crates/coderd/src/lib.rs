@@ -1,11 +1,13 @@
 //! coderd-rs: a Coder-compatible `/api/v2` server.
 
+pub mod agentapi;
 pub mod api;
 pub mod archive;
 pub mod auth;
 pub mod authz;
 pub mod config;
 pub mod csrf;
+pub mod derp;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
@@ -19,3 +21,4 @@ pub mod state;
 pub mod swagger;
 pub mod tls;
 pub mod traces;
+pub mod version;

@@ -81,6 +81,129 @@ fn split(q: &str) -> Vec<String> {
     out
 }
 
+/// A query's terms by key, read as Coder's query-parameter parser reads them: a bare term
+/// counts as `default_key`, a key may be given once (lists excepted), every key given must be
+/// one the caller reads, and all problems are reported together.
+pub struct SearchValues {
+    values: Vec<(String, String)>,
+    read: Vec<String>,
+    err: ApiError,
+}
+
+impl SearchValues {
+    pub fn new(terms: Vec<Term>, default_key: &str, invalid_message: &str) -> SearchValues {
+        SearchValues {
+            values: terms
+                .into_iter()
+                .map(|t| (t.key.unwrap_or_else(|| default_key.to_string()), t.value))
+                .collect(),
+            read: Vec::new(),
+            err: ApiError::bad_request(invalid_message),
+        }
+    }
+
+    fn all(&mut self, key: &str) -> Vec<String> {
+        self.read.push(key.to_string());
+        self.values
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn invalid(&mut self, key: &str, detail: impl Into<String>) {
+        self.err.body.validations.push(codersdk::ValidationError {
+            field: key.to_string(),
+            detail: detail.into(),
+        });
+    }
+
+    /// The one value of `key`, if given.
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        let mut set = self.all(key);
+        if set.len() > 1 {
+            let n = set.len();
+            self.invalid(
+                key,
+                format!(
+                    "Query param {key:?} provided more than once, found {n} times. \
+                     Only provide 1 instance of this query param."
+                ),
+            );
+            return None;
+        }
+        set.pop()
+    }
+
+    /// A boolean as Go's `strconv.ParseBool` reads one.
+    pub fn boolean(&mut self, key: &str) -> Option<bool> {
+        let v = self.string(key)?;
+        match v.as_str() {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+            _ => {
+                self.invalid(
+                    key,
+                    format!(
+                        "Query param {key:?} must be a valid boolean: \
+                         strconv.ParseBool: parsing {v:?}: invalid syntax"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn uuid(&mut self, key: &str) -> Option<uuid::Uuid> {
+        let v = self.string(key)?;
+        let id = uuid::Uuid::parse_str(&v).ok();
+        if id.is_none() {
+            self.invalid(key, format!("Query param {key:?} must be a valid uuid"));
+        }
+        id
+    }
+
+    /// Every value of `key`, each a comma-separated list of UUIDs.
+    pub fn uuids(&mut self, key: &str) -> Vec<uuid::Uuid> {
+        let mut ids = Vec::new();
+        let mut bad = Vec::new();
+        for v in self.all(key) {
+            for part in v.split(',') {
+                match uuid::Uuid::parse_str(part.trim()) {
+                    Ok(id) => ids.push(id),
+                    Err(e) => bad.push(format!("invalid UUID {part:?}: {e}")),
+                }
+            }
+        }
+        if !bad.is_empty() {
+            self.invalid(
+                key,
+                format!("Query param {key:?} has invalid values: {}", bad.join("\n")),
+            );
+        }
+        ids
+    }
+
+    /// Refuses keys nobody read; answers the 400 when anything was wrong.
+    pub fn finish(mut self) -> Result<(), ApiError> {
+        let mut unread: Vec<String> = self
+            .values
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| !self.read.contains(k))
+            .collect();
+        unread.dedup();
+        for k in unread {
+            self.invalid(&k, format!("{k:?} is not a valid query param"));
+        }
+        if self.err.body.validations.is_empty() {
+            Ok(())
+        } else {
+            Err(self.err)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +239,28 @@ mod tests {
         let err = parse("a:b:c :x", "Invalid user search query.").unwrap_err();
         assert_eq!(err.body.message, "Invalid user search query.");
         assert_eq!(err.body.validations.len(), 2);
+    }
+
+    #[test]
+    fn search_values_read_like_coders_parser() {
+        let terms = parse("exact_name:a deprecated:t dev", "bad").unwrap();
+        let mut v = SearchValues::new(terms, "display_name", "bad");
+        assert_eq!(v.string("exact_name").as_deref(), Some("a"));
+        assert_eq!(v.boolean("deprecated"), Some(true));
+        assert_eq!(v.string("display_name").as_deref(), Some("dev"));
+        assert!(v.finish().is_ok());
+
+        let terms = parse("a b deprecated:maybe colour:red", "bad").unwrap();
+        let mut v = SearchValues::new(terms, "display_name", "bad");
+        assert_eq!(v.string("display_name"), None);
+        assert_eq!(v.boolean("deprecated"), None);
+        let err = v.finish().unwrap_err();
+        let fields: Vec<&str> = err
+            .body
+            .validations
+            .iter()
+            .map(|e| e.field.as_str())
+            .collect();
+        assert_eq!(fields, ["display_name", "deprecated", "colour"]);
     }
 }

@@ -177,13 +177,11 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         },
         metrics: metrics.clone(),
         deployment_id,
+        replica_id: Uuid::new_v4(),
         shutdown: watch::channel(false).0,
     }));
 
-    let app = crate::api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::metrics::track_requests,
-    ));
+    let app = crate::api::router(state.clone());
     let app = if opts.redirect_to_access_url {
         let redirect = Arc::new(crate::proxy::RedirectConfig::new(&access_url));
         app.layer(axum::middleware::from_fn_with_state(
@@ -273,7 +271,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
                 provisioners,
                 poll_interval: opts.provisioner_poll_interval,
                 heartbeat_interval: Duration::from_secs(1),
-                version: crate::middleware::VERSION.to_string(),
+                version: crate::version::BUILD_VERSION.to_string(),
                 shutdown_grace: Duration::from_secs(10),
                 access_url: access_url.clone(),
                 observer: Some(metrics.clone()),

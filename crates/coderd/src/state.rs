@@ -33,6 +33,8 @@ pub struct Inner {
     pub limits: RateLimits,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub deployment_id: String,
+    /// This process among the replicas sharing the database (agent connections record it).
+    pub replica_id: uuid::Uuid,
     /// Becomes `true` when the server starts shutting down: open streams end cleanly.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }

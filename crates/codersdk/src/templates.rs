@@ -12,15 +12,22 @@ use crate::{Group, ReducedUser};
 pub struct MinimalUser {
     pub id: Uuid,
     pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ProvisionerJobInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub template_version_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub workspace_build_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
 }
 
@@ -32,7 +39,10 @@ pub struct ProvisionerJobMetadata {
     pub template_name: String,
     pub template_display_name: String,
     pub template_icon: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub workspace_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub workspace_name: String,
 }
 
@@ -40,13 +50,25 @@ pub struct ProvisionerJobMetadata {
 pub struct ProvisionerJob {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub completed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub canceled_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub error_code: Option<String>,
     pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub worker_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub worker_name: String,
     pub file_id: Uuid,
     pub tags: BTreeMap<String, String>,
@@ -57,6 +79,7 @@ pub struct ProvisionerJob {
     pub input: ProvisionerJobInput,
     #[serde(rename = "type")]
     pub kind: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub available_workers: Vec<Uuid>,
     pub metadata: ProvisionerJobMetadata,
     pub logs_overflowed: bool,
@@ -119,6 +142,7 @@ pub struct TemplateVersion {
     pub readme: String,
     pub created_by: MinimalUser,
     pub archived: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub matched_provisioners: MatchedProvisioners,
     pub has_external_agent: bool,
@@ -180,6 +204,7 @@ pub struct TemplateVersionParameterOption {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateVersionParameter {
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub display_name: String,
     pub description: String,
     pub description_plaintext: String,
@@ -190,10 +215,18 @@ pub struct TemplateVersionParameter {
     pub default_value: String,
     pub icon: String,
     pub options: Vec<TemplateVersionParameterOption>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub validation_error: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub validation_regex: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub validation_min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub validation_max: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub validation_monotonic: Option<String>,
     pub required: bool,
     pub ephemeral: bool,
@@ -221,6 +254,7 @@ pub struct WorkspaceResourceMetadata {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceAgentHealth {
     pub healthy: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
 
@@ -234,24 +268,49 @@ pub struct Healthcheck {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceApp {
     pub id: Uuid,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
     pub external: bool,
     pub slug: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub display_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub command: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub icon: String,
     pub subdomain: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subdomain_name: String,
     pub sharing_level: String,
     pub healthcheck: Healthcheck,
     pub health: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
     pub hidden: bool,
     pub open_in: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tooltip: String,
     /// Agents never report app statuses to this server: always empty.
     #[schema(max_items = 0)]
     pub statuses: Vec<serde_json::Value>,
+}
+
+/// `GET /workspaceagents/me/gitsshkey`: the workspace owner's key pair, for its agent
+/// (`agentsdk.GitSSHKey`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgentGitSshKey {
+    pub public_key: String,
+    pub private_key: String,
+}
+
+/// One line of an agent's startup logs (`GET /workspaceagents/{id}/logs`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkspaceAgentLog {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub output: String,
+    pub level: String,
+    pub source_id: Uuid,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -260,28 +319,42 @@ pub struct WorkspaceAgent {
     pub parent_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub first_connected_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub last_connected_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub disconnected_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub ready_at: Option<DateTime<Utc>>,
     pub status: String,
     pub lifecycle_state: String,
     pub name: String,
     pub resource_id: Uuid,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub instance_id: String,
     pub architecture: String,
     pub environment_variables: BTreeMap<String, String>,
     pub operating_system: String,
     pub logs_length: i64,
     pub logs_overflowed: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub directory: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub expanded_directory: String,
     pub version: String,
     pub api_version: String,
     pub apps: Vec<WorkspaceApp>,
     /// No DERP regions: always empty.
     #[schema(schema_with = crate::always_empty_map)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub latency: BTreeMap<String, serde_json::Value>,
     pub connection_timeout_seconds: i32,
     pub troubleshooting_url: String,
@@ -308,7 +381,9 @@ pub struct WorkspaceResource {
     pub name: String,
     pub hide: bool,
     pub icon: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<WorkspaceAgent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metadata: Vec<WorkspaceResourceMetadata>,
     pub daily_cost: i32,
 }
@@ -327,8 +402,12 @@ pub struct TemplateAutostartRequirement {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Coder's Go struct has no JSON tags: the keys are the field names, `P50` and `P95` (its
+/// specification says `p50`, which Go's decoder also accepts).
 pub struct TransitionStats {
+    #[serde(rename = "P50", alias = "p50")]
     pub p50: Option<i64>,
+    #[serde(rename = "P95", alias = "p95")]
     pub p95: Option<i64>,
 }
 
@@ -581,9 +660,13 @@ pub struct PreviewParameter {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PreviewParameterStyling {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub placeholder: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mask_input: bool,
 }
 

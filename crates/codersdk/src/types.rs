@@ -32,6 +32,7 @@ pub struct BuildInfoResponse {
     pub provisioner_api_version: String,
     pub upgrade_message: String,
     pub deployment_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub webpush_public_key: String,
 }
 
@@ -104,6 +105,7 @@ pub struct UpdateRoles {
 pub struct SlimRole {
     pub name: String,
     pub display_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub organization_id: String,
 }
 
@@ -111,7 +113,9 @@ pub struct SlimRole {
 pub struct User {
     pub id: Uuid,
     pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     pub email: String,
     pub created_at: DateTime<Utc>,
@@ -119,6 +123,7 @@ pub struct User {
     pub last_seen_at: DateTime<Utc>,
     pub status: String,
     pub login_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub theme_preference: String,
     pub organization_ids: Vec<Uuid>,
     pub roles: Vec<SlimRole>,
@@ -129,7 +134,9 @@ pub struct User {
 pub struct ReducedUser {
     pub id: Uuid,
     pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     pub email: String,
     pub created_at: DateTime<Utc>,
@@ -137,6 +144,7 @@ pub struct ReducedUser {
     pub last_seen_at: DateTime<Utc>,
     pub status: String,
     pub login_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub theme_preference: String,
 }
 
@@ -195,6 +203,7 @@ pub struct OidcAuthMethod {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct AuthMethods {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub terms_of_service_url: String,
     pub password: AuthMethod,
     pub github: GithubAuthMethod,
@@ -235,6 +244,24 @@ pub struct ApiKey {
     pub token_name: String,
     pub lifetime_seconds: i64,
     pub allow_list: Vec<ApiAllowListTarget>,
+}
+
+/// `GET /users/{user}/roles`: the names of a user's site roles and, by organization id, of
+/// their organization roles (upstream's `codersdk.UserRoles`; the implied `member` and
+/// `organization-member` roles are not listed).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserRoles {
+    pub roles: Vec<String>,
+    pub organization_roles: std::collections::BTreeMap<Uuid, Vec<String>>,
+}
+
+/// A token as token lists answer it: the key and its owner's username (upstream's
+/// `codersdk.APIKeyWithOwner`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKeyWithOwner {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub username: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -305,7 +332,9 @@ pub struct OrganizationMemberWithUserData {
     pub updated_at: DateTime<Utc>,
     pub roles: Vec<SlimRole>,
     pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
     pub email: String,
     pub global_roles: Vec<SlimRole>,
@@ -366,18 +395,44 @@ pub struct UploadResponse {
 // ---------------------------------------------------------------------------------------------
 // Deployment-wide answers
 
-/// `GET /entitlements`. Features are keyed by name; this server licenses none.
+/// `GET /entitlements`. Features are keyed by name (`template_rbac`, `audit_log`, ...).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Entitlements {
-    /// No feature is licensed: always empty.
-    #[schema(schema_with = crate::always_empty_map)]
-    pub features: std::collections::BTreeMap<String, serde_json::Value>,
+    pub features: std::collections::BTreeMap<String, Feature>,
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
     pub has_license: bool,
     pub trial: bool,
     pub require_telemetry: bool,
     pub refreshed_at: DateTime<Utc>,
+}
+
+/// One feature's entitlement. Limits and usage are left out when the feature has none, as
+/// Coder leaves them out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Feature {
+    /// `entitled`, `grace_period` or `not_entitled`.
+    pub entitlement: String,
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub actual: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub soft_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub usage_period: Option<UsagePeriod>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UsagePeriod {
+    pub issued_at: DateTime<Utc>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -391,7 +446,9 @@ pub struct UpdateCheckResponse {
 #[serde(default)]
 pub struct BannerConfig {
     pub enabled: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub background_color: String,
 }
 
@@ -402,7 +459,66 @@ pub struct LinkConfig {
     pub target: String,
     pub icon: String,
     /// Where the link shows: `navbar` or `dropdown`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub location: String,
+}
+
+/// `GET /deployment/ssh`: how clients name workspaces in SSH configs.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SshConfigResponse {
+    pub hostname_prefix: String,
+    pub hostname_suffix: String,
+    pub ssh_config_options: std::collections::BTreeMap<String, String>,
+}
+
+/// A place workspaces are reached through; this server is the only one (`primary`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Region {
+    pub id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    pub icon_url: String,
+    pub healthy: bool,
+    pub path_app_url: String,
+    pub wildcard_hostname: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RegionsResponse {
+    pub regions: Vec<Region>,
+}
+
+/// `GET /experiments/available`: experiments safe to turn on.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AvailableExperiments {
+    pub safe: Vec<String>,
+}
+
+/// `GET /users/{user}/login-type`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserLoginType {
+    pub login_type: String,
+}
+
+/// A parameter value a user gave before (`GET /users/{user}/autofill-parameters`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserParameter {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserAppearanceSettings {
+    pub theme_preference: String,
+    /// `""` (the default), `ibm-plex-mono`, `fira-code`, `source-code-pro` or `jetbrains-mono`.
+    pub terminal_font: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct UpdateUserAppearanceSettingsRequest {
+    pub theme_preference: String,
+    pub terminal_font: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -412,6 +528,7 @@ pub struct AppearanceConfig {
     pub docs_url: String,
     pub service_banner: BannerConfig,
     pub announcement_banners: Vec<BannerConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub support_links: Vec<LinkConfig>,
 }
 

@@ -19,6 +19,7 @@ pub struct WorkspaceBuild {
     pub workspace_name: String,
     pub workspace_owner_id: Uuid,
     pub workspace_owner_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub workspace_owner_avatar_url: String,
     pub template_version_id: Uuid,
     pub template_version_name: String,
@@ -50,6 +51,7 @@ pub struct SharedWorkspaceActor {
     pub id: Uuid,
     pub actor_type: String,
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
     pub roles: Vec<String>,
 }
@@ -78,7 +80,11 @@ pub struct Workspace {
     pub latest_app_status: Option<serde_json::Value>,
     pub outdated: bool,
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub autostart_schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub ttl_ms: Option<i64>,
     pub last_used_at: DateTime<Utc>,
     pub deleting_at: Option<DateTime<Utc>>,
@@ -89,6 +95,7 @@ pub struct Workspace {
     pub favorite: bool,
     pub next_start_at: Option<DateTime<Utc>>,
     pub is_prebuild: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared_with: Vec<SharedWorkspaceActor>,
     pub task_id: Option<Uuid>,
 }
@@ -231,7 +238,9 @@ pub struct WorkspaceBuildTimings {
 pub struct WorkspaceUser {
     pub id: Uuid,
     pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub avatar_url: String,
     pub role: String,
 }

@@ -10,6 +10,8 @@ use serde_json::Value;
 pub struct Spec {
     subset: Value,
     full: Value,
+    /// `extra_definitions()`.
+    extra: Value,
     /// (method, path segments, spec path) of every operation in either spec.
     ops: Vec<(String, Vec<String>, String, bool)>,
 }
@@ -19,7 +21,98 @@ const OMITEMPTY: &[(&str, &str)] = &[
     ("codersdk.Response", "detail"),
     ("codersdk.Response", "validations"),
     ("codersdk.AssignableRoles", "organization_id"),
+    ("codersdk.Feature", "limit"),
+    ("codersdk.Feature", "actual"),
+    ("codersdk.Feature", "soft_limit"),
+    ("codersdk.Feature", "usage_period"),
+    // The `omitempty` fields of upstream's codersdk response structs that this server sends
+    // (empty strings, lists and maps, nil pointers are left out).
+    ("codersdk.MinimalUser", "name"),
+    ("codersdk.MinimalUser", "avatar_url"),
+    ("codersdk.ProvisionerJobInput", "template_version_id"),
+    ("codersdk.ProvisionerJobInput", "workspace_build_id"),
+    ("codersdk.ProvisionerJobInput", "error"),
+    ("codersdk.ProvisionerJobMetadata", "workspace_id"),
+    ("codersdk.ProvisionerJobMetadata", "workspace_name"),
+    ("codersdk.ProvisionerJob", "started_at"),
+    ("codersdk.ProvisionerJob", "completed_at"),
+    ("codersdk.ProvisionerJob", "canceled_at"),
+    ("codersdk.ProvisionerJob", "error"),
+    ("codersdk.ProvisionerJob", "error_code"),
+    ("codersdk.ProvisionerJob", "worker_id"),
+    ("codersdk.ProvisionerJob", "worker_name"),
+    ("codersdk.ProvisionerJob", "available_workers"),
+    ("codersdk.TemplateVersion", "warnings"),
+    ("codersdk.TemplateVersionParameter", "display_name"),
+    ("codersdk.TemplateVersionParameter", "validation_error"),
+    ("codersdk.TemplateVersionParameter", "validation_regex"),
+    ("codersdk.TemplateVersionParameter", "validation_min"),
+    ("codersdk.TemplateVersionParameter", "validation_max"),
+    ("codersdk.TemplateVersionParameter", "validation_monotonic"),
+    ("codersdk.WorkspaceAgentHealth", "reason"),
+    ("codersdk.WorkspaceApp", "url"),
+    ("codersdk.WorkspaceApp", "display_name"),
+    ("codersdk.WorkspaceApp", "command"),
+    ("codersdk.WorkspaceApp", "icon"),
+    ("codersdk.WorkspaceApp", "subdomain_name"),
+    ("codersdk.WorkspaceApp", "group"),
+    ("codersdk.WorkspaceApp", "tooltip"),
+    ("codersdk.WorkspaceAgent", "first_connected_at"),
+    ("codersdk.WorkspaceAgent", "last_connected_at"),
+    ("codersdk.WorkspaceAgent", "disconnected_at"),
+    ("codersdk.WorkspaceAgent", "started_at"),
+    ("codersdk.WorkspaceAgent", "ready_at"),
+    ("codersdk.WorkspaceAgent", "instance_id"),
+    ("codersdk.WorkspaceAgent", "directory"),
+    ("codersdk.WorkspaceAgent", "expanded_directory"),
+    ("codersdk.WorkspaceAgent", "latency"),
+    ("codersdk.WorkspaceResource", "agents"),
+    ("codersdk.WorkspaceResource", "metadata"),
+    ("codersdk.PreviewParameterStyling", "placeholder"),
+    ("codersdk.PreviewParameterStyling", "disabled"),
+    ("codersdk.PreviewParameterStyling", "label"),
+    ("codersdk.PreviewParameterStyling", "mask_input"),
+    ("codersdk.BuildInfoResponse", "webpush_public_key"),
+    ("codersdk.SlimRole", "organization_id"),
+    ("codersdk.User", "name"),
+    ("codersdk.User", "avatar_url"),
+    ("codersdk.User", "theme_preference"),
+    ("codersdk.ReducedUser", "name"),
+    ("codersdk.ReducedUser", "avatar_url"),
+    ("codersdk.ReducedUser", "theme_preference"),
+    ("codersdk.TemplateUser", "name"),
+    ("codersdk.TemplateUser", "avatar_url"),
+    ("codersdk.TemplateUser", "theme_preference"),
+    ("codersdk.WorkspaceUser", "name"),
+    ("codersdk.WorkspaceUser", "avatar_url"),
+    ("codersdk.OrganizationMemberWithUserData", "name"),
+    ("codersdk.OrganizationMemberWithUserData", "avatar_url"),
+    ("codersdk.AuthMethods", "terms_of_service_url"),
+    ("codersdk.BannerConfig", "message"),
+    ("codersdk.BannerConfig", "background_color"),
+    ("codersdk.LinkConfig", "location"),
+    ("codersdk.AppearanceConfig", "support_links"),
+    ("codersdk.WorkspaceBuild", "workspace_owner_avatar_url"),
+    ("codersdk.SharedWorkspaceActor", "avatar_url"),
+    ("codersdk.Workspace", "autostart_schedule"),
+    ("codersdk.Workspace", "ttl_ms"),
+    ("codersdk.Workspace", "shared_with"),
 ];
+
+/// Properties whose key on the wire differs from the specification's (Coder's Go struct has
+/// no JSON tag, so the key is the field name): (definition, specification's key, wire key).
+pub const WIRE_KEYS: &[(&str, &str, &str)] = &[
+    ("codersdk.TransitionStats", "p50", "P50"),
+    ("codersdk.TransitionStats", "p95", "P95"),
+];
+
+/// The key a definition's property has on the wire.
+pub fn wire_key<'a>(definition: &str, key: &'a str) -> &'a str {
+    WIRE_KEYS
+        .iter()
+        .find(|(d, k, _)| *d == definition && *k == key)
+        .map_or(key, |(_, _, wire)| wire)
+}
 
 /// Enum values we send beyond the reference's, each a documented decision (docs/decisions.md).
 const EXTRA_ENUM_VALUES: &[&str] = &[
@@ -45,6 +138,7 @@ const RESPONSE_OVERRIDES: &[(&str, &str, &str)] = &[
         "/templates/{template}/acl/available",
         "codersdk.ACLAvailable",
     ),
+    ("GET", "/users/{user}/roles", "codersdk.UserRoles"),
     (
         "GET",
         "/users/{user}/quiet-hours",
@@ -56,6 +150,19 @@ const RESPONSE_OVERRIDES: &[(&str, &str, &str)] = &[
         "codersdk.UserQuietHoursScheduleResponse",
     ),
 ];
+
+/// Like `RESPONSE_OVERRIDES`, for answers the specification has no definition of: the schema
+/// of what Coder really sends (its Go type), inline.
+const INLINE_RESPONSE_OVERRIDES: &[(&str, &str, &str)] = &[(
+    "GET",
+    "/experiments/available",
+    // codersdk.AvailableExperiments; the spec documents a bare list.
+    r#"{"type": "object", "properties": {"safe": {"type": "array", "items": {"type": "string"}}}}"#,
+)];
+
+/// Operations whose successful body is a provisioner's bytes as they are, labelled
+/// `application/json` as Coder labels them (JSON only when the provisioner wrote JSON).
+const RAW_BODIES: &[(&str, &str)] = &[("GET", "/workspacebuilds/{workspacebuild}/state")];
 
 fn reference_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
@@ -86,7 +193,12 @@ pub fn spec() -> &'static Spec {
                 }
             }
         }
-        Spec { subset, full, ops }
+        Spec {
+            subset,
+            full,
+            extra: extra_definitions(),
+            ops,
+        }
     })
 }
 
@@ -167,6 +279,10 @@ impl Spec {
             return Some(d);
         }
         let d = &self.full["definitions"][name];
+        if !d.is_null() {
+            return Some(d);
+        }
+        let d = &self.extra[name];
         (!d.is_null()).then_some(d)
     }
 
@@ -189,6 +305,13 @@ impl Spec {
             }
             return problems;
         }
+        let raw_body = status < 300
+            && self
+                .operation(method, path)
+                .is_some_and(|(_, p)| RAW_BODIES.contains(&(method, p.as_str())));
+        if raw_body {
+            return problems;
+        }
         let value: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => return vec![format!("body is not JSON: {e}")],
@@ -205,6 +328,14 @@ impl Spec {
         let Some((op, spec_path)) = self.operation(method, path) else {
             return problems;
         };
+        if let Some((_, _, schema)) = INLINE_RESPONSE_OVERRIDES
+            .iter()
+            .find(|(m, p, _)| *m == method && *p == spec_path)
+        {
+            let schema: Value = serde_json::from_str(schema).expect("inline schemas are JSON");
+            self.check(&schema, &value, "$", &mut problems);
+            return problems;
+        }
         if let Some((_, _, def)) = RESPONSE_OVERRIDES
             .iter()
             .find(|(m, p, _)| *m == method && *p == spec_path)
@@ -319,14 +450,15 @@ impl Spec {
             return;
         };
         for (key, schema) in props {
+            let key = wire_key(name, key);
             let here = format!("{at}.{key}");
             match obj.get(key) {
-                None if OMITEMPTY.contains(&(name, key.as_str())) => {}
+                None if OMITEMPTY.contains(&(name, key)) => {}
                 None => out.push(format!("{here}: missing ({name})")),
                 // Go sends null for nil pointers and maps; never for a list we promise as [].
                 Some(Value::Null) => {
                     let is_array = schema.get("type").and_then(Value::as_str) == Some("array");
-                    if required.contains(&key.as_str()) || is_array {
+                    if required.contains(&key) || is_array {
                         out.push(format!("{here}: null where {name} needs a value"));
                     }
                 }
@@ -334,6 +466,24 @@ impl Spec {
             }
         }
     }
+}
+
+/// Definitions of upstream types that neither spec has (an override above names them), written
+/// from `codersdk`'s Go types.
+fn extra_definitions() -> Value {
+    serde_json::json!({
+        "codersdk.UserRoles": {
+            "type": "object",
+            "required": ["roles", "organization_roles"],
+            "properties": {
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "organization_roles": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}}
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
+use uuid::Uuid;
 
-use crate::{Agent, App, Resource, ResourceMetadata};
+use crate::{Agent, AgentMetadata, AgentScript, App, Resource, ResourceMetadata};
 
 /// Coder provider types that describe other resources rather than being resources.
 const HELPER_TYPES: [&str; 9] = [
@@ -27,6 +28,19 @@ const HELPER_TYPES: [&str; 9] = [
     "coder_external_auth",
     "coder_ai_task",
 ];
+
+/// The display apps a `coder_agent`'s `display_apps` block turns on, in Coder's order; `None`
+/// without a block (or while a plan does not know it yet), meaning the provider's defaults.
+fn display_apps(block: &Value) -> Option<Vec<String>> {
+    let block = block.as_array()?.first()?.as_object()?;
+    Some(
+        coderd_db::model::DISPLAY_APPS
+            .iter()
+            .filter(|app| block.get(**app).and_then(Value::as_bool).unwrap_or(false))
+            .map(|app| app.to_string())
+            .collect(),
+    )
+}
 
 /// Resources of a state (`terraform show -json`).
 pub(super) fn from_state(show: &Value) -> Vec<Resource> {
@@ -207,7 +221,34 @@ fn convert(instances: &[Instance], references: &dyn Fn(&Instance) -> Vec<String>
                 .as_i64()
                 .map_or(120, |n| n as i32),
             troubleshooting_url: agent.text("troubleshooting_url"),
+            // Known once applied; a plan's is unknown, and an instance-identity agent has none.
+            auth_token: Uuid::parse_str(&agent.text("token")).ok(),
+            display_apps: display_apps(&values["display_apps"]),
             apps: Vec::new(),
+            // The agent's own `startup_script` runs as a script, as upstream.
+            scripts: Some(agent.text("startup_script"))
+                .filter(|s| !s.is_empty())
+                .map(|script| AgentScript {
+                    display_name: "Startup Script".into(),
+                    script,
+                    run_on_start: true,
+                    start_blocks_login: agent.text("startup_script_behavior") == "blocking",
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
+            metadata: values["metadata"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| AgentMetadata {
+                    key: text(&m["key"]),
+                    display_name: text(&m["display_name"]),
+                    script: text(&m["script"]),
+                    interval_seconds: m["interval"].as_i64().unwrap_or(10),
+                    timeout_seconds: m["timeout"].as_i64().unwrap_or(10),
+                })
+                .collect(),
         });
         agent_slots.push((owner, resources[owner].agents.len() - 1));
     }
@@ -289,6 +330,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn display_apps_follow_the_block_in_coders_order() {
+        let block = json!([{"web_terminal": true, "vscode": false, "vscode_insiders": true,
+            "ssh_helper": true, "port_forwarding_helper": false}]);
+        assert_eq!(
+            display_apps(&block),
+            Some(vec![
+                "vscode_insiders".to_string(),
+                "ssh_helper".to_string(),
+                "web_terminal".to_string()
+            ])
+        );
+        // No block, or a plan that does not know it yet: the provider's defaults.
+        assert_eq!(display_apps(&Value::Null), None);
+        assert_eq!(display_apps(&json!([])), None);
+    }
 
     #[test]
     fn state_resources_with_agents_apps_and_metadata() {

@@ -36,6 +36,22 @@ fn apply(
     }
 }
 
+/// Adds the members of the body's `field` map that are `null` to `perms` as `""`: Go decodes
+/// them as entries with the zero role (a removal), so their keys are checked like any other.
+pub fn null_roles(body: &[u8], field: &str, perms: &mut HashMap<String, String>) {
+    let Ok(serde_json::Value::Object(doc)) = serde_json::from_slice::<serde_json::Value>(body)
+    else {
+        return;
+    };
+    if let Some(serde_json::Value::Object(map)) = doc.get(field) {
+        for (k, v) in map {
+            if v.is_null() {
+                perms.entry(k.clone()).or_default();
+            }
+        }
+    }
+}
+
 /// The ACLs after a patch, once every user in them is a member of `org` and every group is
 /// one of its groups. `fields` names the request's user and group fields for error reports.
 pub async fn patched(

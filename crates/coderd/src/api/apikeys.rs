@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use coderd_db::{StoreError, UserRow};
-use codersdk::{ApiKey, CreateTokenRequest, GenerateApiKeyResponse, TokenConfig};
+use codersdk::{ApiKey, ApiKeyWithOwner, CreateTokenRequest, GenerateApiKeyResponse, TokenConfig};
 
 use super::users::issue_key;
 use super::{convert, resolve};
@@ -135,7 +135,7 @@ async fn list_tokens(
     actor: Actor,
     Path(user): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Vec<ApiKey>>> {
+) -> ApiResult<Json<Vec<ApiKeyWithOwner>>> {
     let u = key_owner(&state, &actor, &user, Action::Read).await?;
     let include_all = QueryParams::parse(raw.as_deref()).get("include_all") == Some("true");
     let rows = if include_all {
@@ -149,7 +149,24 @@ async fn list_tokens(
     } else {
         state.store.list_tokens(Some(u.id)).await?
     };
-    Ok(ok(rows.into_iter().map(convert::api_key).collect()))
+    // Each with its owner's username, as upstream's APIKeyWithOwner.
+    let mut usernames = std::collections::HashMap::from([(u.id, u.username.clone())]);
+    let mut out = Vec::with_capacity(rows.len());
+    for k in rows {
+        let username = match usernames.get(&k.user_id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = state.store.user_by_id(k.user_id).await?.username;
+                usernames.insert(k.user_id, name.clone());
+                name
+            }
+        };
+        out.push(ApiKeyWithOwner {
+            key: convert::api_key(k),
+            username,
+        });
+    }
+    Ok(ok(out))
 }
 
 async fn token_config(

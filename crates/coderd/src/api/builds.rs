@@ -403,9 +403,11 @@ async fn get_state(
     }
     let bytes = state.store.build_state(b.id).await?;
     let mut resp = (StatusCode::OK, bytes).into_response();
+    // The provisioner's bytes as they are, labelled JSON as upstream labels them (Terraform's
+    // state is JSON; another provisioner's need not be).
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static("application/json"),
     );
     Ok(resp)
 }

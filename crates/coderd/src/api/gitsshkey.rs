@@ -18,7 +18,7 @@ pub fn routes() -> Router<AppState> {
 
 /// A fresh ed25519 key pair: (private key in OpenSSH PEM, public key in `authorized_keys`
 /// format with a trailing newline).
-fn generate() -> ApiResult<(String, String)> {
+pub(super) fn generate() -> ApiResult<(String, String)> {
     let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
         .map_err(|e| ApiError::internal("Generating a Git SSH key", e))?;
     let private = key

@@ -165,6 +165,26 @@ async fn list(
     let q = QueryParams::parse(raw.as_deref());
     let mut filter = GroupFilter::default();
     let mut errs = QueryErrors::default();
+    // As Coder's query parser: known parameters only, single ones once.
+    let mut keys: Vec<&str> = q.0.iter().map(|(k, _)| k.as_str()).collect();
+    keys.dedup();
+    for k in keys {
+        let n = q.0.iter().filter(|(other, _)| other == k).count();
+        match k {
+            "group_ids" => {}
+            "organization" | "has_member" if n > 1 => errs.add(
+                k,
+                format!(
+                    "Query param {k:?} provided more than once, found {n} times. \
+                     Only provide 1 instance of this query param."
+                ),
+            ),
+            "organization" | "has_member" => {}
+            _ => errs.add(k, format!("{k:?} is not a valid query param")),
+        }
+    }
+    errs.finish()?;
+    let mut errs = QueryErrors::default();
     if let Some(org) = q.get("organization").filter(|v| !v.is_empty()) {
         filter.organization_id = Some(resolve::organization(&state, &actor, org).await?.id);
     }

@@ -328,18 +328,39 @@ pub async fn logs(
     Ok(crate::http::json::ok(logs).into_response())
 }
 
+/// How long after its replica last refreshed it a connection counts as lost (the replica
+/// died): three missed heartbeats.
+const AGENT_INACTIVE: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Upstream's agent status, from the connection's timestamps alone, so every replica agrees.
 fn agent_status(a: &AgentRow, now: DateTime<Utc>) -> (&'static str, &'static str) {
-    match (a.first_connected_at, a.disconnected_at) {
-        (None, _)
-            if (now - a.created_at).num_seconds() > i64::from(a.connection_timeout_seconds)
-                && a.connection_timeout_seconds > 0 =>
-        {
-            ("timeout", "agent is taking too long to connect")
+    let Some(last) = a
+        .last_connected_at
+        .filter(|_| a.first_connected_at.is_some())
+    else {
+        let waited = (now - a.created_at).num_seconds();
+        if a.connection_timeout_seconds > 0 && waited > i64::from(a.connection_timeout_seconds) {
+            return ("timeout", "agent is taking too long to connect");
         }
-        (None, _) => ("connecting", "agent is connecting"),
-        (Some(_), Some(_)) => ("disconnected", "agent has lost connection"),
-        (Some(_), None) => ("connected", ""),
+        return ("connecting", "agent is connecting");
+    };
+    let lost = a.disconnected_at.is_some_and(|d| d >= last) || now - last > AGENT_INACTIVE;
+    if lost {
+        ("disconnected", "agent has lost connection")
+    } else {
+        ("connected", "")
     }
+}
+
+/// Agents by id, rendered.
+pub async fn agents_by_ids(state: &AppState, ids: &[Uuid]) -> ApiResult<Vec<WorkspaceAgent>> {
+    Ok(state
+        .store
+        .agents_by_ids(ids)
+        .await?
+        .iter()
+        .map(agent)
+        .collect())
 }
 
 pub fn agent(a: &AgentRow) -> WorkspaceAgent {
@@ -352,8 +373,8 @@ pub fn agent(a: &AgentRow) -> WorkspaceAgent {
         first_connected_at: a.first_connected_at,
         last_connected_at: a.last_connected_at,
         disconnected_at: a.disconnected_at,
-        started_at: None,
-        ready_at: None,
+        started_at: a.started_at,
+        ready_at: a.ready_at,
         status: status.into(),
         lifecycle_state: a.lifecycle_state.clone(),
         name: a.name.clone(),
@@ -362,12 +383,12 @@ pub fn agent(a: &AgentRow) -> WorkspaceAgent {
         architecture: a.architecture.clone(),
         environment_variables: BTreeMap::new(),
         operating_system: a.operating_system.clone(),
-        logs_length: 0,
-        logs_overflowed: false,
+        logs_length: i64::from(a.logs_length),
+        logs_overflowed: a.logs_overflowed,
         directory: a.directory.clone(),
-        expanded_directory: String::new(),
-        version: String::new(),
-        api_version: String::new(),
+        expanded_directory: a.expanded_directory.clone(),
+        version: a.version.clone(),
+        api_version: a.api_version.clone(),
         apps: a
             .apps
             .iter()
@@ -387,7 +408,7 @@ pub fn agent(a: &AgentRow) -> WorkspaceAgent {
                     interval: 0,
                     threshold: 0,
                 },
-                health: "disabled".into(),
+                health: app.health.clone(),
                 group: String::new(),
                 hidden: app.hidden,
                 open_in: app.open_in.clone(),
@@ -398,21 +419,12 @@ pub fn agent(a: &AgentRow) -> WorkspaceAgent {
         latency: BTreeMap::new(),
         connection_timeout_seconds: a.connection_timeout_seconds,
         troubleshooting_url: a.troubleshooting_url.clone(),
-        subsystems: Vec::new(),
+        subsystems: a.subsystems.clone(),
         health: WorkspaceAgentHealth {
             healthy: status == "connected",
             reason: reason.into(),
         },
-        display_apps: [
-            "vscode",
-            "vscode_insiders",
-            "web_terminal",
-            "ssh_helper",
-            "port_forwarding_helper",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect(),
+        display_apps: a.display_apps.clone(),
         log_sources: Vec::new(),
         scripts: Vec::new(),
         startup_script_behavior: "non-blocking".into(),

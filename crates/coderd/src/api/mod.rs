@@ -1,8 +1,10 @@
 //! The `/api/v2` router: one module per resource, each with its `routes()`.
 
 mod acl;
+mod agents;
 mod apikeys;
 mod builds;
+mod cliauth;
 mod convert;
 mod dynparams;
 mod examples;
@@ -35,6 +37,7 @@ use crate::http::json::{message, MAX_JSON_BODY};
 use crate::state::AppState;
 
 pub use streams::{StreamGauge, WatchHub};
+pub(crate) use wsbuild::publish_workspace;
 
 /// The whole HTTP application: `/healthz` and `/api/v2`.
 pub fn router(state: AppState) -> Router {
@@ -53,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workspaces::routes())
         .merge(builds::routes())
         .merge(streams::routes())
+        .merge(agents::routes())
         .route("/openapi.json", get(openapi::serve))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -62,11 +66,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::middleware::refuse_unstorable_url,
         ));
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(|| async { "OK" }))
         .route("/metrics", get(crate::metrics::serve))
         .route("/api/v2/", get(general::root))
         .nest("/api/v2", api)
+        .merge(cliauth::routes(&state))
         .merge(crate::swagger::routes())
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(crate::csrf::csrf))
@@ -77,7 +82,38 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::middleware::log_and_headers,
         ))
-        .with_state(state)
+        .layer(axum::middleware::map_response(crate::version::stamp))
+        // Outside the routes' own layers, inside routing: it sees the route pattern.
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::metrics::track_requests,
+        ))
+        .with_state(state);
+    // Routing sees the path without its trailing slash (see `without_trailing_slash`).
+    Router::new().fallback_service(tower::ServiceExt::map_request(app, without_trailing_slash))
+}
+
+/// Upstream's router answers `/api/v2/x/` as `/api/v2/x` (its routes are mounted
+/// sub-routers), and clients rely on it: the Go SDK and the terraform provider ask for
+/// `/organizations/{org}/members/`, others `/users/`.
+fn without_trailing_slash(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    if !path.starts_with("/api/v2/") || !path.ends_with('/') {
+        return req;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let rewritten = match req.uri().query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_string(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = rewritten.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 async fn route_not_found() -> Response {

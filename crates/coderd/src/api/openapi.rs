@@ -285,6 +285,7 @@ fn path_parameter(name: &str) -> (Param, &'static str) {
         "workspace" => (UUID, "Workspace ID"),
         "workspacename" => (STR, "Workspace name"),
         "workspacebuild" => (UUID, "Workspace build ID"),
+        "workspaceagent" => (UUID, "Workspace agent ID"),
         "buildnumber" => (INT, "Build number"),
         "group" => (UUID, "Group ID"),
         "groupName" => (STR, "Group name"),
@@ -438,7 +439,7 @@ fn operations(d: &mut Doc) {
         "get-user-tokens",
         "Get user tokens",
     )
-    .list::<ApiKey>(200);
+    .list::<ApiKeyWithOwner>(200);
     d.op(
         POST,
         "/users/{user}/keys/tokens",
@@ -551,8 +552,8 @@ fn operations(d: &mut Doc) {
         "get-provisioner-state-for-workspace-build",
         "Get provisioner state for workspace build",
     )
-    // The provisioner's raw state, as Coder sends it (docs/decisions.md).
-    .binary(200, &["application/octet-stream"]);
+    // The provisioner's raw state, labelled JSON as Coder labels it (docs/decisions.md).
+    .json(200, json!({}));
     d.op(
         PUT,
         "/workspacebuilds/{workspacebuild}/state",
@@ -612,6 +613,30 @@ fn operations(d: &mut Doc) {
         "Get enabled experiments",
     )
     .json(200, json!({"type": "array", "items": {"type": "string"}}));
+    d.op(
+        GET,
+        "/experiments/available",
+        "General",
+        "get-safe-experiments",
+        "Get safe experiments",
+    )
+    .ok::<codersdk::AvailableExperiments>(200);
+    d.op(
+        GET,
+        "/deployment/ssh",
+        "General",
+        "ssh-config",
+        "SSH Config",
+    )
+    .ok::<codersdk::SshConfigResponse>(200);
+    d.op(
+        GET,
+        "/regions",
+        "WorkspaceProxies",
+        "get-site-wide-regions-for-workspace-connections",
+        "Get site-wide regions for workspace connections",
+    )
+    .ok::<codersdk::RegionsResponse>(200);
     d.op(
         GET,
         "/updatecheck",
@@ -756,6 +781,22 @@ fn operations(d: &mut Doc) {
     )
     .list::<OrganizationMemberWithUserData>(200);
     d.op(
+        GET,
+        "/organizations/{organization}/members/roles",
+        "Members",
+        "get-member-roles-by-organization",
+        "Get member roles by organization",
+    )
+    .list::<AssignableRoles>(200);
+    d.op(
+        GET,
+        "/organizations/{organization}/members/{user}",
+        "Members",
+        "get-organization-member",
+        "Get organization member",
+    )
+    .ok::<OrganizationMemberWithUserData>(200);
+    d.op(
         POST,
         "/organizations/{organization}/members/{user}",
         "Members",
@@ -839,10 +880,81 @@ fn operations(d: &mut Doc) {
     .empty(101);
     d.op(
         GET,
+        "/workspaceagents/me/rpc",
+        "Agents",
+        "workspace-agent-rpc-api",
+        "Workspace agent RPC API",
+    )
+    .query("version", STR, "Agent API version (major.minor)")
+    .empty(101);
+    d.op(
+        GET,
+        "/workspaceagents/{workspaceagent}",
+        "Agents",
+        "get-workspace-agent-by-id",
+        "Get workspace agent by ID",
+    )
+    .ok::<WorkspaceAgent>(200);
+    d.op(
+        GET,
+        "/workspaceagents/{workspaceagent}/logs",
+        "Agents",
+        "get-logs-by-workspace-agent",
+        "Get logs by workspace agent",
+    )
+    .query("after", INT, "After log id")
+    .list::<WorkspaceAgentLog>(200);
+    d.op(
+        GET,
+        "/workspaceagents/{workspaceagent}/watch-metadata",
+        "Agents",
+        "watch-for-workspace-agent-metadata-updates",
+        "Watch for workspace agent metadata updates",
+    )
+    .content(200, "text/event-stream", json!({"type": "string"}));
+    d.op(
+        GET,
+        "/workspaceagents/me/gitsshkey",
+        "Agents",
+        "get-workspace-agent-git-ssh-key",
+        "Get workspace agent Git SSH key",
+    )
+    .ok::<AgentGitSshKey>(200);
+    d.op(
+        GET,
+        "/workspaceagents/me/reinit",
+        "Agents",
+        "get-workspace-agent-reinitialization",
+        "Get workspace agent reinitialization",
+    )
+    .content(200, "text/event-stream", json!({"type": "string"}));
+    d.op(
+        GET,
+        "/workspaceagents/me/external-auth",
+        "Agents",
+        "get-workspace-agent-external-auth",
+        "Get workspace agent external auth",
+    )
+    .ok::<Response>(404);
+    d.op(
+        PATCH,
+        "/workspaceagents/me/app-status",
+        "Agents",
+        "patch-workspace-agent-app-status",
+        "Patch workspace agent app status",
+    )
+    .ok::<Response>(200);
+    d.op(
+        GET,
         "/organizations/{organization}/templates",
         "Templates",
         "get-templates-by-organization",
         "Get templates by organization",
+    )
+    .query(
+        "q",
+        STR,
+        "Search query (exact_name:, name:, deprecated:, author:, ...)",
     )
     .list::<Template>(200);
     d.op(
@@ -876,6 +988,11 @@ fn operations(d: &mut Doc) {
         "Templates",
         "get-all-templates",
         "Get all templates",
+    )
+    .query(
+        "q",
+        STR,
+        "Search query (exact_name:, name:, deprecated:, author:, ...)",
     )
     .list::<Template>(200);
     d.op(
@@ -1006,9 +1123,7 @@ fn operations(d: &mut Doc) {
     )
     .ok::<TemplateVersion>(200);
     d.op(GET, "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}/previous", "Templates", "get-previous-template-version-by-organization-template-and-name", "Get previous template version by organization, template, and name")
-        .ok::<TemplateVersion>(200)
-        // No version before this one.
-        .empty(204);
+        .ok::<TemplateVersion>(200);
     d.op(
         GET,
         "/templateversions/{templateversion}",
@@ -1287,7 +1402,7 @@ fn operations(d: &mut Doc) {
         "get-user-roles",
         "Get user roles",
     )
-    .ok::<User>(200);
+    .ok::<UserRoles>(200);
     d.op(
         PUT,
         "/users/{user}/roles",
@@ -1340,6 +1455,40 @@ fn operations(d: &mut Doc) {
         "Get organizations by user",
     )
     .list::<Organization>(200);
+    d.op(
+        GET,
+        "/users/{user}/login-type",
+        "Users",
+        "get-user-login-type",
+        "Get user login type",
+    )
+    .ok::<codersdk::UserLoginType>(200);
+    d.op(
+        GET,
+        "/users/{user}/autofill-parameters",
+        "Users",
+        "get-autofill-build-parameters-for-user",
+        "Get autofill build parameters for user",
+    )
+    .query("template_id", UUID, "Template ID")
+    .list::<codersdk::UserParameter>(200);
+    d.op(
+        GET,
+        "/users/{user}/appearance",
+        "Users",
+        "get-user-appearance-settings",
+        "Get user appearance settings",
+    )
+    .ok::<codersdk::UserAppearanceSettings>(200);
+    d.op(
+        PUT,
+        "/users/{user}/appearance",
+        "Users",
+        "update-user-appearance-settings",
+        "Update user appearance settings",
+    )
+    .body::<codersdk::UpdateUserAppearanceSettingsRequest>()
+    .ok::<codersdk::UserAppearanceSettings>(200);
     d.op(
         GET,
         "/users/{user}/organizations/{organizationname}",

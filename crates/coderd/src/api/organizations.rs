@@ -3,12 +3,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{get, put};
 use axum::Router;
-use coderd_db::{NewOrganization, OrganizationRow, StoreError};
+use coderd_db::{MemberWithUserRow, NewOrganization, OrganizationRow, StoreError};
 use codersdk::{
-    CreateOrganizationRequest, Organization, OrganizationMember, OrganizationMemberWithUserData,
-    UpdateOrganizationRequest, UpdateRoles,
+    AssignableRoles, CreateOrganizationRequest, Organization, OrganizationMember,
+    OrganizationMemberWithUserData, UpdateOrganizationRequest, UpdateRoles,
 };
 
 use super::{convert, resolve};
@@ -26,8 +26,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/organizations/{organization}/members", get(members))
         .route(
+            "/organizations/{organization}/members/roles",
+            get(assignable_member_roles),
+        )
+        .route(
             "/organizations/{organization}/members/{user}",
-            post(add_member).delete(remove_member),
+            get(member).post(add_member).delete(remove_member),
         )
         .route(
             "/organizations/{organization}/members/{user}/roles",
@@ -181,17 +185,77 @@ async fn members(
     let rows = state.store.list_members(org.id).await?;
     Ok(ok(rows
         .into_iter()
-        .map(|r| OrganizationMemberWithUserData {
-            user_id: r.user.id,
-            organization_id: org.id,
-            created_at: r.membership.created_at,
-            updated_at: r.membership.updated_at,
-            roles: convert::org_roles(&r.membership),
-            global_roles: convert::site_roles(&r.user.rbac_roles),
-            username: r.user.username,
-            name: r.user.name,
-            avatar_url: r.user.avatar_url,
-            email: r.user.email,
+        .map(|r| member_with_user(org.id, r))
+        .collect()))
+}
+
+fn member_with_user(org: uuid::Uuid, r: MemberWithUserRow) -> OrganizationMemberWithUserData {
+    OrganizationMemberWithUserData {
+        user_id: r.user.id,
+        organization_id: org,
+        created_at: r.membership.created_at,
+        updated_at: r.membership.updated_at,
+        roles: convert::org_roles(&r.membership),
+        global_roles: convert::site_roles(&r.user.rbac_roles),
+        username: r.user.username,
+        name: r.user.name,
+        avatar_url: r.user.avatar_url,
+        email: r.user.email,
+    }
+}
+
+/// `GET /organizations/{organization}/members/{user}`: one member, as the list shows them.
+async fn member(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((org, user)): Path<(String, String)>,
+) -> ApiResult<Json<OrganizationMemberWithUserData>> {
+    let org = org_for(
+        &state,
+        &actor,
+        &org,
+        Resource::OrganizationMember,
+        Action::Read,
+    )
+    .await?;
+    let user = resolve::user(&state, Some(&actor), &user).await?;
+    let membership = match state.store.membership(org.id, user.id).await {
+        Ok(m) => m,
+        Err(StoreError::NotFound) => return Err(ApiError::not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(ok(member_with_user(
+        org.id,
+        MemberWithUserRow { membership, user },
+    )))
+}
+
+/// `GET /organizations/{organization}/members/roles`: the organization's built-in roles
+/// (`organization-member` is implied), each saying whether the caller may assign it.
+async fn assignable_member_roles(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Vec<AssignableRoles>>> {
+    let org = resolve::organization(&state, &actor, &org).await?;
+    if !actor.can(
+        Action::Read,
+        Object::in_org(Resource::AssignOrgRole, org.id),
+    ) {
+        return Err(ApiError::not_found());
+    }
+    Ok(ok(ORG_ROLES
+        .iter()
+        .map(|(name, display)| AssignableRoles {
+            name: name.to_string(),
+            display_name: display.to_string(),
+            organization_id: org.id.to_string(),
+            site_permissions: Vec::new(),
+            organization_permissions: Vec::new(),
+            organization_member_permissions: Vec::new(),
+            user_permissions: Vec::new(),
+            assignable: actor.can_assign(name, Some(org.id)),
+            built_in: true,
         })
         .collect()))
 }

@@ -8,7 +8,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use coderd_db::schedule::DAYS_OF_WEEK;
 use coderd_db::{
-    CreateTemplateError, GroupFilter, StoreError, TemplateFields, TemplateRow, TemplateVisibility,
+    CreateTemplateError, GroupFilter, StoreError, TemplateFields, TemplateRow, TemplateSearch,
+    TemplateVisibility,
 };
 use codersdk::{
     AclAvailable, ArchiveTemplateVersionsRequest, CreateTemplateRequest, DausResponse, Template,
@@ -22,8 +23,9 @@ use super::organizations::org_for;
 use super::{convert, examples, resolve, templateversions};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::json::{created, message, ok, Body, Json};
+use crate::http::json::{created, message, ok, Body, BodyWithRaw, Json};
 use crate::http::params::{parse_uuid, Pagination, QueryParams};
+use crate::search::{self, SearchValues};
 use crate::state::AppState;
 
 const NS_PER_MS: i64 = 1_000_000;
@@ -367,21 +369,90 @@ async fn list_in_org(
     State(state): State<AppState>,
     actor: Actor,
     Path(org): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Template>>> {
     let org = resolve::organization(&state, &actor, &org).await?;
+    let mut search = search_filter(&state, &actor, raw.as_deref()).await?;
+    search.organization_id = Some(org.id);
     let rows = state
         .store
-        .list_templates(Some(org.id), &visibility(&actor))
+        .list_templates(&search, &visibility(&actor))
         .await?;
     Ok(ok(render_all(&state, rows).await?))
 }
 
-async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Template>>> {
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Template>>> {
+    let search = search_filter(&state, &actor, raw.as_deref()).await?;
     let rows = state
         .store
-        .list_templates(None, &visibility(&actor))
+        .list_templates(&search, &visibility(&actor))
         .await?;
     Ok(ok(render_all(&state, rows).await?))
+}
+
+/// Coder's template search (`?q=`): `exact_name:`, `name:` (substring), `display_name:` and
+/// bare words (substring of the display name, else the name), `exact_display_name:`, `ids:`,
+/// `organization:` (id or name), `author:` (username or `me`), `author_id:`, `deprecated:`,
+/// `deleted:`, `has-ai-task:` and `has_external_agent:`. Deprecated templates are left out
+/// unless `deprecated:` is given.
+async fn search_filter(
+    state: &AppState,
+    actor: &Actor,
+    raw: Option<&str>,
+) -> ApiResult<TemplateSearch> {
+    let invalid = "Invalid template search query.";
+    let q = QueryParams::parse(raw)
+        .get("q")
+        .unwrap_or("")
+        .to_lowercase();
+    let mut v = SearchValues::new(search::parse(&q, invalid)?, "display_name", invalid);
+    let mut f = TemplateSearch {
+        deleted: v.boolean("deleted").unwrap_or(false),
+        exact_name: v.string("exact_name").filter(|s| !s.is_empty()),
+        exact_display_name: v.string("exact_display_name").filter(|s| !s.is_empty()),
+        fuzzy_name: v.string("name").filter(|s| !s.is_empty()),
+        fuzzy_display_name: v.string("display_name").filter(|s| !s.is_empty()),
+        ids: v.uuids("ids"),
+        deprecated: Some(v.boolean("deprecated").unwrap_or(false)),
+        author_id: v.uuid("author_id"),
+        ..TemplateSearch::default()
+    };
+    // No version here declares an AI task or an external agent.
+    for key in ["has-ai-task", "has_external_agent"] {
+        if v.boolean(key) == Some(true) {
+            f.match_none = true;
+        }
+    }
+    match v.string("author").filter(|s| !s.is_empty()) {
+        Some(me) if me == "me" => f.author_id = Some(actor.user_id),
+        other => f.author_username = other,
+    }
+    if let Some(org) = v.string("organization").filter(|s| !s.is_empty()) {
+        let found = match Uuid::parse_str(&org) {
+            Ok(id) => Some(id),
+            Err(_) => match state.store.organization_by_name(&org).await {
+                Ok(o) => Some(o.id),
+                Err(StoreError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        match found {
+            Some(id) => f.organization_id = Some(id),
+            None => v.invalid(
+                "organization",
+                format!(
+                    "Query param \"organization\" has invalid value: organization {org:?} \
+                     either does not exist, or you are unauthorized to view it"
+                ),
+            ),
+        }
+    }
+    v.finish()?;
+    Ok(f)
 }
 
 async fn by_name(
@@ -667,8 +738,10 @@ async fn update_acl(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Body(req): Body<UpdateTemplateAcl>,
+    BodyWithRaw(mut req, raw): BodyWithRaw<UpdateTemplateAcl>,
 ) -> ApiResult<Response> {
+    super::acl::null_roles(&raw, "user_perms", &mut req.user_perms);
+    super::acl::null_roles(&raw, "group_perms", &mut req.group_perms);
     let t = template_for(&state, &actor, &id, Action::Update).await?;
     let (users, groups) = super::acl::patched(
         &state,

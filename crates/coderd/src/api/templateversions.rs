@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::Router;
 use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, TemplateRow, VersionRow};
@@ -82,7 +82,8 @@ pub async fn render(
                 ),
                 job: views.render(j),
                 id: v.id,
-                template_id: v.template_id,
+                // Upstream sends the zero UUID for a version not (yet) in a template.
+                template_id: Some(v.template_id.unwrap_or_default()),
                 organization_id: v.organization_id,
                 created_at: v.created_at,
                 updated_at: v.updated_at,
@@ -247,7 +248,8 @@ async fn create(
                 .0
         }
     };
-    let name = if req.name.is_empty() {
+    let generated = req.name.is_empty();
+    let mut name = if generated {
         resolve::random_name()
     } else {
         req.name.clone()
@@ -266,30 +268,41 @@ async fn create(
         "template_version_id": version_id,
         "user_variable_values": req.user_variable_values,
     });
-    let v = state
-        .store
-        .insert_version(
-            NewVersion {
-                id: version_id,
-                template_id: req.template_id.filter(|id| !id.is_nil()),
-                organization_id: org.id,
-                name: &name,
-                message: &req.message,
-                created_by: actor.user_id,
-            },
-            NewJob {
-                id: job_id,
-                organization_id: org.id,
-                initiator_id: actor.user_id,
-                provisioner: &req.provisioner,
-                job_type: "template_version_import",
-                input,
-                file_id,
-                tags: &tags,
-            },
-        )
-        .await
-        .map_err(duplicate_version(&name))?;
+    // A generated name that a version of the template already has is drawn again: the names
+    // are few enough to meet.
+    let mut attempts = 0;
+    let v = loop {
+        let inserted = state
+            .store
+            .insert_version(
+                NewVersion {
+                    id: version_id,
+                    template_id: req.template_id.filter(|id| !id.is_nil()),
+                    organization_id: org.id,
+                    name: &name,
+                    message: &req.message,
+                    created_by: actor.user_id,
+                },
+                NewJob {
+                    id: job_id,
+                    organization_id: org.id,
+                    initiator_id: actor.user_id,
+                    provisioner: &req.provisioner,
+                    job_type: "template_version_import",
+                    input: input.clone(),
+                    file_id,
+                    tags: &tags,
+                },
+            )
+            .await;
+        match inserted {
+            Err(StoreError::Conflict(_)) if generated && attempts < 10 => {
+                attempts += 1;
+                name = resolve::random_name();
+            }
+            other => break other.map_err(duplicate_version(&name))?,
+        }
+    };
     let job = state.store.job(job_id).await?;
     jobs::announce(&state, &job).await;
     Ok(created(render_one(&state, v).await?))
@@ -538,13 +551,23 @@ async fn previous(
     State(state): State<AppState>,
     actor: Actor,
     Path((org, template, name)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<TemplateVersion>> {
     let org = resolve::organization(&state, &actor, &org).await?;
     let t = super::templates::readable_by_name(&state, &actor, org.id, &template).await?;
-    let v = state.store.version_by_name(t.id, &name).await?;
+    let not_found = |message: String| ApiError::new(StatusCode::NOT_FOUND, message);
+    let v = match state.store.version_by_name(t.id, &name).await {
+        Err(StoreError::NotFound) => {
+            return Err(not_found(format!(
+                "No template version found by name {name:?}."
+            )))
+        }
+        other => other?,
+    };
     match state.store.previous_version(t.id, &v).await {
-        Ok(prev) => Ok(ok(render_one(&state, prev).await?).into_response()),
-        Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(prev) => Ok(ok(render_one(&state, prev).await?)),
+        Err(StoreError::NotFound) => Err(not_found(format!(
+            "No previous template version found for {name:?}."
+        ))),
         Err(e) => Err(e.into()),
     }
 }

@@ -54,6 +54,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             get(quiet_hours).put(set_quiet_hours),
         )
         .route("/users/{user}/organizations", get(user_organizations))
+        .route("/users/{user}/login-type", get(login_type))
+        .route(
+            "/users/{user}/autofill-parameters",
+            get(autofill_parameters),
+        )
+        .route(
+            "/users/{user}/appearance",
+            get(appearance).put(set_appearance),
+        )
         .route(
             "/users/{user}/organizations/{organizationname}",
             get(user_organization),
@@ -150,7 +159,7 @@ async fn create_first_user(
     }))
 }
 
-fn session_cookie(state: &AppState, value: &str, expire: bool) -> HeaderValue {
+pub(super) fn session_cookie(state: &AppState, value: &str, expire: bool) -> HeaderValue {
     let mut c = format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax",
         codersdk::SESSION_TOKEN_COOKIE
@@ -200,8 +209,34 @@ async fn login(
     client: crate::proxy::ClientIp,
     Body(req): Body<LoginWithPasswordRequest>,
 ) -> ApiResult<Response> {
-    if req.email.is_empty() || req.password.is_empty() {
-        let field = if req.email.is_empty() {
+    let user = password_login(&state, &req.email, &req.password).await?;
+    let token = issue_key(
+        &state,
+        user.id,
+        "password",
+        state.config.session_duration,
+        "",
+        client,
+    )
+    .await?;
+    let mut resp = created(LoginWithPasswordResponse {
+        session_token: token.clone(),
+    })
+    .into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, &token, false));
+    Ok(resp)
+}
+
+/// The user whose email and password these are, refused as `POST /users/login` refuses them
+/// (a dormant user becomes active).
+pub(super) async fn password_login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> ApiResult<coderd_db::UserRow> {
+    if email.is_empty() || password.is_empty() {
+        let field = if email.is_empty() {
             "email"
         } else {
             "password"
@@ -214,8 +249,8 @@ async fn login(
             "Password authentication is disabled.",
         ));
     }
-    let user = match state.store.user_by_username_or_email(&req.email).await {
-        Ok(u) if u.email.eq_ignore_ascii_case(&req.email) => Some(u),
+    let user = match state.store.user_by_username_or_email(email).await {
+        Ok(u) if u.email.eq_ignore_ascii_case(email) => Some(u),
         Ok(_) | Err(StoreError::NotFound) => None,
         Err(e) => return Err(e.into()),
     };
@@ -223,7 +258,7 @@ async fn login(
         .as_ref()
         .map(|u| u.hashed_password.clone())
         .filter(|h| !h.is_empty());
-    if !verify_password(req.password, hash).await {
+    if !verify_password(password.to_string(), hash).await {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "Incorrect email or password.",
@@ -249,22 +284,7 @@ async fn login(
     if user.status == "dormant" {
         state.store.update_user_status(user.id, "active").await?;
     }
-    let token = issue_key(
-        &state,
-        user.id,
-        "password",
-        state.config.session_duration,
-        "",
-        client,
-    )
-    .await?;
-    let mut resp = created(LoginWithPasswordResponse {
-        session_token: token.clone(),
-    })
-    .into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&state, &token, false));
-    Ok(resp)
+    Ok(user)
 }
 
 async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
@@ -477,12 +497,21 @@ async fn user_roles(
     State(state): State<AppState>,
     actor: Actor,
     Path(user): Path<String>,
-) -> ApiResult<Json<User>> {
+) -> ApiResult<Json<codersdk::UserRoles>> {
     let u = resolve::readable_user(&state, &actor, &user).await?;
     if !actor.can(Action::ReadPersonal, Object::user(u.id)) {
         return Err(ApiError::not_found());
     }
-    Ok(ok(convert::user(u)))
+    // Upstream answers codersdk.UserRoles here (the reference documents a User).
+    let mut organization_roles = std::collections::BTreeMap::new();
+    for org in &u.organization_ids {
+        let m = state.store.membership(*org, u.id).await?;
+        organization_roles.insert(*org, m.roles);
+    }
+    Ok(ok(codersdk::UserRoles {
+        roles: u.rbac_roles,
+        organization_roles,
+    }))
 }
 
 /// Checks `action` on the `{user}` of the path: 404 when unreadable, 403 when read-only.
@@ -758,4 +787,111 @@ async fn set_quiet_hours(
     };
     state.store.set_quiet_hours(u.id, &stored).await?;
     Ok(ok(quiet_hours_response(&stored)?))
+}
+
+/// `GET /users/{user}/login-type`: how the user signs in.
+async fn login_type(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<codersdk::UserLoginType>> {
+    let u = resolve::readable_user(&state, &actor, &user).await?;
+    Ok(ok(codersdk::UserLoginType {
+        login_type: u.login_type,
+    }))
+}
+
+/// `GET /users/{user}/autofill-parameters?template_id=`: the values the user last gave the
+/// template's parameters, to prefill a new workspace's form.
+async fn autofill_parameters(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<codersdk::UserParameter>>> {
+    let u = resolve::readable_user(&state, &actor, &user).await?;
+    let q = QueryParams::parse(raw.as_deref());
+    let mut errs = crate::http::params::QueryErrors::default();
+    let template = match q.get("template_id").filter(|v| !v.is_empty()) {
+        None => {
+            errs.add(
+                "template_id",
+                "Query param \"template_id\" is required and cannot be empty",
+            );
+            None
+        }
+        Some(v) => match Uuid::parse_str(v) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errs.add(
+                    "template_id",
+                    "Query param \"template_id\" must be a valid uuid",
+                );
+                None
+            }
+        },
+    };
+    for (k, _) in &q.0 {
+        if k != "template_id" {
+            errs.add(k, format!("{k:?} is not a valid query param"));
+        }
+    }
+    errs.finish().map_err(|mut e| {
+        e.body.message = "Invalid query parameters.".into();
+        e
+    })?;
+    let Some(template) = template else {
+        return Err(ApiError::bad_request("Invalid query parameters."));
+    };
+    // Only whoever may read the user's workspaces learns what they typed into them.
+    if !actor.can(Action::Read, Object::owned_by(Resource::Workspace, u.id)) {
+        return Err(ApiError::not_found());
+    }
+    let values = state.store.autofill_parameters(u.id, template).await?;
+    Ok(ok(values
+        .into_iter()
+        .map(|(name, value)| codersdk::UserParameter { name, value })
+        .collect()))
+}
+
+/// The terminal fonts the web terminal knows (`""` is its default).
+const TERMINAL_FONTS: [&str; 5] = [
+    "",
+    "ibm-plex-mono",
+    "fira-code",
+    "source-code-pro",
+    "jetbrains-mono",
+];
+
+async fn appearance(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+) -> ApiResult<Json<codersdk::UserAppearanceSettings>> {
+    let u = resolve::readable_user(&state, &actor, &user).await?;
+    let (theme_preference, terminal_font) = state.store.appearance(u.id).await?;
+    Ok(ok(codersdk::UserAppearanceSettings {
+        theme_preference,
+        terminal_font,
+    }))
+}
+
+async fn set_appearance(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(user): Path<String>,
+    Body(req): Body<codersdk::UpdateUserAppearanceSettingsRequest>,
+) -> ApiResult<Json<codersdk::UserAppearanceSettings>> {
+    let u = user_for(&state, &actor, &user, Action::UpdatePersonal).await?;
+    if !TERMINAL_FONTS.contains(&req.terminal_font.as_str()) {
+        return Err(ApiError::bad_request("Unsupported font family."));
+    }
+    state
+        .store
+        .set_appearance(u.id, &req.theme_preference, &req.terminal_font)
+        .await?;
+    Ok(ok(codersdk::UserAppearanceSettings {
+        theme_preference: req.theme_preference,
+        terminal_font: req.terminal_font,
+    }))
 }

@@ -489,10 +489,10 @@ async fn create(
 }
 
 /// Parses Coder's workspace search (`?q=`) into a filter.
-fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Option<String>)> {
+fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, SearchLookups)> {
     let invalid = "Invalid workspace search query.";
     let mut f = WorkspaceFilter::default();
-    let mut org_ref = None;
+    let mut lookups = SearchLookups::default();
     let mut bad = ApiError::bad_request(invalid);
     let boolean = |k: &str, v: &str, bad: &mut ApiError| match v {
         "true" => Some(true),
@@ -558,7 +558,16 @@ fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Op
                     )
                 }
             },
-            Some("organization") => org_ref = Some(v),
+            Some("organization") => lookups.organization = Some(v),
+            Some("shared_with_user") => lookups.shared_with_user = Some(v),
+            Some("shared_with_group") => lookups.shared_with_group = Some(v),
+            Some(k @ "shared") => f.shared = boolean(k, &v, &mut bad),
+            // No build here has an AI task or an external agent.
+            Some(k @ ("has-ai-task" | "has_external_agent")) => {
+                if boolean(k, &v, &mut bad) == Some(true) {
+                    f.match_none = true;
+                }
+            }
             Some("param") => {
                 let (name, value) = match v.split_once('=') {
                     Some((n, val)) => (n.to_string(), Some(val.to_string())),
@@ -573,9 +582,102 @@ fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Op
         }
     }
     if bad.body.validations.is_empty() {
-        Ok((f, org_ref))
+        Ok((f, lookups))
     } else {
         Err(bad)
+    }
+}
+
+/// Search terms that name something to look up: an organization, a user or a group.
+#[derive(Default)]
+struct SearchLookups {
+    organization: Option<String>,
+    shared_with_user: Option<String>,
+    shared_with_group: Option<String>,
+}
+
+impl SearchLookups {
+    /// Fills the filter's ids, or answers Coder's 400 for a name that finds nothing.
+    async fn apply(
+        self,
+        state: &AppState,
+        actor: &Actor,
+        f: &mut WorkspaceFilter,
+    ) -> ApiResult<()> {
+        let invalid = || ApiError::bad_request("Invalid workspace search query.");
+        if let Some(org) = self.organization {
+            f.organization_id = Some(match resolve::organization(state, actor, &org).await {
+                Ok(o) => o.id,
+                Err(_) => {
+                    return Err(invalid().with_validation(
+                        "organization",
+                        format!("Organization {org:?} not found"),
+                    ))
+                }
+            });
+        }
+        if let Some(user) = self.shared_with_user {
+            let found = match Uuid::parse_str(&user) {
+                Ok(id) => Some(id),
+                Err(_) => lookup(state.store.user_by_username_or_email(&user).await)?.map(|u| u.id),
+            };
+            match found {
+                Some(id) => f.shared_with_user = Some(id),
+                None => {
+                    return Err(invalid().with_validation(
+                        "shared_with_user",
+                        format!(
+                            "Query param \"shared_with_user\" has invalid value: user {user:?} \
+                             either does not exist, or you are unauthorized to view them"
+                        ),
+                    ))
+                }
+            }
+        }
+        if let Some(group) = self.shared_with_group {
+            let found = match Uuid::parse_str(&group) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    let (org, name) = match group.split_once('/') {
+                        Some((org, name)) => {
+                            (lookup(state.store.organization_by_name(org).await)?, name)
+                        }
+                        None => (
+                            Some(state.store.default_organization().await?),
+                            group.as_str(),
+                        ),
+                    };
+                    match org {
+                        Some(org) => {
+                            lookup(state.store.group_by_name(org.id, name).await)?.map(|g| g.id)
+                        }
+                        None => None,
+                    }
+                }
+            };
+            match found {
+                Some(id) => f.shared_with_group = Some(id),
+                None => {
+                    return Err(invalid().with_validation(
+                        "shared_with_group",
+                        format!(
+                            "Query param \"shared_with_group\" has invalid value: group {group:?} \
+                             either does not exist, or you are unauthorized to view it"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `None` for a row that does not exist; other store errors stay errors.
+fn lookup<T>(r: Result<T, coderd_db::StoreError>) -> ApiResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(coderd_db::StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -586,16 +688,8 @@ async fn list(
 ) -> ApiResult<Json<WorkspacesResponse>> {
     let q = QueryParams::parse(raw.as_deref());
     let page = Pagination::parse(&q)?;
-    let (mut f, org_ref) = search_filter(&actor, q.get("q").unwrap_or(""))?;
-    if let Some(org) = org_ref {
-        f.organization_id = Some(match resolve::organization(&state, &actor, &org).await {
-            Ok(o) => o.id,
-            Err(_) => {
-                return Err(ApiError::bad_request("Invalid workspace search query.")
-                    .with_validation("organization", format!("Organization {org:?} not found")))
-            }
-        });
-    }
+    let (mut f, lookups) = search_filter(&actor, q.get("q").unwrap_or(""))?;
+    lookups.apply(&state, &actor, &mut f).await?;
     f.limit = page.limit;
     f.offset = page.offset;
     f.requester = actor.user_id;
@@ -618,8 +712,18 @@ async fn list(
     }))
 }
 
-fn include_deleted(raw: Option<&str>) -> bool {
-    QueryParams::parse(raw).get("include_deleted") == Some("true")
+/// `?include_deleted=` as Go's `strconv.ParseBool` reads it; anything else is Coder's 400
+/// (whose validation names `field`).
+fn include_deleted(raw: Option<&str>, field: &str) -> ApiResult<bool> {
+    match QueryParams::parse(raw).get("include_deleted") {
+        None | Some("") => Ok(false),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid boolean value {other:?} for \"include_deleted\" query param."
+        ))
+        .with_validation(field, "Must be a valid boolean")),
+    }
 }
 
 async fn get_one(
@@ -633,7 +737,7 @@ async fn get_one(
         &actor,
         &id,
         Action::Read,
-        include_deleted(raw.as_deref()),
+        include_deleted(raw.as_deref(), "deleted")?,
     )
     .await?;
     Ok(ok(render_one(&state, actor.user_id, w).await?))
@@ -646,7 +750,7 @@ async fn by_owner_and_name(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Workspace>> {
     let owner = resolve::user(&state, Some(&actor), &user).await?;
-    let deleted = include_deleted(raw.as_deref());
+    let deleted = include_deleted(raw.as_deref(), "include_deleted")?;
     let w = state
         .store
         .workspace_by_owner_and_name(owner.id, &name, deleted)
@@ -1035,8 +1139,12 @@ async fn update_acl(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Body(req): Body<UpdateWorkspaceAcl>,
+    crate::http::json::BodyWithRaw(mut req, raw): crate::http::json::BodyWithRaw<
+        UpdateWorkspaceAcl,
+    >,
 ) -> ApiResult<StatusCode> {
+    super::acl::null_roles(&raw, "user_roles", &mut req.user_roles);
+    super::acl::null_roles(&raw, "group_roles", &mut req.group_roles);
     let (w, _) = workspace_for(&state, &actor, &id, Action::Share, false).await?;
     if req.user_roles.keys().any(|k| *k == w.owner_id.to_string()) {
         return Err(ApiError::bad_request(

@@ -92,24 +92,40 @@ impl serde_json::ser::Formatter for HtmlEscaping {
 /// A request body decoded like Go's `encoding/json`.
 pub struct Body<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Serialize> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
-                    .with_detail(format!("The limit is {MAX_JSON_BODY} bytes."))
-            } else {
-                ApiError::bad_request("Failed to read the request body.")
-                    .with_detail(rej.body_text())
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         decode(&bytes).map(Body)
     }
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// A decoded body with the bytes it came from, for what decoding loses (a map member that is
+/// `null` is an entry with the zero value in Go; decoding here drops it).
+pub struct BodyWithRaw<T>(pub T, pub Bytes);
+
+impl<S: Send + Sync, T: DeserializeOwned + Serialize> FromRequest<S> for BodyWithRaw<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        decode(&bytes).map(|t| BodyWithRaw(t, bytes))
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
+                .with_detail(format!("The limit is {MAX_JSON_BODY} bytes."))
+        } else {
+            ApiError::bad_request("Failed to read the request body.").with_detail(rej.body_text())
+        }
+    })
+}
+
+pub fn decode<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
     let invalid = |e: serde_json::Error| {
         ApiError::bad_request("Request body must be valid JSON.").with_detail(e.to_string())
     };
@@ -120,17 +136,21 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::bad_request("Request body must be valid JSON.")
             .with_detail(format!("The body must be a JSON object, not {kind}.")));
     }
-    // A NUL can only arrive escaped (`\u0000`; raw control characters are not JSON), so most
-    // bodies skip the walk.
-    let escaped_nul = bytes.windows(6).any(|w| w == b"\\u0000");
-    if let Some(field) = escaped_nul.then(|| nul_holder(&value, "")).flatten() {
-        return Err(ApiError::bad_request("Validation failed.").with_validation(
-            field,
-            "Must not contain a NUL character (\\u0000): it cannot be stored.",
-        ));
-    }
     strip_nulls(&mut value);
-    serde_json::from_value(value).map_err(invalid)
+    let decoded: T = serde_json::from_value(value).map_err(invalid)?;
+    // A NUL can only arrive escaped (`\u0000`; raw control characters are not JSON), so most
+    // bodies skip the walk. Only what the request type reads is looked at: members it ignores
+    // may hold anything, as Go's decoder ignores them.
+    if bytes.windows(6).any(|w| w == b"\\u0000") {
+        let read = serde_json::to_value(&decoded).unwrap_or(Value::Null);
+        if let Some(field) = nul_holder(&read, "") {
+            return Err(ApiError::bad_request("Validation failed.").with_validation(
+                field,
+                "Must not contain a NUL character (\\u0000): it cannot be stored.",
+            ));
+        }
+    }
+    Ok(decoded)
 }
 
 fn not_an_object(v: &Value) -> Option<&'static str> {
@@ -194,7 +214,7 @@ mod tests {
         assert_eq!(out, b"{\"a\":\"\\u003cb\\u003e\\u0026\"}\n");
     }
 
-    #[derive(serde::Deserialize, Default, Debug)]
+    #[derive(serde::Deserialize, serde::Serialize, Default, Debug)]
     #[serde(default)]
     struct Req {
         name: String,
@@ -216,6 +236,15 @@ mod tests {
         let err = decode::<Value>(br#"{"k\u0000": 1}"#).unwrap_err();
         assert_eq!(err.body.validations[0].field, "k");
         assert!(decode::<Value>(br#"{"a": "\u0001"}"#).is_ok());
+    }
+
+    #[test]
+    fn nul_characters_in_ignored_members_are_ignored() {
+        // Go's decoder ignores members the type has no field for, whatever they hold.
+        let r: Req = decode(br#"{"name": "x", "junk": "a\u0000", "k\u0000": 1}"#).unwrap();
+        assert_eq!(r.name, "x");
+        let err = decode::<Req>(br#"{"name": "a\u0000"}"#).unwrap_err();
+        assert_eq!(err.body.validations[0].field, "name");
     }
 
     #[test]

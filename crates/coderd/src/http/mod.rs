@@ -3,3 +3,4 @@
 pub mod error;
 pub mod json;
 pub mod params;
+pub mod ws_io;

@@ -25,10 +25,11 @@ impl QueryParams {
         QueryParams(pairs)
     }
 
+    /// The first value of `key`, as Go's `url.Values.Get` reads it (`?after=x&after=1` is
+    /// `x`, refused where Coder refuses it).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
-            .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
@@ -180,6 +181,12 @@ mod tests {
         assert_eq!(q.get("q"), Some("status:active role:owner"));
         assert_eq!(q.get("limit"), Some("5"));
         assert!(q.has("follow"));
+        let repeated = QueryParams::parse(Some("after=x&after=1"));
+        assert_eq!(
+            repeated.get("after"),
+            Some("x"),
+            "the first, as Go reads it"
+        );
     }
 
     #[test]

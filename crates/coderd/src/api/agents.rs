@@ -1,0 +1,444 @@
+//! Workspace agents over HTTP: the agent's own connection (`/workspaceagents/me/rpc`, agent
+//! token auth), and what users read about agents (`/workspaceagents/{id}`, its logs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use coderd_db::{AgentIdentity, StoreError};
+use codersdk::{WorkspaceAgent, WorkspaceAgentLog};
+use uuid::Uuid;
+
+use super::jobs::Upgrade;
+use crate::agentapi::AgentApi;
+use crate::authz::{Action, Actor};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::{ok, Json};
+use crate::http::params::{parse_uuid, QueryParams};
+use crate::http::ws_io::WsIo;
+use crate::state::AppState;
+
+/// The agent API's version this server implements (`coder.agent.v2`, minor 7 as the agents
+/// of Coder v2.30 ask for).
+pub const API_MAJOR: u32 = 2;
+pub const API_MINOR: u32 = 7;
+/// How often the replica holding an agent's connection refreshes `last_connected_at`.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Largest WebSocket message an agent may send (upstream's read limit, 4 MiB).
+const MAX_MESSAGE: usize = 4 << 20;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspaceagents/me/rpc", get(rpc))
+        .route("/workspaceagents/me/gitsshkey", get(me_gitsshkey))
+        .route("/workspaceagents/me/reinit", get(me_reinit))
+        .route("/workspaceagents/me/external-auth", get(me_external_auth))
+        .route(
+            "/workspaceagents/me/app-status",
+            axum::routing::patch(me_app_status),
+        )
+        .route("/workspaceagents/{workspaceagent}", get(agent))
+        .route("/workspaceagents/{workspaceagent}/logs", get(logs))
+        .route(
+            "/workspaceagents/{workspaceagent}/watch-metadata",
+            get(watch_metadata),
+        )
+}
+
+/// The agent a request's token belongs to (cookie, header or query, as for users).
+async fn agent_from_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> ApiResult<AgentIdentity> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+    let Some(token) = crate::auth::token_from_request(headers, query) else {
+        return Err(unauthorized(&format!(
+            "Cookie {:?} must be provided.",
+            codersdk::SESSION_TOKEN_COOKIE
+        )));
+    };
+    let Ok(token) = Uuid::parse_str(&token) else {
+        return Err(unauthorized("Workspace agent token invalid."));
+    };
+    match state.store.agent_by_token(token).await {
+        Ok(a) if a.is_latest => Ok(a),
+        Ok(_) | Err(StoreError::NotFound) => Err(unauthorized("Workspace agent not authorized.")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Upstream's version rule: the same major and a minor no newer than ours.
+fn check_version(v: &str) -> Result<(), String> {
+    let (major, minor) = v
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+        .ok_or_else(|| format!("invalid version string: {v}"))?;
+    if major > API_MAJOR {
+        return Err(format!(
+            "server is at version {API_MAJOR}.{API_MINOR}, behind requested major version {v}"
+        ));
+    }
+    if major < API_MAJOR {
+        return Err(format!("version {v} is no longer supported"));
+    }
+    if minor > API_MINOR {
+        return Err(format!(
+            "server is at version {API_MAJOR}.{API_MINOR}, behind requested minor version {v}"
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /workspaceagents/me/rpc`: the agent's WebSocket, carrying yamux, carrying DRPC.
+async fn rpc(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    ws: Upgrade,
+) -> ApiResult<Response> {
+    let q = QueryParams::parse(raw.as_deref());
+    let version = q
+        .get("version")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("2.0")
+        .to_string();
+    if let Err(detail) = check_version(&version) {
+        return Err(ApiError::bad_request("Unknown or unsupported API version")
+            .with_validation("version", detail));
+    }
+    let agent = agent_from_request(&state, &headers, raw.as_deref()).await?;
+    let ws = ws.map_err(|e| {
+        ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text())
+    })?;
+    Ok(ws
+        .max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve_agent(state, agent, version, socket))
+        .into_response())
+}
+
+async fn serve_agent(
+    state: AppState,
+    agent: AgentIdentity,
+    version: String,
+    socket: axum::extract::ws::WebSocket,
+) {
+    let _ws = state.metrics.websocket("/api/v2/workspaceagents/me/rpc");
+    let id = agent.agent_id;
+    let replica = state.replica_id;
+    if let Err(e) = state.store.agent_connected(id, replica, &version).await {
+        tracing::warn!(agent_id = %id, error = %e, "recording an agent's connection");
+        return;
+    }
+    super::publish_workspace(&state, agent.owner_id, agent.workspace_id).await;
+    tracing::info!(agent_id = %id, workspace_id = %agent.workspace_id, %version, "agent connected");
+    let heartbeat = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.store.agent_heartbeat(id, replica).await {
+                    tracing::warn!(agent_id = %id, error = %e, "refreshing an agent's connection");
+                }
+            }
+        })
+    };
+    let (owner, workspace) = (agent.owner_id, agent.workspace_id);
+    let api = Arc::new(AgentApi::new(state.clone(), agent));
+    let ended = coderd_wire::mux::serve_session(WsIo::new(socket), api).await;
+    heartbeat.abort();
+    if let Err(e) = ended {
+        tracing::info!(agent_id = %id, error = %e, "agent connection ended");
+    }
+    if let Err(e) = state.store.agent_disconnected(id, replica).await {
+        tracing::warn!(agent_id = %id, error = %e, "recording an agent's disconnection");
+    }
+    super::publish_workspace(&state, owner, workspace).await;
+    tracing::info!(agent_id = %id, "agent disconnected");
+}
+
+/// `GET /workspaceagents/me/gitsshkey`: the workspace owner's Git SSH key pair, which the
+/// agent hands to `git` inside the workspace.
+async fn me_gitsshkey(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<codersdk::AgentGitSshKey>> {
+    let agent = agent_from_request(&state, &headers, raw.as_deref()).await?;
+    let (private_key, public_key) = match state.store.git_ssh_key_pair(agent.owner_id).await? {
+        Some(pair) => pair,
+        None => {
+            let (private, public) = super::gitsshkey::generate()?;
+            state
+                .store
+                .ensure_git_ssh_key(agent.owner_id, &private, &public)
+                .await?;
+            state
+                .store
+                .git_ssh_key_pair(agent.owner_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("Reading a Git SSH key", "it vanished"))?
+        }
+    };
+    Ok(ok(codersdk::AgentGitSshKey {
+        public_key,
+        private_key,
+    }))
+}
+
+/// `GET /workspaceagents/me/reinit`: the stream on which upstream tells a prebuilt workspace's
+/// agent to re-initialise. This server has no prebuilds, so the stream stays idle (a comment
+/// every 15 s keeps proxies from closing it) until the server shuts down.
+async fn me_reinit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    agent_from_request(&state, &headers, raw.as_deref()).await?;
+    let mut shutdown = state.shutdown.subscribe();
+    let body = async_stream_body(async move |tx| {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if tx.send(Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b":\n\n"))).await.is_err() {
+                        return;
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    h.insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    Ok(resp)
+}
+
+/// A response body fed by a task through a channel.
+fn async_stream_body<F>(
+    producer: impl FnOnce(tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>) -> F,
+) -> axum::body::Body
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(producer(tx));
+    axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// `GET /workspaceagents/me/external-auth`: no external auth providers are configured here.
+async fn me_external_auth(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    agent_from_request(&state, &headers, raw.as_deref()).await?;
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "No matching external auth provider found in Coder.",
+    )
+    .with_detail("This deployment has no external auth providers configured."))
+}
+
+/// `PATCH /workspaceagents/me/app-status`: app statuses (for AI tasks) are accepted and not
+/// kept; this server shows none.
+async fn me_app_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    crate::http::json::Body(_status): crate::http::json::Body<serde_json::Value>,
+) -> ApiResult<Json<codersdk::Response>> {
+    agent_from_request(&state, &headers, raw.as_deref()).await?;
+    Ok(ok(codersdk::Response {
+        message: "OK".into(),
+        ..Default::default()
+    }))
+}
+
+/// The agent `{workspaceagent}` and its workspace, for those who may read the workspace.
+async fn readable_agent(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<WorkspaceAgent> {
+    let id = parse_uuid(raw)?;
+    let workspace = state.store.workspace_of_agent(id).await?;
+    super::workspaces::workspace_for(state, actor, &workspace.to_string(), Action::Read, true)
+        .await?;
+    super::jobs::agents_by_ids(state, &[id])
+        .await?
+        .pop()
+        .ok_or_else(ApiError::not_found)
+}
+
+async fn agent(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WorkspaceAgent>> {
+    Ok(ok(readable_agent(&state, &actor, &id).await?))
+}
+
+/// `GET /workspaceagents/{id}/logs?after=<id>`: the agent's startup logs as JSON.
+async fn logs(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<WorkspaceAgentLog>>> {
+    let agent = readable_agent(&state, &actor, &id).await?;
+    let q = QueryParams::parse(raw.as_deref());
+    let after = match q.get("after").filter(|s| !s.is_empty()) {
+        None => 0,
+        Some(s) => s.parse::<i64>().map_err(|_| {
+            ApiError::bad_request("Query parameter has invalid value.")
+                .with_validation("after", format!("{s:?} is not a log id"))
+        })?,
+    };
+    let rows = state
+        .store
+        .agent_logs_after(agent.id, after, 10_000)
+        .await?;
+    Ok(ok(rows
+        .into_iter()
+        .map(|l| WorkspaceAgentLog {
+            id: l.id,
+            created_at: l.created_at,
+            output: l.output,
+            level: l.level,
+            source_id: l.log_source_id,
+        })
+        .collect()))
+}
+
+/// The agent's metadata in upstream's shape (`codersdk.WorkspaceAgentMetadata`).
+async fn metadata_json(state: &AppState, agent: Uuid) -> ApiResult<serde_json::Value> {
+    let now = chrono::Utc::now();
+    let items: Vec<serde_json::Value> = state
+        .store
+        .agent_metadata(&[agent])
+        .await?
+        .into_iter()
+        .map(|m| {
+            serde_json::json!({
+                "result": {
+                    "collected_at": m.collected_at,
+                    "age": (now - m.collected_at).num_seconds().max(0),
+                    "value": m.value,
+                    "error": m.error,
+                },
+                "description": {
+                    "display_name": m.display_name,
+                    "key": m.key,
+                    "script": m.script,
+                    "interval": m.interval_seconds,
+                    "timeout": m.timeout_seconds,
+                },
+            })
+        })
+        .collect();
+    Ok(serde_json::Value::Array(items))
+}
+
+/// `GET /workspaceagents/{id}/watch-metadata`: server-sent events, a `data` event with all of
+/// the agent's metadata at once and again whenever the agent reports new values (at most
+/// once a second, as upstream), `ping`s in between.
+async fn watch_metadata(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let agent = readable_agent(&state, &actor, &id).await?;
+    let first = metadata_json(&state, agent.id).await?;
+    let mut sub = state
+        .pubsub
+        .subscribe(&format!("workspace-agent-metadata:{}", agent.id));
+    let mut shutdown = state.shutdown.subscribe();
+    let frame = |kind: &str, data: Option<&serde_json::Value>| {
+        let data = data.map(|d| d.to_string()).unwrap_or_default();
+        axum::body::Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+    };
+    let id = agent.id;
+    let body = async_stream_body(async move |tx| {
+        let _guard = state.streams.open();
+        if tx.send(Ok(frame("data", Some(&first)))).await.is_err() {
+            return;
+        }
+        let mut ping = tokio::time::interval(Duration::from_secs(15));
+        ping.tick().await;
+        loop {
+            let out = tokio::select! {
+                ev = sub.recv() => match ev {
+                    None => return,
+                    Some(_) => {
+                        // Coalesce a burst of reports into one event a second.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        while sub.try_recv().is_some() {}
+                        match metadata_json(&state, id).await {
+                            Ok(m) => frame("data", Some(&m)),
+                            Err(e) => frame("error", Some(&serde_json::to_value(e.body).unwrap_or_default())),
+                        }
+                    }
+                },
+                _ = ping.tick() => frame("ping", None),
+                _ = shutdown.changed() => return,
+            };
+            if tx.send(Ok(out)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    h.insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_version;
+
+    #[test]
+    fn versions_as_upstream() {
+        assert!(check_version("2.0").is_ok());
+        assert!(check_version("2.7").is_ok());
+        assert_eq!(
+            check_version("2.8").unwrap_err(),
+            "server is at version 2.7, behind requested minor version 2.8"
+        );
+        assert_eq!(
+            check_version("3.0").unwrap_err(),
+            "server is at version 2.7, behind requested major version 3.0"
+        );
+        assert_eq!(
+            check_version("1.0").unwrap_err(),
+            "version 1.0 is no longer supported"
+        );
+        assert!(check_version("two").is_err());
+    }
+}

@@ -1,0 +1,316 @@
+//! The real upstream agent (`coder agent`, built from the pinned Go module; `CODERD_CODER_CLI`
+//! names the binary) connecting to this server: its status, lifecycle, startup logs and
+//! metadata as the API shows them, and its connection's end.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use codersdk::{Client, Workspace, WorkspaceAgent, WorkspaceAgentLog};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::harness::echo::create_template;
+use crate::harness::workspace::running_ws;
+use crate::harness::TestServer;
+
+fn coder_binary() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os("CODERD_CODER_CLI")?);
+    path.is_file().then_some(path)
+}
+
+/// A `coder agent` process, killed when dropped.
+struct AgentProcess {
+    child: Child,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new(name: &str) -> Dir {
+            let p = std::env::temp_dir().join(format!("{name}-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl AgentProcess {
+    fn start(bin: &PathBuf, url: &str, token: Uuid) -> AgentProcess {
+        let dir = tempdir::Dir::new("coderd-agent");
+        let child = Command::new(bin)
+            .args(["agent", "--auth", "token", "--no-reap"])
+            .env("CODER_AGENT_URL", url)
+            .env("CODER_AGENT_TOKEN", token.to_string())
+            .env("CODER_AGENT_LOG_DIR", &dir.0)
+            .env("CODER_AGENT_SCRIPT_DATA_DIR", &dir.0)
+            .env("HOME", &dir.0)
+            .current_dir(&dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.0.join("stderr.log")).unwrap())
+            .spawn()
+            .expect("starting coder agent");
+        AgentProcess { child, _dir: dir }
+    }
+
+    /// The last lines of the agent's own log, for failure messages.
+    fn log(&self) -> String {
+        let log = std::fs::read_to_string(self._dir.0.join("stderr.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| std::env::var("CODERD_AGENT_LOG_GREP").map_or(true, |g| l.contains(&g)))
+            .collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An echo template whose agent has a known token, a startup script and a metadata item.
+fn agent_echo(token: Uuid) -> Value {
+    json!({"start": {"resources": [{"name": "dev", "type": "echo_machine", "agents": [{
+        "name": "main", "operating_system": "linux", "architecture": "amd64",
+        "auth_token": token,
+        "scripts": [{"display_name": "Startup Script", "run_on_start": true,
+                     "script": "echo hello from the startup script"}],
+        "metadata": [{"key": "tick", "display_name": "Tick", "script": "date +%s%N",
+                      "interval_seconds": 1, "timeout_seconds": 1}]
+    }]}]}})
+}
+
+async fn the_agent(c: &Client, ws: Uuid) -> WorkspaceAgent {
+    let w: Workspace = c
+        .get_json(&format!("/api/v2/workspaces/{ws}"))
+        .await
+        .unwrap();
+    w.latest_build.resources[0].agents[0].clone()
+}
+
+/// Polls the workspace's agent until `done` holds (60 s at most).
+async fn until(
+    c: &Client,
+    ws: Uuid,
+    what: &str,
+    agent: Option<&AgentProcess>,
+    done: impl Fn(&WorkspaceAgent) -> bool,
+) -> WorkspaceAgent {
+    let started = Instant::now();
+    loop {
+        let a = the_agent(c, ws).await;
+        if done(&a) {
+            return a;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the agent never became {what}: status {}, lifecycle {}\nagent log:\n{}",
+            a.status,
+            a.lifecycle_state,
+            agent.map(AgentProcess::log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_real_agent_connects_reports_and_disconnects() {
+    let Some(bin) = coder_binary() else {
+        eprintln!(
+            "SKIPPED: coder CLI not found (set CODERD_CODER_CLI): the real agent was not run"
+        );
+        return;
+    };
+    if std::env::var_os("CODERD_TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,sqlx=warn,hyper=info",
+            ))
+            .try_init();
+    }
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let token = Uuid::new_v4();
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let before = the_agent(&owner, w.id).await;
+    assert_eq!(before.status, "connecting");
+
+    let agent = AgentProcess::start(&bin, &srv.url, token);
+    let a = until(&owner, w.id, "connected and ready", Some(&agent), |a| {
+        a.status == "connected" && a.lifecycle_state == "ready"
+    })
+    .await;
+    assert!(a.first_connected_at.is_some() && a.started_at.is_some() && a.ready_at.is_some());
+    assert!(
+        a.version.starts_with("v2."),
+        "agent version {:?}",
+        a.version
+    );
+    assert_eq!(a.api_version, "2.7");
+    assert!(a.health.healthy, "{:?}", a.health);
+    let ws: Workspace = owner
+        .get_json(&format!("/api/v2/workspaces/{}", w.id))
+        .await
+        .unwrap();
+    assert!(ws.health.healthy, "{:?}", ws.health);
+
+    // The startup script's output reached the agent's logs.
+    let started = Instant::now();
+    loop {
+        let logs: Vec<WorkspaceAgentLog> = owner
+            .get_json(&format!("/api/v2/workspaceagents/{}/logs", a.id))
+            .await
+            .unwrap();
+        if logs
+            .iter()
+            .any(|l| l.output.contains("hello from the startup script"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no startup script output in {logs:?}\nagent log:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The metadata item's value arrives, and changes, on the metadata watch.
+    let mut resp = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v2/workspaceagents/{}/watch-metadata",
+            srv.url, a.id
+        ))
+        .header("Coder-Session-Token", owner.token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = String::new();
+    let started = Instant::now();
+    while seen.len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "metadata values seen: {seen:?}\nagent log:\n{}",
+            agent.log()
+        );
+        let chunk = tokio::time::timeout(Duration::from_secs(20), resp.chunk())
+            .await
+            .expect("a metadata event")
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            if !event.starts_with("event: data") {
+                continue;
+            }
+            let items: Vec<Value> = serde_json::from_str(data).unwrap();
+            assert_eq!(items.len(), 1, "{data}");
+            assert_eq!(items[0]["description"]["key"], "tick");
+            let value = items[0]["result"]["value"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if !value.is_empty() && seen.last() != Some(&value) {
+                seen.push(value);
+            }
+        }
+    }
+    drop(resp);
+
+    // Killing the agent ends its connection at once.
+    drop(agent);
+    let a = until(&owner, w.id, "disconnected", None, |a| {
+        a.status == "disconnected"
+    })
+    .await;
+    assert!(a.disconnected_at.is_some());
+
+    // A new agent process reconnects.
+    let again = AgentProcess::start(&bin, &srv.url, token);
+    until(&owner, w.id, "connected again", Some(&again), |a| {
+        a.status == "connected"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn agent_tokens_and_versions_are_checked() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let token = Uuid::new_v4();
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+    running_ws(&owner, t.id, "dev", json!({})).await;
+    let rpc = |q: &str, token: Option<String>| {
+        let mut req =
+            reqwest::Client::new().get(format!("{}/api/v2/workspaceagents/me/rpc{q}", srv.url));
+        if let Some(t) = token {
+            req = req.header("Coder-Session-Token", t);
+        }
+        req
+    };
+    let cases = [
+        (
+            "",
+            None,
+            401,
+            "Cookie \"coder_session_token\" must be provided.",
+        ),
+        (
+            "",
+            Some("not-a-uuid".to_string()),
+            401,
+            "Workspace agent token invalid.",
+        ),
+        (
+            "",
+            Some(Uuid::new_v4().to_string()),
+            401,
+            "Workspace agent not authorized.",
+        ),
+        (
+            "?version=3.0",
+            Some(token.to_string()),
+            400,
+            "Unknown or unsupported API version",
+        ),
+        (
+            "?version=2.99",
+            Some(token.to_string()),
+            400,
+            "Unknown or unsupported API version",
+        ),
+        // A valid agent that does not ask for a WebSocket.
+        (
+            "?version=2.7",
+            Some(token.to_string()),
+            400,
+            "Failed to accept websocket.",
+        ),
+    ];
+    for (q, tok, status, message) in cases {
+        let resp = rpc(q, tok.clone()).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{q} {tok:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["message"], message, "{q} {tok:?}: {body}");
+    }
+}
