@@ -31,8 +31,16 @@ RUN set -eux; \
 
 COPY --from=builder /usr/local/bin/coderd /usr/local/bin/coderd
 
+# Agent binaries for workspaces' init scripts (served at /bin/): bake upstream's release
+# binaries of the matching version in with a derived image, e.g.
+#   FROM coderd-rs
+#   COPY coder-linux-amd64 coder-linux-arm64 /opt/coder/bin/
+# or mount a directory there.
+RUN install -d -m 0755 /opt/coder/bin
+
 ENV CODER_HTTP_ADDRESS=0.0.0.0:3000 \
     CODER_CONFIG_DIR=/home/coder/.config/coderd-rs \
+    CODER_AGENT_BINARIES_DIR=/opt/coder/bin \
     PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 USER coder

@@ -189,6 +189,48 @@ async fn the_real_agent_connects_reports_and_disconnects() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Following the logs over a WebSocket gets them as batches.
+    {
+        use futures_util::StreamExt;
+        let req = crate::harness::ws_request(
+            &srv.url,
+            &format!("/api/v2/workspaceagents/{}/logs?follow&after=0", a.id),
+            owner.token().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a batch of logs")
+            .unwrap()
+            .unwrap();
+        let batch: Vec<WorkspaceAgentLog> = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert!(
+            batch
+                .iter()
+                .any(|l| l.output.contains("hello from the startup script")),
+            "{batch:?}"
+        );
+    }
+
+    // The real CLI shows the agent and its logs.
+    let cli = crate::cli::CoderCli::new(&bin, &srv.url, owner.token().unwrap());
+    let out = cli.run(&["show", "dev"]).await;
+    assert!(out.status.success(), "{out:#?}");
+    assert!(
+        out.stdout.contains("main"),
+        "coder show lists the agent: {out:#?}"
+    );
+    assert!(
+        !out.stderr.contains("version mismatch"),
+        "no warning about the server: {out:#?}"
+    );
+    let out = cli.run(&["logs", "dev"]).await;
+    assert!(out.status.success(), "{out:#?}");
+    assert!(
+        out.stdout.contains("hello from the startup script"),
+        "coder logs shows the startup script's output: {out:#?}"
+    );
+
     // The metadata item's value arrives, and changes, on the metadata watch.
     let mut resp = reqwest::Client::new()
         .get(format!(
@@ -312,5 +354,189 @@ async fn agent_tokens_and_versions_are_checked() {
         assert_eq!(resp.status().as_u16(), status, "{q} {tok:?}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["message"], message, "{q} {tok:?}: {body}");
+    }
+}
+
+/// The agent connected to one replica (a `coderd` process) is seen connected from another, and
+/// turns disconnected for everyone when that replica is killed without a word.
+#[tokio::test]
+async fn agent_status_holds_across_replicas_and_a_dead_one() {
+    use crate::harness::replica::{free_port, Replica};
+    let Some(bin) = coder_binary() else {
+        eprintln!(
+            "SKIPPED: coder CLI not found (set CODERD_CODER_CLI): the real agent was not run"
+        );
+        return;
+    };
+    let b = TestServer::start().await;
+    let (owner, first) = b.owner().await;
+    let token = Uuid::new_v4();
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let mut a = Replica::spawn(
+        &b.db_url,
+        free_port(),
+        &[("CODER_PROVISIONER_DAEMONS", "0")],
+    );
+    a.wait_healthy().await;
+
+    let agent = AgentProcess::start(&bin, &a.url, token);
+    let seen = until(
+        &owner,
+        w.id,
+        "connected (read from the other replica)",
+        Some(&agent),
+        |x| x.status == "connected" && x.lifecycle_state == "ready",
+    )
+    .await;
+    assert!(seen.disconnected_at.is_none());
+
+    // kill -9: no disconnect is recorded; the missing heartbeats tell.
+    a.signal("-KILL");
+    assert!(a.wait_exit(Duration::from_secs(10)).await.is_some());
+    let started = Instant::now();
+    until(
+        &owner,
+        w.id,
+        "disconnected after its replica died",
+        None,
+        |x| x.status == "disconnected",
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "a dead replica's agent took {:?} to show disconnected",
+        started.elapsed()
+    );
+    drop(agent);
+}
+
+/// Garbage on an agent's connection closes that connection; the server goes on serving.
+#[tokio::test]
+async fn garbage_on_the_agent_connection_is_cut_off() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let token = Uuid::new_v4();
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+    running_ws(&owner, t.id, "dev", json!({})).await;
+    let garbage: [&[u8]; 3] = [
+        // Not yamux at all.
+        b"GET / HTTP/1.1\r\n\r\n",
+        // A yamux header of an unknown version.
+        &[9, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0],
+        // A yamux data frame claiming a 4 GiB body.
+        &[0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff],
+    ];
+    for bytes in garbage {
+        let req = crate::harness::ws_request(
+            &srv.url,
+            "/api/v2/workspaceagents/me/rpc?version=2.7",
+            &token.to_string(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        ws.send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(m) = ws.next().await {
+                if matches!(m, Err(_) | Ok(Message::Close(_))) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the connection stayed open after {bytes:?}");
+    }
+    // A text message is not the agent protocol either.
+    let req = crate::harness::ws_request(
+        &srv.url,
+        "/api/v2/workspaceagents/me/rpc?version=2.7",
+        &token.to_string(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::Text("hello".into())).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = ws.next().await {
+            if matches!(m, Err(_) | Ok(Message::Close(_))) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection stayed open after a text message"
+    );
+    // The server is fine, and the agent shows disconnected.
+    let me = owner.user("me").await.unwrap();
+    assert_eq!(me.username, "owner");
+}
+
+/// `/bin/`: the agent binaries from the operator's directory, with ETags and a listing; a
+/// missing binary or a name outside the scheme is a clear 404.
+#[tokio::test]
+async fn agent_binaries_are_served_from_the_operators_directory() {
+    let dir = tempdir::Dir::new("coderd-bin");
+    std::fs::write(dir.0.join("coder-linux-amd64"), b"#!/bin/sh\necho agent\n").unwrap();
+    std::fs::write(dir.0.join("coder-windows-amd64.exe"), b"MZ").unwrap();
+    std::fs::write(dir.0.join("secret.txt"), b"not served").unwrap();
+    let path = dir.0.clone();
+    let srv = TestServer::start_with(move |o| o.agent_binaries_dir = Some(path)).await;
+    let http = reqwest::Client::new();
+    let get = |p: &str| http.get(format!("{}{p}", srv.url));
+
+    let resp = get("/bin/coder-linux-amd64").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag.len(), 42, "a quoted SHA-1: {etag}");
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        b"#!/bin/sh\necho agent\n"
+    );
+    let resp = get("/bin/coder-linux-amd64")
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
+    let resp = http
+        .head(format!("{}/bin/coder-windows-amd64.exe", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-length"], "2");
+
+    let listing = get("/bin/coder.sha1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(names, ["coder-linux-amd64", "coder-windows-amd64.exe"]);
+    assert!(listing.starts_with(&etag[1..41]), "{listing}");
+
+    for missing in [
+        "/bin/coder-darwin-arm64",
+        "/bin/secret.txt",
+        "/bin/..%2Fsecret.txt",
+    ] {
+        let resp = get(missing).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{missing}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("CODER_AGENT_BINARIES_DIR"),
+            "{missing}: {body}"
+        );
     }
 }

@@ -409,7 +409,10 @@ async fn routes_clients_call_beyond_the_reference() {
     let lt: Value = get(&amy, "/api/v2/users/me/login-type").await;
     assert_eq!(lt, json!({"login_type": "password"}));
     let (status, _) = raw_json(&amy, "GET", "/api/v2/users/owner/login-type", None).await;
-    assert_eq!(status, 404, "members do not see other users");
+    assert_eq!(
+        status, 400,
+        "members do not see other users: they answer as users that do not exist"
+    );
 
     // Appearance: stored per user; unknown fonts refused.
     let a: Value = get(&amy, "/api/v2/users/me/appearance").await;
@@ -450,7 +453,10 @@ async fn routes_clients_call_beyond_the_reference() {
         Some(r#"{"theme_preference":"dark","terminal_font":""}"#),
     )
     .await;
-    assert_eq!(status, 404);
+    assert_eq!(
+        status, 400,
+        "another user answers as one that does not exist"
+    );
 
     // Autofill: the values last given to the template's parameters.
     let echo = json!({"parse": {"parameters": [

@@ -500,6 +500,10 @@ resource "coder_metadata" "machine" {
     key   = "size"
     value = data.coder_parameter.size.value
   }
+  item {
+    key   = "init_script"
+    value = coder_agent.dev.init_script
+  }
 }
 
 resource "terraform_data" "machine" {
@@ -704,7 +708,17 @@ async fn coder_parameters_and_agent_import_build_and_delete() {
         .iter()
         .map(|m| (m.key.as_str(), m.value.as_str()))
         .collect();
-    assert_eq!(metadata, [("size", "large")]);
+    assert_eq!(metadata[0], ("size", "large"));
+    // The agent's init script is ours: it fetches this server's agent binary for the agent's
+    // platform and runs it with token auth.
+    let (key, init) = metadata[1];
+    assert_eq!(key, "init_script");
+    assert!(
+        init.contains(&format!("url=\"{}/bin/coder-linux-amd64\"", srv.url)),
+        "{init}"
+    );
+    assert!(init.contains("CODER_AGENT_AUTH=\"token\""), "{init}");
+    assert!(init.contains("exec ./coder agent"), "{init}");
     assert!(
         b.resources.iter().all(|r| !r.kind.starts_with("coder_")),
         "the provider's helper types are not resources: {:#?}",

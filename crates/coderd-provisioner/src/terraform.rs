@@ -16,6 +16,7 @@
 //! hands back the state Terraform wrote, as upstream does, so that the next build sees the
 //! resources it created.
 
+mod bootstrap;
 mod config;
 mod events;
 mod resources;
@@ -644,6 +645,9 @@ impl Job<'_> {
     ) -> Env {
         let mut env = self.env.clone();
         for (key, value) in coder_env(facts, transition) {
+            set(&mut env, key, value);
+        }
+        for (key, value) in bootstrap::agent_script_env() {
             set(&mut env, key, value);
         }
         for p in parameters {

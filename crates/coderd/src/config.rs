@@ -219,6 +219,11 @@ pub struct ServerOptions {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub swagger_enable: bool,
+
+    /// Directory of agent binaries served at /bin/ (coder-<os>-<arch>[.exe]), which workspaces'
+    /// init scripts download; upstream's release binaries of the pinned version belong there.
+    #[arg(long, env = "CODER_AGENT_BINARIES_DIR")]
+    pub agent_binaries_dir: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod archive;
 pub mod auth;
 pub mod authz;
+pub mod binaries;
 pub mod config;
 pub mod csrf;
 pub mod derp;

@@ -169,6 +169,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             disable_session_expiry_refresh: opts.disable_session_expiry_refresh,
             allow_workspace_renames: opts.allow_workspace_renames,
             swagger_enable: opts.swagger_enable,
+            agent_binaries_dir: opts.agent_binaries_dir.clone(),
         },
         limits: RateLimits {
             api: limit(opts.api_rate_limit),

@@ -22,6 +22,8 @@ pub struct ApiConfig {
     pub allow_workspace_renames: bool,
     /// Serve the Swagger UI at `/swagger`.
     pub swagger_enable: bool,
+    /// Where the agent binaries served at `/bin/` are.
+    pub agent_binaries_dir: Option<std::path::PathBuf>,
 }
 
 pub struct Inner {

@@ -4,6 +4,7 @@
 //! client receives is checked against the API reference.
 
 pub mod echo;
+pub mod replica;
 pub mod schema;
 pub mod workspace;
 

@@ -293,13 +293,16 @@ async fn agent(
     Ok(ok(readable_agent(&state, &actor, &id).await?))
 }
 
-/// `GET /workspaceagents/{id}/logs?after=<id>`: the agent's startup logs as JSON.
+/// `GET /workspaceagents/{id}/logs?after=<id>`: the agent's startup logs as JSON, or with
+/// `follow` a WebSocket that sends each new batch as a JSON array (upstream's form) until the
+/// client leaves or the server shuts down.
 async fn logs(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Vec<WorkspaceAgentLog>>> {
+    ws: Upgrade,
+) -> ApiResult<Response> {
     let agent = readable_agent(&state, &actor, &id).await?;
     let q = QueryParams::parse(raw.as_deref());
     let after = match q.get("after").filter(|s| !s.is_empty()) {
@@ -309,11 +312,27 @@ async fn logs(
                 .with_validation("after", format!("{s:?} is not a log id"))
         })?,
     };
-    let rows = state
+    if q.get("follow").is_some() {
+        let ws = ws.map_err(|e| {
+            ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text())
+        })?;
+        return Ok(ws
+            .on_upgrade(move |socket| follow_logs(state, agent.id, after, socket))
+            .into_response());
+    }
+    let rows = agent_logs(&state, agent.id, after).await?;
+    Ok(ok(rows).into_response())
+}
+
+async fn agent_logs(
+    state: &AppState,
+    agent: Uuid,
+    after: i64,
+) -> ApiResult<Vec<WorkspaceAgentLog>> {
+    Ok(state
         .store
-        .agent_logs_after(agent.id, after, 10_000)
-        .await?;
-    Ok(ok(rows
+        .agent_logs_after(agent, after, 10_000)
+        .await?
         .into_iter()
         .map(|l| WorkspaceAgentLog {
             id: l.id,
@@ -322,7 +341,59 @@ async fn logs(
             level: l.level,
             source_id: l.log_source_id,
         })
-        .collect()))
+        .collect())
+}
+
+async fn follow_logs(
+    state: AppState,
+    agent: Uuid,
+    mut after: i64,
+    socket: axum::extract::ws::WebSocket,
+) {
+    use axum::extract::ws::Message;
+    use futures_util::{SinkExt, StreamExt};
+    let _guard = state.streams.open();
+    // Subscribe before reading: nothing stored after this point is missed.
+    let mut sub = state
+        .pubsub
+        .subscribe(&format!("workspace-agent-logs:{agent}"));
+    let mut shutdown = state.shutdown.subscribe();
+    let (mut sink, mut stream) = socket.split();
+    let mut recheck = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        match agent_logs(&state, agent, after).await {
+            Ok(batch) if !batch.is_empty() => {
+                after = batch.last().map_or(after, |l| l.id);
+                let text = serde_json::to_string(&batch).unwrap_or_else(|_| "[]".into());
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(agent_id = %agent, error = ?e.body, "following agent logs");
+                let _ = sink.send(Message::Close(None)).await;
+                return;
+            }
+        }
+        tokio::select! {
+            ev = sub.recv() => if ev.is_none() { return },
+            _ = recheck.tick() => {}
+            _ = shutdown.changed() => {
+                let _ = sink
+                    .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: axum::extract::ws::close_code::AWAY,
+                        reason: "The server is shutting down.".into(),
+                    })))
+                    .await;
+                return;
+            }
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 /// The agent's metadata in upstream's shape (`codersdk.WorkspaceAgentMetadata`).

@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v2", api)
         .merge(cliauth::routes(&state))
         .merge(crate::swagger::routes())
+        .merge(crate::binaries::routes())
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(crate::csrf::csrf))
         .layer(from_fn_with_state(

@@ -903,6 +903,11 @@ fn operations(d: &mut Doc) {
         "Get logs by workspace agent",
     )
     .query("after", INT, "After log id")
+    .query(
+        "follow",
+        BOOL,
+        "Follow log stream (a WebSocket of log batches)",
+    )
     .list::<WorkspaceAgentLog>(200);
     d.op(
         GET,
