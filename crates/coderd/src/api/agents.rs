@@ -353,6 +353,7 @@ async fn follow_logs(
     use axum::extract::ws::Message;
     use futures_util::{SinkExt, StreamExt};
     let _guard = state.streams.open();
+    let _ws = state.metrics.websocket("logs?follow");
     // Subscribe before reading: nothing stored after this point is missed.
     let mut sub = state
         .pubsub
