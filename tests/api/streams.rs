@@ -16,13 +16,13 @@ use crate::harness::echo::create_template;
 use crate::harness::{checked_client, create_owner, schema, ws_request, TestServer};
 
 /// A server-sent-events reader over a streaming HTTP response.
-struct Sse {
+pub(crate) struct Sse {
     resp: reqwest::Response,
     buf: String,
 }
 
 impl Sse {
-    async fn open(base: &str, token: &str, workspace: Uuid) -> Sse {
+    pub(crate) async fn open(base: &str, token: &str, workspace: Uuid) -> Sse {
         let resp = reqwest::Client::new()
             .get(format!("{base}/api/v2/workspaces/{workspace}/watch"))
             .header("Coder-Session-Token", token)
@@ -39,8 +39,16 @@ impl Sse {
         }
     }
 
+    /// A watch already opened (through a proxy, which consumes `X-Accel-Buffering`).
+    pub(crate) fn from_response(resp: reqwest::Response) -> Sse {
+        Sse {
+            resp,
+            buf: String::new(),
+        }
+    }
+
     /// The next event: (type, data if any).
-    async fn next(&mut self, within: Duration) -> Option<(String, Option<Value>)> {
+    pub(crate) async fn next(&mut self, within: Duration) -> Option<(String, Option<Value>)> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(end) = self.buf.find("\n\n") {
@@ -65,7 +73,7 @@ impl Sse {
     }
 
     /// Reads events until a workspace whose latest build has `status` arrives.
-    async fn until_status(&mut self, status: &str) -> Workspace {
+    pub(crate) async fn until_status(&mut self, status: &str) -> Workspace {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -109,7 +117,7 @@ async fn create_ws(c: &Client, template: Uuid, name: &str) -> Workspace {
     .unwrap()
 }
 
-async fn stop(c: &Client, w: Uuid) -> codersdk::WorkspaceBuild {
+pub(crate) async fn stop(c: &Client, w: Uuid) -> codersdk::WorkspaceBuild {
     c.request(
         reqwest::Method::POST,
         &format!("/api/v2/workspaces/{w}/builds"),
@@ -119,7 +127,7 @@ async fn stop(c: &Client, w: Uuid) -> codersdk::WorkspaceBuild {
     .unwrap()
 }
 
-fn echo(logs: usize, duration_ms: u64) -> Value {
+pub(crate) fn echo(logs: usize, duration_ms: u64) -> Value {
     let lines: Vec<Value> = (0..logs)
         .map(|i| json!({"output": format!("line {i}")}))
         .collect();
@@ -242,7 +250,11 @@ async fn websocket_watch_frames_and_close_codes() {
 }
 
 /// Collects every log frame until the server closes; returns them and the close code.
-async fn follow(base: &str, path: &str, token: &str) -> (Vec<ProvisionerJobLog>, CloseCode) {
+pub(crate) async fn follow(
+    base: &str,
+    path: &str,
+    token: &str,
+) -> (Vec<ProvisionerJobLog>, CloseCode) {
     let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(base, path, token))
         .await
         .unwrap();

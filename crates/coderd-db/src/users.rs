@@ -109,6 +109,8 @@ pub struct NewApiKey<'a> {
     pub login_type: &'a str,
     pub scope: &'a str,
     pub token_name: &'a str,
+    /// The address of the client the key is issued to.
+    pub ip_address: Option<std::net::IpAddr>,
 }
 
 impl Store {
@@ -406,8 +408,8 @@ impl Store {
     pub async fn insert_api_key(&self, key: NewApiKey<'_>) -> Result<ApiKeyRow> {
         Ok(sqlx::query_as(&format!(
             "INSERT INTO api_keys (id, hashed_secret, user_id, expires_at, created_at, updated_at, \
-                 login_type, lifetime_seconds, scope, token_name) \
-             SELECT $1, $2, $3, $4, now(), now(), $5::login_type, $6, $7::api_key_scope, $8 \
+                 login_type, lifetime_seconds, scope, token_name, ip_address) \
+             SELECT $1, $2, $3, $4, now(), now(), $5::login_type, $6, $7::api_key_scope, $8, $9::inet \
              FROM users WHERE id = $3 AND NOT deleted \
              RETURNING {KEY_COLUMNS}"
         ))
@@ -419,6 +421,7 @@ impl Store {
         .bind(key.lifetime_seconds)
         .bind(key.scope)
         .bind(key.token_name)
+        .bind(key.ip_address.map(|ip| ip.to_string()))
         .fetch_one(&self.pool)
         .await?)
     }

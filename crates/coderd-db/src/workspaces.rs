@@ -955,3 +955,28 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// How many non-deleted workspaces' latest builds are in each job status (for /metrics).
+    pub async fn latest_build_status_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT j.job_status::text, count(*) FROM workspaces w \
+             JOIN workspace_latest_builds b ON b.workspace_id = w.id \
+             JOIN provisioner_jobs j ON j.id = b.job_id \
+             WHERE NOT w.deleted GROUP BY j.job_status",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How many unfinished provisioner jobs are in each (provisioner, status), for /metrics.
+    pub async fn active_job_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT provisioner::text, job_status::text, count(*) FROM provisioner_jobs \
+             WHERE job_status IN ('pending', 'running', 'canceling') \
+             GROUP BY provisioner, job_status",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -43,6 +43,13 @@ pub fn logs_channel(job: Uuid) -> String {
     format!("provisioner-log-logs:{job}")
 }
 
+/// Told when this process's daemons start and finish jobs (the server's metrics).
+pub trait JobObserver: Send + Sync {
+    fn started(&self, provisioner: &str);
+    /// `status` is `success`, `canceled` or `failed`.
+    fn finished(&self, provisioner: &str, status: &str, took: Duration);
+}
+
 #[derive(Clone)]
 pub struct DaemonConfig {
     /// Daemons to run in this process.
@@ -59,6 +66,7 @@ pub struct DaemonConfig {
     pub shutdown_grace: Duration,
     /// The deployment's URL, handed to builds (Coder's agents dial it).
     pub access_url: String,
+    pub observer: Option<Arc<dyn JobObserver>>,
 }
 
 /// Running daemons.
@@ -229,7 +237,19 @@ impl Daemon {
 
     async fn run_job_in_span(&mut self, job: JobRow) {
         tracing::info!("running provisioner job");
+        let started = Instant::now();
+        if let Some(o) = &self.cfg.observer {
+            o.started(&job.provisioner);
+        }
         let (outcome, build, unsent_logs) = self.execute(&job).await;
+        if let Some(o) = &self.cfg.observer {
+            let status = match &outcome {
+                Ok(_) => "success",
+                Err(Failure::Canceled { .. }) => "canceled",
+                Err(Failure::Failed { .. }) => "failed",
+            };
+            o.finished(&job.provisioner, status, started.elapsed());
+        }
         let build_product = match (&outcome, &build) {
             (Ok(Outcome::Build(result)), Some(ctx)) => Some(finish_build(ctx, result)),
             _ => None,

@@ -1,11 +1,11 @@
 //! Authentication: session tokens (`<10-char id>-<22-char secret>`, only SHA-256 of the secret
 //! stored), where they are read from, and password hashing.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -201,10 +201,7 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
 /// Resolves the caller once per request; handlers that need a user take [`Actor`].
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let token = token_from_request(req.headers(), req.uri().query());
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let ip = crate::proxy::client_ip(req.extensions());
     let authn = match token {
         None => Authn::Anonymous,
         Some(token) => match resolve(&state, &token, ip).await {

@@ -141,9 +141,63 @@ pub struct ServerOptions {
     #[arg(long, env = "CODER_MAX_TOKEN_LIFETIME", default_value = "876600h", value_parser = parse_duration)]
     pub max_token_lifetime: Duration,
 
-    /// Mark the session cookie Secure (for deployments served over HTTPS).
-    #[arg(long, env = "CODER_SECURE_AUTH_COOKIE")]
-    pub secure_auth_cookie: bool,
+    /// Mark the session cookie Secure. Default: when the access URL is https://.
+    #[arg(
+        long,
+        env = "CODER_SECURE_AUTH_COOKIE",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub secure_auth_cookie: Option<bool>,
+
+    /// Headers a trusted reverse proxy names the client's address in, comma-separated and
+    /// consulted in order (e.g. `X-Forwarded-For`).
+    #[arg(long, env = "CODER_PROXY_TRUSTED_HEADERS", value_delimiter = ',')]
+    pub proxy_trusted_headers: Vec<String>,
+
+    /// Networks (CIDRs, comma-separated) whose connections may set the trusted headers.
+    #[arg(long, env = "CODER_PROXY_TRUSTED_ORIGINS", value_delimiter = ',')]
+    pub proxy_trusted_origins: Vec<String>,
+
+    /// Also serve the API over TLS, on CODER_TLS_ADDRESS.
+    #[arg(long, env = "CODER_TLS_ENABLE")]
+    pub tls_enable: bool,
+
+    /// Where the TLS listener binds.
+    #[arg(long, env = "CODER_TLS_ADDRESS", default_value = "127.0.0.1:3443")]
+    pub tls_address: String,
+
+    /// PEM certificate chain (leaf first) for TLS.
+    #[arg(long, env = "CODER_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of that certificate.
+    #[arg(long, env = "CODER_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Send OpenTelemetry traces (a span per request and per SQL statement) over OTLP/HTTP
+    /// to the collector named by the standard OTEL_EXPORTER_OTLP_* variables.
+    #[arg(long, env = "CODER_TRACE_ENABLE")]
+    pub trace_enable: bool,
+
+    /// Also serve /metrics on a listener of its own (CODER_PROMETHEUS_ADDRESS).
+    #[arg(long, env = "CODER_PROMETHEUS_ENABLE")]
+    pub prometheus_enable: bool,
+
+    /// Where the metrics listener binds when enabled.
+    #[arg(
+        long,
+        env = "CODER_PROMETHEUS_ADDRESS",
+        default_value = "127.0.0.1:2112"
+    )]
+    pub prometheus_address: String,
+
+    /// Redirect requests that do not come to the access URL (another host, or http:// when
+    /// the access URL is https://) there.
+    #[arg(long, env = "CODER_REDIRECT_TO_ACCESS_URL")]
+    pub redirect_to_access_url: bool,
 
     /// Let users rename workspaces (off by default, as Coder's: renames can break tools that
     /// remember workspaces by name).

@@ -3,16 +3,33 @@ use coderd::config::{default_config_dir, Cli, Command, LogFormat, ServerSubcomma
 use coderd::server::{self, StartOptions};
 use tracing_subscriber::EnvFilter;
 
-fn init_logging(format: LogFormat) {
+/// Log lines on stderr, filtered by `CODER_LOG_FILTER`; beside them, and whatever that
+/// filter says, sqlx's statement events feed the query latency metric.
+fn init_logging(format: LogFormat, traces: Option<&coderd::traces::Tracing>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = EnvFilter::try_from_env("CODER_LOG_FILTER")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Human => lines.boxed(),
+        LogFormat::Json => lines.json().flatten_event(true).boxed(),
+    };
+    let statements = tracing_subscriber::filter::Targets::new()
+        .with_target("sqlx::query", tracing::Level::TRACE);
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(coderd::metrics::QueryLatencyLayer.with_filter(statements))
+        .with(traces.map(|t| {
+            tracing_opentelemetry::layer()
+                .with_tracer(t.tracer())
+                .with_filter(
+                    tracing_subscriber::filter::Targets::new()
+                        .with_target("coderd::trace", tracing::Level::INFO),
+                )
+        }))
+        .init();
 }
 
 async fn shutdown_signal() {
@@ -51,7 +68,18 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    init_logging(cmd.options.log_format);
+    let traces = if cmd.options.trace_enable {
+        match coderd::traces::Tracing::start() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    init_logging(cmd.options.log_format, traces.as_ref());
     let running = match server::start(cmd.options, StartOptions::default()).await {
         Ok(r) => r,
         Err(e) => {
@@ -69,5 +97,8 @@ async fn main() -> std::process::ExitCode {
         std::process::exit(1);
     });
     running.shutdown().await;
+    if let Some(t) = traces {
+        t.shutdown().await;
+    }
     std::process::ExitCode::SUCCESS
 }

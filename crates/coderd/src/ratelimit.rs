@@ -2,11 +2,10 @@
 //! anonymous) and endpoint, counted over a sliding one-minute window.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -136,10 +135,8 @@ async fn limit(which: Which, state: AppState, req: Request, next: Next) -> Respo
     }
     let who = match &actor {
         Some(a) => a.user_id.to_string(),
-        None => req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
+        None => crate::proxy::client_ip(req.extensions())
+            .map(|ip| ip.to_string())
             .unwrap_or_default(),
     };
     let key = format!("{who}|{}", req.uri().path());

@@ -46,6 +46,10 @@ pub struct RunningServer {
     executor: Option<JoinHandle<()>>,
     state: AppState,
     builtin: Option<BuiltinPostgres>,
+    /// The TLS listener (`CODER_TLS_ENABLE`).
+    tls: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
+    /// The metrics listener (`CODER_PROMETHEUS_ENABLE`).
+    prometheus: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
 }
 
 /// The provisioners this server can run, by type name: `echo` always, `terraform` when a
@@ -130,6 +134,8 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     let deployment_id = store.deployment_id().await?;
     let provisioners =
         configured_provisioners(&opts.provisioner_types, opts.terraform_path.as_deref())?;
+    let proxy =
+        crate::proxy::ProxyConfig::parse(&opts.proxy_trusted_headers, &opts.proxy_trusted_origins)?;
     let pubsub = Pubsub::start(store.pool().clone(), store.listen_pool().clone());
 
     let listener = tokio::net::TcpListener::bind(&opts.http_address)
@@ -144,6 +150,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
 
     let disabled = opts.dangerous_disable_rate_limits;
     let limit = |n: i64| RateLimiter::new(if disabled { -1 } else { n });
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let state = AppState(Arc::new(Inner {
         store: store.clone(),
         pubsub: pubsub.clone(),
@@ -154,7 +161,10 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             session_duration: opts.session_duration,
             default_token_lifetime: opts.default_token_lifetime,
             max_token_lifetime: opts.max_token_lifetime,
-            secure_auth_cookie: opts.secure_auth_cookie,
+            // As the access URL's scheme says, unless set either way.
+            secure_auth_cookie: opts
+                .secure_auth_cookie
+                .unwrap_or_else(|| access_url.starts_with("https://")),
             disable_password_auth: opts.disable_password_auth,
             disable_session_expiry_refresh: opts.disable_session_expiry_refresh,
             allow_workspace_renames: opts.allow_workspace_renames,
@@ -166,12 +176,61 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             login: limit(60),
             files: limit(12),
         },
+        metrics: metrics.clone(),
         deployment_id,
         replica_id: Uuid::new_v4(),
         shutdown: watch::channel(false).0,
     }));
 
-    let app = crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = crate::api::router(state.clone());
+    let app = if opts.redirect_to_access_url {
+        let redirect = Arc::new(crate::proxy::RedirectConfig::new(&access_url));
+        app.layer(axum::middleware::from_fn_with_state(
+            redirect,
+            crate::proxy::redirect_to_access_url,
+        ))
+    } else {
+        app
+    };
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        Arc::new(proxy),
+        crate::proxy::real_ip,
+    ));
+    let tls = if opts.tls_enable {
+        let (Some(cert), Some(key)) = (&opts.tls_cert_file, &opts.tls_key_file) else {
+            anyhow::bail!("CODER_TLS_ENABLE needs CODER_TLS_CERT_FILE and CODER_TLS_KEY_FILE");
+        };
+        let config = crate::tls::server_config(cert, key)?;
+        let tcp = tokio::net::TcpListener::bind(&opts.tls_address)
+            .await
+            .with_context(|| format!("listening on {} for TLS", opts.tls_address))?;
+        let listener = crate::tls::TlsListener::new(tcp, config)?;
+        let tls_addr = axum::serve::Listener::local_addr(&listener)?;
+        tracing::info!(address = %tls_addr, "serving the API over TLS");
+        let tls_app = app
+            .clone()
+            .layer(axum::Extension(crate::proxy::ServedOverTls));
+        // Each connection's peer, as `into_make_service_with_connect_info` gives it on TCP.
+        let tls_app = tower::service_fn(
+            move |conn: axum::serve::IncomingStream<'_, crate::tls::TlsListener>| {
+                let peer = axum::extract::ConnectInfo(*conn.remote_addr());
+                let app = tower::Layer::layer(&axum::Extension(peer), tls_app.clone());
+                async move { Ok::<_, std::convert::Infallible>(app) }
+            },
+        );
+        let stopping = state.clone();
+        Some((
+            tls_addr,
+            tokio::spawn(async move {
+                axum::serve(listener, tls_app)
+                    .with_graceful_shutdown(async move { stopping.shutting_down().await })
+                    .await
+            }),
+        ))
+    } else {
+        None
+    };
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let serve = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -180,6 +239,27 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             })
             .await
     });
+    let prometheus = if opts.prometheus_enable {
+        let listener = tokio::net::TcpListener::bind(&opts.prometheus_address)
+            .await
+            .with_context(|| format!("listening on {} for metrics", opts.prometheus_address))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(address = %addr, "serving Prometheus metrics");
+        let app = axum::Router::new()
+            .route("/metrics", axum::routing::get(crate::metrics::serve))
+            .with_state(state.clone());
+        let stopping = state.clone();
+        Some((
+            addr,
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stopping.shutting_down().await })
+                    .await
+            }),
+        ))
+    } else {
+        None
+    };
     let daemons = (opts.provisioner_daemons > 0).then(|| {
         let names: Vec<_> = provisioners.iter().map(|p| p.name()).collect();
         tracing::info!(count = opts.provisioner_daemons, types = ?names, "starting built-in provisioner daemons");
@@ -195,6 +275,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
                 version: crate::version::BUILD_VERSION.to_string(),
                 shutdown_grace: Duration::from_secs(10),
                 access_url: access_url.clone(),
+                observer: Some(metrics.clone()),
             },
         )
     });
@@ -226,6 +307,8 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         executor,
         state,
         builtin,
+        tls,
+        prometheus,
     })
 }
 
@@ -236,6 +319,16 @@ impl RunningServer {
 
     pub fn access_url(&self) -> &str {
         &self.access_url
+    }
+
+    /// Where the TLS listener serves, when enabled.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|t| t.0)
+    }
+
+    /// Where the metrics listener serves, when enabled.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().map(|p| p.0)
     }
 
     /// A lifecycle executor of this server, for driving ticks with a chosen clock.
@@ -264,11 +357,20 @@ impl RunningServer {
                 abort.abort();
             }
         }
+        if let Some((_, tls)) = self.tls.take() {
+            let abort = tls.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, tls).await.is_err() {
+                abort.abort();
+            }
+        }
         // Upgraded WebSockets live outside the HTTP server: give them a moment to send their
         // close frames.
         let started = std::time::Instant::now();
         while self.state.streams.get() > 0 && started.elapsed() < STREAMS_GRACE {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some((_, metrics)) = self.prometheus.take() {
+            let _ = tokio::time::timeout(STREAMS_GRACE, metrics).await;
         }
         let _ = self.stop_background.send(true);
         let _ = (&mut self.reaper).await;

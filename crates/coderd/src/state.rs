@@ -33,6 +33,7 @@ pub struct Inner {
     pub watch_hub: crate::api::WatchHub,
     pub config: ApiConfig,
     pub limits: RateLimits,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub deployment_id: String,
     /// This process among the replicas sharing the database (agent connections record it).
     pub replica_id: uuid::Uuid,

@@ -127,6 +127,7 @@ async fn serve_agent(
     version: String,
     socket: axum::extract::ws::WebSocket,
 ) {
+    let _ws = state.metrics.websocket("/api/v2/workspaceagents/me/rpc");
     let id = agent.agent_id;
     let replica = state.replica_id;
     if let Err(e) = state.store.agent_connected(id, replica, &version).await {
@@ -352,6 +353,7 @@ async fn follow_logs(
     use axum::extract::ws::Message;
     use futures_util::{SinkExt, StreamExt};
     let _guard = state.streams.open();
+    let _ws = state.metrics.websocket("logs?follow");
     // Subscribe before reading: nothing stored after this point is missed.
     let mut sub = state
         .pubsub

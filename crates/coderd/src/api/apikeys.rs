@@ -57,16 +57,18 @@ async fn key_owner(
 async fn create_cli_key(
     State(state): State<AppState>,
     actor: Actor,
+    client: crate::proxy::ClientIp,
     Path(user): Path<String>,
 ) -> ApiResult<Json<GenerateApiKeyResponse>> {
     let u = key_owner(&state, &actor, &user, Action::Create).await?;
-    let key = issue_key(&state, u.id, "password", CLI_KEY_LIFETIME, "").await?;
+    let key = issue_key(&state, u.id, "password", CLI_KEY_LIFETIME, "", client).await?;
     Ok(created(GenerateApiKeyResponse { key }))
 }
 
 async fn create_token(
     State(state): State<AppState>,
     actor: Actor,
+    client: crate::proxy::ClientIp,
     Path(user): Path<String>,
     Body(req): Body<CreateTokenRequest>,
 ) -> ApiResult<Json<GenerateApiKeyResponse>> {
@@ -116,7 +118,7 @@ async fn create_token(
     if name.chars().count() > 64 {
         return Err(ApiError::validation_tag("token_name", "max", &name));
     }
-    let key = issue_key(&state, u.id, "token", lifetime, &name)
+    let key = issue_key(&state, u.id, "token", lifetime, &name, client)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::duplicate(

@@ -13,6 +13,7 @@ use axum::{Extension, Router};
 use super::users::{issue_key, password_login, session_cookie};
 use crate::auth::Authn;
 use crate::http::params::QueryParams;
+use crate::proxy::ClientIp;
 use crate::state::AppState;
 
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -28,10 +29,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 
 /// Signed in: a fresh session token (as upstream's page creates one with `POST
 /// /users/me/keys`). Otherwise, or with a stale cookie, the sign-in form.
-async fn page(State(state): State<AppState>, authn: Option<Extension<Authn>>) -> Response {
+async fn page(
+    State(state): State<AppState>,
+    client: ClientIp,
+    authn: Option<Extension<Authn>>,
+) -> Response {
     match authn.map(|Extension(a)| a) {
         Some(Authn::Authenticated(actor)) => {
-            token_page(&state, actor.user_id, &actor.username, None).await
+            token_page(&state, actor.user_id, &actor.username, None, client).await
         }
         _ => form_page(StatusCode::OK, None),
     }
@@ -39,7 +44,7 @@ async fn page(State(state): State<AppState>, authn: Option<Extension<Authn>>) ->
 
 /// The sign-in form's answer: the token page (and the session cookie), or the form again
 /// with the reason.
-async fn sign_in(State(state): State<AppState>, body: Bytes) -> Response {
+async fn sign_in(State(state): State<AppState>, client: ClientIp, body: Bytes) -> Response {
     let fields = QueryParams::parse(std::str::from_utf8(&body).ok());
     let email = fields.get("email").unwrap_or("");
     let password = fields.get("password").unwrap_or("");
@@ -53,6 +58,7 @@ async fn sign_in(State(state): State<AppState>, body: Bytes) -> Response {
         "password",
         state.config.session_duration,
         "",
+        client,
     )
     .await
     {
@@ -60,7 +66,7 @@ async fn sign_in(State(state): State<AppState>, body: Bytes) -> Response {
         Err(e) => return crate::http::error::ApiError::from(e).into_response(),
     };
     let cookie = session_cookie(&state, &session, false);
-    let mut resp = token_page(&state, user.id, &user.username, Some(session)).await;
+    let mut resp = token_page(&state, user.id, &user.username, Some(session), client).await;
     resp.headers_mut().insert(header::SET_COOKIE, cookie);
     resp
 }
@@ -70,10 +76,20 @@ async fn token_page(
     user: uuid::Uuid,
     username: &str,
     token: Option<String>,
+    client: ClientIp,
 ) -> Response {
     let token = match token {
         Some(t) => t,
-        None => match issue_key(state, user, "password", state.config.session_duration, "").await {
+        None => match issue_key(
+            state,
+            user,
+            "password",
+            state.config.session_duration,
+            "",
+            client,
+        )
+        .await
+        {
             Ok(t) => t,
             Err(e) => return crate::http::error::ApiError::from(e).into_response(),
         },

@@ -215,6 +215,9 @@ async fn websocket(
     })?;
     Ok(ws.on_upgrade(move |socket| async move {
         let _guard = state.streams.open();
+        let _ws = state
+            .metrics
+            .websocket("/api/v2/templateversions/{templateversion}/dynamic-parameters");
         let _ = tokio::time::timeout(SESSION_LIMIT, session(params, socket)).await;
     }))
 }

@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let app = Router::new()
         .route("/healthz", get(|| async { "OK" }))
-        .route("/metrics", get(streams::metrics))
+        .route("/metrics", get(crate::metrics::serve))
         .route("/api/v2/", get(general::root))
         .nest("/api/v2", api)
         .merge(cliauth::routes(&state))
@@ -84,6 +84,11 @@ pub fn router(state: AppState) -> Router {
             crate::middleware::log_and_headers,
         ))
         .layer(axum::middleware::map_response(crate::version::stamp))
+        // Outside the routes' own layers, inside routing: it sees the route pattern.
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::metrics::track_requests,
+        ))
         .with_state(state);
     // Routing sees the path without its trailing slash (see `without_trailing_slash`).
     Router::new().fallback_service(tower::ServiceExt::map_request(app, without_trailing_slash))

@@ -13,8 +13,8 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use coderd_db::pubsub::Event;
@@ -343,6 +343,9 @@ async fn watch_ws(
     let mut events = start_watch(&state, &actor, &id).await?;
     let ws = upgrade_or_400(ws)?;
     Ok(ws.on_upgrade(move |socket| async move {
+        let _ws = state
+            .metrics
+            .websocket("/api/v2/workspaces/{workspace}/watch-ws");
         let (mut sink, mut stream) = socket.split();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
@@ -387,6 +390,8 @@ pub fn follow_logs(state: AppState, job: Uuid, after: i64, ws: Upgrade) -> ApiRe
 
 async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
     let _guard = state.streams.open();
+    // One label for the three routes that follow a job's logs.
+    let _ws = state.metrics.websocket("logs?follow");
     // Subscribe first: nothing written after this point can be missed.
     let mut sub = state
         .pubsub
@@ -460,22 +465,4 @@ fn store_failure(job: Uuid, e: &coderd_db::StoreError) -> Message {
     } else {
         close(close_code::ERROR, "Internal error reading the job's logs.")
     }
-}
-
-/// `GET /metrics`: open streams and pubsub subscriptions, in Prometheus' text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = format!(
-        "# HELP coderd_open_streams Open watch and log-follow streams.\n# TYPE coderd_open_streams gauge\n\
-         coderd_open_streams {}\n\
-         # HELP coderd_pubsub_subscribers Local pubsub subscriptions.\n# TYPE coderd_pubsub_subscribers gauge\n\
-         coderd_pubsub_subscribers {}\n",
-        state.streams.get(),
-        state.pubsub.subscriber_count()
-    );
-    let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    resp
 }

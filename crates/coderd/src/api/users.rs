@@ -180,6 +180,7 @@ pub(super) async fn issue_key(
     login_type: &str,
     lifetime: std::time::Duration,
     token_name: &str,
+    client: crate::proxy::ClientIp,
 ) -> Result<String, StoreError> {
     let t = generate_token();
     let lifetime_seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
@@ -197,6 +198,7 @@ pub(super) async fn issue_key(
             login_type,
             scope: "all",
             token_name,
+            ip_address: Some(client.0).filter(|ip| !ip.is_unspecified()),
         })
         .await?;
     Ok(t.token)
@@ -204,6 +206,7 @@ pub(super) async fn issue_key(
 
 async fn login(
     State(state): State<AppState>,
+    client: crate::proxy::ClientIp,
     Body(req): Body<LoginWithPasswordRequest>,
 ) -> ApiResult<Response> {
     let user = password_login(&state, &req.email, &req.password).await?;
@@ -213,6 +216,7 @@ async fn login(
         "password",
         state.config.session_duration,
         "",
+        client,
     )
     .await?;
     let mut resp = created(LoginWithPasswordResponse {
