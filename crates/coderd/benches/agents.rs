@@ -385,6 +385,7 @@ async fn bench() {
     };
     tokio::time::sleep(window).await;
     reporter.abort();
+    let _ = reporter.await;
     let cpu = (cpu_seconds(srv.child.id()) - cpu_before) / window_started.elapsed().as_secs_f64();
 
     // A disconnection reaching a workspace watcher.

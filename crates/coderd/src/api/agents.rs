@@ -30,6 +30,8 @@ pub const API_MINOR: u32 = 7;
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Largest WebSocket message an agent may send (upstream's read limit, 4 MiB).
 const MAX_MESSAGE: usize = 4 << 20;
+/// The WebSocket's read and write buffer per agent.
+const AGENT_BUFFER: usize = 8 << 10;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -115,8 +117,12 @@ async fn rpc(
     let ws = ws.map_err(|e| {
         ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text())
     })?;
+    // Small buffers: an idle agent's connection should cost little (the default 128 KiB read
+    // buffer alone would double what a connected agent costs; benches/README.md).
     Ok(ws
         .max_message_size(MAX_MESSAGE)
+        .read_buffer_size(AGENT_BUFFER)
+        .write_buffer_size(AGENT_BUFFER)
         .on_upgrade(move |socket| serve_agent(state, agent, version, socket))
         .into_response())
 }
