@@ -221,6 +221,11 @@ async fn me_reinit(
             }
         }
     });
+    Ok(event_stream(body))
+}
+
+/// A server-sent event stream: its body, with the headers that keep proxies from buffering it.
+fn event_stream(body: axum::body::Body) -> Response {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
@@ -235,7 +240,7 @@ async fn me_reinit(
         "x-accel-buffering",
         axum::http::HeaderValue::from_static("no"),
     );
-    Ok(resp)
+    resp
 }
 
 /// A response body fed by a task through a channel.
@@ -480,21 +485,7 @@ async fn watch_metadata(
             }
         }
     });
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-cache"),
-    );
-    h.insert(
-        "x-accel-buffering",
-        axum::http::HeaderValue::from_static("no"),
-    );
-    Ok(resp)
+    Ok(event_stream(body))
 }
 
 #[cfg(test)]
