@@ -278,6 +278,24 @@ async fn the_real_agent_connects_reports_and_disconnects() {
         }
     }
     drop(resp);
+    // The WebSocket form sends the same events as `ServerSentEvent` messages.
+    {
+        use futures_util::StreamExt;
+        let req = crate::harness::ws_request(
+            &srv.url,
+            &format!("/api/v2/workspaceagents/{}/watch-metadata-ws", a.id),
+            owner.token().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a metadata event")
+            .unwrap()
+            .unwrap();
+        let event: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert_eq!(event["type"], "data", "{event}");
+        assert_eq!(event["data"][0]["description"]["key"], "tick", "{event}");
+    }
 
     // Killing the agent ends its connection at once.
     drop(agent);

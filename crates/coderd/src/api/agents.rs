@@ -49,6 +49,10 @@ pub fn routes() -> Router<AppState> {
             "/workspaceagents/{workspaceagent}/watch-metadata",
             get(watch_metadata),
         )
+        .route(
+            "/workspaceagents/{workspaceagent}/watch-metadata-ws",
+            get(watch_metadata_ws),
+        )
 }
 
 /// The agent a request's token belongs to (cookie, header or query, as for users).
@@ -437,9 +441,53 @@ async fn metadata_json(state: &AppState, agent: Uuid) -> ApiResult<serde_json::V
     Ok(serde_json::Value::Array(items))
 }
 
-/// `GET /workspaceagents/{id}/watch-metadata`: server-sent events, a `data` event with all of
-/// the agent's metadata at once and again whenever the agent reports new values (at most
-/// once a second, as upstream), `ping`s in between.
+/// The events of a metadata watch, as (kind, data): a `data` event with all of the agent's
+/// metadata at once, again whenever the agent reports new values (at most once a second, as
+/// upstream), `ping`s in between; until the receiver goes away or the server shuts down.
+fn metadata_events(
+    state: AppState,
+    agent: Uuid,
+    first: serde_json::Value,
+) -> tokio::sync::mpsc::Receiver<(&'static str, Option<serde_json::Value>)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut sub = state
+        .pubsub
+        .subscribe(&format!("workspace-agent-metadata:{agent}"));
+    let mut shutdown = state.shutdown.subscribe();
+    tokio::spawn(async move {
+        let _guard = state.streams.open();
+        if tx.send(("data", Some(first))).await.is_err() {
+            return;
+        }
+        let mut ping = tokio::time::interval(Duration::from_secs(15));
+        ping.tick().await;
+        loop {
+            let event = tokio::select! {
+                ev = sub.recv() => match ev {
+                    None => return,
+                    Some(_) => {
+                        // Coalesce a burst of reports into one event a second.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        while sub.try_recv().is_some() {}
+                        match metadata_json(&state, agent).await {
+                            Ok(m) => ("data", Some(m)),
+                            Err(e) => ("error", serde_json::to_value(e.body).ok()),
+                        }
+                    }
+                },
+                _ = ping.tick() => ("ping", None),
+                _ = tx.closed() => return,
+                _ = shutdown.changed() => return,
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// `GET /workspaceagents/{id}/watch-metadata`: the metadata watch as server-sent events.
 async fn watch_metadata(
     State(state): State<AppState>,
     actor: Actor,
@@ -447,45 +495,58 @@ async fn watch_metadata(
 ) -> ApiResult<Response> {
     let agent = readable_agent(&state, &actor, &id).await?;
     let first = metadata_json(&state, agent.id).await?;
-    let mut sub = state
-        .pubsub
-        .subscribe(&format!("workspace-agent-metadata:{}", agent.id));
-    let mut shutdown = state.shutdown.subscribe();
-    let frame = |kind: &str, data: Option<&serde_json::Value>| {
-        let data = data.map(|d| d.to_string()).unwrap_or_default();
-        axum::body::Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
-    };
-    let id = agent.id;
+    let mut events = metadata_events(state, agent.id, first);
     let body = async_stream_body(async move |tx| {
-        let _guard = state.streams.open();
-        if tx.send(Ok(frame("data", Some(&first)))).await.is_err() {
-            return;
-        }
-        let mut ping = tokio::time::interval(Duration::from_secs(15));
-        ping.tick().await;
-        loop {
-            let out = tokio::select! {
-                ev = sub.recv() => match ev {
-                    None => return,
-                    Some(_) => {
-                        // Coalesce a burst of reports into one event a second.
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        while sub.try_recv().is_some() {}
-                        match metadata_json(&state, id).await {
-                            Ok(m) => frame("data", Some(&m)),
-                            Err(e) => frame("error", Some(&serde_json::to_value(e.body).unwrap_or_default())),
-                        }
-                    }
-                },
-                _ = ping.tick() => frame("ping", None),
-                _ = shutdown.changed() => return,
-            };
-            if tx.send(Ok(out)).await.is_err() {
+        while let Some((kind, data)) = events.recv().await {
+            let data = data.map(|d| d.to_string()).unwrap_or_default();
+            let frame = axum::body::Bytes::from(format!("event: {kind}\ndata: {data}\n\n"));
+            if tx.send(Ok(frame)).await.is_err() {
                 return;
             }
         }
     });
     Ok(event_stream(body))
+}
+
+/// `GET /workspaceagents/{id}/watch-metadata-ws`: the metadata watch over a WebSocket, each
+/// event a `codersdk.ServerSentEvent` (`{"type", "data"}`) text message.
+async fn watch_metadata_ws(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ws: Upgrade,
+) -> ApiResult<Response> {
+    let agent = readable_agent(&state, &actor, &id).await?;
+    let ws = ws.map_err(|e| {
+        ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text())
+    })?;
+    let first = metadata_json(&state, agent.id).await?;
+    Ok(ws
+        .on_upgrade(move |socket| async move {
+            use axum::extract::ws::Message;
+            use futures_util::{SinkExt, StreamExt};
+            let mut events = metadata_events(state, agent.id, first);
+            let (mut sink, mut stream) = socket.split();
+            loop {
+                tokio::select! {
+                    ev = events.recv() => {
+                        let Some((kind, data)) = ev else {
+                            let _ = sink.send(Message::Close(None)).await;
+                            return;
+                        };
+                        let text = serde_json::json!({"type": kind, "data": data}).to_string();
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    incoming = stream.next() => match incoming {
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+        })
+        .into_response())
 }
 
 #[cfg(test)]

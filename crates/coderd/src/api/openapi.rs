@@ -919,6 +919,14 @@ fn operations(d: &mut Doc) {
     .content(200, "text/event-stream", json!({"type": "string"}));
     d.op(
         GET,
+        "/workspaceagents/{workspaceagent}/watch-metadata-ws",
+        "Agents",
+        "watch-for-workspace-agent-metadata-updates-via-websockets",
+        "Watch for workspace agent metadata updates via WebSockets",
+    )
+    .empty(101);
+    d.op(
+        GET,
         "/workspaceagents/me/gitsshkey",
         "Agents",
         "get-workspace-agent-git-ssh-key",
