@@ -4,34 +4,16 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use codersdk::{Client, CreateWorkspaceRequest, Workspace, WorkspaceBuild};
+use codersdk::{Client, Workspace, WorkspaceBuild};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::harness::echo::create_template;
+use crate::harness::workspace::create_ws;
 use crate::harness::{raw_json, TestServer};
 
 fn echo() -> serde_json::Value {
     json!({"start": {"resources": [{"name": "vm", "type": "echo_vm"}]}, "stop": {}, "delete": {}})
-}
-
-async fn create_ws(c: &Client, template: Uuid, name: &str, extra: serde_json::Value) -> Workspace {
-    let mut body = serde_json::to_value(CreateWorkspaceRequest {
-        template_id: Some(template),
-        name: name.into(),
-        ..Default::default()
-    })
-    .unwrap();
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    c.request(
-        reqwest::Method::POST,
-        "/api/v2/users/me/workspaces",
-        Some(&body),
-    )
-    .await
-    .unwrap()
 }
 
 async fn wait_ws(c: &Client, ws: Uuid, status: &str) -> Workspace {

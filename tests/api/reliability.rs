@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use codersdk::{Client, CreateWorkspaceRequest, ProvisionerDaemon, Workspace};
+use codersdk::{Client, ProvisionerDaemon, Workspace};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -18,27 +18,13 @@ use uuid::Uuid;
 
 use crate::harness::echo::{create_template, create_version, wait_import};
 use crate::harness::replica::{free_port, Replica};
+use crate::harness::workspace::create_ws;
 use crate::harness::{checked_client, create_owner, fresh_database, ws_request, TestServer};
 
 /// The daemon's shutdown grace (`server.rs`), and the most the issue allows past it.
 const GRACE: Duration = Duration::from_secs(10);
 const EXIT_SLACK: Duration = Duration::from_secs(5);
 const SHUTDOWN_ERROR: &str = "The provisioner daemon shut down while this job was running.";
-
-async fn create_ws(c: &Client, template: Uuid, name: &str) -> Workspace {
-    let req = CreateWorkspaceRequest {
-        template_id: Some(template),
-        name: name.into(),
-        ..Default::default()
-    };
-    c.request(
-        reqwest::Method::POST,
-        "/api/v2/users/me/workspaces",
-        Some(&req),
-    )
-    .await
-    .unwrap()
-}
 
 /// A build's job status and error, read through `c`.
 async fn build_job(c: &Client, build: Uuid) -> (String, String) {
@@ -162,7 +148,7 @@ async fn sigterm_fails_the_running_build_stops_acquiring_and_ends_streams() {
         &json!({"start": {"duration_ms": 40000, "logs": [{"output": "working"}]}}),
     )
     .await;
-    let w = create_ws(&owner, t.id, "dev").await;
+    let w = create_ws(&owner, t.id, "dev", json!({})).await;
     let build = w.latest_build.id;
     wait_build_status(&read, build, "running", Duration::from_secs(30)).await;
 
@@ -252,7 +238,7 @@ async fn a_second_sigterm_exits_without_waiting_for_the_grace() {
         &json!({"start": {"duration_ms": 40000}}),
     )
     .await;
-    let w = create_ws(&owner, t.id, "dev").await;
+    let w = create_ws(&owner, t.id, "dev", json!({})).await;
     wait_build_status(
         &owner,
         w.latest_build.id,
@@ -297,8 +283,8 @@ async fn log_lines_of_concurrent_jobs_carry_only_their_own_job() {
         &json!({"start": {"duration_ms": 3000}}),
     )
     .await;
-    let a = create_ws(&owner, t.id, "a").await;
-    let b = create_ws(&owner, t.id, "b").await;
+    let a = create_ws(&owner, t.id, "a", json!({})).await;
+    let b = create_ws(&owner, t.id, "b", json!({})).await;
     // Requests while both jobs run: their lines must not carry either job.
     let started = Instant::now();
     loop {
@@ -369,7 +355,7 @@ async fn a_pool_of_one_connection_serves_requests_streams_and_builds() {
         &json!({"start": {"logs": [{"output": "hello"}], "duration_ms": 500}}),
     )
     .await;
-    let w = create_ws(&owner, t.id, "dev").await;
+    let w = create_ws(&owner, t.id, "dev", json!({})).await;
     let mut sse = Sse::open(&srv.url, &token, w.id).await;
     let (mut follow_ws, _) = tokio_tungstenite::connect_async(ws_request(
         &srv.url,
@@ -446,7 +432,7 @@ async fn a_75_second_database_outage_fails_no_finished_build() {
     .await;
     let mut builds = Vec::new();
     for i in 0..3 {
-        builds.push(create_ws(&owner, t.id, &format!("w{i}")).await);
+        builds.push(create_ws(&owner, t.id, &format!("w{i}"), json!({})).await);
     }
     for w in &builds {
         wait_build_status(
@@ -619,7 +605,7 @@ async fn a_daemon_busy_with_a_long_job_is_not_listed_offline() {
         &json!({"start": {"block": true}}),
     )
     .await;
-    let w = create_ws(&owner, t.id, "dev").await;
+    let w = create_ws(&owner, t.id, "dev", json!({})).await;
     wait_build_status(
         &owner,
         w.latest_build.id,
@@ -745,7 +731,7 @@ async fn replicas_killed_at_random_lose_no_build_and_run_none_twice() {
         .unwrap();
     let mut workspaces = Vec::new();
     for i in 0..WORKSPACES {
-        workspaces.push(create_ws(&owner, t.id, &format!("c{i}")).await);
+        workspaces.push(create_ws(&owner, t.id, &format!("c{i}"), json!({})).await);
     }
     let seen: Seen = Default::default();
     let watchers: Vec<_> = workspaces
