@@ -14,13 +14,13 @@ use crate::harness::echo::create_template;
 use crate::harness::workspace::running_ws;
 use crate::harness::TestServer;
 
-fn coder_binary() -> Option<PathBuf> {
+pub fn coder_binary() -> Option<PathBuf> {
     let path = PathBuf::from(std::env::var_os("CODERD_CODER_CLI")?);
     path.is_file().then_some(path)
 }
 
 /// A `coder agent` process, killed when dropped.
-struct AgentProcess {
+pub struct AgentProcess {
     child: Child,
     _dir: tempdir::Dir,
 }
@@ -45,7 +45,7 @@ mod tempdir {
 }
 
 impl AgentProcess {
-    fn start(bin: &PathBuf, url: &str, token: Uuid) -> AgentProcess {
+    pub fn start(bin: &PathBuf, url: &str, token: Uuid) -> AgentProcess {
         let dir = tempdir::Dir::new("coderd-agent");
         let child = Command::new(bin)
             .args(["agent", "--auth", "token", "--no-reap"])
@@ -64,7 +64,7 @@ impl AgentProcess {
     }
 
     /// The last lines of the agent's own log, for failure messages.
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         let log = std::fs::read_to_string(self._dir.0.join("stderr.log")).unwrap_or_default();
         let lines: Vec<&str> = log
             .lines()
@@ -82,7 +82,7 @@ impl Drop for AgentProcess {
 }
 
 /// An echo template whose agent has a known token, a startup script and a metadata item.
-fn agent_echo(token: Uuid) -> Value {
+pub fn agent_echo(token: Uuid) -> Value {
     json!({"start": {"resources": [{"name": "dev", "type": "echo_machine", "agents": [{
         "name": "main", "operating_system": "linux", "architecture": "amd64",
         "auth_token": token,
@@ -93,7 +93,7 @@ fn agent_echo(token: Uuid) -> Value {
     }]}]}})
 }
 
-async fn the_agent(c: &Client, ws: Uuid) -> WorkspaceAgent {
+pub async fn the_agent(c: &Client, ws: Uuid) -> WorkspaceAgent {
     let w: Workspace = c
         .get_json(&format!("/api/v2/workspaces/{ws}"))
         .await
@@ -102,7 +102,7 @@ async fn the_agent(c: &Client, ws: Uuid) -> WorkspaceAgent {
 }
 
 /// Polls the workspace's agent until `done` holds (60 s at most).
-async fn until(
+pub async fn until(
     c: &Client,
     ws: Uuid,
     what: &str,

@@ -24,7 +24,7 @@ pub fn coder_cli() -> Option<PathBuf> {
 }
 
 /// The CLI, or `None` after saying loudly that the test is skipped.
-fn cli_or_skip() -> Option<PathBuf> {
+pub fn cli_or_skip() -> Option<PathBuf> {
     let cli = coder_cli();
     if cli.is_none() {
         // Straight to stderr: the test harness would swallow `eprintln!` of a passing test.
@@ -77,6 +77,45 @@ impl CoderCli {
 
     /// Runs `coder <args> --token <token>`, killing it after `CLI_TIMEOUT`.
     pub async fn run(&self, args: &[&str]) -> CliOutput {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--token", &self.token]);
+        self.run_plain(&all).await
+    }
+
+    /// The CLI's configuration directory, where `url` and `session` files log it in (what
+    /// `coder config-ssh`'s proxy commands read).
+    pub fn config_dir(&self) -> &Path {
+        &self.config_dir
+    }
+
+    /// Writes the login the way `coder login` leaves it, for commands that read it from the
+    /// configuration directory rather than the environment.
+    pub fn store_login(&self) {
+        std::fs::write(self.config_dir.join("url"), &self.url).unwrap();
+        std::fs::write(self.config_dir.join("session"), &self.token).unwrap();
+    }
+
+    /// A command for the CLI's binary with this server and token in its environment
+    /// (`CODER_URL`, `CODER_SESSION_TOKEN`) and nothing of the developer's.
+    pub fn command(&self, program: &Path, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CODER_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.args(args)
+            .env("CODER_URL", &self.url)
+            .env("CODER_SESSION_TOKEN", &self.token)
+            .env("CODER_CONFIG_DIR", &self.config_dir)
+            .env("NO_COLOR", "1")
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `coder <args>` exactly as given (the token travels in the environment), killing
+    /// it after `CLI_TIMEOUT`.
+    pub async fn run_plain(&self, args: &[&str]) -> CliOutput {
         let mut cmd = tokio::process::Command::new(&self.binary);
         // The developer's own CODER_* settings (a URL, a session token) must not leak in.
         for (key, _) in std::env::vars_os() {
@@ -85,9 +124,8 @@ impl CoderCli {
             }
         }
         cmd.args(args)
-            .arg("--token")
-            .arg(&self.token)
             .env("CODER_URL", &self.url)
+            .env("CODER_SESSION_TOKEN", &self.token)
             .env("CODER_CONFIG_DIR", &self.config_dir)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -30,6 +30,7 @@ mod sdk_check;
 mod security;
 mod streams;
 mod swagger;
+mod tailnet;
 mod templates;
 mod terraform;
 mod users;

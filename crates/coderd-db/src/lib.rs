@@ -204,4 +204,21 @@ impl Store {
                 .await?,
         )
     }
+
+    /// The secret the replicas' DERP relays mesh with: `candidate` if none was stored yet (the
+    /// first replica to ask decides), else the stored one.
+    pub async fn derp_mesh_key(&self, candidate: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO site_configs (key, value) VALUES ('derp_mesh_key', $1) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(candidate)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM site_configs WHERE key = 'derp_mesh_key'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
 }

@@ -6,7 +6,7 @@
 //! to the workspace's watchers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,6 +16,7 @@ use coderd_wire::proto::{agent as pb, tailnet as tn};
 use uuid::Uuid;
 
 use crate::state::AppState;
+use crate::tailnet::PeerAuth;
 
 /// Most bytes of startup logs one agent may send, as upstream (1 MiB).
 pub const LOGS_LIMIT: i32 = 1 << 20;
@@ -42,17 +43,11 @@ const LOG_LEVELS: [&str; 6] = ["info", "trace", "debug", "info", "warn", "error"
 pub struct AgentApi {
     pub state: AppState,
     pub agent: AgentIdentity,
-    /// The last node the agent reported through `Coordinate` (the tailnet work reads it).
-    pub node: Mutex<Option<tn::Node>>,
 }
 
 impl AgentApi {
     pub fn new(state: AppState, agent: AgentIdentity) -> Self {
-        AgentApi {
-            state,
-            agent,
-            node: Mutex::new(None),
-        }
+        AgentApi { state, agent }
     }
 
     async fn announce(&self) {
@@ -256,41 +251,10 @@ impl AgentApi {
             (pb::SERVICE, "CreateSubAgent") | (pb::SERVICE, "DeleteSubAgent") => Err(RpcError(
                 "sub-agents (dev containers) are not supported by this server".into(),
             )),
-            (tn::SERVICE, "StreamDERPMaps") => {
-                let _: tn::StreamDerpMapsRequest = call.recv_msg().await?;
-                call.send_msg(&crate::derp::derp_map(&self.state)).await?;
-                // The map does not change while the server runs; the stream stays open until
-                // the agent ends it.
-                std::future::pending::<()>().await;
-                Ok(())
-            }
             (tn::SERVICE, "Coordinate") => {
-                while let Some(data) = call.recv().await {
-                    let req = <tn::CoordinateRequest as prost::Message>::decode(data.as_slice())
-                        .map_err(|e| RpcError(format!("decoding a coordinate request: {e}")))?;
-                    if let Some(node) = req.update_self.and_then(|u| u.node) {
-                        *self.node.lock().unwrap_or_else(|e| e.into_inner()) = Some(node);
-                    }
-                    if req.disconnect.is_some() {
-                        break;
-                    }
-                }
-                Ok(())
+                coordinate(&self.state, &mut call, self.agent.agent_id, PeerAuth::Agent).await
             }
-            (tn::SERVICE, "PostTelemetry") => {
-                let _: tn::TelemetryRequest = call.recv_msg().await?;
-                call.send_msg(&tn::TelemetryResponse::default()).await
-            }
-            (tn::SERVICE, "RefreshResumeToken") => {
-                let _: tn::RefreshResumeTokenRequest = call.recv_msg().await?;
-                // Resuming coordination is not offered: an empty token means "start afresh".
-                call.send_msg(&tn::RefreshResumeTokenResponse {
-                    token: String::new(),
-                    refresh_in: Some(duration(Duration::from_secs(3600))),
-                    expires_at: None,
-                })
-                .await
-            }
+            (tn::SERVICE, _) => tailnet_call(&self.state, call, name).await,
             _ => Err(RpcError(format!("unknown rpc {method:?}"))),
         }
     }
@@ -378,6 +342,113 @@ impl AgentApi {
             ..Default::default()
         })
     }
+}
+
+/// A client's side of `coder.tailnet.v2.Tailnet`, for coordinating with one agent.
+pub struct ClientTailnet {
+    pub state: AppState,
+    /// The agent the client was authorized to reach (SSH on its workspace).
+    pub agent: Uuid,
+}
+
+impl Handler for ClientTailnet {
+    fn call(self: Arc<Self>, mut call: Call) -> CallFuture {
+        Box::pin(async move {
+            let method = call.method.clone();
+            match method.trim_start_matches('/').split_once('/') {
+                Some((tn::SERVICE, "Coordinate")) => {
+                    let auth = PeerAuth::Client {
+                        agents: [self.agent].into(),
+                    };
+                    coordinate(&self.state, &mut call, Uuid::new_v4(), auth).await
+                }
+                Some((tn::SERVICE, name)) => tailnet_call(&self.state, call, name).await,
+                _ => Err(RpcError(format!("unknown rpc {method:?}"))),
+            }
+        })
+    }
+}
+
+/// The `Tailnet` methods agents and clients share, but `Coordinate`.
+async fn tailnet_call(state: &AppState, mut call: Call, name: &str) -> Result<(), RpcError> {
+    match name {
+        "StreamDERPMaps" => {
+            let _: tn::StreamDerpMapsRequest = call.recv_msg().await?;
+            call.send_msg(&crate::derp::derp_map(state)).await?;
+            // The map does not change while the server runs; the stream stays open until the
+            // peer ends it or the server stops.
+            state.shutting_down().await;
+            Ok(())
+        }
+        "PostTelemetry" => {
+            let _: tn::TelemetryRequest = call.recv_msg().await?;
+            call.send_msg(&tn::TelemetryResponse::default()).await
+        }
+        "RefreshResumeToken" => {
+            let _: tn::RefreshResumeTokenRequest = call.recv_msg().await?;
+            // Resuming coordination is not offered: an empty token means "start afresh".
+            call.send_msg(&tn::RefreshResumeTokenResponse {
+                token: String::new(),
+                refresh_in: Some(duration(Duration::from_secs(3600))),
+                expires_at: None,
+            })
+            .await
+        }
+        _ => Err(RpcError(format!(
+            "{name} is not offered by this server's tailnet service"
+        ))),
+    }
+}
+
+/// One `Coordinate` stream: the peer's requests go to the coordinator, and what the
+/// coordinator has for the peer goes back, until either side ends it. A stream that ends
+/// without the peer saying goodbye counts as the peer lost.
+async fn coordinate(
+    state: &AppState,
+    call: &mut Call,
+    id: Uuid,
+    auth: PeerAuth,
+) -> Result<(), RpcError> {
+    let coordinator = state.net.coordinator.clone();
+    let mut member = coordinator.join(id, auth);
+    let mut lost = true;
+    let result = loop {
+        tokio::select! {
+            data = call.recv() => {
+                let Some(data) = data else { break Ok(()) };
+                let req = match <tn::CoordinateRequest as prost::Message>::decode(data.as_slice()) {
+                    Ok(r) => r,
+                    Err(e) => break Err(RpcError(format!("decoding a coordinate request: {e}"))),
+                };
+                let goodbye = req.disconnect.is_some();
+                if let Err(e) = coordinator.handle(&member, req) {
+                    let _ = call
+                        .send_msg(&tn::CoordinateResponse { peer_updates: Vec::new(), error: e.clone() })
+                        .await;
+                    break Err(RpcError(e));
+                }
+                if goodbye {
+                    lost = false;
+                    break Ok(());
+                }
+            }
+            resp = member.updates.recv() => {
+                // None: the coordinator dropped this peer (too slow, or replaced).
+                let Some(resp) = resp else { break Ok(()) };
+                let replaced = !resp.error.is_empty() && resp.peer_updates.is_empty()
+                    && resp.error.starts_with("overwritten");
+                if call.send_msg(&resp).await.is_err() {
+                    break Ok(());
+                }
+                if replaced {
+                    break Ok(());
+                }
+            }
+            _ = state.shutting_down() => break Ok(()),
+        }
+    };
+    coordinator.leave(&member, lost);
+    result
 }
 
 impl Handler for AgentApi {

@@ -224,6 +224,53 @@ pub struct ServerOptions {
     /// init scripts download; upstream's release binaries of the pinned version belong there.
     #[arg(long, env = "CODER_AGENT_BINARIES_DIR")]
     pub agent_binaries_dir: Option<PathBuf>,
+
+    /// Run the embedded DERP relay at /derp and put it in the DERP map.
+    #[arg(long, env = "CODER_DERP_SERVER_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub derp_server_enable: bool,
+
+    /// Region id of the embedded relay in the DERP map.
+    #[arg(long, env = "CODER_DERP_SERVER_REGION_ID", default_value_t = 999)]
+    pub derp_server_region_id: i64,
+
+    /// Region code of the embedded relay.
+    #[arg(long, env = "CODER_DERP_SERVER_REGION_CODE", default_value = "coder")]
+    pub derp_server_region_code: String,
+
+    /// Region name of the embedded relay.
+    #[arg(
+        long,
+        env = "CODER_DERP_SERVER_REGION_NAME",
+        default_value = "Coder Embedded Relay"
+    )]
+    pub derp_server_region_name: String,
+
+    /// STUN servers (host:port) put in the DERP map for NAT traversal; none by default here
+    /// (upstream defaults to Google's), "disable" for none.
+    #[arg(long, env = "CODER_DERP_SERVER_STUN_ADDRESSES", value_delimiter = ',')]
+    pub derp_server_stun_addresses: Vec<String>,
+
+    /// The URL other replicas reach this replica's relay at, to mesh (default: the HTTP
+    /// address this replica listens on, when it is a specific address).
+    #[arg(long, env = "CODER_DERP_SERVER_RELAY_URL")]
+    pub derp_server_relay_url: Option<String>,
+
+    /// A DERP map (tailscale's JSON) to fetch at startup and merge with the embedded region.
+    #[arg(long, env = "CODER_DERP_CONFIG_URL")]
+    pub derp_config_url: Option<String>,
+
+    /// A DERP map (tailscale's JSON) to read at startup and merge with the embedded region.
+    #[arg(long, env = "CODER_DERP_CONFIG_PATH")]
+    pub derp_config_path: Option<PathBuf>,
+
+    /// Tell clients to connect through DERP only, never directly.
+    #[arg(long, env = "CODER_BLOCK_DIRECT")]
+    pub block_direct: bool,
+
+    /// Tell clients to reach DERP over WebSockets instead of `Upgrade: DERP` (for proxies that
+    /// refuse other upgrades).
+    #[arg(long, env = "CODER_DERP_FORCE_WEBSOCKETS")]
+    pub derp_force_websockets: bool,
 }
 
 impl Default for ServerOptions {

@@ -35,6 +35,10 @@ pub struct Metrics {
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
     open_streams: IntGauge,
+    /// DERP relay and coordinator gauges, read from them at scrape time.
+    derp_clients: IntGauge,
+    derp_packets: IntGaugeVec,
+    tailnet_peers: IntGauge,
     pubsub_subscribers: IntGauge,
     pubsub_send_latency: prometheus::Gauge,
     pubsub_receive_latency: prometheus::Gauge,
@@ -184,6 +188,34 @@ impl Default for Metrics {
                 IntGauge::new(
                     "coderd_open_streams",
                     "Open watch and log-follow streams.",
+                )
+                .unwrap(),
+            ),
+            derp_clients: register(
+                &r,
+                IntGauge::new(
+                    "coderd_derp_clients",
+                    "Clients connected to this replica's DERP relay.",
+                )
+                .unwrap(),
+            ),
+            derp_packets: register(
+                &r,
+                IntGaugeVec::new(
+                    prometheus::Opts::new(
+                        "coderd_derp_packets",
+                        "Packets this replica's relay handled since it started, by outcome: \
+                         relayed (to a local client), forwarded (to another replica), dropped.",
+                    ),
+                    &["outcome"],
+                )
+                .unwrap(),
+            ),
+            tailnet_peers: register(
+                &r,
+                IntGauge::new(
+                    "coderd_tailnet_coordinator_peers",
+                    "Clients and agents coordinating through this replica.",
                 )
                 .unwrap(),
             ),
@@ -422,6 +454,23 @@ pub async fn serve(State(state): State<AppState>) -> Response {
     m.pool_max
         .set(i64::from(pool.options().get_max_connections()));
     m.open_streams.set(state.streams.get());
+    if let Some(relay) = &state.net.relay {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        m.derp_clients
+            .set(i64::try_from(relay.client_count()).unwrap_or(i64::MAX));
+        for (outcome, v) in [
+            ("relayed", &relay.stats.packets_relayed),
+            ("forwarded", &relay.stats.packets_forwarded),
+            ("dropped", &relay.stats.packets_dropped),
+        ] {
+            m.derp_packets
+                .with_label_values(&[outcome])
+                .set(n(v.load(Relaxed)));
+        }
+    }
+    m.tailnet_peers
+        .set(i64::try_from(state.net.coordinator.peer_count()).unwrap_or(i64::MAX));
     m.pubsub_subscribers
         .set(i64::try_from(state.pubsub.subscriber_count()).unwrap_or(i64::MAX));
     tokio::join!(refresh_from_database(&state), measure_pubsub(&state));

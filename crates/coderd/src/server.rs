@@ -148,6 +148,43 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| format!("http://{addr}"));
 
+    let derp_settings = crate::derp::DerpSettings::from_options(&opts);
+    let derp_map = crate::derp::build_map(&derp_settings, &access_url)
+        .await
+        .context("building the DERP map")?;
+    let replica_id = Uuid::new_v4();
+    let (coordinator, outbox) = crate::tailnet::Coordinator::new(replica_id);
+    tokio::spawn(coordinator.clone().run_bus(pubsub.clone(), outbox));
+    let mesh_key = {
+        let mut b = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+        store.derp_mesh_key(&hex::encode(b)).await?
+    };
+    let relay = crate::derp::relay(&derp_settings, &mesh_key);
+    if let Some(relay) = &relay {
+        // Other replicas reach this one's relay at its relay URL, or at the address it
+        // listens on when that names one machine.
+        let relay_url = opts
+            .derp_server_relay_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .or_else(|| (!addr.ip().is_unspecified()).then(|| format!("http://{addr}")));
+        tokio::spawn(crate::derp_mesh::run(
+            relay.clone(),
+            pubsub.clone(),
+            replica_id,
+            relay_url,
+            mesh_key,
+        ));
+    }
+    let net = crate::derp::Net {
+        derp_map,
+        relay,
+        coordinator,
+        block_direct: derp_settings.block_direct,
+        force_websockets: derp_settings.force_websockets,
+    };
+
     let disabled = opts.dangerous_disable_rate_limits;
     let limit = |n: i64| RateLimiter::new(if disabled { -1 } else { n });
     let metrics = Arc::new(crate::metrics::Metrics::default());
@@ -178,7 +215,8 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         },
         metrics: metrics.clone(),
         deployment_id,
-        replica_id: Uuid::new_v4(),
+        replica_id,
+        net,
         shutdown: watch::channel(false).0,
     }));
 

@@ -28,6 +28,21 @@ const OMITEMPTY: &[(&str, &str)] = &[
     // The `omitempty` fields of upstream's codersdk response structs that this server sends
     // (empty strings, lists and maps, nil pointers are left out).
     ("codersdk.MinimalUser", "name"),
+    ("workspacesdk.AgentConnectionInfo", "hostname_suffix"),
+    ("tailcfg.DERPMap", "HomeParams"),
+    ("tailcfg.DERPMap", "omitDefaultRegions"),
+    ("tailcfg.DERPHomeParams", "RegionScore"),
+    ("tailcfg.DERPRegion", "Avoid"),
+    ("tailcfg.DERPNode", "CanPort80"),
+    ("tailcfg.DERPNode", "CertName"),
+    ("tailcfg.DERPNode", "DERPPort"),
+    ("tailcfg.DERPNode", "ForceHTTP"),
+    ("tailcfg.DERPNode", "InsecureForTests"),
+    ("tailcfg.DERPNode", "IPv4"),
+    ("tailcfg.DERPNode", "IPv6"),
+    ("tailcfg.DERPNode", "STUNOnly"),
+    ("tailcfg.DERPNode", "STUNPort"),
+    ("tailcfg.DERPNode", "STUNTestIP"),
     ("codersdk.MinimalUser", "avatar_url"),
     ("codersdk.ProvisionerJobInput", "template_version_id"),
     ("codersdk.ProvisionerJobInput", "workspace_build_id"),
@@ -104,6 +119,30 @@ const OMITEMPTY: &[(&str, &str)] = &[
 pub const WIRE_KEYS: &[(&str, &str, &str)] = &[
     ("codersdk.TransitionStats", "p50", "P50"),
     ("codersdk.TransitionStats", "p95", "P95"),
+    // tailscale's DERP map has no JSON tags: upstream sends Go's field names, which swaggo
+    // lower-cased in the reference (Go clients decode either; docs/decisions.md, Tailnet).
+    ("tailcfg.DERPMap", "homeParams", "HomeParams"),
+    ("tailcfg.DERPMap", "regions", "Regions"),
+    ("tailcfg.DERPHomeParams", "regionScore", "RegionScore"),
+    ("tailcfg.DERPRegion", "avoid", "Avoid"),
+    ("tailcfg.DERPRegion", "embeddedRelay", "EmbeddedRelay"),
+    ("tailcfg.DERPRegion", "nodes", "Nodes"),
+    ("tailcfg.DERPRegion", "regionCode", "RegionCode"),
+    ("tailcfg.DERPRegion", "regionID", "RegionID"),
+    ("tailcfg.DERPRegion", "regionName", "RegionName"),
+    ("tailcfg.DERPNode", "canPort80", "CanPort80"),
+    ("tailcfg.DERPNode", "certName", "CertName"),
+    ("tailcfg.DERPNode", "derpport", "DERPPort"),
+    ("tailcfg.DERPNode", "forceHTTP", "ForceHTTP"),
+    ("tailcfg.DERPNode", "hostName", "HostName"),
+    ("tailcfg.DERPNode", "insecureForTests", "InsecureForTests"),
+    ("tailcfg.DERPNode", "ipv4", "IPv4"),
+    ("tailcfg.DERPNode", "ipv6", "IPv6"),
+    ("tailcfg.DERPNode", "name", "Name"),
+    ("tailcfg.DERPNode", "regionID", "RegionID"),
+    ("tailcfg.DERPNode", "stunonly", "STUNOnly"),
+    ("tailcfg.DERPNode", "stunport", "STUNPort"),
+    ("tailcfg.DERPNode", "stuntestIP", "STUNTestIP"),
 ];
 
 /// The key a definition's property has on the wire.

@@ -43,7 +43,16 @@ pub fn routes() -> Router<AppState> {
             "/workspaceagents/me/app-status",
             axum::routing::patch(me_app_status),
         )
+        .route("/workspaceagents/connection", get(connection_generic))
         .route("/workspaceagents/{workspaceagent}", get(agent))
+        .route(
+            "/workspaceagents/{workspaceagent}/connection",
+            get(connection),
+        )
+        .route(
+            "/workspaceagents/{workspaceagent}/coordinate",
+            get(coordinate),
+        )
         .route("/workspaceagents/{workspaceagent}/logs", get(logs))
         .route(
             "/workspaceagents/{workspaceagent}/watch-metadata",
@@ -173,6 +182,102 @@ async fn serve_agent(
     tracing::info!(agent_id = %id, "agent disconnected");
 }
 
+/// What a client needs to join an agent's tailnet (upstream's `AgentConnectionInfo`).
+fn connection_info(state: &AppState) -> serde_json::Value {
+    serde_json::json!({
+        "derp_map": state.net.derp_map,
+        "derp_force_websockets": state.net.force_websockets,
+        "disable_direct_connections": state.net.block_direct,
+        "hostname_suffix": crate::api::general::HOSTNAME_SUFFIX,
+    })
+}
+
+/// `GET /workspaceagents/{id}/connection`: for anyone who may read the agent's workspace.
+async fn connection(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id = parse_uuid(&id)?;
+    let workspace = state.store.workspace_of_agent(id).await?;
+    super::workspaces::workspace_for(&state, &actor, &workspace.to_string(), Action::Read, true)
+        .await?;
+    Ok(ok(connection_info(&state)))
+}
+
+/// `GET /workspaceagents/connection`: the same, for any signed-in user.
+async fn connection_generic(
+    State(state): State<AppState>,
+    _actor: Actor,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(ok(connection_info(&state)))
+}
+
+/// `GET /workspaceagents/{id}/coordinate`: a client's tailnet coordination with one agent
+/// (WebSocket, yamux, DRPC `coder.tailnet.v2.Tailnet`). Only someone who may SSH into the
+/// workspace gets in; anyone else is told the agent does not exist, as upstream does.
+async fn coordinate(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    ws: Upgrade,
+) -> ApiResult<Response> {
+    let agent = parse_uuid(&id)?;
+    let workspace = state.store.workspace_of_agent(agent).await?;
+    match super::workspaces::workspace_for(
+        &state,
+        &actor,
+        &workspace.to_string(),
+        Action::Ssh,
+        false,
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(e) if e.status == StatusCode::FORBIDDEN => return Err(ApiError::not_found()),
+        Err(e) => return Err(e),
+    }
+    let q = QueryParams::parse(raw.as_deref());
+    let version = q
+        .get("version")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("1.0")
+        .to_string();
+    if let Err(detail) = check_version(&version) {
+        return Err(ApiError::bad_request("Unknown or unsupported API version")
+            .with_validation("version", detail));
+    }
+    // No resume tokens are handed out (an empty one means "start afresh"), so any token a
+    // client brings is unknown: upstream's answer makes it retry without.
+    if q.get("resume_token").is_some_and(|t| !t.is_empty()) {
+        return Err(
+            ApiError::new(StatusCode::UNAUTHORIZED, "Invalid resume token.")
+                .with_validation("resume_token", "Invalid or expired resume token."),
+        );
+    }
+    let ws = ws.map_err(|e| {
+        ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text())
+    })?;
+    Ok(ws
+        .max_message_size(MAX_MESSAGE)
+        .read_buffer_size(AGENT_BUFFER)
+        .write_buffer_size(AGENT_BUFFER)
+        .on_upgrade(move |socket| async move {
+            let _ws = state
+                .metrics
+                .websocket("/api/v2/workspaceagents/{workspaceagent}/coordinate");
+            let api = Arc::new(crate::agentapi::ClientTailnet {
+                state: state.clone(),
+                agent,
+            });
+            if let Err(e) = coderd_wire::mux::serve_session(WsIo::new(socket), api).await {
+                tracing::debug!(agent_id = %agent, error = %e, "a client's coordination ended");
+            }
+        })
+        .into_response())
+}
+
 /// `GET /workspaceagents/me/gitsshkey`: the workspace owner's Git SSH key pair, which the
 /// agent hands to `git` inside the workspace.
 async fn me_gitsshkey(
@@ -213,11 +318,12 @@ async fn me_reinit(
     agent_from_request(&state, &headers, raw.as_deref()).await?;
     let mut shutdown = state.shutdown.subscribe();
     let body = async_stream_body(async move |tx| {
+        // Upstream's ping event: its agents' event reader takes no SSE comment lines.
         let mut tick = tokio::time::interval(Duration::from_secs(15));
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if tx.send(Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b":\n\n"))).await.is_err() {
+                    if tx.send(Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"event: ping\n\n"))).await.is_err() {
                         return;
                     }
                 }

@@ -233,10 +233,14 @@ async fn available_experiments(
 
 /// Upstream's defaults: `coder config-ssh` names hosts `coder.<workspace>` or
 /// `<workspace>.coder`.
+/// Workspaces' SSH host names end in this (upstream's `CODER_WORKSPACE_HOSTNAME_SUFFIX`
+/// default): `<workspace>.coder`, or `coder.<workspace>` with the prefix.
+pub const HOSTNAME_SUFFIX: &str = "coder";
+
 async fn ssh_config(_actor: crate::authz::Actor) -> Json<codersdk::SshConfigResponse> {
     ok(codersdk::SshConfigResponse {
         hostname_prefix: "coder.".into(),
-        hostname_suffix: "coder".into(),
+        hostname_suffix: HOSTNAME_SUFFIX.into(),
         ssh_config_options: Default::default(),
     })
 }

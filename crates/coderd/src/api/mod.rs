@@ -74,6 +74,8 @@ pub fn router(state: AppState) -> Router {
         .merge(cliauth::routes(&state))
         .merge(crate::swagger::routes())
         .merge(crate::binaries::routes())
+        .route("/derp", get(crate::derp::serve))
+        .route("/derp/latency-check", get(crate::derp::latency_check))
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(crate::csrf::csrf))
         .layer(from_fn_with_state(

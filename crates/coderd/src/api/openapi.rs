@@ -927,6 +927,39 @@ fn operations(d: &mut Doc) {
     .empty(101);
     d.op(
         GET,
+        "/workspaceagents/{workspaceagent}/connection",
+        "Agents",
+        "get-connection-info-for-workspace-agent",
+        "Get connection info for workspace agent",
+    )
+    .content(
+        200,
+        "application/json",
+        json!({"type": "object", "description": "workspacesdk.AgentConnectionInfo: the DERP map (tailscale's JSON), derp_force_websockets, disable_direct_connections, hostname_suffix"}),
+    );
+    d.op(
+        GET,
+        "/workspaceagents/connection",
+        "Agents",
+        "get-connection-info-for-workspace-agent-generic",
+        "Get connection info for workspace agent generic",
+    )
+    .content(
+        200,
+        "application/json",
+        json!({"type": "object", "description": "workspacesdk.AgentConnectionInfo"}),
+    );
+    d.op(
+        GET,
+        "/workspaceagents/{workspaceagent}/coordinate",
+        "Agents",
+        "coordinate-workspace-agent",
+        "Coordinate workspace agent",
+    )
+    .query("version", STR, "Tailnet API version (2.0 to 2.7)")
+    .empty(101);
+    d.op(
+        GET,
         "/workspaceagents/me/gitsshkey",
         "Agents",
         "get-workspace-agent-git-ssh-key",
