@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use coderd_db::builtin::{BuiltinOptions, BuiltinPostgres};
 use coderd_wire::drpc::{Kind, Packet, PacketReader, PacketWriter};
 use coderd_wire::proto::agent as pb;
+use coderd_wire::proto::tailnet as tn;
 use codersdk::{Client, CreateFirstUserRequest};
 use futures_util::future::poll_fn;
 use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -190,6 +191,48 @@ impl SimAgent {
         p.data
     }
 
+    /// Opens `Coordinate` and reports a node, leaving the stream open: the agent is then a
+    /// coordinated tailnet peer, as a real agent is all its life.
+    async fn coordinate(&self, node_id: i64) -> Box<dyn std::any::Any + Send> {
+        let (tx, rx) = oneshot::channel();
+        self.open.send(tx).await.expect("driver alive");
+        let stream = rx.await.expect("a stream");
+        let (r, w) = AsyncReadExt::split(stream);
+        let mut writer = PacketWriter::new(w);
+        let req = tn::CoordinateRequest {
+            update_self: Some(tn::UpdateSelf {
+                node: Some(tn::Node {
+                    id: node_id,
+                    key: vec![7; 32],
+                    disco: format!("discokey:{node_id:064x}"),
+                    preferred_derp: 999,
+                    addresses: vec![format!("fd7a:115c:a1e0::{node_id:x}/128")],
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        };
+        for (kind, message, data) in [
+            (
+                Kind::Invoke,
+                1,
+                b"/coder.tailnet.v2.Tailnet/Coordinate".to_vec(),
+            ),
+            (Kind::Message, 2, req.encode_to_vec()),
+        ] {
+            writer
+                .send(&Packet {
+                    kind,
+                    stream: 1,
+                    message,
+                    data,
+                })
+                .await
+                .expect("sending a coordinate request");
+        }
+        Box::new((PacketReader::new(r), writer))
+    }
+
     async fn report_ready(&self) {
         let req = pb::UpdateLifecycleRequest {
             lifecycle: Some(pb::Lifecycle {
@@ -361,6 +404,17 @@ async fn bench() {
     let connected_rss = srv.rss_kib();
     let per_agent = (connected_rss.saturating_sub(idle_rss)) as f64 / n as f64;
 
+    // Every agent a coordinated tailnet peer, as real agents are.
+    let mut coordinations = Vec::with_capacity(n);
+    for (i, a) in agents.iter().enumerate() {
+        coordinations.push(a.coordinate(i as i64).await);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let peers = srv.metric("coderd_tailnet_coordinator_peers").await;
+    assert_eq!(peers, n as i64, "every agent is a coordinated peer");
+    let coordinated_rss = srv.rss_kib();
+    let per_peer = (coordinated_rss.saturating_sub(connected_rss)) as f64 / n as f64;
+
     // Idle: 60 s of upstream's reporting rhythm, spread over the agents.
     let agents = std::sync::Arc::new(agents);
     let window = Duration::from_secs(60);
@@ -425,14 +479,18 @@ async fn bench() {
     latencies.sort();
     drop(agents);
 
-    println!("| agents | connect all | RSS idle | RSS connected | per agent | CPU at idle (of one core) | disconnect → watcher (median, max) |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    drop(coordinations);
+
+    println!("| agents | connect all | RSS idle | RSS connected | per agent | RSS coordinated | per coordinated peer | CPU at idle (of one core) | disconnect → watcher (median, max) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {n} | {:.1} s | {} MiB | {} MiB | {:.1} KiB | {:.1} % | {:.0} ms, {:.0} ms |",
+        "| {n} | {:.1} s | {} MiB | {} MiB | {:.1} KiB | {} MiB | {:.1} KiB | {:.1} % | {:.0} ms, {:.0} ms |",
         connect_time.as_secs_f64(),
         idle_rss / 1024,
         connected_rss / 1024,
         per_agent,
+        coordinated_rss / 1024,
+        per_peer,
         cpu * 100.0,
         latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
         latencies.last().unwrap().as_secs_f64() * 1000.0,
