@@ -345,3 +345,286 @@ async fn a_user_who_may_not_ssh_is_refused_at_coordination() {
         assert!(!out.stdout.contains("hi"), "{out:#?}");
     }
 }
+
+/// What a client sees of coordination across replicas: the agent's node, gossiped from the
+/// replica holding the agent, and the agent `LOST` once that replica is killed. A tunnel to an
+/// agent the connection was not opened for is refused.
+#[tokio::test]
+async fn coordination_crosses_replicas_and_outlives_a_dead_one() {
+    use crate::harness::replica::{free_port as replica_port, Replica};
+    use crate::harness::tailnet::Coordination;
+    let Some(bin) = cli_or_skip() else { return };
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let token = Uuid::new_v4();
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let agent_id = w.latest_build.resources[0].agents[0].id;
+    let mut other = Replica::spawn(
+        &srv.db_url,
+        replica_port(),
+        &[("CODER_PROVISIONER_DAEMONS", "0")],
+    );
+    other.wait_healthy().await;
+    let agent = AgentProcess::start(&bin, &other.url, token);
+    until(&owner, w.id, "connected and ready", Some(&agent), |a| {
+        a.status == "connected" && a.lifecycle_state == "ready"
+    })
+    .await;
+
+    let mut c = Coordination::open(&srv.url, agent_id, owner.token().unwrap()).await;
+    c.update_self(1).await;
+    c.add_tunnel(agent_id).await;
+    let u = c.until(agent_id, 1, Duration::from_secs(30)).await;
+    let node = u.node.expect("the agent's node");
+    assert!(!node.key.is_empty(), "the real agent's node: {node:?}");
+    assert!(!node.disco.is_empty(), "the real agent's node: {node:?}");
+
+    // kill -9: no goodbye; the silence says it.
+    other.signal("-KILL");
+    assert!(other.wait_exit(Duration::from_secs(10)).await.is_some());
+    let started = Instant::now();
+    c.until(agent_id, 3, Duration::from_secs(45)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the agent was reported lost after {:?}",
+        started.elapsed()
+    );
+    drop(agent);
+
+    // A tunnel to anything but the connection's agent ends the call with an error.
+    let mut c = Coordination::open(&srv.url, agent_id, owner.token().unwrap()).await;
+    c.add_tunnel(Uuid::new_v4()).await;
+    let mut refused = false;
+    while let Some(r) = c.next(Duration::from_secs(10)).await {
+        match r {
+            Ok(resp) if resp.error.contains("may not open a tunnel") => refused = true,
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.contains("may not open a tunnel"), "{e}");
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "the tunnel was refused");
+}
+
+/// Garbage on `/derp` and on a coordination stream closes that connection; the relay goes on
+/// relaying for everyone else.
+#[tokio::test]
+async fn garbage_on_derp_and_coordination_is_cut_off() {
+    use coderd_wire::derp::{ClientConn, Event, KeyPair};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+    let srv = TestServer::start().await;
+    let addr = srv.url.trim_start_matches("http://").to_string();
+
+    async fn upgraded(addr: &str) -> tokio::net::TcpStream {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(
+            format!("GET /derp HTTP/1.1\r\nHost: {addr}\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            assert_eq!(tcp.read(&mut b).await.unwrap(), 1);
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("derp-public-key:"),
+            "{head}"
+        );
+        tcp
+    }
+
+    async fn closed(tcp: &mut tokio::net::TcpStream) -> bool {
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    // A well-behaved pair, connected before and still relaying after.
+    let (ka, kb) = (KeyPair::generate(), KeyPair::generate());
+    let mut a = ClientConn::handshake(upgraded(&addr).await.compat(), &ka, None)
+        .await
+        .unwrap();
+    let mut b = ClientConn::handshake(upgraded(&addr).await.compat(), &kb, None)
+        .await
+        .unwrap();
+
+    let garbage: [&[u8]; 4] = [
+        // Not DERP at all.
+        b"hello there, relay\r\n",
+        // A client info frame claiming 2 GiB.
+        &[0x02, 0x7f, 0xff, 0xff, 0xff],
+        // A client info too short to hold a key.
+        &[0x02, 0, 0, 0, 4, 1, 2, 3, 4],
+        // 32 bytes of key, a nonce and a box that opens with no key.
+        &[[0x02, 0, 0, 0, 80].as_slice(), &[7u8; 80]].concat(),
+    ];
+    for bytes in garbage {
+        let mut tcp = upgraded(&addr).await;
+        tcp.write_all(bytes).await.unwrap();
+        assert!(
+            closed(&mut tcp).await,
+            "the relay kept a connection that sent {bytes:?}"
+        );
+    }
+    // Nobody asked for an upgrade: a clear 426.
+    let resp = reqwest::get(format!("{}/derp", srv.url)).await.unwrap();
+    assert_eq!(resp.status(), 426);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("DERP requires connection upgrade"));
+    // The latency check answers.
+    let resp = reqwest::get(format!("{}/derp/latency-check", srv.url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    a.send(&kb.public(), b"still here").await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), b.recv()).await {
+            Ok(Ok(Event::Packet { src, data })) => {
+                assert_eq!((src, data.as_slice()), (ka.public(), &b"still here"[..]));
+                break;
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("the relay stopped relaying: {other:?}"),
+        }
+    }
+
+    // DERP over a WebSocket (what clients fall back to behind strict proxies) relays too.
+    let mut req = crate::harness::ws_request(&srv.url, "/derp", "unused");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "derp".parse().unwrap());
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "derp"
+    );
+    let kc = KeyPair::generate();
+    let mut c = ClientConn::handshake(crate::harness::tailnet::WsBytes::new(ws), &kc, None)
+        .await
+        .unwrap();
+    c.send(&kb.public(), b"over a websocket").await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), b.recv()).await {
+            Ok(Ok(Event::Packet { src, data })) => {
+                assert_eq!(
+                    (src, data.as_slice()),
+                    (kc.public(), &b"over a websocket"[..])
+                );
+                break;
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("nothing came over the WebSocket relay: {other:?}"),
+        }
+    }
+
+    // Garbage on a coordination stream ends it; the server answers on.
+    let (owner, first) = srv.owner().await;
+    let token = Uuid::new_v4();
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let agent_id = w.latest_build.resources[0].agents[0].id;
+    for bytes in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff],
+    ] {
+        let req = crate::harness::ws_request(
+            &srv.url,
+            &format!("/api/v2/workspaceagents/{agent_id}/coordinate?version=2.0"),
+            owner.token().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        ws.send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(m) = ws.next().await {
+                if matches!(m, Err(_) | Ok(Message::Close(_))) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "the coordination stayed open after {bytes:?}"
+        );
+    }
+    let me = owner.user("me").await.unwrap();
+    assert_eq!(me.username, "owner");
+}
+
+/// The other two ways in: DERP over WebSockets (`CODER_DERP_FORCE_WEBSOCKETS`, for proxies that
+/// pass no other upgrade), and direct connections (the default; our relay only introduces).
+#[tokio::test]
+async fn ssh_over_derp_websockets_and_directly() {
+    let Some(bin) = cli_or_skip() else { return };
+    for (name, force_ws, block_direct) in [("websockets", true, true), ("direct", false, false)] {
+        let srv = TestServer::start_with(|o| {
+            o.derp_force_websockets = force_ws;
+            o.block_direct = block_direct;
+        })
+        .await;
+        let (owner, first) = srv.owner().await;
+        let token = Uuid::new_v4();
+        let (t, _) =
+            create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+        let w = running_ws(&owner, t.id, "dev", json!({})).await;
+        let agent = AgentProcess::start(&bin, &srv.url, token);
+        until(&owner, w.id, "connected and ready", Some(&agent), |a| {
+            a.status == "connected" && a.lifecycle_state == "ready"
+        })
+        .await;
+        let cli = CoderCli::new(&bin, &srv.url, owner.token().unwrap());
+        let out = until_ok(&cli, &["ssh", "dev", "--", "echo", name]).await;
+        assert!(
+            out.status.success() && out.stdout.trim_end() == name,
+            "coder ssh ({name}): {out:#?}\nagent log:\n{}",
+            agent.log()
+        );
+        let out = cli.run_plain(&["ping", "dev", "-n", "3"]).await;
+        assert!(out.status.success(), "coder ping ({name}): {out:#?}");
+        // Forced, the agent holds its relay connection as a WebSocket.
+        let metrics = reqwest::get(format!("{}/metrics", srv.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let derp_ws: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("coderd_api_concurrent_websockets{path=\"/derp\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        if force_ws {
+            assert!(derp_ws >= 1.0, "no DERP WebSocket open:\n{metrics}");
+        } else {
+            assert_eq!(
+                derp_ws, 0.0,
+                "DERP went over WebSockets unasked:\n{metrics}"
+            );
+        }
+        drop(agent);
+    }
+}

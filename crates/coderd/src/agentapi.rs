@@ -339,6 +339,9 @@ impl AgentApi {
                     timeout: Some(seconds_as_nanos(m.timeout_seconds)),
                 })
                 .collect(),
+            // The agent's half of CODER_BLOCK_DIRECT and CODER_DERP_FORCE_WEBSOCKETS.
+            disable_direct_connections: self.state.net.block_direct,
+            derp_force_websockets: self.state.net.force_websockets,
             ..Default::default()
         })
     }

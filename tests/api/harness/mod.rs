@@ -6,6 +6,7 @@
 pub mod echo;
 pub mod replica;
 pub mod schema;
+pub mod tailnet;
 pub mod workspace;
 
 use std::os::unix::fs::PermissionsExt;

@@ -53,6 +53,11 @@ pub fn routes() -> Router<AppState> {
             "/workspaceagents/{workspaceagent}/coordinate",
             get(coordinate),
         )
+        .route(
+            "/workspaceagents/{workspaceagent}/listening-ports",
+            get(listening_ports),
+        )
+        .route("/derp-map", get(derp_map_updates))
         .route("/workspaceagents/{workspaceagent}/logs", get(logs))
         .route(
             "/workspaceagents/{workspaceagent}/watch-metadata",
@@ -653,6 +658,73 @@ async fn watch_metadata_ws(
             }
         })
         .into_response())
+}
+
+/// `GET /derp-map`: the DERP map as a WebSocket of JSON messages (binary, as upstream), sent
+/// now and whenever it changes (it does not, while the server runs), pinged every 15 s.
+async fn derp_map_updates(
+    State(state): State<AppState>,
+    _actor: Actor,
+    ws: Upgrade,
+) -> ApiResult<Response> {
+    let ws = ws.map_err(|e| {
+        ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text())
+    })?;
+    Ok(ws
+        .on_upgrade(move |socket| async move {
+            use axum::extract::ws::Message;
+            use futures_util::{SinkExt, StreamExt};
+            let (mut sink, mut stream) = socket.split();
+            let map = serde_json::to_vec(&state.net.derp_map).expect("the DERP map serializes");
+            if sink.send(Message::Binary(map.into())).await.is_err() {
+                return;
+            }
+            let mut ping = tokio::time::interval(Duration::from_secs(15));
+            ping.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ping.tick() => {
+                        if sink.send(Message::Ping(Default::default())).await.is_err() {
+                            return;
+                        }
+                    }
+                    incoming = stream.next() => match incoming {
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                        Some(Ok(_)) => {}
+                    },
+                    _ = state.shutting_down() => {
+                        let _ = sink.send(Message::Close(None)).await;
+                        return;
+                    }
+                }
+            }
+        })
+        .into_response())
+}
+
+/// `GET /workspaceagents/{id}/listening-ports`: upstream asks the agent over the tailnet,
+/// which this server does not join (docs/decisions.md, Tailnet). A disconnected agent gets
+/// upstream's 400; a connected one a clear 501 pointing at `coder port-forward`.
+async fn listening_ports(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let agent = readable_agent(&state, &actor, &id).await?;
+    if agent.status != "connected" {
+        return Err(ApiError::bad_request(format!(
+            "Agent state is {:?}, it must be in the \"connected\" state.",
+            agent.status
+        )));
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "Listing a workspace's listening ports is not supported by this server.",
+    )
+    .with_detail(
+        "The server would have to join the workspace's tailnet to ask the agent. \
+         Forward ports with `coder port-forward` instead.",
+    ))
 }
 
 #[cfg(test)]

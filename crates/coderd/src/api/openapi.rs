@@ -960,6 +960,22 @@ fn operations(d: &mut Doc) {
     .empty(101);
     d.op(
         GET,
+        "/workspaceagents/{workspaceagent}/listening-ports",
+        "Agents",
+        "get-listening-ports-for-workspace-agent",
+        "Get listening ports for workspace agent (not supported: 501)",
+    )
+    .ok::<codersdk::Response>(501);
+    d.op(
+        GET,
+        "/derp-map",
+        "Agents",
+        "get-derp-map-updates",
+        "Get DERP map updates",
+    )
+    .empty(101);
+    d.op(
+        GET,
         "/workspaceagents/me/gitsshkey",
         "Agents",
         "get-workspace-agent-git-ssh-key",

@@ -1,0 +1,228 @@
+//! A tailnet client of our own for tests that need to see coordination itself (what the real
+//! CLI keeps to itself): a WebSocket to `/workspaceagents/{id}/coordinate`, yamux over it (we
+//! are the client), and one DRPC `Coordinate` call whose responses we read.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use coderd_wire::drpc::{Kind, Packet, PacketReader, PacketWriter};
+use coderd_wire::proto::tailnet as tn;
+use futures_util::future::poll_fn;
+use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
+use futures_util::{Sink, Stream};
+use prost::Message as _;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A client WebSocket as a byte stream: binary messages are the bytes.
+pub struct WsBytes {
+    ws: Ws,
+    pending: Vec<u8>,
+    at: usize,
+}
+
+impl WsBytes {
+    pub fn new(ws: Ws) -> WsBytes {
+        WsBytes {
+            ws,
+            pending: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl AsyncRead for WsBytes {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            if self.at < self.pending.len() {
+                let n = buf.len().min(self.pending.len() - self.at);
+                let at = self.at;
+                buf[..n].copy_from_slice(&self.pending[at..at + n]);
+                self.at += n;
+                return Poll::Ready(Ok(n));
+            }
+            match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                Some(Ok(Message::Binary(b))) => {
+                    self.pending = b.to_vec();
+                    self.at = 0;
+                }
+                Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(0)),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Poll::Ready(Err(std::io::Error::other(e))),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for WsBytes {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(std::io::Error::other)?;
+        Pin::new(&mut self.ws)
+            .start_send(Message::Binary(buf.to_vec().into()))
+            .map_err(std::io::Error::other)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.ws)
+            .poll_flush(cx)
+            .map_err(std::io::Error::other)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.ws)
+            .poll_close(cx)
+            .map_err(std::io::Error::other)
+    }
+}
+
+/// One open `Coordinate` call.
+pub struct Coordination {
+    reader: PacketReader<ReadHalf<yamux::Stream>>,
+    writer: PacketWriter<WriteHalf<yamux::Stream>>,
+    message: u64,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Coordination {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl Coordination {
+    /// Opens coordination with `agent` on the server at `base` as the holder of `token`.
+    pub async fn open(base: &str, agent: Uuid, token: &str) -> Coordination {
+        let req = super::ws_request(
+            base,
+            &format!("/api/v2/workspaceagents/{agent}/coordinate?version=2.0"),
+            token,
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("the coordination WebSocket");
+        let mut conn = yamux::Connection::new(
+            WsBytes::new(ws),
+            yamux::Config::default(),
+            yamux::Mode::Client,
+        );
+        let stream = poll_fn(|cx| conn.poll_new_outbound(cx))
+            .await
+            .expect("a yamux stream");
+        let driver = tokio::spawn(async move {
+            while poll_fn(|cx| conn.poll_next_inbound(cx)).await.is_some() {}
+        });
+        let (r, w) = stream.split();
+        let mut c = Coordination {
+            reader: PacketReader::new(r),
+            writer: PacketWriter::new(w),
+            message: 1,
+            driver,
+        };
+        c.packet(
+            Kind::Invoke,
+            b"/coder.tailnet.v2.Tailnet/Coordinate".to_vec(),
+        )
+        .await;
+        c
+    }
+
+    async fn packet(&mut self, kind: Kind, data: Vec<u8>) {
+        let message = self.message;
+        self.message += 1;
+        self.writer
+            .send(&Packet {
+                kind,
+                stream: 1,
+                message,
+                data,
+            })
+            .await
+            .expect("sending to the coordinator");
+    }
+
+    pub async fn send(&mut self, req: &tn::CoordinateRequest) {
+        self.packet(Kind::Message, req.encode_to_vec()).await;
+    }
+
+    /// Reports this peer's node (a made-up one: the coordinator only relays it).
+    pub async fn update_self(&mut self, id: i64) {
+        self.send(&tn::CoordinateRequest {
+            update_self: Some(tn::UpdateSelf {
+                node: Some(tn::Node {
+                    id,
+                    key: vec![1; 32],
+                    preferred_derp: 999,
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    pub async fn add_tunnel(&mut self, to: Uuid) {
+        self.send(&tn::CoordinateRequest {
+            add_tunnel: Some(tn::Tunnel {
+                id: to.as_bytes().to_vec(),
+            }),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    /// The next response, or `None` if the call ended (an error packet, or the stream closed)
+    /// or nothing came within `within`.
+    pub async fn next(
+        &mut self,
+        within: Duration,
+    ) -> Option<Result<tn::CoordinateResponse, String>> {
+        let p = tokio::time::timeout(within, self.reader.next())
+            .await
+            .ok()?;
+        match p {
+            Ok(Some(p)) if p.kind == Kind::Message => {
+                Some(Ok(tn::CoordinateResponse::decode(p.data.as_slice())
+                    .expect("a coordinate response")))
+            }
+            Ok(Some(p)) if p.kind == Kind::Error => {
+                Some(Err(String::from_utf8_lossy(&p.data).into_owned()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads responses until one carries an update about `peer` of `kind`.
+    pub async fn until(&mut self, peer: Uuid, kind: i32, within: Duration) -> tn::PeerUpdate {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(Ok(r)) => {
+                    if let Some(u) = r
+                        .peer_updates
+                        .into_iter()
+                        .find(|u| u.id == peer.as_bytes() && u.kind == kind)
+                    {
+                        return u;
+                    }
+                }
+                other => {
+                    panic!("no update of kind {kind} about {peer} within {within:?}: {other:?}")
+                }
+            }
+        }
+    }
+}
