@@ -651,3 +651,53 @@ async fn cli_provisioners_and_jobs() {
     assert_eq!(jobs[0]["type"], "template_version_import");
     assert_eq!(jobs[0]["status"], "succeeded");
 }
+
+/// `coder support bundle` reads `GET /deployment/config` through upstream's SDK, decodes it
+/// into upstream's `DeploymentValues` and option set, and writes them into the bundle.
+#[tokio::test]
+async fn cli_support_bundle_holds_the_deployment_config() {
+    let Some(bin) = coder_cli("cli_support_bundle_holds_the_deployment_config") else {
+        return;
+    };
+    let srv = TestServer::start_with(|o| {
+        o.session_duration = Duration::from_secs(36 * 3600);
+        o.allow_workspace_renames = true;
+    })
+    .await;
+    let (owner, _) = create_owner(&srv.client).await;
+    let cli = Cli::new(&bin, &srv.url, owner.token());
+    let bundle = cli.dir.join("bundle.zip");
+    cli.run(&["support", "bundle", "-y", "-O", bundle.to_str().unwrap()])
+        .await
+        .ok();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&bundle).unwrap()).unwrap();
+    let config: Value =
+        serde_json::from_reader(zip.by_name("deployment/config.json").unwrap()).unwrap();
+    let values = &config["config"];
+    assert_eq!(values["access_url"], srv.url.as_str(), "{values}");
+    assert_eq!(
+        values["session_lifetime"]["default_duration"],
+        36 * 3600 * 1_000_000_000u64
+    );
+    assert_eq!(values["allow_workspace_renames"], true);
+    assert_eq!(values["provisioner"]["daemon_types"], json!(["echo"]));
+    // Its option set took our values into upstream's typed options, by name.
+    let option = |name: &str| {
+        config["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("no option {name:?}"))
+            .clone()
+    };
+    assert_eq!(
+        option("Session Duration")["value"],
+        36 * 3600 * 1_000_000_000u64
+    );
+    assert_eq!(option("HTTP Address")["value"], "127.0.0.1:0");
+    assert!(
+        !config.to_string().contains(&srv.db_url),
+        "the database URL is a secret"
+    );
+}

@@ -224,6 +224,11 @@ pub struct ServerOptions {
     /// init scripts download; upstream's release binaries of the pinned version belong there.
     #[arg(long, env = "CODER_AGENT_BINARIES_DIR")]
     pub agent_binaries_dir: Option<PathBuf>,
+
+    /// Where each setting came from (flag, environment, default), for `GET
+    /// /deployment/config`; filled in by the binary from its parsed command line.
+    #[arg(skip)]
+    pub value_sources: crate::deployment::ValueSources,
 }
 
 impl Default for ServerOptions {
