@@ -311,15 +311,14 @@ async fn cli_templates() {
         return;
     };
     let (_srv, _owner, cli) = owner_cli(&bin).await;
-    // A template with a required variable, given with --variable. (Without it the CLI asks
-    // for the missing variables the failed import lists; this server does not store the
-    // variables of an import that failed for want of them yet.)
+    // A template with a required variable. Without a value the import fails, and the CLI
+    // reads the failed version's variables to ask for the missing ones.
     let mut echo = echo_template();
     echo["parse"]["variables"] = json!([{"name": "region", "type": "string",
         "description": "Where", "default_value": "", "required": true, "sensitive": false}]);
     let dir = cli.template_dir("docker", &echo);
     let dir = dir.to_str().unwrap();
-    cli.run(&[
+    let push = [
         "templates",
         "push",
         "docker",
@@ -328,11 +327,37 @@ async fn cli_templates() {
         "-d",
         dir,
         "-y",
-        "--variable",
-        "region=eu",
-    ])
-    .await
-    .ok();
+    ];
+    let unanswered = cli.run(&push).await;
+    let stderr = unanswered.failed();
+    assert!(
+        stderr.contains("Found 1 missing required variables:")
+            && stderr.contains("region (string): Where")
+            && stderr.contains(r#"prompt for variable "region""#),
+        "{stderr}"
+    );
+    let jobs = cli
+        .run(&["provisioner", "jobs", "list", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(
+        jobs[0]["error_code"], "REQUIRED_TEMPLATE_VARIABLES",
+        "{jobs}"
+    );
+    assert_eq!(
+        jobs[0]["error"], "required template variables need values: region",
+        "{jobs}"
+    );
+    // Answered at the prompt, the CLI pushes again with the value.
+    let answered = cli.run_with_input(&push, "eu\n").await;
+    answered.ok();
+    assert!(
+        answered
+            .stderr
+            .contains("Retrying template build with provided variables..."),
+        "{}",
+        answered.stderr
+    );
     let list = cli.run(&["templates", "list", "-o", "json"]).await.json();
     assert_eq!(list[0]["Template"]["name"], "docker", "{list}");
     assert_eq!(list[0]["Template"]["provisioner"], "echo");

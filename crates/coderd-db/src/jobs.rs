@@ -81,6 +81,9 @@ pub enum Completion<'a> {
         error: &'a str,
         error_code: Option<&'a str>,
         state: Option<&'a [u8]>,
+        /// What an import that failed still found (the template's variables, when some
+        /// required ones lack values), stored as the version's.
+        import: Option<ImportProduct<'a>>,
     },
     Canceled {
         state: Option<&'a [u8]>,
@@ -500,8 +503,12 @@ impl Store {
                 error,
                 error_code,
                 state,
+                import,
             } => {
                 store_unsuccessful_state(&mut tx, id, state).await?;
+                if let Some(import) = import {
+                    store_import(&mut tx, &import).await?;
+                }
                 sqlx::query(
                     "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
                          error = $2, error_code = $3 WHERE id = $1",
