@@ -726,3 +726,75 @@ async fn cli_support_bundle_holds_the_deployment_config() {
         "the database URL is a secret"
     );
 }
+
+/// `coder create --preset`: the CLI reads the version's presets, applies the named one's
+/// values and sends its id; the workspace's build has both.
+#[tokio::test]
+async fn cli_create_with_a_preset() {
+    let Some(bin) = coder_cli("cli_create_with_a_preset") else {
+        return;
+    };
+    let (_srv, owner, cli) = owner_cli(&bin).await;
+    let mut echo = echo_template();
+    echo["parse"]["presets"] = json!([
+        {"name": "small", "default": true, "parameters": [{"name": "cpu", "value": "1"}]},
+        {"name": "big", "description": "For builds",
+         "parameters": [{"name": "cpu", "value": "8"}]}
+    ]);
+    let dir = cli.template_dir("docker", &echo);
+    cli.run(&[
+        "templates",
+        "push",
+        "docker",
+        "--test.provisioner",
+        "echo",
+        "-d",
+        dir.to_str().unwrap(),
+        "-y",
+    ])
+    .await
+    .ok();
+    let created = cli
+        .run(&["create", "dev", "-t", "docker", "--preset", "big", "-y"])
+        .await;
+    let out = created.ok();
+    assert!(out.contains("Preset 'big' applied"), "{out}");
+    // Without --preset the default one is applied.
+    let created = cli.run(&["create", "dev2", "-t", "docker", "-y"]).await;
+    assert!(
+        created.ok().contains("Preset 'small' (default) applied"),
+        "{}",
+        created.stdout
+    );
+
+    let list = cli.run(&["list", "-o", "json"]).await.json();
+    let build = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .unwrap_or_else(|| panic!("no workspace {name} in {list}"))["latest_build"]
+            .clone()
+    };
+    let dev = build("dev");
+    let presets: Value = owner
+        .get_json(&format!(
+            "/api/v2/templateversions/{}/presets",
+            dev["template_version_id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(dev["template_version_preset_id"], presets[1]["ID"], "{dev}");
+    let params: Value = owner
+        .get_json(&format!(
+            "/api/v2/workspacebuilds/{}/parameters",
+            dev["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(params, json!([{"name": "cpu", "value": "8"}]));
+    assert_eq!(
+        build("dev2")["template_version_preset_id"],
+        presets[0]["ID"]
+    );
+}

@@ -107,6 +107,7 @@ pub struct ImportProduct<'a> {
     pub readme: &'a str,
     pub variables: &'a [crate::model::Variable],
     pub parameters: &'a [crate::model::Parameter],
+    pub presets: &'a [crate::model::Preset],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1156,6 +1157,22 @@ async fn store_import(
         .bind(&prm.validation_monotonic)
         .bind(prm.required)
         .bind(prm.ephemeral)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (i, preset) in p.presets.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO template_version_presets (id, template_version_id, display_order, name, description, \
+                 icon, is_default, parameters) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(p.template_version_id)
+        .bind(i as i32)
+        .bind(&preset.name)
+        .bind(&preset.description)
+        .bind(&preset.icon)
+        .bind(preset.default)
+        .bind(Json(&preset.parameters))
         .execute(&mut **tx)
         .await?;
     }

@@ -265,6 +265,7 @@ impl Daemon {
                     readme: &r.readme,
                     variables: &r.variables,
                     parameters: &r.parameters,
+                    presets: &r.presets,
                 }),
                 build: None,
             }),
@@ -310,6 +311,7 @@ impl Daemon {
                     readme: "",
                     variables,
                     parameters: &[],
+                    presets: &[],
                 }),
             },
         };

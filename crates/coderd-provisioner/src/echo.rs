@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use crate::{
     BoxFuture, BuildResult, Failure, ImportResult, JobContext, JobKind, JobRequest, Outcome,
-    Parameter, ParameterValue, Provisioner, Resource, Timing, Transition, Variable, VariableValue,
+    Parameter, ParameterValue, Preset, Provisioner, Resource, Timing, Transition, Variable,
+    VariableValue,
 };
 
 const IMPORT_STAGE: &str = "Parsing template parameters";
@@ -82,6 +83,7 @@ struct ParseSection {
     readme: String,
     variables: Vec<Variable>,
     parameters: Vec<Parameter>,
+    presets: Vec<Preset>,
 }
 
 /// A transition's section (`start` also drives dry runs).
@@ -146,6 +148,7 @@ async fn import(
         readme: parse.readme,
         variables,
         parameters: parse.parameters,
+        presets: parse.presets,
         start_resources: file.start.resources,
         stop_resources: file.stop.resources,
     }))

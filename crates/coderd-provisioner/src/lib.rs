@@ -159,6 +159,7 @@ pub struct ImportResult {
     pub readme: String,
     pub variables: Vec<Variable>,
     pub parameters: Vec<Parameter>,
+    pub presets: Vec<Preset>,
     pub start_resources: Vec<Resource>,
     pub stop_resources: Vec<Resource>,
 }
@@ -263,6 +264,6 @@ pub fn resolve_variables(
 }
 
 pub use coderd_db::model::{
-    Agent, AgentMetadata, AgentScript, App, Parameter, ParameterOption, Resource, ResourceMetadata,
-    Timing, Variable,
+    Agent, AgentMetadata, AgentScript, App, Parameter, ParameterOption, Preset, PresetParameter,
+    Resource, ResourceMetadata, Timing, Variable,
 };

@@ -436,8 +436,11 @@ impl Job<'_> {
             config::variables(&parsed).map_err(Failure::failed)?,
             user_values,
         )?;
-        let (parameters, warnings) =
+        let (parameters, mut warnings) =
             config::parameters(&parsed, &variables).map_err(Failure::failed)?;
+        let (presets, preset_warnings) =
+            config::presets(&parsed, &variables).map_err(Failure::failed)?;
+        warnings.extend(preset_warnings);
         for warning in warnings {
             self.log("warn", PARSE_STAGE, &warning);
         }
@@ -474,6 +477,7 @@ impl Job<'_> {
             readme: self.dir.readme(),
             variables,
             parameters,
+            presets,
             start_resources,
             stop_resources,
         }))

@@ -120,6 +120,19 @@ pub const WIRE_KEYS: &[(&str, &str, &str)] = &[
     ("codersdk.TransitionStats", "p50", "P50"),
     ("codersdk.TransitionStats", "p95", "P95"),
     ("codersdk.SSHConfig", "deploymentName", "DeploymentName"),
+    ("codersdk.Preset", "id", "ID"),
+    ("codersdk.Preset", "name", "Name"),
+    ("codersdk.Preset", "parameters", "Parameters"),
+    ("codersdk.Preset", "default", "Default"),
+    (
+        "codersdk.Preset",
+        "desiredPrebuildInstances",
+        "DesiredPrebuildInstances",
+    ),
+    ("codersdk.Preset", "description", "Description"),
+    ("codersdk.Preset", "icon", "Icon"),
+    ("codersdk.PresetParameter", "name", "Name"),
+    ("codersdk.PresetParameter", "value", "Value"),
     ("codersdk.SSHConfig", "sshconfigOptions", "SSHConfigOptions"),
 ];
 

@@ -1248,7 +1248,7 @@ fn operations(d: &mut Doc) {
         "get-template-version-presets",
         "Get template version presets",
     )
-    .json(200, json!({"type": "array", "maxItems": 0}));
+    .list::<codersdk::Preset>(200);
     d.op(
         GET,
         "/templateversions/{templateversion}/parameters",
