@@ -311,15 +311,14 @@ async fn cli_templates() {
         return;
     };
     let (_srv, _owner, cli) = owner_cli(&bin).await;
-    // A template with a required variable, given with --variable. (Without it the CLI asks
-    // for the missing variables the failed import lists; this server does not store the
-    // variables of an import that failed for want of them yet.)
+    // A template with a required variable. Without a value the import fails, and the CLI
+    // reads the failed version's variables to ask for the missing ones.
     let mut echo = echo_template();
     echo["parse"]["variables"] = json!([{"name": "region", "type": "string",
         "description": "Where", "default_value": "", "required": true, "sensitive": false}]);
     let dir = cli.template_dir("docker", &echo);
     let dir = dir.to_str().unwrap();
-    cli.run(&[
+    let push = [
         "templates",
         "push",
         "docker",
@@ -328,11 +327,37 @@ async fn cli_templates() {
         "-d",
         dir,
         "-y",
-        "--variable",
-        "region=eu",
-    ])
-    .await
-    .ok();
+    ];
+    let unanswered = cli.run(&push).await;
+    let stderr = unanswered.failed();
+    assert!(
+        stderr.contains("Found 1 missing required variables:")
+            && stderr.contains("region (string): Where")
+            && stderr.contains(r#"prompt for variable "region""#),
+        "{stderr}"
+    );
+    let jobs = cli
+        .run(&["provisioner", "jobs", "list", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(
+        jobs[0]["error_code"], "REQUIRED_TEMPLATE_VARIABLES",
+        "{jobs}"
+    );
+    assert_eq!(
+        jobs[0]["error"], "required template variables need values: region",
+        "{jobs}"
+    );
+    // Answered at the prompt, the CLI pushes again with the value.
+    let answered = cli.run_with_input(&push, "eu\n").await;
+    answered.ok();
+    assert!(
+        answered
+            .stderr
+            .contains("Retrying template build with provided variables..."),
+        "{}",
+        answered.stderr
+    );
     let list = cli.run(&["templates", "list", "-o", "json"]).await.json();
     assert_eq!(list[0]["Template"]["name"], "docker", "{list}");
     assert_eq!(list[0]["Template"]["provisioner"], "echo");
@@ -650,4 +675,126 @@ async fn cli_provisioners_and_jobs() {
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["type"], "template_version_import");
     assert_eq!(jobs[0]["status"], "succeeded");
+}
+
+/// `coder support bundle` reads `GET /deployment/config` through upstream's SDK, decodes it
+/// into upstream's `DeploymentValues` and option set, and writes them into the bundle.
+#[tokio::test]
+async fn cli_support_bundle_holds_the_deployment_config() {
+    let Some(bin) = coder_cli("cli_support_bundle_holds_the_deployment_config") else {
+        return;
+    };
+    let srv = TestServer::start_with(|o| {
+        o.session_duration = Duration::from_secs(36 * 3600);
+        o.allow_workspace_renames = true;
+    })
+    .await;
+    let (owner, _) = create_owner(&srv.client).await;
+    let cli = Cli::new(&bin, &srv.url, owner.token());
+    let bundle = cli.dir.join("bundle.zip");
+    cli.run(&["support", "bundle", "-y", "-O", bundle.to_str().unwrap()])
+        .await
+        .ok();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&bundle).unwrap()).unwrap();
+    let config: Value =
+        serde_json::from_reader(zip.by_name("deployment/config.json").unwrap()).unwrap();
+    let values = &config["config"];
+    assert_eq!(values["access_url"], srv.url.as_str(), "{values}");
+    assert_eq!(
+        values["session_lifetime"]["default_duration"],
+        36 * 3600 * 1_000_000_000u64
+    );
+    assert_eq!(values["allow_workspace_renames"], true);
+    assert_eq!(values["provisioner"]["daemon_types"], json!(["echo"]));
+    // Its option set took our values into upstream's typed options, by name.
+    let option = |name: &str| {
+        config["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("no option {name:?}"))
+            .clone()
+    };
+    assert_eq!(
+        option("Session Duration")["value"],
+        36 * 3600 * 1_000_000_000u64
+    );
+    assert_eq!(option("HTTP Address")["value"], "127.0.0.1:0");
+    assert!(
+        !config.to_string().contains(&srv.db_url),
+        "the database URL is a secret"
+    );
+}
+
+/// `coder create --preset`: the CLI reads the version's presets, applies the named one's
+/// values and sends its id; the workspace's build has both.
+#[tokio::test]
+async fn cli_create_with_a_preset() {
+    let Some(bin) = coder_cli("cli_create_with_a_preset") else {
+        return;
+    };
+    let (_srv, owner, cli) = owner_cli(&bin).await;
+    let mut echo = echo_template();
+    echo["parse"]["presets"] = json!([
+        {"name": "small", "default": true, "parameters": [{"name": "cpu", "value": "1"}]},
+        {"name": "big", "description": "For builds",
+         "parameters": [{"name": "cpu", "value": "8"}]}
+    ]);
+    let dir = cli.template_dir("docker", &echo);
+    cli.run(&[
+        "templates",
+        "push",
+        "docker",
+        "--test.provisioner",
+        "echo",
+        "-d",
+        dir.to_str().unwrap(),
+        "-y",
+    ])
+    .await
+    .ok();
+    let created = cli
+        .run(&["create", "dev", "-t", "docker", "--preset", "big", "-y"])
+        .await;
+    let out = created.ok();
+    assert!(out.contains("Preset 'big' applied"), "{out}");
+    // Without --preset the default one is applied.
+    let created = cli.run(&["create", "dev2", "-t", "docker", "-y"]).await;
+    assert!(
+        created.ok().contains("Preset 'small' (default) applied"),
+        "{}",
+        created.stdout
+    );
+
+    let list = cli.run(&["list", "-o", "json"]).await.json();
+    let build = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .unwrap_or_else(|| panic!("no workspace {name} in {list}"))["latest_build"]
+            .clone()
+    };
+    let dev = build("dev");
+    let presets: Value = owner
+        .get_json(&format!(
+            "/api/v2/templateversions/{}/presets",
+            dev["template_version_id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(dev["template_version_preset_id"], presets[1]["ID"], "{dev}");
+    let params: Value = owner
+        .get_json(&format!(
+            "/api/v2/workspacebuilds/{}/parameters",
+            dev["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(params, json!([{"name": "cpu", "value": "8"}]));
+    assert_eq!(
+        build("dev2")["template_version_preset_id"],
+        presets[0]["ID"]
+    );
 }

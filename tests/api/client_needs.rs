@@ -762,3 +762,76 @@ async fn wire_details_as_upstream_sends_them() {
     assert_eq!(status, 400, "{resp}");
     assert_eq!(resp["validations"][0]["field"], "password");
 }
+
+/// `GET /deployment/config` (the dashboard's deployment settings, `coder support bundle`):
+/// this server's settings under upstream's keys, the database URL never, for owners and
+/// auditors only.
+#[tokio::test]
+async fn deployment_config_reports_the_settings_without_secrets() {
+    let srv = TestServer::start_with(|o| {
+        o.session_duration = std::time::Duration::from_secs(36 * 3600);
+        o.proxy_trusted_headers = vec!["X-Forwarded-For".into()];
+        o.allow_workspace_renames = true;
+    })
+    .await;
+    let (owner, _) = srv.owner().await;
+    let (status, body) = raw_json(&owner, "GET", "/api/v2/deployment/config", None).await;
+    assert_eq!(status, 200, "{body}");
+    let config = &body["config"];
+    assert_eq!(config["access_url"], srv.url.as_str());
+    assert_eq!(
+        config["session_lifetime"]["default_duration"],
+        36 * 3600 * 1_000_000_000u64
+    );
+    assert_eq!(config["proxy_trusted_headers"], json!(["X-Forwarded-For"]));
+    assert_eq!(config["allow_workspace_renames"], true);
+    assert_eq!(config["provisioner"]["daemon_types"], json!(["echo"]));
+    assert_eq!(config["rate_limit"]["disable_all"], true);
+    // Go's omitempty: a false setting of the top level is left out, sections stay.
+    assert_eq!(config.get("disable_password_auth"), None);
+    assert!(config["oidc"].is_object(), "{config}");
+    assert_eq!(config.get("pg_connection_url"), None);
+    let text = body.to_string();
+    assert!(
+        !text.contains(&srv.db_url),
+        "the database URL (with its password) is a secret"
+    );
+
+    let options = body["options"].as_array().unwrap();
+    let option = |env: &str| {
+        options
+            .iter()
+            .find(|o| o["env"] == env)
+            .unwrap_or_else(|| panic!("no option {env} in {options:?}"))
+    };
+    let http = option("CODER_HTTP_ADDRESS");
+    assert_eq!(http["name"], "HTTP Address");
+    assert_eq!(http["flag"], "http-address");
+    assert_eq!(http["default"], "127.0.0.1:3000");
+    assert_eq!(http["value"], "127.0.0.1:0");
+    assert_eq!(http["group"]["name"], "HTTP");
+    assert_eq!(http["group"]["parent"]["name"], "Networking");
+    let session = option("CODER_SESSION_DURATION");
+    assert_eq!(session["value"], 36 * 3600 * 1_000_000_000u64);
+    assert_eq!(session["annotations"]["format_duration"], "true");
+    let pg = option("CODER_PG_CONNECTION_URL");
+    assert_eq!(pg.get("value"), None, "{pg}");
+    assert_eq!(pg["annotations"]["secret"], "true");
+    assert_eq!(option("CODER_PROVISIONER_POLL_INTERVAL")["hidden"], true);
+
+    // Upstream's action: read on deployment_config, which owners and auditors have.
+    let (member, user) = srv.member(&owner, "amy").await;
+    let (status, _) = raw_json(&member, "GET", "/api/v2/deployment/config", None).await;
+    assert_eq!(status, 403);
+    let (status, body) = raw_json(
+        &owner,
+        "PUT",
+        &format!("/api/v2/users/{}/roles", user.id),
+        Some(r#"{"roles": ["auditor"]}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw_json(&member, "GET", "/api/v2/deployment/config", None).await;
+    assert_eq!(status, 200, "{body}");
+    srv.stop().await;
+}

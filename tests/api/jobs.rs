@@ -160,6 +160,17 @@ async fn failed_imports_and_required_variables() {
         v.job.error_code.as_deref(),
         Some("REQUIRED_TEMPLATE_VARIABLES")
     );
+    // The failed version still lists the variables it found, as upstream's, so clients can
+    // ask for the missing ones (`coder templates push` does).
+    let vars: Vec<TemplateVersionVariable> = owner
+        .get_json(&format!("/api/v2/templateversions/{}/variables", v.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        (vars.len(), vars[0].name.as_str(), vars[0].value.as_str()),
+        (1, "region", "")
+    );
+    assert!(vars[0].required);
 
     let v = create_version_with(&owner, org, &needs, |r| {
         r.user_variable_values = vec![VariableValue {

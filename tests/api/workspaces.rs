@@ -853,3 +853,97 @@ async fn put_state_replaces_the_state() {
         b"hi"
     );
 }
+
+/// Presets from the import: listed by the version (Go's untagged keys), and a workspace made
+/// with one gets its values over those asked for, the build recording the preset.
+#[tokio::test]
+async fn presets_give_builds_their_values() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let mut echo = lifecycle_echo();
+    echo["parse"]["presets"] = json!([
+        {"name": "Small", "description": "For reading", "default": true,
+         "parameters": [{"name": "cpu", "value": "1"}]},
+        {"name": "Big", "icon": "/emojis/1f418.png",
+         "parameters": [{"name": "cpu", "value": "8"}, {"name": "region", "value": "us"}]}
+    ]);
+    let (template, version) = create_template(&owner, org, "presets", &echo).await;
+    let (status, presets) = raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/templateversions/{}/presets", version.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{presets}");
+    assert_eq!(presets[0]["Name"], "Small");
+    assert_eq!(presets[0]["Default"], true);
+    assert_eq!(presets[0]["Description"], "For reading");
+    assert_eq!(presets[0]["DesiredPrebuildInstances"], json!(null));
+    assert_eq!(presets[1]["Icon"], "/emojis/1f418.png");
+    assert_eq!(
+        presets[1]["Parameters"],
+        json!([{"Name": "cpu", "Value": "8"}, {"Name": "region", "Value": "us"}])
+    );
+    let big = presets[1]["ID"].as_str().unwrap().to_string();
+
+    let ws = crate::harness::workspace::create_ws(
+        &owner,
+        template.id,
+        "big",
+        json!({"template_version_preset_id": big,
+               "rich_parameter_values": [{"name": "cpu", "value": "4"}]}),
+    )
+    .await;
+    assert_eq!(
+        ws.latest_build
+            .template_version_preset_id
+            .map(|p| p.to_string()),
+        Some(big.clone())
+    );
+    let (status, params) = raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/workspacebuilds/{}/parameters", ws.latest_build.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{params}");
+    let value = |name: &str| {
+        params
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["value"].clone())
+    };
+    assert_eq!(
+        (value("cpu"), value("region")),
+        (Some(json!("8")), Some(json!("us")))
+    );
+
+    // A preset of another version is refused.
+    let other = create_version(&owner, org, &echo, Some(template.id)).await;
+    let other = wait_import(&owner, other.id).await;
+    let (_, other_presets) = raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/templateversions/{}/presets", other.id),
+        None,
+    )
+    .await;
+    let (status, body) = raw_json(
+        &owner,
+        "POST",
+        "/api/v2/users/me/workspaces",
+        Some(
+            &json!({"template_id": template.id, "name": "wrong",
+                    "template_version_preset_id": other_presets[0]["ID"]})
+            .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    srv.stop().await;
+}

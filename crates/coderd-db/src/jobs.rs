@@ -81,6 +81,9 @@ pub enum Completion<'a> {
         error: &'a str,
         error_code: Option<&'a str>,
         state: Option<&'a [u8]>,
+        /// What an import that failed still found (the template's variables, when some
+        /// required ones lack values), stored as the version's.
+        import: Option<ImportProduct<'a>>,
     },
     Canceled {
         state: Option<&'a [u8]>,
@@ -104,6 +107,7 @@ pub struct ImportProduct<'a> {
     pub readme: &'a str,
     pub variables: &'a [crate::model::Variable],
     pub parameters: &'a [crate::model::Parameter],
+    pub presets: &'a [crate::model::Preset],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -500,8 +504,12 @@ impl Store {
                 error,
                 error_code,
                 state,
+                import,
             } => {
                 store_unsuccessful_state(&mut tx, id, state).await?;
+                if let Some(import) = import {
+                    store_import(&mut tx, &import).await?;
+                }
                 sqlx::query(
                     "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
                          error = $2, error_code = $3 WHERE id = $1",
@@ -1149,6 +1157,22 @@ async fn store_import(
         .bind(&prm.validation_monotonic)
         .bind(prm.required)
         .bind(prm.ephemeral)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (i, preset) in p.presets.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO template_version_presets (id, template_version_id, display_order, name, description, \
+                 icon, is_default, parameters) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(p.template_version_id)
+        .bind(i as i32)
+        .bind(&preset.name)
+        .bind(&preset.description)
+        .bind(&preset.icon)
+        .bind(preset.default)
+        .bind(Json(&preset.parameters))
         .execute(&mut **tx)
         .await?;
     }

@@ -20,6 +20,33 @@ pub struct Variable {
     pub sensitive: bool,
 }
 
+/// A preset (`coder_workspace_preset`): a named set of parameter values to create a workspace
+/// with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Preset {
+    pub name: String,
+    pub description: String,
+    pub icon: String,
+    /// The one the CLI and dashboard pick when none is named.
+    pub default: bool,
+    pub parameters: Vec<PresetParameter>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PresetParameter {
+    pub name: String,
+    pub value: String,
+}
+
+/// A stored preset of a template version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPreset {
+    pub id: Uuid,
+    pub preset: Preset,
+}
+
 /// A rich parameter (`coder_parameter`), field for field as `codersdk.TemplateVersionParameter`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

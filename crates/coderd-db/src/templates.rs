@@ -319,6 +319,40 @@ impl Store {
         .await?)
     }
 
+    /// A version's presets, in the template's order.
+    pub async fn version_presets(&self, id: Uuid) -> Result<Vec<crate::model::StoredPreset>> {
+        type Row = (
+            Uuid,
+            String,
+            String,
+            String,
+            bool,
+            Json<Vec<crate::model::PresetParameter>>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, name, description, icon, is_default, parameters FROM template_version_presets \
+             WHERE template_version_id = $1 ORDER BY display_order",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, name, description, icon, default, parameters)| crate::model::StoredPreset {
+                    id,
+                    preset: crate::model::Preset {
+                        name,
+                        description,
+                        icon,
+                        default,
+                        parameters: parameters.0,
+                    },
+                },
+            )
+            .collect())
+    }
+
     pub async fn version_parameters(&self, id: Uuid) -> Result<Vec<Parameter>> {
         type Row = (
             String,

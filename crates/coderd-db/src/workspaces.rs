@@ -54,11 +54,12 @@ pub struct BuildRow {
     /// same transaction that writes the build's deadline and state, so a job read later that
     /// has completed while this is false means the row predates that write.
     pub job_done: bool,
+    pub template_version_preset_id: Option<Uuid>,
 }
 
 const BUILD_COLUMNS: &str = "b.id, b.created_at, b.updated_at, b.workspace_id, b.template_version_id, \
     b.build_number, b.transition::text AS transition, b.initiator_id, b.job_id, b.deadline, b.max_deadline, \
-    b.reason::text AS reason, b.daily_cost, \
+    b.reason::text AS reason, b.daily_cost, b.template_version_preset_id, \
     COALESCE((SELECT j.completed_at IS NOT NULL FROM provisioner_jobs j WHERE j.id = b.job_id), false) AS job_done";
 
 pub struct NewWorkspace<'a> {
@@ -82,6 +83,8 @@ pub struct NewBuild<'a> {
     pub reason: &'a str,
     pub state: Option<&'a [u8]>,
     pub parameters: &'a [(String, String)],
+    /// The preset the build was made with.
+    pub preset_id: Option<Uuid>,
 }
 
 #[derive(Debug)]
@@ -193,8 +196,8 @@ async fn insert_build_tx(
     insert_job(tx, job).await?;
     sqlx::query(
         "INSERT INTO workspace_builds (id, created_at, updated_at, workspace_id, template_version_id, build_number, \
-             transition, initiator_id, provisioner_state, job_id, reason) \
-         VALUES ($1, clock_timestamp(), clock_timestamp(), $2, $3, $4, $5::workspace_transition, $6, $7, $8, $9::build_reason)",
+             transition, initiator_id, provisioner_state, job_id, reason, template_version_preset_id) \
+         VALUES ($1, clock_timestamp(), clock_timestamp(), $2, $3, $4, $5::workspace_transition, $6, $7, $8, $9::build_reason, $10)",
     )
     .bind(b.id)
     .bind(workspace_id)
@@ -205,6 +208,7 @@ async fn insert_build_tx(
     .bind(state)
     .bind(job.id)
     .bind(b.reason)
+    .bind(b.preset_id)
     .execute(&mut **tx)
     .await?;
     let (names, values): (Vec<&str>, Vec<&str>) = b

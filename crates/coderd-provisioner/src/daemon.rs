@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     Failure, JobContext, JobKind, JobRequest, Log, Outcome, ParameterValue, Provisioner,
-    Transition, VariableValue, WorkspaceFacts,
+    Transition, VariableValue, WorkspaceFacts, REQUIRED_TEMPLATE_VARIABLES,
 };
 
 /// The error of a job still running when its daemon shut down and the grace ran out.
@@ -246,7 +246,7 @@ impl Daemon {
             let status = match &outcome {
                 Ok(_) => "success",
                 Err(Failure::Canceled { .. }) => "canceled",
-                Err(Failure::Failed { .. }) => "failed",
+                Err(Failure::Failed { .. } | Failure::MissingVariables { .. }) => "failed",
             };
             o.finished(&job.provisioner, status, started.elapsed());
         }
@@ -254,21 +254,21 @@ impl Daemon {
             (Ok(Outcome::Build(result)), Some(ctx)) => Some(finish_build(ctx, result)),
             _ => None,
         };
+        let version = job_input(&job).template_version_id.unwrap_or_default();
+        let failure_message = outcome.as_ref().err().map(Failure::to_string);
         let how = match &outcome {
-            Ok(Outcome::Import(r)) => {
-                let version = job_input(&job).template_version_id.unwrap_or_default();
-                Completion::Succeeded(Produced {
-                    resources: vec![("start", &r.start_resources), ("stop", &r.stop_resources)],
-                    timings: &[],
-                    import: Some(ImportProduct {
-                        template_version_id: version,
-                        readme: &r.readme,
-                        variables: &r.variables,
-                        parameters: &r.parameters,
-                    }),
-                    build: None,
-                })
-            }
+            Ok(Outcome::Import(r)) => Completion::Succeeded(Produced {
+                resources: vec![("start", &r.start_resources), ("stop", &r.stop_resources)],
+                timings: &[],
+                import: Some(ImportProduct {
+                    template_version_id: version,
+                    readme: &r.readme,
+                    variables: &r.variables,
+                    parameters: &r.parameters,
+                    presets: &r.presets,
+                }),
+                build: None,
+            }),
             Ok(Outcome::DryRun { resources }) => Completion::Succeeded(Produced {
                 resources: vec![("start", resources)],
                 ..Default::default()
@@ -298,6 +298,21 @@ impl Daemon {
                 error,
                 error_code: error_code.as_deref(),
                 state: state.as_deref(),
+                import: None,
+            },
+            // Upstream records the variables before it checks them, so the version lists
+            // them even though its import failed: clients ask for the missing ones.
+            Err(Failure::MissingVariables { variables, .. }) => Completion::Failed {
+                error: failure_message.as_deref().unwrap_or_default(),
+                error_code: Some(REQUIRED_TEMPLATE_VARIABLES),
+                state: None,
+                import: Some(ImportProduct {
+                    template_version_id: version,
+                    readme: "",
+                    variables,
+                    parameters: &[],
+                    presets: &[],
+                }),
             },
         };
         // Logs before the end: followers read a job's status before its logs.
@@ -333,6 +348,7 @@ impl Daemon {
                                 error: &message,
                                 error_code: None,
                                 state: None,
+                                import: None,
                             },
                         )
                     })

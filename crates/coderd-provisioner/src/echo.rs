@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use crate::{
     BoxFuture, BuildResult, Failure, ImportResult, JobContext, JobKind, JobRequest, Outcome,
-    Parameter, ParameterValue, Provisioner, Resource, Timing, Transition, Variable, VariableValue,
-    REQUIRED_TEMPLATE_VARIABLES,
+    Parameter, ParameterValue, Preset, Provisioner, Resource, Timing, Transition, Variable,
+    VariableValue,
 };
 
 const IMPORT_STAGE: &str = "Parsing template parameters";
@@ -83,6 +83,7 @@ struct ParseSection {
     readme: String,
     variables: Vec<Variable>,
     parameters: Vec<Parameter>,
+    presets: Vec<Preset>,
 }
 
 /// A transition's section (`start` also drives dry runs).
@@ -142,41 +143,12 @@ async fn import(
     let parse = file.parse;
     parse.replay.run(IMPORT_STAGE, ctx).await?;
 
-    let user_value = |name: &str| {
-        user_variable_values
-            .iter()
-            .find(|given| given.name == name)
-            .map(|given| given.value.clone())
-    };
-    let missing: Vec<&str> = parse
-        .variables
-        .iter()
-        .filter(|variable| variable.required && user_value(&variable.name).is_none())
-        .map(|variable| variable.name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return Err(Failure::Failed {
-            error: format!(
-                "required template variables need values: {}",
-                missing.join(", ")
-            ),
-            error_code: Some(REQUIRED_TEMPLATE_VARIABLES.into()),
-            state: None,
-        });
-    }
-    let variables = parse
-        .variables
-        .into_iter()
-        .map(|variable| Variable {
-            value: user_value(&variable.name).unwrap_or_else(|| variable.default_value.clone()),
-            ..variable
-        })
-        .collect();
-
+    let variables = crate::resolve_variables(parse.variables, user_variable_values)?;
     Ok(Outcome::Import(ImportResult {
         readme: parse.readme,
         variables,
         parameters: parse.parameters,
+        presets: parse.presets,
         start_resources: file.start.resources,
         stop_resources: file.stop.resources,
     }))
@@ -536,15 +508,24 @@ mod tests {
             {"name": "b", "required": true},
             {"name": "c", "required": false}
         ]}}));
-        let (result, _) = run(import_kind(&[]), archive).await;
+        let (result, _) = run(import_kind(&[("c", "given")]), archive).await;
+        let Err(failure @ Failure::MissingVariables { .. }) = result else {
+            panic!("expected missing variables, got {result:?}");
+        };
         assert_eq!(
-            result,
-            Err(Failure::Failed {
-                error: "required template variables need values: a, b".into(),
-                error_code: Some(REQUIRED_TEMPLATE_VARIABLES.into()),
-                state: None,
-            })
+            failure.to_string(),
+            "required template variables need values: a, b"
         );
+        // The variables are still reported, with the values given.
+        let Failure::MissingVariables { variables, missing } = failure else {
+            unreachable!()
+        };
+        assert_eq!(missing, ["a", "b"]);
+        let names: Vec<(&str, &str)> = variables
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(names, [("a", ""), ("b", ""), ("c", "given")]);
     }
 
     #[tokio::test]

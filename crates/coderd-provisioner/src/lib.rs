@@ -159,6 +159,7 @@ pub struct ImportResult {
     pub readme: String,
     pub variables: Vec<Variable>,
     pub parameters: Vec<Parameter>,
+    pub presets: Vec<Preset>,
     pub start_resources: Vec<Resource>,
     pub stop_resources: Vec<Resource>,
 }
@@ -188,6 +189,15 @@ pub enum Failure {
         error_code: Option<String>,
         state: Option<Vec<u8>>,
     },
+    /// An import found required variables without values (`REQUIRED_TEMPLATE_VARIABLES`).
+    /// The variables it found are still the version's, as upstream records them, so that a
+    /// client can tell which ones need values and ask for them.
+    #[error("required template variables need values: {}", missing.join(", "))]
+    MissingVariables {
+        /// Every variable of the template, with the value given or its default.
+        variables: Vec<Variable>,
+        missing: Vec<String>,
+    },
 }
 
 impl Failure {
@@ -208,6 +218,8 @@ impl Failure {
     pub fn with_state(mut self, new: Vec<u8>) -> Failure {
         match &mut self {
             Failure::Canceled { state } | Failure::Failed { state, .. } => *state = Some(new),
+            // Imports have no state.
+            Failure::MissingVariables { .. } => {}
         }
         self
     }
@@ -216,13 +228,42 @@ impl Failure {
     pub fn state(&self) -> Option<&[u8]> {
         match self {
             Failure::Canceled { state } | Failure::Failed { state, .. } => state.as_deref(),
+            Failure::MissingVariables { .. } => None,
         }
     }
 }
 
 pub const REQUIRED_TEMPLATE_VARIABLES: &str = "REQUIRED_TEMPLATE_VARIABLES";
 
+/// An import's variables with the values given for them (else their defaults); fails with
+/// [`Failure::MissingVariables`] when a required one has none.
+pub fn resolve_variables(
+    variables: Vec<Variable>,
+    given: &[VariableValue],
+) -> Result<Vec<Variable>, Failure> {
+    let value = |name: &str| given.iter().find(|v| v.name == name).map(|v| &v.value);
+    let missing: Vec<String> = variables
+        .iter()
+        .filter(|v| v.required && value(&v.name).is_none())
+        .map(|v| v.name.clone())
+        .collect();
+    let variables: Vec<Variable> = variables
+        .into_iter()
+        .map(|v| Variable {
+            value: value(&v.name)
+                .cloned()
+                .unwrap_or_else(|| v.default_value.clone()),
+            ..v
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(variables)
+    } else {
+        Err(Failure::MissingVariables { variables, missing })
+    }
+}
+
 pub use coderd_db::model::{
-    Agent, AgentMetadata, AgentScript, App, Parameter, ParameterOption, Resource, ResourceMetadata,
-    Timing, Variable,
+    Agent, AgentMetadata, AgentScript, App, Parameter, ParameterOption, Preset, PresetParameter,
+    Resource, ResourceMetadata, Timing, Variable,
 };

@@ -39,7 +39,6 @@ use self::events::Timings;
 use crate::{
     BoxFuture, BuildResult, Failure, ImportResult, JobContext, JobKind, JobRequest, Outcome,
     ParameterValue, Provisioner, Timing, Transition, VariableValue, WorkspaceFacts,
-    REQUIRED_TEMPLATE_VARIABLES,
 };
 
 /// How long Terraform gets to stop after an interrupt before it is killed.
@@ -433,30 +432,15 @@ impl Job<'_> {
                 return Err(Failure::failed(format!("reading the template: {e}")));
             }
         };
-        let mut variables = config::variables(&parsed).map_err(Failure::failed)?;
-        let given = |name: &str| user_values.iter().find(|v| v.name == name);
-        let missing: Vec<&str> = variables
-            .iter()
-            .filter(|v| v.required && given(&v.name).is_none())
-            .map(|v| v.name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(Failure::Failed {
-                error: format!(
-                    "required template variables need values: {}",
-                    missing.join(", ")
-                ),
-                error_code: Some(REQUIRED_TEMPLATE_VARIABLES.into()),
-                state: None,
-            });
-        }
-        for v in &mut variables {
-            if let Some(given) = given(&v.name) {
-                v.value = given.value.clone();
-            }
-        }
-        let (parameters, warnings) =
+        let variables = crate::resolve_variables(
+            config::variables(&parsed).map_err(Failure::failed)?,
+            user_values,
+        )?;
+        let (parameters, mut warnings) =
             config::parameters(&parsed, &variables).map_err(Failure::failed)?;
+        let (presets, preset_warnings) =
+            config::presets(&parsed, &variables).map_err(Failure::failed)?;
+        warnings.extend(preset_warnings);
         for warning in warnings {
             self.log("warn", PARSE_STAGE, &warning);
         }
@@ -493,6 +477,7 @@ impl Job<'_> {
             readme: self.dir.readme(),
             variables,
             parameters,
+            presets,
             start_resources,
             stop_resources,
         }))
@@ -1180,14 +1165,11 @@ variable "b" { type = string }
 variable "c" { default = 1 }"#,
         )]);
         let (result, _) = run(&tf, import(), archive).await;
-        assert_eq!(
-            result,
-            Err(Failure::Failed {
-                error: "required template variables need values: a, b".into(),
-                error_code: Some(REQUIRED_TEMPLATE_VARIABLES.into()),
-                state: None,
-            })
-        );
+        let Err(Failure::MissingVariables { variables, missing }) = result else {
+            panic!("expected missing variables, got {result:?}");
+        };
+        assert_eq!(missing, ["a", "b"]);
+        assert_eq!(variables.len(), 3);
     }
 
     /// The real binary, when there is one (the API tests cover it in depth).

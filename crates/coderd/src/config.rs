@@ -271,6 +271,11 @@ pub struct ServerOptions {
     /// refuse other upgrades).
     #[arg(long, env = "CODER_DERP_FORCE_WEBSOCKETS")]
     pub derp_force_websockets: bool,
+
+    /// Where each setting came from (flag, environment, default), for `GET
+    /// /deployment/config`; filled in by the binary from its parsed command line.
+    #[arg(skip)]
+    pub value_sources: crate::deployment::ValueSources,
 }
 
 impl Default for ServerOptions {

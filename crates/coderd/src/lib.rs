@@ -8,6 +8,7 @@ pub mod authz;
 pub mod binaries;
 pub mod config;
 pub mod csrf;
+pub mod deployment;
 pub mod derp;
 pub mod derp_mesh;
 pub mod http;

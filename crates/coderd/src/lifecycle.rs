@@ -217,6 +217,7 @@ impl Executor {
                 reason: d.reason,
                 state: None,
                 parameters: &[],
+                preset: None,
             };
             match wsbuild::create_build(&self.state, &ws, &template, spec(None)).await {
                 Ok(b) => {

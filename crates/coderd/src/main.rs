@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use coderd::config::{default_config_dir, Cli, Command, LogFormat, ServerSubcommand};
 use coderd::server::{self, StartOptions};
 use tracing_subscriber::EnvFilter;
@@ -43,8 +43,15 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let Command::Server(cmd) = cli.command;
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let Command::Server(mut cmd) = cli.command;
+    if let Some(("server", server)) = matches.subcommand() {
+        cmd.options.value_sources = server
+            .ids()
+            .filter_map(|id| Some((id.to_string(), server.value_source(id.as_str())?)))
+            .collect();
+    }
     if let Some(ServerSubcommand::PostgresBuiltinUrl {
         raw_url,
         config_dir,

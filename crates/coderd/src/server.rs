@@ -188,6 +188,18 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     let disabled = opts.dangerous_disable_rate_limits;
     let limit = |n: i64| RateLimiter::new(if disabled { -1 } else { n });
     let metrics = Arc::new(crate::metrics::Metrics::default());
+    // As the access URL's scheme says, unless set either way.
+    let secure_auth_cookie = opts
+        .secure_auth_cookie
+        .unwrap_or_else(|| access_url.starts_with("https://"));
+    let deployment_config = Arc::new(crate::deployment::deployment_config(
+        &crate::deployment::Effective {
+            options: &opts,
+            access_url: &access_url,
+            secure_auth_cookie,
+            sources: &opts.value_sources,
+        },
+    ));
     let state = AppState(Arc::new(Inner {
         store: store.clone(),
         pubsub: pubsub.clone(),
@@ -198,15 +210,13 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             session_duration: opts.session_duration,
             default_token_lifetime: opts.default_token_lifetime,
             max_token_lifetime: opts.max_token_lifetime,
-            // As the access URL's scheme says, unless set either way.
-            secure_auth_cookie: opts
-                .secure_auth_cookie
-                .unwrap_or_else(|| access_url.starts_with("https://")),
+            secure_auth_cookie,
             disable_password_auth: opts.disable_password_auth,
             disable_session_expiry_refresh: opts.disable_session_expiry_refresh,
             allow_workspace_renames: opts.allow_workspace_renames,
             swagger_enable: opts.swagger_enable,
             agent_binaries_dir: opts.agent_binaries_dir.clone(),
+            deployment_config,
         },
         limits: RateLimits {
             api: limit(opts.api_rate_limit),

@@ -24,6 +24,8 @@ pub struct ApiConfig {
     pub swagger_enable: bool,
     /// Where the agent binaries served at `/bin/` are.
     pub agent_binaries_dir: Option<std::path::PathBuf>,
+    /// The answer of `GET /deployment/config` (settings do not change while the server runs).
+    pub deployment_config: Arc<serde_json::Value>,
 }
 
 pub struct Inner {

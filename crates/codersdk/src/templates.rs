@@ -232,6 +232,37 @@ pub struct TemplateVersionParameter {
     pub ephemeral: bool,
 }
 
+/// A template version's preset. Coder's Go struct has no JSON tags: the keys are the field
+/// names (`ID`, `Name`, …; its specification says `id`, `name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct Preset {
+    #[serde(rename = "ID")]
+    pub id: Uuid,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Parameters")]
+    pub parameters: Vec<PresetParameter>,
+    #[serde(rename = "Default")]
+    pub default: bool,
+    /// Prebuilt workspaces are not made here: always `null`.
+    #[serde(rename = "DesiredPrebuildInstances")]
+    pub desired_prebuild_instances: Option<i32>,
+    #[serde(rename = "Description")]
+    pub description: String,
+    #[serde(rename = "Icon")]
+    pub icon: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct PresetParameter {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateVersionVariable {
     pub name: String,

@@ -112,7 +112,22 @@ const OMITEMPTY: &[(&str, &str)] = &[
     ("codersdk.Workspace", "autostart_schedule"),
     ("codersdk.Workspace", "ttl_ms"),
     ("codersdk.Workspace", "shared_with"),
+    ("codersdk.OIDCConfig", "redirect_url"),
 ];
+
+/// Definitions every property of which Coder omits when empty (`omitempty` on each field):
+/// the top level of `DeploymentValues`, two of its sections, `serpent.Option` and `Group`.
+const OMITEMPTY_DEFINITIONS: &[&str] = &[
+    "codersdk.DeploymentValues",
+    "codersdk.HTTPCookieConfig",
+    "codersdk.SessionLifetime",
+    "serpent.Option",
+    "serpent.Group",
+];
+
+/// Definitions whose Go type marshals itself otherwise than its fields say: these are strings
+/// on the wire (`serpent.URL`, `HostPort` and `Regexp` have `MarshalJSON` methods).
+const STRING_DEFINITIONS: &[&str] = &["serpent.URL", "serpent.HostPort", "serpent.Regexp"];
 
 /// Properties whose key on the wire differs from the specification's (Coder's Go struct has
 /// no JSON tag, so the key is the field name): (definition, specification's key, wire key).
@@ -143,6 +158,21 @@ pub const WIRE_KEYS: &[(&str, &str, &str)] = &[
     ("tailcfg.DERPNode", "stunonly", "STUNOnly"),
     ("tailcfg.DERPNode", "stunport", "STUNPort"),
     ("tailcfg.DERPNode", "stuntestIP", "STUNTestIP"),
+    ("codersdk.SSHConfig", "deploymentName", "DeploymentName"),
+    ("codersdk.Preset", "id", "ID"),
+    ("codersdk.Preset", "name", "Name"),
+    ("codersdk.Preset", "parameters", "Parameters"),
+    ("codersdk.Preset", "default", "Default"),
+    (
+        "codersdk.Preset",
+        "desiredPrebuildInstances",
+        "DesiredPrebuildInstances",
+    ),
+    ("codersdk.Preset", "description", "Description"),
+    ("codersdk.Preset", "icon", "Icon"),
+    ("codersdk.PresetParameter", "name", "Name"),
+    ("codersdk.PresetParameter", "value", "Value"),
+    ("codersdk.SSHConfig", "sshconfigOptions", "SSHConfigOptions"),
 ];
 
 /// The key a definition's property has on the wire.
@@ -410,6 +440,10 @@ impl Spec {
     fn check(&self, schema: &Value, v: &Value, at: &str, out: &mut Vec<String>) {
         if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
             let name = r.trim_start_matches("#/definitions/");
+            if STRING_DEFINITIONS.contains(&name) {
+                self.check(&serde_json::json!({"type": "string"}), v, at, out);
+                return;
+            }
             match self.definition(name) {
                 Some(def) => self.check_def(name, def, v, at, out),
                 None => out.push(format!("{at}: unknown definition {name}")),
@@ -492,7 +526,8 @@ impl Spec {
             let key = wire_key(name, key);
             let here = format!("{at}.{key}");
             match obj.get(key) {
-                None if OMITEMPTY.contains(&(name, key)) => {}
+                None if OMITEMPTY.contains(&(name, key))
+                    || OMITEMPTY_DEFINITIONS.contains(&name) => {}
                 None => out.push(format!("{here}: missing ({name})")),
                 // Go sends null for nil pointers and maps; never for a list we promise as [].
                 Some(Value::Null) => {

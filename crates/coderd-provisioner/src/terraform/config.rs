@@ -1,5 +1,6 @@
 //! Reading a template's configuration without running Terraform: its `variable` blocks and
-//! its `data "coder_parameter"` blocks, the way upstream's newer parameter flow reads them.
+//! its `data "coder_parameter"` and `data "coder_workspace_preset"` blocks, the way upstream's
+//! newer parameter flow reads them.
 //!
 //! Only the root module's `*.tf` files are read (`*.tf.json` and modules are not). Values are
 //! evaluated statically: literals, templates, operators, `var.*` references and a few pure
@@ -9,7 +10,7 @@
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::{Block, Body, Expression, Value};
 
-use crate::{Parameter, ParameterOption, Variable};
+use crate::{Parameter, ParameterOption, Preset, PresetParameter, Variable};
 
 /// The parameter types Coder accepts (`codersdk.TemplateVersionParameter.type`).
 const PARAMETER_TYPES: [&str; 4] = ["string", "number", "bool", "list(string)"];
@@ -148,6 +149,63 @@ pub(super) fn parameters(
     // Upstream shows parameters by `order`, then as declared; `sort_by` is stable.
     found.sort_by(|a, b| a.0.total_cmp(&b.0));
     Ok((found.into_iter().map(|(_, p)| p).collect(), warnings))
+}
+
+/// The template's `data "coder_workspace_preset"` blocks, read statically like parameters:
+/// `name`, `description`, `icon`, `default` and the `parameters` map (parameter name to value).
+pub(super) fn presets(
+    files: &[File],
+    variables: &[Variable],
+) -> Result<(Vec<Preset>, Vec<String>), String> {
+    let ctx = context(variables);
+    let mut warnings = Vec::new();
+    let mut found: Vec<Preset> = Vec::new();
+    for (file, block) in blocks(files, "data") {
+        let [kind, label] = block.labels() else {
+            continue;
+        };
+        if kind.as_str() != "coder_workspace_preset" {
+            continue;
+        }
+        let address = format!("data.coder_workspace_preset.{}", label.as_str());
+        let mut reader = Reader {
+            ctx: &ctx,
+            address: &address,
+            file: &file.name,
+            warnings: &mut warnings,
+        };
+        let body = block.body();
+        let name = match reader.text(body, "name") {
+            Some(name) if !name.is_empty() => name,
+            _ => return Err(reader.error("name must be a non-empty string")),
+        };
+        if found.iter().any(|p| p.name == name) {
+            return Err(reader.error(&format!(
+                "preset names must be unique, {name:?} is used twice"
+            )));
+        }
+        let parameters = match reader.value(body, "parameters") {
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(name, value)| PresetParameter {
+                    name: name.to_string(),
+                    value: to_text(value),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        found.push(Preset {
+            description: reader.text(body, "description").unwrap_or_default(),
+            icon: reader.text(body, "icon").unwrap_or_default(),
+            default: reader.flag(body, "default"),
+            parameters,
+            name,
+        });
+    }
+    if found.iter().filter(|p| p.default).count() > 1 {
+        return Err("only one coder_workspace_preset may be the default".into());
+    }
+    Ok((found, warnings))
 }
 
 /// Evaluates one `coder_parameter` block's attributes.
@@ -499,6 +557,52 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.starts_with("broken.tf: "), "{err}");
+    }
+
+    #[test]
+    fn presets_are_read_statically() {
+        let f = files(
+            r#"
+            variable "big" { default = 8 }
+            data "coder_workspace_preset" "small" {
+              name        = "Small"
+              description = "For reading code"
+              default     = true
+              parameters  = { cpu = 2, region = "eu" }
+            }
+            data "coder_workspace_preset" "big" {
+              name       = "Big"
+              icon       = "/emojis/1f418.png"
+              parameters = { "cpu" = var.big }
+            }
+            "#,
+        );
+        let vars = variables(&f).unwrap();
+        let (presets, warnings) = presets(&f, &vars).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let pair = |n: &str, v: &str| PresetParameter {
+            name: n.into(),
+            value: v.into(),
+        };
+        assert_eq!(
+            presets,
+            [
+                Preset {
+                    name: "Small".into(),
+                    description: "For reading code".into(),
+                    icon: String::new(),
+                    default: true,
+                    parameters: vec![pair("cpu", "2"), pair("region", "eu")],
+                },
+                Preset {
+                    name: "Big".into(),
+                    description: String::new(),
+                    icon: "/emojis/1f418.png".into(),
+                    default: false,
+                    parameters: vec![pair("cpu", "8")],
+                },
+            ]
+        );
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub async fn render_with(
                 deadline: zero_is_null(b.deadline),
                 max_deadline: zero_is_null(b.max_deadline),
                 daily_cost: b.daily_cost,
-                template_version_preset_id: None,
+                template_version_preset_id: b.template_version_preset_id,
                 has_ai_task: false,
                 has_external_agent: false,
             })
@@ -270,6 +270,7 @@ async fn create(
             reason: "initiator",
             state: if custom_state { Some(req.state) } else { None },
             parameters: &req.rich_parameter_values,
+            preset: req.template_version_preset_id.filter(|p| !p.is_nil()),
         },
     )
     .await?;

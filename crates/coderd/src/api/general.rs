@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/experiments", get(experiments))
         .route("/experiments/available", get(available_experiments))
         .route("/deployment/ssh", get(ssh_config))
+        .route("/deployment/config", get(deployment_config))
         .route("/regions", get(regions))
         .route("/updatecheck", get(update_check))
         .route("/appearance", get(appearance).put(update_appearance))
@@ -243,6 +244,18 @@ async fn ssh_config(_actor: crate::authz::Actor) -> Json<codersdk::SshConfigResp
         hostname_suffix: HOSTNAME_SUFFIX.into(),
         ssh_config_options: Default::default(),
     })
+}
+
+/// This server's settings (`codersdk.DeploymentConfig`), secrets left out; for those who may
+/// read the deployment's configuration (owners and auditors, as upstream).
+async fn deployment_config(
+    State(state): State<AppState>,
+    actor: crate::authz::Actor,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !crate::authz::unmodelled_site_grant(&actor, "deployment_config", "read") {
+        return Err(ApiError::forbidden());
+    }
+    Ok(ok(state.config.deployment_config.as_ref().clone()))
 }
 
 /// The one region there is: this deployment (no workspace proxies), named `primary` with the

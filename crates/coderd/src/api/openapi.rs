@@ -631,6 +631,21 @@ fn operations(d: &mut Doc) {
     .ok::<codersdk::SshConfigResponse>(200);
     d.op(
         GET,
+        "/deployment/config",
+        "General",
+        "get-deployment-config",
+        "Get deployment config",
+    )
+    // codersdk.DeploymentConfig: upstream's DeploymentValues and its option list.
+    .json(
+        200,
+        json!({"type": "object", "properties": {
+            "config": {"type": "object"},
+            "options": {"type": "array", "items": {"type": "object"}}
+        }}),
+    );
+    d.op(
+        GET,
         "/regions",
         "WorkspaceProxies",
         "get-site-wide-regions-for-workspace-connections",
@@ -1282,7 +1297,7 @@ fn operations(d: &mut Doc) {
         "get-template-version-presets",
         "Get template version presets",
     )
-    .json(200, json!({"type": "array", "maxItems": 0}));
+    .list::<codersdk::Preset>(200);
     d.op(
         GET,
         "/templateversions/{templateversion}/parameters",

@@ -43,7 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/templateversions/{templateversion}/rich-parameters", get(rich_parameters))
         .route("/templateversions/{templateversion}/variables", get(variables))
         .route("/templateversions/{templateversion}/external-auth", get(external_auth))
-        .route("/templateversions/{templateversion}/presets", get(removed_list))
+        .route("/templateversions/{templateversion}/presets", get(presets))
         .route("/templateversions/{templateversion}/parameters", get(removed_list))
         .route("/templateversions/{templateversion}/schema", get(removed_list))
         .route("/templateversions/{templateversion}/dry-run", post(create_dry_run))
@@ -525,6 +525,38 @@ async fn external_auth(
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
     completed_version(&state, &actor, &id).await?;
     Ok(ok(Vec::new()))
+}
+
+/// The version's presets (`coder create --preset`), as its import found them.
+async fn presets(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<codersdk::Preset>>> {
+    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    Ok(ok(state
+        .store
+        .version_presets(v.id)
+        .await?
+        .into_iter()
+        .map(|p| codersdk::Preset {
+            id: p.id,
+            name: p.preset.name,
+            parameters: p
+                .preset
+                .parameters
+                .into_iter()
+                .map(|x| codersdk::PresetParameter {
+                    name: x.name,
+                    value: x.value,
+                })
+                .collect(),
+            default: p.preset.default,
+            desired_prebuild_instances: None,
+            description: p.preset.description,
+            icon: p.preset.icon,
+        })
+        .collect()))
 }
 
 async fn removed_list(

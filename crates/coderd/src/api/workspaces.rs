@@ -483,6 +483,7 @@ async fn create(
         &buildable,
         actor.user_id,
         &req.rich_parameter_values,
+        req.template_version_preset_id.filter(|p| !p.is_nil()),
     )
     .await?;
     Ok(created(render_one(&state, actor.user_id, w).await?))

@@ -74,13 +74,42 @@ fn build_job<'a>(
     }
 }
 
-/// Resolves and validates the build's parameters against the version.
+/// Resolves and validates the build's parameters against the version. A preset's values come
+/// first, over what was asked for, as upstream's builder applies them.
 async fn resolve_parameters(
     state: &AppState,
     version: Uuid,
     previous_build: Option<Uuid>,
     requested: &[WorkspaceBuildParameter],
+    preset: Option<Uuid>,
 ) -> ApiResult<Vec<(String, String)>> {
+    let mut requested = requested.to_vec();
+    if let Some(id) = preset {
+        let presets = state.store.version_presets(version).await?;
+        let Some(preset) = presets.into_iter().find(|p| p.id == id) else {
+            return Err(ApiError::bad_request(format!(
+                "Template version preset {id} does not belong to this template version."
+            )));
+        };
+        let named: Vec<&str> = preset
+            .preset
+            .parameters
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        requested.retain(|r| !named.contains(&r.name.as_str()));
+        requested.extend(
+            preset
+                .preset
+                .parameters
+                .iter()
+                .map(|p| WorkspaceBuildParameter {
+                    name: p.name.clone(),
+                    value: p.value.clone(),
+                }),
+        );
+    }
+    let requested = requested.as_slice();
     let params = state.store.version_parameters(version).await?;
     let previous: HashMap<String, String> = match previous_build {
         Some(id) => state
@@ -103,8 +132,9 @@ pub async fn create_workspace(
     b: &Buildable,
     initiator: Uuid,
     requested: &[WorkspaceBuildParameter],
+    preset: Option<Uuid>,
 ) -> ApiResult<WorkspaceRow> {
-    let params = resolve_parameters(state, b.version.id, None, requested).await?;
+    let params = resolve_parameters(state, b.version.id, None, requested, preset).await?;
     let tags = mutate_tags(w.owner_id, &[&b.import.tags.0]);
     let build_id = Uuid::new_v4();
     let job = build_job(b, w.organization_id, initiator, build_id, &tags);
@@ -123,6 +153,7 @@ pub async fn create_workspace(
                 reason: "initiator",
                 state: None,
                 parameters: &params,
+                preset_id: preset,
             },
             job,
         )
@@ -146,6 +177,8 @@ pub struct BuildSpec<'a> {
     /// Replace the provisioner state (`Some(vec![])` for an orphan delete).
     pub state: Option<Vec<u8>>,
     pub parameters: &'a [WorkspaceBuildParameter],
+    /// The preset whose values the build takes.
+    pub preset: Option<Uuid>,
 }
 
 /// Queues the next build of `ws` after Coder's checks; 409 when one is already active.
@@ -187,6 +220,7 @@ pub async fn create_build(
         b.version.id,
         latest.as_ref().map(|l| l.id),
         spec.parameters,
+        spec.preset,
     )
     .await?;
     let tags = mutate_tags(ws.owner_id, &[&b.import.tags.0]);
@@ -205,6 +239,7 @@ pub async fn create_build(
                 reason: spec.reason,
                 state: spec.state.as_deref(),
                 parameters: &params,
+                preset_id: spec.preset,
             },
             job,
         )
