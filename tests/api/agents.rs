@@ -558,3 +558,87 @@ async fn agent_binaries_are_served_from_the_operators_directory() {
         );
     }
 }
+
+/// The real agent checks an app's health as the template says (`coder_app`'s healthcheck) and
+/// the API shows it `healthy`, then `unhealthy` once the app stops answering; a startup script
+/// that floods its logs past the 1 MiB limit leaves the agent connected, its logs marked
+/// overflowed and their size at the limit.
+#[tokio::test]
+async fn app_health_and_a_log_flood_with_the_real_agent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(bin) = coder_binary() else {
+        eprintln!(
+            "SKIPPED: coder CLI not found (set CODERD_CODER_CLI): the real agent was not run"
+        );
+        return;
+    };
+    // The "app": answers 200 to anything until it is stopped.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let token = Uuid::new_v4();
+    let archive = json!({"start": {"resources": [{"name": "dev", "type": "echo_machine", "agents": [{
+        "name": "main", "operating_system": "linux", "architecture": "amd64",
+        "auth_token": token,
+        "apps": [{"slug": "web", "display_name": "Web", "url": format!("http://127.0.0.1:{port}"),
+                  "healthcheck": {"url": format!("http://127.0.0.1:{port}/healthz"),
+                                  "interval": 1, "threshold": 2}}],
+        "scripts": [{"display_name": "Flood", "run_on_start": true,
+                     "script": "head -c 3000000 /dev/zero | tr '\\0' x | fold -w 100"}]
+    }]}]}});
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &archive).await;
+    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let before = the_agent(&owner, w.id).await;
+    assert_eq!(before.apps[0].health, "initializing");
+    assert_eq!(before.apps[0].healthcheck.threshold, 2);
+
+    let agent = AgentProcess::start(&bin, &srv.url, token);
+    until(
+        &owner,
+        w.id,
+        "ready with a healthy app",
+        Some(&agent),
+        |a| {
+            a.status == "connected" && a.lifecycle_state == "ready" && a.apps[0].health == "healthy"
+        },
+    )
+    .await;
+    let a = until(&owner, w.id, "overflowed", Some(&agent), |a| {
+        a.logs_overflowed
+    })
+    .await;
+    assert!(
+        a.logs_length <= 1 << 20,
+        "{} bytes of logs kept",
+        a.logs_length
+    );
+    assert_eq!(
+        a.status, "connected",
+        "the flood did not cost the agent its connection"
+    );
+
+    app.abort();
+    // Aborting the accept loop closes the listener: the checks fail from now on.
+    until(
+        &owner,
+        w.id,
+        "unhealthy once the app is gone",
+        Some(&agent),
+        |a| a.apps[0].health == "unhealthy",
+    )
+    .await;
+}

@@ -352,7 +352,8 @@ impl Store {
     pub async fn agent_apps(&self, agents: &[Uuid]) -> Result<Vec<crate::AppRow>> {
         Ok(sqlx::query_as(
             "SELECT id, agent_id, slug, display_name, icon, command, url, external, subdomain, \
-                 sharing_level, hidden, open_in, health FROM workspace_apps WHERE agent_id = ANY($1) \
+                 sharing_level, hidden, open_in, health, healthcheck_url, healthcheck_interval, \
+                 healthcheck_threshold FROM workspace_apps WHERE agent_id = ANY($1) \
              ORDER BY agent_id, display_order",
         )
         .bind(agents)

@@ -219,6 +219,9 @@ pub struct AppRow {
     pub hidden: bool,
     pub open_in: String,
     pub health: String,
+    pub healthcheck_url: String,
+    pub healthcheck_interval: i32,
+    pub healthcheck_threshold: i32,
 }
 
 /// Inserts a job; call inside the transaction that inserts the row owning it.
@@ -1038,8 +1041,9 @@ async fn insert_resources(
             for (k, app) in a.apps.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO workspace_apps (id, created_at, agent_id, slug, display_name, icon, command, url, external, \
-                         subdomain, sharing_level, hidden, open_in, display_order) \
-                     VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                         subdomain, sharing_level, hidden, open_in, display_order, healthcheck_url, \
+                         healthcheck_interval, healthcheck_threshold, health) \
+                     VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                 )
                 .bind(Uuid::new_v4())
                 .bind(aid)
@@ -1054,6 +1058,10 @@ async fn insert_resources(
                 .bind(app.hidden)
                 .bind(if app.open_in.is_empty() { "slim-window" } else { app.open_in.as_str() })
                 .bind(k as i32)
+                .bind(&app.healthcheck.url)
+                .bind(app.healthcheck.interval)
+                .bind(app.healthcheck.threshold)
+                .bind(if app.healthcheck.url.is_empty() { "disabled" } else { "initializing" })
                 .execute(&mut **tx)
                 .await?;
             }

@@ -185,6 +185,18 @@ pub struct App {
     pub hidden: bool,
     /// `slim-window` or `tab`.
     pub open_in: String,
+    /// What the agent polls to report the app's health; no URL, no checks.
+    pub healthcheck: AppHealthcheck,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppHealthcheck {
+    pub url: String,
+    /// Seconds between checks.
+    pub interval: i32,
+    /// Failures in a row before the app is unhealthy.
+    pub threshold: i32,
 }
 
 /// How long one step of one resource took (for the timings endpoints).

@@ -264,6 +264,6 @@ pub fn resolve_variables(
 }
 
 pub use coderd_db::model::{
-    Agent, AgentMetadata, AgentScript, App, Parameter, ParameterOption, Preset, PresetParameter,
-    Resource, ResourceMetadata, Timing, Variable,
+    Agent, AgentMetadata, AgentScript, App, AppHealthcheck, Parameter, ParameterOption, Preset,
+    PresetParameter, Resource, ResourceMetadata, Timing, Variable,
 };

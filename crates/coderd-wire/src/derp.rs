@@ -44,6 +44,9 @@ pub const QUEUE: usize = 32;
 pub const KEEPALIVE: Duration = Duration::from_secs(60);
 /// How long a client has to introduce itself.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-connection buffers (benches/README.md, `derp`, has what they cost and bring).
+const READ_BUFFER: usize = 8 << 10;
+const WRITE_BUFFER: usize = 8 << 10;
 /// Largest `ClientInfo` accepted: the JSON inside is well under a hundred bytes.
 const MAX_CLIENT_INFO: usize = 4 << 10;
 const KEY_LEN: usize = 32;
@@ -317,8 +320,11 @@ impl Relay {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (mut r, w) = io.split();
-        let mut w = BufWriter::with_capacity(4 << 10, w);
+        let (r, w) = io.split();
+        // Buffered both ways: a packet is a header and a body, two reads and two writes each
+        // unbuffered, and packets come in bursts.
+        let mut r = futures_util::io::BufReader::with_capacity(READ_BUFFER, r);
+        let mut w = BufWriter::with_capacity(WRITE_BUFFER, w);
         write_frame(&mut w, frame::SERVER_KEY, &[MAGIC, &self.keys.public]).await?;
         w.flush().await?;
         let hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut r, MAX_CLIENT_INFO))

@@ -155,16 +155,48 @@ async fn bench() {
 
     let mib = |b: f64| b / (1 << 20) as f64;
     let tcp = tcp_throughput().await;
+    println!(
+        "loopback TCP, the same frames, no relay: {:.0} MiB/s",
+        mib(tcp)
+    );
     let (sent, received) = relay_throughput(&addr).await;
     let dropped = metric_dropped(&srv).await;
     println!(
-        "relay: offered {:.0} MiB/s, delivered {:.0} MiB/s ({:.0} % of loopback TCP's {:.0} MiB/s), {} packets dropped",
+        "coderd's relay: offered {:.0} MiB/s, delivered {:.0} MiB/s, {} packets dropped",
         mib(sent),
         mib(received),
-        100.0 * received / tcp,
-        mib(tcp),
         dropped
     );
+    // Upstream's relay (tailscale's derper, from coder's fork of tailscale), when built:
+    // `CODERD_UPSTREAM_DERPER=/path/to/derper` (benches/README.md says how).
+    if let Some(derper) = std::env::var_os("CODERD_UPSTREAM_DERPER") {
+        let dir = root.join("derper");
+        std::fs::create_dir_all(&dir).expect("derper dir");
+        let mut child = std::process::Command::new(derper)
+            .args(["-dev", "-stun=false", "-c"])
+            .arg(dir.join("derper.json"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting derper");
+        let up: std::net::SocketAddr = "127.0.0.1:3340".parse().unwrap();
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(up).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "derper never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (sent, received) = relay_throughput(&up).await;
+        println!(
+            "upstream's derper: offered {:.0} MiB/s, delivered {:.0} MiB/s",
+            mib(sent),
+            mib(received)
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = srv.rss_kib();

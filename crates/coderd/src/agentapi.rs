@@ -323,6 +323,19 @@ impl AgentApi {
                         _ => 1,
                     },
                     hidden: app.hidden,
+                    healthcheck: Some(pb::AppHealthcheck {
+                        url: app.healthcheck_url,
+                        interval: Some(duration(Duration::from_secs(
+                            app.healthcheck_interval.max(0) as u64,
+                        ))),
+                        threshold: app.healthcheck_threshold,
+                    }),
+                    health: match app.health.as_str() {
+                        "initializing" => 2,
+                        "healthy" => 3,
+                        "unhealthy" => 4,
+                        _ => 1,
+                    },
                     ..Default::default()
                 })
                 .collect(),

@@ -39,6 +39,8 @@ const QUEUE: usize = 512;
 const BUS: &str = "tailnet_coordinator";
 /// How often a replica says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Least time between two full announcements (or two requests for one).
+const RESYNC_MIN: Duration = Duration::from_secs(5);
 /// How long a replica may be silent before its peers count as lost (it was killed).
 pub const SILENT_AFTER: Duration = Duration::from_secs(15);
 
@@ -186,6 +188,8 @@ pub struct Coordinator {
     inner: Mutex<Inner>,
     /// Gossip to publish, drained by [`Coordinator::run_bus`]; `None` in a single process.
     bus: Option<mpsc::UnboundedSender<Gossip>>,
+    /// Another replica asked for everything again.
+    resync_requested: std::sync::atomic::AtomicBool,
 }
 
 /// One coordination stream's membership; leaving is [`Coordinator::leave`].
@@ -205,6 +209,7 @@ impl Coordinator {
                 replica,
                 inner: Mutex::new(Inner::default()),
                 bus: Some(tx),
+                resync_requested: Default::default(),
             }),
             BusOutbox(rx),
         )
@@ -486,11 +491,11 @@ impl Coordinator {
                 }
             }
             Gossip::Resync { replica } => {
-                if replica == self.replica {
-                    return;
+                if replica != self.replica {
+                    // Answered by the bus loop, at most once per RESYNC_MIN.
+                    self.resync_requested
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
-                drop(inner);
-                self.announce_all();
             }
         }
     }
@@ -545,6 +550,12 @@ impl Coordinator {
             replica: self.replica,
         });
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        // Announcing everything, and asking everyone to, are rate-limited: with thousands of
+        // peers either is many messages, and a subscriber that falls behind must not start a
+        // storm of resyncs that makes it fall behind again.
+        let mut last_announce: Option<Instant> = None;
+        let mut last_ask: Option<Instant> = None;
+        let due = |last: Option<Instant>| last.is_none_or(|t| t.elapsed() >= RESYNC_MIN);
         loop {
             tokio::select! {
                 _ = heartbeat.tick() => {
@@ -553,26 +564,72 @@ impl Coordinator {
                 }
                 g = outbox.0.recv() => {
                     let Some(g) = g else { return };
-                    let payload = serde_json::to_string(&g).expect("gossip serializes");
-                    if let Err(e) = pubsub.publish(BUS, &payload).await {
-                        tracing::warn!(error = %e, "publishing tailnet coordination");
+                    let mut batch = vec![g];
+                    while let Ok(g) = outbox.0.try_recv() {
+                        batch.push(g);
+                    }
+                    for payload in pack(&batch) {
+                        if let Err(e) = pubsub.publish(BUS, &payload).await {
+                            tracing::warn!(error = %e, "publishing tailnet coordination");
+                        }
                     }
                 }
                 ev = sub.recv() => match ev {
-                    Some(Event::Message(m)) => match serde_json::from_str::<Gossip>(&m) {
-                        Ok(g) => self.hear(g),
+                    Some(Event::Message(m)) => match serde_json::from_str::<Vec<Gossip>>(&m) {
+                        Ok(list) => {
+                            for g in list {
+                                self.hear(g);
+                            }
+                        }
                         Err(e) => tracing::warn!(error = %e, "unreadable tailnet coordination"),
                     },
                     Some(Event::Dropped) => {
-                        // Messages may have been missed: ask everyone, and tell everyone.
-                        self.publish(Gossip::Resync { replica: self.replica });
-                        self.announce_all();
+                        // Messages of others may have been missed: ask them again.
+                        if due(last_ask) {
+                            last_ask = Some(Instant::now());
+                            self.publish(Gossip::Resync { replica: self.replica });
+                        }
                     }
                     None => return,
                 },
             }
+            if self
+                .resync_requested
+                .load(std::sync::atomic::Ordering::Relaxed)
+                && due(last_announce)
+            {
+                self.resync_requested
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                last_announce = Some(Instant::now());
+                self.announce_all();
+            }
         }
     }
+}
+
+/// Most bytes of gossip in one NOTIFY (PostgreSQL's limit is 8,000, with the channel name).
+const MAX_PAYLOAD: usize = 7000;
+
+/// Packs gossip into as few JSON arrays under [`MAX_PAYLOAD`] as it fits in.
+fn pack(batch: &[Gossip]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::from("[");
+    for g in batch {
+        let item = serde_json::to_string(g).expect("gossip serializes");
+        if current.len() > 1 && current.len() + item.len() + 2 > MAX_PAYLOAD {
+            current.push(']');
+            out.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(&item);
+    }
+    if current.len() > 1 {
+        current.push(']');
+        out.push(current);
+    }
+    out
 }
 
 /// Gossip waiting to be published.
@@ -696,6 +753,25 @@ mod tests {
             ..Default::default()
         };
         assert!(c.handle(&client, bad).is_err());
+    }
+
+    #[test]
+    fn gossip_is_packed_under_the_notify_limit() {
+        let batch: Vec<Gossip> = (0..1000)
+            .map(|i| Gossip::Node {
+                replica: Uuid::new_v4(),
+                peer: Uuid::new_v4(),
+                node: Some(encode(&node(i))),
+            })
+            .collect();
+        let payloads = pack(&batch);
+        assert!(payloads.len() < 100, "{} payloads", payloads.len());
+        let mut n = 0;
+        for p in &payloads {
+            assert!(p.len() <= MAX_PAYLOAD);
+            n += serde_json::from_str::<Vec<Gossip>>(p).unwrap().len();
+        }
+        assert_eq!(n, 1000);
     }
 
     /// Two replicas wired together by hand (what `run_bus` does over the database).

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Agent, AgentMetadata, AgentScript, App, Resource, ResourceMetadata};
+use crate::{Agent, AgentMetadata, AgentScript, App, AppHealthcheck, Resource, ResourceMetadata};
 
 /// Coder provider types that describe other resources rather than being resources.
 const HELPER_TYPES: [&str; 9] = [
@@ -288,6 +288,16 @@ fn convert(instances: &[Instance], references: &dyn Fn(&Instance) -> Vec<String>
             } else {
                 open_in
             },
+            // A list block in the state: at most one.
+            healthcheck: app.values()["healthcheck"]
+                .as_array()
+                .and_then(|l| l.first())
+                .map(|h| AppHealthcheck {
+                    url: text(&h["url"]),
+                    interval: h["interval"].as_i64().unwrap_or(0) as i32,
+                    threshold: h["threshold"].as_i64().unwrap_or(0) as i32,
+                })
+                .unwrap_or_default(),
         });
     }
 
@@ -450,7 +460,8 @@ mod tests {
                 {"address": "coder_agent.dev", "mode": "managed", "type": "coder_agent", "name": "dev",
                  "values": {"os": "linux", "arch": "arm64"}},
                 {"address": "coder_app.web", "mode": "managed", "type": "coder_app", "name": "web",
-                 "values": {"slug": "web", "url": "http://localhost:3000"}},
+                 "values": {"slug": "web", "url": "http://localhost:3000",
+                            "healthcheck": [{"url": "http://localhost:3000/healthz", "interval": 5, "threshold": 6}]}},
                 {"address": "coder_metadata.m[0]", "mode": "managed", "type": "coder_metadata", "name": "m",
                  "values": {"hide": true, "item": [{"key": "k", "value": "v"}]}},
                 {"address": "terraform_data.first", "mode": "managed", "type": "terraform_data", "name": "first",
@@ -479,6 +490,11 @@ mod tests {
         assert_eq!(boxed.agents[0].connection_timeout_seconds, 120);
         assert_eq!(boxed.agents[0].apps[0].slug, "web");
         assert_eq!(boxed.agents[0].apps[0].sharing_level, "owner");
+        let h = &boxed.agents[0].apps[0].healthcheck;
+        assert_eq!(
+            (h.url.as_str(), h.interval, h.threshold),
+            ("http://localhost:3000/healthz", 5, 6)
+        );
     }
 
     #[test]

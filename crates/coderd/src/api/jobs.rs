@@ -404,9 +404,9 @@ pub fn agent(a: &AgentRow) -> WorkspaceAgent {
                 subdomain_name: String::new(),
                 sharing_level: app.sharing_level.clone(),
                 healthcheck: Healthcheck {
-                    url: String::new(),
-                    interval: 0,
-                    threshold: 0,
+                    url: app.healthcheck_url.clone(),
+                    interval: app.healthcheck_interval,
+                    threshold: app.healthcheck_threshold,
                 },
                 health: app.health.clone(),
                 group: String::new(),
