@@ -628,3 +628,43 @@ async fn ssh_over_derp_websockets_and_directly() {
         drop(agent);
     }
 }
+
+/// The README's nginx site in front (`tests/api/nginx.rs`): the CLI and the agent both reach
+/// the server, and its relay, only through nginx, which must pass `Upgrade: DERP` on.
+#[tokio::test]
+async fn ssh_through_nginx() {
+    let Some(bin) = cli_or_skip() else { return };
+    let srv = TestServer::start_with(|o| o.block_direct = true).await;
+    let upstream = srv.url.trim_start_matches("http://").to_string();
+    let nginx = match crate::nginx::Nginx::start(&[upstream]).await {
+        Ok(n) => n,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}: coder ssh through nginx was not run");
+            return;
+        }
+    };
+    let (owner, first) = srv.owner().await;
+    let token = Uuid::new_v4();
+    let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
+    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let agent = AgentProcess::start(&bin, &nginx.plain, token);
+    until(&owner, w.id, "connected and ready", Some(&agent), |a| {
+        a.status == "connected" && a.lifecycle_state == "ready"
+    })
+    .await;
+    let cli = CoderCli::new(&bin, &nginx.plain, owner.token().unwrap());
+    let out = until_ok(&cli, &["ssh", "dev", "--", "echo", "via-nginx"]).await;
+    assert!(
+        out.status.success() && out.stdout.trim_end() == "via-nginx",
+        "coder ssh through nginx: {out:#?}\nagent log:\n{}",
+        agent.log()
+    );
+    let access = std::fs::read_to_string(nginx.dir.join("logs/access.log")).unwrap_or_default();
+    assert!(
+        access
+            .lines()
+            .any(|l| l.contains("GET /derp ") && l.contains(" 101 ")),
+        "the relay was reached through nginx:\n{access}"
+    );
+    drop(agent);
+}

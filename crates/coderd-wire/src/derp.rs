@@ -44,6 +44,10 @@ pub const QUEUE: usize = 32;
 pub const KEEPALIVE: Duration = Duration::from_secs(60);
 /// How long a client has to introduce itself.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a packet may wait for room in a full destination queue before it is dropped.
+const FULL_WAIT: Duration = Duration::from_millis(2);
+/// After such a drop, packets to that destination are dropped at once for this long.
+const CONGESTED_FOR: Duration = Duration::from_millis(100);
 /// Per-connection buffers (benches/README.md, `derp`, has what they cost and bring).
 const READ_BUFFER: usize = 8 << 10;
 const WRITE_BUFFER: usize = 8 << 10;
@@ -460,6 +464,9 @@ impl Relay {
         r: &mut R,
     ) -> io::Result<()> {
         let mut header = [0u8; 5];
+        // Where this client's last packet went: a burst to one peer takes the relay's lock
+        // once, not once a packet.
+        let mut route: Option<Route> = None;
         loop {
             match r.read_exact(&mut header).await {
                 Ok(()) => {}
@@ -483,7 +490,7 @@ impl Relay {
                     }
                     let dst: Key = body[..KEY_LEN].try_into().expect("32 bytes");
                     let data = Bytes::from(body).slice(KEY_LEN..);
-                    self.send(client, dst, data);
+                    self.send(client, &mut route, dst, data).await;
                 }
                 frame::FORWARD_PACKET if mesh => {
                     if len < 2 * KEY_LEN {
@@ -536,21 +543,76 @@ impl Relay {
         }
     }
 
-    fn send(&self, from: &Arc<Client>, dst: Key, data: Bytes) {
-        if self.deliver(from.key, &dst, data.clone()) {
-            return;
+    /// Hands a packet from `from` to `dst`: a local client (waiting at most [`FULL_WAIT`] when
+    /// its queue is full, then dropping, and not waiting again for [`CONGESTED_FOR`]), another
+    /// replica through the mesh, or back to the sender as "not here".
+    async fn send(&self, from: &Arc<Client>, route: &mut Option<Route>, dst: Key, data: Bytes) {
+        if route.as_ref().is_none_or(|r| r.key != dst) {
+            *route = self.route(from, dst);
         }
-        let (local, remote) = {
-            let inner = self.lock();
-            (
-                inner.clients.contains_key(&dst),
-                inner.remote.get(&dst).map(|r| r.fwd.clone()),
-            )
-        };
-        if local {
-            // Its queue was full: the packet is dropped, as upstream drops it.
-            return;
+        let mut data = data;
+        if let Some(r) = route.as_mut() {
+            let packet = Out::Packet {
+                src: from.key,
+                data,
+            };
+            let closed = match r.client.tx.try_send(packet) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(packet)) => {
+                    let now = tokio::time::Instant::now();
+                    if r.congested_until.is_some_and(|t| now < t) {
+                        self.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    // A short wait pushes back on a sender that outruns the receiver (its TCP
+                    // window fills) instead of dropping a whole burst; a receiver that stays
+                    // stuck costs the sender one wait per CONGESTED_FOR.
+                    match r.client.tx.send_timeout(packet, FULL_WAIT).await {
+                        Ok(()) => None,
+                        Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                            r.congested_until = Some(now + CONGESTED_FOR);
+                            self.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Err(mpsc::error::SendTimeoutError::Closed(p)) => Some(p),
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(p)) => Some(p),
+            };
+            match closed {
+                None => {
+                    self.stats.packets_relayed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                // The destination left (or reconnected): look again.
+                Some(Out::Packet { data: d, .. }) => {
+                    data = d;
+                    *route = self.route(from, dst);
+                    if let Some(r) = route.as_ref() {
+                        let ok = r
+                            .client
+                            .tx
+                            .try_send(Out::Packet {
+                                src: from.key,
+                                data,
+                            })
+                            .is_ok();
+                        let counter = if ok {
+                            &self.stats.packets_relayed
+                        } else {
+                            &self.stats.packets_dropped
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+                Some(_) => {
+                    self.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
         }
+        let remote = self.lock().remote.get(&dst).map(|r| r.fwd.clone());
         match remote {
             Some(fwd) => {
                 if fwd.forward(from.key, dst, data) {
@@ -565,6 +627,29 @@ impl Relay {
             }
         }
     }
+
+    /// The local client holding `dst`, recording that `from` sends to it (so it hears when
+    /// `dst` leaves).
+    fn route(&self, from: &Arc<Client>, dst: Key) -> Option<Route> {
+        let client = self.lock().clients.get(&dst).cloned()?;
+        client
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(from.key);
+        Some(Route {
+            key: dst,
+            client,
+            congested_until: None,
+        })
+    }
+}
+
+/// A sender's cached way to its last destination.
+struct Route {
+    key: Key,
+    client: Arc<Client>,
+    congested_until: Option<tokio::time::Instant>,
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(

@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 
 /// Largest packet accepted (and sent), as upstream's agent connection allows (4 MiB).
 pub const MAX_PACKET: usize = 4 << 20;
+/// Bytes read at a time from the transport.
+const READ_CHUNK: usize = 4 << 10;
 /// Frames are split at this size when sent.
 const SPLIT: usize = 64 << 10;
 
@@ -183,6 +185,8 @@ pub struct Packet {
 pub struct PacketReader<R> {
     inner: R,
     buf: Vec<u8>,
+    /// How many bytes of `buf` are data: a read dropped mid-way leaves zeros after them.
+    valid: usize,
     last: (u64, u64),
     current: Option<Packet>,
 }
@@ -192,6 +196,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         PacketReader {
             inner,
             buf: Vec::new(),
+            valid: 0,
             last: (0, 0),
             current: None,
         }
@@ -199,9 +204,11 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
 
     /// The next packet, or `None` at a clean end of the stream.
     pub async fn next(&mut self) -> Result<Option<Packet>, WireError> {
+        self.buf.truncate(self.valid);
         loop {
             while let Some((frame, used)) = parse_frame(&self.buf)? {
                 self.buf.drain(..used);
+                self.valid = self.buf.len();
                 if let Some(p) = self.accept(frame)? {
                     return Ok(Some(p));
                 }
@@ -209,16 +216,27 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
             if self.buf.len() > MAX_PACKET + 64 {
                 return Err(WireError::TooLarge(self.buf.len()));
             }
-            let mut chunk = [0u8; 16 << 10];
-            let n = self
-                .inner
-                .read(&mut chunk)
-                .await
-                .map_err(|e| WireError::Io(e.to_string()))?;
+            // Read straight into the buffer's tail: a chunk on the stack would sit in this
+            // future's state, kilobytes per idle stream, for as long as it waits. Callers may
+            // drop this future mid-read (`select!`), so the bytes that count are `filled`.
+            if self.buf.is_empty() && self.buf.capacity() > 64 << 10 {
+                self.buf = Vec::new();
+            }
+            let filled = self.buf.len();
+            self.buf.resize(filled + READ_CHUNK, 0);
+            let read = self.inner.read(&mut self.buf[filled..]).await;
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.truncate(filled);
+                    return Err(WireError::Io(e.to_string()));
+                }
+            };
+            self.buf.truncate(filled + n);
+            self.valid = self.buf.len();
             if n == 0 {
                 return Ok(None);
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 

@@ -194,6 +194,29 @@ async fn bench() {
             mib(sent),
             mib(received)
         );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss = |pid: u32| -> u64 {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let idle = rss(child.id());
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            conns.push(connect(&up, &KeyPair::generate()).await);
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let connected = rss(child.id());
+        println!(
+            "upstream's derper, {n} idle connections: RSS {} → {} MiB, {:.1} KiB per connection",
+            idle / 1024,
+            connected / 1024,
+            connected.saturating_sub(idle) as f64 / n as f64
+        );
+        drop(conns);
         let _ = child.kill();
         let _ = child.wait();
     }

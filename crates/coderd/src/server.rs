@@ -169,6 +169,13 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
             .clone()
             .filter(|u| !u.is_empty())
             .or_else(|| (!addr.ip().is_unspecified()).then(|| format!("http://{addr}")));
+        if relay_url.is_none() {
+            tracing::info!(
+                "this replica listens on every address, so other replicas cannot mesh with its \
+                 DERP relay until CODER_DERP_SERVER_RELAY_URL says where to reach it \
+                 (a single replica needs nothing)"
+            );
+        }
         tokio::spawn(crate::derp_mesh::run(
             relay.clone(),
             pubsub.clone(),
