@@ -142,6 +142,36 @@ async fn the_real_agent_connects_reports_and_disconnects() {
             .try_init();
     }
     let srv = TestServer::start().await;
+    scenario(&bin, &srv, None).await;
+}
+
+/// The same, with the agent connected to another replica (a `coderd` process on the same
+/// database) and everything read from this one.
+#[tokio::test]
+async fn the_real_agent_on_another_replica_is_seen_from_this_one() {
+    use crate::harness::replica::{free_port, Replica};
+    let Some(bin) = coder_binary() else {
+        eprintln!(
+            "SKIPPED: coder CLI not found (set CODERD_CODER_CLI): the real agent was not run"
+        );
+        return;
+    };
+    let srv = TestServer::start().await;
+    let mut other = Replica::spawn(
+        &srv.db_url,
+        free_port(),
+        &[("CODER_PROVISIONER_DAEMONS", "0")],
+    );
+    other.wait_healthy().await;
+    scenario(&bin, &srv, Some(&other.url)).await;
+    other.signal("-TERM");
+    let _ = other.wait_exit(Duration::from_secs(30)).await;
+}
+
+/// The agent's life as every client reads it from `srv`: the agent connects to `agent_url`
+/// (another replica) or to `srv` itself.
+async fn scenario(bin: &PathBuf, srv: &TestServer, agent_url: Option<&str>) {
+    let agent_url = agent_url.unwrap_or(&srv.url).to_string();
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
@@ -149,7 +179,7 @@ async fn the_real_agent_connects_reports_and_disconnects() {
     let before = the_agent(&owner, w.id).await;
     assert_eq!(before.status, "connecting");
 
-    let agent = AgentProcess::start(&bin, &srv.url, token);
+    let agent = AgentProcess::start(bin, &agent_url, token);
     let a = until(&owner, w.id, "connected and ready", Some(&agent), |a| {
         a.status == "connected" && a.lifecycle_state == "ready"
     })
@@ -213,7 +243,7 @@ async fn the_real_agent_connects_reports_and_disconnects() {
     }
 
     // The real CLI shows the agent and its logs.
-    let cli = crate::cli::CoderCli::new(&bin, &srv.url, owner.token().unwrap());
+    let cli = crate::cli::CoderCli::new(bin, &srv.url, owner.token().unwrap());
     let out = cli.run(&["show", "dev"]).await;
     assert!(out.status.success(), "{out:#?}");
     assert!(
@@ -306,7 +336,7 @@ async fn the_real_agent_connects_reports_and_disconnects() {
     assert!(a.disconnected_at.is_some());
 
     // A new agent process reconnects.
-    let again = AgentProcess::start(&bin, &srv.url, token);
+    let again = AgentProcess::start(bin, &agent_url, token);
     until(&owner, w.id, "connected again", Some(&again), |a| {
         a.status == "connected"
     })
