@@ -517,6 +517,33 @@ async fn garbage_on_the_agent_connection_is_cut_off() {
         ended.is_ok(),
         "the connection stayed open after a text message"
     );
+    // A method the server does not know is answered with an error, not a dropped agent.
+    let rpc = "/api/v2/workspaceagents/me/rpc?version=2.7";
+    let mut call = crate::harness::tailnet::Coordination::call(
+        &srv.url,
+        rpc,
+        &token.to_string(),
+        "/coder.agent.v2.Agent/NoSuchMethod",
+    )
+    .await;
+    call.send_raw(Vec::new()).await;
+    match call.next(Duration::from_secs(10)).await {
+        Some(Err(e)) => assert!(e.contains("unknown rpc"), "{e}"),
+        other => panic!("an unknown method got {other:?}"),
+    }
+    // A request that is not the protobuf its method takes ends that call with an error.
+    let mut call = crate::harness::tailnet::Coordination::call(
+        &srv.url,
+        rpc,
+        &token.to_string(),
+        "/coder.agent.v2.Agent/UpdateLifecycle",
+    )
+    .await;
+    call.send_raw(vec![0xff; 64]).await;
+    match call.next(Duration::from_secs(10)).await {
+        Some(Err(e)) => assert!(e.contains("decoding"), "{e}"),
+        other => panic!("a request that does not decode got {other:?}"),
+    }
     // The server is fine, and the agent shows disconnected.
     let me = owner.user("me").await.unwrap();
     assert_eq!(me.username, "owner");

@@ -105,11 +105,19 @@ impl Drop for Coordination {
 impl Coordination {
     /// Opens coordination with `agent` on the server at `base` as the holder of `token`.
     pub async fn open(base: &str, agent: Uuid, token: &str) -> Coordination {
-        let req = super::ws_request(
+        Self::call(
             base,
             &format!("/api/v2/workspaceagents/{agent}/coordinate?version=2.0"),
             token,
-        );
+            "/coder.tailnet.v2.Tailnet/Coordinate",
+        )
+        .await
+    }
+
+    /// Invokes `method` on the DRPC session at `path` (any of the server's yamux endpoints:
+    /// a client's coordination, an agent's RPC).
+    pub async fn call(base: &str, path: &str, token: &str, method: &str) -> Coordination {
+        let req = super::ws_request(base, path, token);
         let (ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("the coordination WebSocket");
@@ -131,12 +139,13 @@ impl Coordination {
             message: 1,
             driver,
         };
-        c.packet(
-            Kind::Invoke,
-            b"/coder.tailnet.v2.Tailnet/Coordinate".to_vec(),
-        )
-        .await;
+        c.packet(Kind::Invoke, method.as_bytes().to_vec()).await;
         c
+    }
+
+    /// Sends a raw message (bytes that need not decode as anything).
+    pub async fn send_raw(&mut self, data: Vec<u8>) {
+        self.packet(Kind::Message, data).await;
     }
 
     async fn packet(&mut self, kind: Kind, data: Vec<u8>) {
