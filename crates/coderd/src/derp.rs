@@ -542,8 +542,31 @@ mod tests {
         let map = build_map(&s, "http://h:1").await.unwrap();
         assert_eq!(map.regions.len(), 1);
         std::fs::remove_file(&dir).unwrap();
-        // No map at all is refused with a clear message.
+        // The same map fetched from CODER_DERP_CONFIG_URL.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/map.json", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut c, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf).await;
+            let body = r#"{"Regions": {"7": {"RegionID": 7, "RegionCode": "far", "Nodes": [{"Name": "7a", "RegionID": 7, "HostName": "far.example.com"}]}}}"#;
+            let _ = c
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        });
         s.config_path = None;
+        s.config_url = Some(url);
+        let map = build_map(&s, "http://h:1").await.unwrap();
+        assert_eq!(map.regions[&7].nodes[0].host_name, "far.example.com");
+        // No map at all is refused with a clear message.
+        s.config_url = None;
         let err = build_map(&s, "http://h:1").await.unwrap_err().to_string();
         assert!(err.contains("no regions"), "{err}");
     }
