@@ -39,6 +39,11 @@ impl Server {
     /// Starts `coderd server` on `db_url`. Call from the thread that lives longest (the
     /// runtime's main thread): the child gets SIGTERM when its spawning thread ends.
     pub fn start(root: &Path, db_url: &str) -> Server {
+        Self::start_with_daemons(root, db_url, 1)
+    }
+
+    /// The same, with `daemons` built-in provisioner daemons.
+    pub fn start_with_daemons(root: &Path, db_url: &str, daemons: u32) -> Server {
         let bin = coderd_binary();
         assert!(bin.exists(), "coderd binary not found at {}", bin.display());
         let port = free_port();
@@ -50,7 +55,7 @@ impl Server {
         cmd.args(["server", "--http-address", &addr.to_string()])
             .args(["--access-url", &base])
             .args(["--postgres-url", db_url])
-            .args(["--provisioner-daemons", "1"])
+            .args(["--provisioner-daemons", &daemons.to_string()])
             .env("CODER_CONFIG_DIR", root.join("config"))
             .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
             .env("CODER_LOG_FILTER", "warn")

@@ -1,0 +1,351 @@
+//! Hot reads under concurrency, beside PostgreSQL's own ceiling for a one-row answer: the
+//! table of the throughput issue, for 1, 2,000 and 10,000 workspaces.
+//!
+//! `cargo bench -p coderd --bench throughput` (`SIZES=1,2000,10000` by default,
+//! `CONCURRENCY=32`, `SECONDS=8`). It starts a built-in PostgreSQL (fsync off) and one release
+//! `coderd` (three provisioner daemons, rate limits off), creates workspaces through the API
+//! (echo builds, eight clients at once) up to each size, and for each size:
+//! - runs `pgbench` on the same database: 32 clients reading one workspace row by primary key
+//!   (through a numbered table of the ids) for the same time, the physical limit for a
+//!   one-row answer on this machine;
+//! - hammers each endpoint with 32 keep-alive connections for the same time, counting answers
+//!   per second, the 99th percentile latency and the SQL statements per request (the server's
+//!   own statement counter, `coderd_db_query_latencies_seconds_count`, before and after);
+//! - reads the server's peak RSS.
+//!
+//! benches/README.md has the numbers and what changed them.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coderd_db::builtin::{BuiltinOptions, BuiltinPostgres};
+use codersdk::{Client, CreateFirstUserRequest};
+use reqwest::Method;
+use serde_json::json;
+use uuid::Uuid;
+
+mod common;
+#[allow(dead_code)]
+#[path = "common/server.rs"]
+mod server;
+
+use common::{api, create_template, id, OWNER_EMAIL, OWNER_PASSWORD};
+use server::{raise_fd_limit, Server};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("throughput: skipped (run it with `cargo bench`)");
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(bench());
+}
+
+struct Load {
+    rps: f64,
+    p99_ms: f64,
+    statements: f64,
+    errors: usize,
+}
+
+/// `concurrency` connections asking for `path` as fast as they are answered, for `secs`.
+async fn load(srv: &Server, token: &str, path: &str, concurrency: usize, secs: u64) -> Load {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("http client");
+    let url = format!("{}{path}", srv.base);
+    // Warm up: connections open, statements prepared.
+    for _ in 0..concurrency {
+        let _ = client
+            .get(&url)
+            .header("Coder-Session-Token", token)
+            .send()
+            .await;
+    }
+    let before = statements(srv).await;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, token) = (client.clone(), url.clone(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match client
+                    .get(&url)
+                    .header("Coder-Session-Token", &token)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        latencies.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("load task");
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = statements(srv).await;
+    all.sort();
+    let p99 = all
+        .get(all.len().saturating_mul(99) / 100)
+        .copied()
+        .unwrap_or_default();
+    Load {
+        rps: all.len() as f64 / elapsed,
+        p99_ms: p99.as_secs_f64() * 1000.0,
+        statements: (after - before) / all.len().max(1) as f64,
+        errors,
+    }
+}
+
+/// SQL statements the server has run so far.
+async fn statements(srv: &Server) -> f64 {
+    let body = reqwest::get(format!("{}/metrics", srv.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    body.lines()
+        .filter(|l| l.starts_with("coderd_db_query_latencies_seconds_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// pgbench's reads per second of one workspace row by primary key, `concurrency` clients.
+fn pgbench(db_url: &str, dir: &std::path::Path, n: usize, concurrency: usize, secs: u64) -> f64 {
+    // Beside the server binaries the built-in database uses, else on PATH.
+    let bin = coderd_db::builtin::find_binaries()
+        .map(|d| d.join("pgbench"))
+        .ok()
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| "pgbench".into());
+    let script = dir.join("read_workspace.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "\\set n random(1, {n})\n\
+             SELECT w.* FROM workspaces w JOIN bench_workspace_ids b ON w.id = b.id WHERE b.n = :n;\n"
+        ),
+    )
+    .expect("pgbench script");
+    let out = std::process::Command::new(bin)
+        .args(["-n", "-M", "prepared", "-c"])
+        .arg(concurrency.to_string())
+        .args(["-j", "2", "-T"])
+        .arg(secs.to_string())
+        .arg("-f")
+        .arg(&script)
+        .arg(db_url)
+        .output()
+        .expect("running pgbench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench printed no tps:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// Creates workspaces of `template` until there are `target`, eight at a time, and waits for
+/// their builds.
+async fn grow(owner: &Client, template: Uuid, have: &mut Vec<Uuid>, target: usize) {
+    let owner = Arc::new(owner.clone());
+    let started = Instant::now();
+    let from = have.len();
+    let mut next = from;
+    while next < target {
+        let batch: Vec<usize> = (next..target.min(next + 8)).collect();
+        next += batch.len();
+        let mut tasks = Vec::new();
+        for i in batch {
+            let owner = owner.clone();
+            tasks.push(tokio::spawn(async move {
+                let w = api(
+                    &owner,
+                    Method::POST,
+                    "/api/v2/users/me/workspaces",
+                    Some(json!({"name": format!("ws-{i}"), "template_id": template})),
+                )
+                .await;
+                id(&w)
+            }));
+        }
+        for t in tasks {
+            have.push(t.await.expect("create task"));
+        }
+    }
+    // Every build done (the last ones queued last).
+    for w in have.iter().rev().take(16) {
+        loop {
+            let v = api(
+                &owner,
+                Method::GET,
+                &format!("/api/v2/workspaces/{w}"),
+                None,
+            )
+            .await;
+            let s = v["latest_build"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if s == "running" {
+                break;
+            }
+            assert!(s != "failed", "a build failed: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let made = have.len() - from;
+    if made > 0 {
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "created {made} workspaces in {secs:.1} s ({:.0} creates and builds a second)",
+            made as f64 / secs
+        );
+    }
+}
+
+async fn bench() {
+    let sizes: Vec<usize> = std::env::var("SIZES")
+        .unwrap_or_else(|_| "1,2000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let concurrency = env_or("CONCURRENCY", 32usize);
+    let secs = env_or("SECONDS", 8u64);
+    raise_fd_limit();
+    let root = std::env::temp_dir().join(format!("coderd-bench-throughput-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("bench dir");
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("mode");
+    let mut pg = BuiltinPostgres::start(
+        &root.join("postgres"),
+        &BuiltinOptions {
+            unsafe_no_fsync: true,
+        },
+    )
+    .await
+    .expect("built-in PostgreSQL");
+    let mut srv = Server::start_with_daemons(&root, pg.url(), 3);
+    srv.wait_healthy().await;
+    let anon = Client::new(&srv.base);
+    let first = anon
+        .create_first_user(&CreateFirstUserRequest {
+            email: OWNER_EMAIL.into(),
+            username: "owner".into(),
+            name: "Owner".into(),
+            password: OWNER_PASSWORD.into(),
+            trial: false,
+        })
+        .await
+        .expect("first user");
+    let token = anon
+        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
+        .await
+        .expect("login")
+        .session_token;
+    let owner = anon.with_token(token.clone());
+    let echo = json!({"start": {"resources": [{"name": "dev", "type": "echo_machine",
+        "agents": [{"name": "main", "operating_system": "linux", "architecture": "amd64"}]}]}});
+    let (template, _) = create_template(&owner, first.organization_id, "bench", &echo).await;
+
+    let mut workspaces = Vec::new();
+    let mut db = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(pg.url())
+            .await
+            .expect("bench db connection")
+    };
+    println!("| workspaces | request | req/s | share of pgbench | p99 | statements/request |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    for &size in &sizes {
+        grow(&owner, template, &mut workspaces, size).await;
+        sqlx::raw_sql(
+            "DROP TABLE IF EXISTS bench_workspace_ids; \
+             CREATE TABLE bench_workspace_ids AS \
+               SELECT row_number() OVER (ORDER BY id) AS n, id FROM workspaces; \
+             CREATE UNIQUE INDEX ON bench_workspace_ids (n); ANALYZE;",
+        )
+        .execute(&mut db)
+        .await
+        .expect("the ids pgbench reads by");
+        let pg_rps = pgbench(pg.url(), &root, size, concurrency, secs);
+        println!("| {size} | pgbench, one workspace row by key | {pg_rps:.0} | 100 % | | |");
+        let w = workspaces[workspaces.len() / 2];
+        let ws = api(
+            &owner,
+            Method::GET,
+            &format!("/api/v2/workspaces/{w}"),
+            None,
+        )
+        .await;
+        let build = ws["latest_build"]["id"]
+            .as_str()
+            .expect("build id")
+            .to_string();
+        for (name, path) in [
+            ("GET /buildinfo", "/api/v2/buildinfo".to_string()),
+            ("GET /users/me", "/api/v2/users/me".to_string()),
+            ("GET /templates", "/api/v2/templates".to_string()),
+            ("GET /workspaces/{id}", format!("/api/v2/workspaces/{w}")),
+            (
+                "GET /workspaces?limit=25",
+                "/api/v2/workspaces?limit=25".to_string(),
+            ),
+            (
+                "GET /workspacebuilds/{id}",
+                format!("/api/v2/workspacebuilds/{build}"),
+            ),
+        ] {
+            let l = load(&srv, &token, &path, concurrency, secs).await;
+            assert_eq!(l.errors, 0, "{name} answered errors");
+            println!(
+                "| {size} | `{name}` | {:.0} | {:.1} % | {:.1} ms | {:.1} |",
+                l.rps,
+                100.0 * l.rps / pg_rps,
+                l.p99_ms,
+                l.statements
+            );
+        }
+    }
+    println!(
+        "peak RSS of coderd: {} MiB",
+        srv.status_kib("VmHWM:") / 1024
+    );
+    srv.stop().await;
+    pg.stop().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
