@@ -1452,3 +1452,30 @@ async fn template_daus() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// A template's statistics are served from memory between builds, and a build that finishes
+/// shows in them on the next read (the cache is dropped once its job's result is stored).
+#[tokio::test]
+async fn template_statistics_follow_finished_builds() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (t, _) =
+        crate::harness::echo::create_template(&owner, first.organization_id, "stats", &json!({}))
+            .await;
+    // Read (and cached) before any build.
+    let before: Template = owner.template(t.id).await.unwrap();
+    assert!(before.build_time_stats["start"].p50.is_none());
+    assert_eq!(before.active_user_count, 0);
+    crate::harness::workspace::running_ws(&owner, t.id, "dev", json!({})).await;
+    let after: Template = owner.template(t.id).await.unwrap();
+    assert!(
+        after.build_time_stats["start"].p50.is_some(),
+        "{:?}",
+        after.build_time_stats
+    );
+    assert_eq!(after.active_user_count, 1);
+    // The list renders the same statistics.
+    let all: Vec<Template> = get(&owner, "/api/v2/templates").await;
+    let listed = all.iter().find(|x| x.id == t.id).unwrap();
+    assert_eq!(listed.active_user_count, 1);
+}

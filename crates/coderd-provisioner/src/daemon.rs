@@ -48,6 +48,8 @@ pub trait JobObserver: Send + Sync {
     fn started(&self, provisioner: &str);
     /// `status` is `success`, `canceled` or `failed`.
     fn finished(&self, provisioner: &str, status: &str, took: Duration);
+    /// A job's result is in the database (what it changed can be read now).
+    fn stored(&self) {}
 }
 
 #[derive(Clone)]
@@ -358,6 +360,9 @@ impl Daemon {
                 }
             }
             Err(e) => tracing::error!(error = %e, "completing provisioner job; result lost"),
+        }
+        if let Some(o) = &self.cfg.observer {
+            o.stored();
         }
         let _ = self
             .pubsub

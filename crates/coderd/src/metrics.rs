@@ -303,6 +303,25 @@ impl Metrics {
 }
 
 /// This process's daemons' jobs, as Coder's provisionerd counts them.
+/// Several observers of the built-in daemons' jobs, told in turn.
+pub struct Observers(pub Vec<Arc<dyn coderd_provisioner::daemon::JobObserver>>);
+
+impl coderd_provisioner::daemon::JobObserver for Observers {
+    fn started(&self, provisioner: &str) {
+        self.0.iter().for_each(|o| o.started(provisioner));
+    }
+
+    fn finished(&self, provisioner: &str, status: &str, took: Duration) {
+        self.0
+            .iter()
+            .for_each(|o| o.finished(provisioner, status, took));
+    }
+
+    fn stored(&self) {
+        self.0.iter().for_each(|o| o.stored());
+    }
+}
+
 impl coderd_provisioner::daemon::JobObserver for Metrics {
     fn started(&self, provisioner: &str) {
         self.jobs_current.with_label_values(&[provisioner]).inc();

@@ -192,6 +192,8 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         force_websockets: derp_settings.force_websockets,
     };
 
+    let template_stats = Arc::new(crate::api::templates::StatsCache::default());
+
     let disabled = opts.dangerous_disable_rate_limits;
     let limit = |n: i64| RateLimiter::new(if disabled { -1 } else { n });
     let metrics = Arc::new(crate::metrics::Metrics::default());
@@ -233,6 +235,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         metrics: metrics.clone(),
         deployment_id,
         replica_id,
+        template_stats: template_stats.clone(),
         net,
         shutdown: watch::channel(false).0,
     }));
@@ -330,7 +333,10 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
                 version: crate::version::BUILD_VERSION.to_string(),
                 shutdown_grace: Duration::from_secs(10),
                 access_url: access_url.clone(),
-                observer: Some(metrics.clone()),
+                observer: Some(Arc::new(crate::metrics::Observers(vec![
+                    metrics.clone(),
+                    template_stats.clone(),
+                ]))),
             },
         )
     });

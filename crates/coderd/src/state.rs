@@ -39,6 +39,8 @@ pub struct Inner {
     pub deployment_id: String,
     /// This process among the replicas sharing the database (agent connections record it).
     pub replica_id: uuid::Uuid,
+    /// Templates' statistics, recomputed when a job's result is stored.
+    pub template_stats: Arc<crate::api::templates::StatsCache>,
     /// Tailnet: the DERP map, the embedded relay and the coordinator.
     pub net: crate::derp::Net,
     /// Becomes `true` when the server starts shutting down: open streams end cleanly.

@@ -20,7 +20,7 @@ mod parameters;
 mod provisioners;
 mod resolve;
 mod streams;
-mod templates;
+pub mod templates;
 mod templateversions;
 mod users;
 mod workspaces;
