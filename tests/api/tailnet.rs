@@ -125,38 +125,42 @@ async fn ssh_openssh_port_forward_and_ping_through_the_relay() {
     drop(agent);
 }
 
-async fn openssh_and_config_ssh(cli: &CoderCli, bin: &std::path::Path) {
-    let proxy = format!("{} ssh --stdio dev", bin.display());
-    let out = cli
-        .command(
-            std::path::Path::new("ssh"),
-            &[
-                "-o",
-                &format!("ProxyCommand={proxy}"),
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "LogLevel=ERROR",
-                "coder.dev",
-                "echo",
-                "through-openssh",
-            ],
-        )
+/// OpenSSH's client, non-interactive and trusting the host key it meets (a test workspace),
+/// with `first` options in front: runs `echo <word>` on host `coder.dev` and checks the word
+/// comes back.
+async fn openssh_echo(mut cmd: tokio::process::Command, first: &[&str], word: &str) {
+    let out = cmd
+        .args(first)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "coder.dev",
+            "echo",
+            word,
+        ])
         .stdin(Stdio::null())
         .output()
         .await
         .unwrap();
     assert!(
-        out.status.success()
-            && String::from_utf8_lossy(&out.stdout).trim_end() == "through-openssh",
-        "ssh --stdio: {}\n{}",
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim_end() == word,
+        "ssh {first:?}: {}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+async fn openssh_and_config_ssh(cli: &CoderCli, bin: &std::path::Path) {
+    // `coder ssh --stdio` as the ProxyCommand, as VS Code and JetBrains run it.
+    let proxy = format!("ProxyCommand={} ssh --stdio dev", bin.display());
+    let ssh = cli.command(std::path::Path::new("ssh"), &[]);
+    openssh_echo(ssh, &["-o", &proxy], "through-openssh").await;
 
     // coder config-ssh writes a host entry that works with plain `ssh`.
     cli.store_login();
@@ -174,33 +178,8 @@ async fn openssh_and_config_ssh(cli: &CoderCli, bin: &std::path::Path) {
     assert!(out.status.success(), "config-ssh: {out:#?}");
     let written = std::fs::read_to_string(&config).unwrap();
     assert!(written.contains("coder."), "{written}");
-    let out = tokio::process::Command::new("ssh")
-        .args([
-            "-F",
-            config.to_str().unwrap(),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "coder.dev",
-            "echo",
-            "through-config-ssh",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success()
-            && String::from_utf8_lossy(&out.stdout).trim_end() == "through-config-ssh",
-        "ssh -F <config-ssh's file>: {}\n{}\n{written}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ssh = tokio::process::Command::new("ssh");
+    openssh_echo(ssh, &["-F", config.to_str().unwrap()], "through-config-ssh").await;
 }
 
 async fn port_forward(cli: &CoderCli, bin: &std::path::Path) {
@@ -315,6 +294,22 @@ async fn a_user_who_may_not_ssh_is_refused_at_coordination() {
     let w = running_ws(&owner, t.id, "dev", json!({})).await;
     let agent_id = w.latest_build.resources[0].agents[0].id;
     let (member, _) = srv.member(&owner, "member").await;
+    // Upstream's answer for an agent that is not connected.
+    let (status, body) = crate::harness::raw_json(
+        &owner,
+        "GET",
+        &format!("/api/v2/workspaceagents/{agent_id}/listening-ports"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("must be in the"),
+        "{body}"
+    );
 
     let req = crate::harness::ws_request(
         &srv.url,
