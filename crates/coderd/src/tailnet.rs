@@ -76,28 +76,73 @@ struct RemotePeer {
 struct Inner {
     peers: HashMap<Uuid, Peer>,
     /// (source, destination).
-    tunnels: HashSet<(Uuid, Uuid)>,
+    tunnels: Tunnels,
     remote: HashMap<Uuid, RemotePeer>,
     /// When each other replica was last heard from.
     replicas: HashMap<Uuid, Instant>,
     next_conn: u64,
 }
 
+/// Tunnels indexed by both ends: a node update looks up its peer's tunnels, not all of them.
+#[derive(Default)]
+struct Tunnels {
+    by_src: HashMap<Uuid, HashSet<Uuid>>,
+    by_dst: HashMap<Uuid, HashSet<Uuid>>,
+}
+
+impl Tunnels {
+    fn insert(&mut self, (src, dst): (Uuid, Uuid)) {
+        self.by_src.entry(src).or_default().insert(dst);
+        self.by_dst.entry(dst).or_default().insert(src);
+    }
+
+    fn remove(&mut self, &(src, dst): &(Uuid, Uuid)) {
+        unlink(&mut self.by_src, src, dst);
+        unlink(&mut self.by_dst, dst, src);
+    }
+
+    fn contains(&self, (src, dst): &(Uuid, Uuid)) -> bool {
+        self.by_src.get(src).is_some_and(|d| d.contains(dst))
+    }
+
+    /// Removes every tunnel `src` is the source of.
+    fn remove_from(&mut self, src: Uuid) {
+        for dst in self.by_src.remove(&src).unwrap_or_default() {
+            unlink(&mut self.by_dst, dst, src);
+        }
+    }
+
+    /// Everyone `id` shares a tunnel with, in either direction.
+    fn peers(&self, id: Uuid) -> Vec<Uuid> {
+        let out = self.by_src.get(&id).into_iter().flatten();
+        out.chain(self.by_dst.get(&id).into_iter().flatten())
+            .copied()
+            .collect()
+    }
+
+    /// Every tunnel whose source passes `src`.
+    fn with_sources<'a>(&'a self, src: impl Fn(&Uuid) -> bool + 'a) -> Vec<(Uuid, Uuid)> {
+        self.by_src
+            .iter()
+            .filter(|(s, _)| src(s))
+            .flat_map(|(s, ds)| ds.iter().map(move |d| (*s, *d)))
+            .collect()
+    }
+}
+
+fn unlink(index: &mut HashMap<Uuid, HashSet<Uuid>>, key: Uuid, value: Uuid) {
+    if let Some(set) = index.get_mut(&key) {
+        set.remove(&value);
+        if set.is_empty() {
+            index.remove(&key);
+        }
+    }
+}
+
 impl Inner {
     /// Everyone `id` shares a tunnel with, in either direction.
     fn tunnel_peers(&self, id: Uuid) -> Vec<Uuid> {
-        self.tunnels
-            .iter()
-            .filter_map(|&(s, d)| {
-                if s == id {
-                    Some(d)
-                } else if d == id {
-                    Some(s)
-                } else {
-                    None
-                }
-            })
-            .collect()
+        self.tunnels.peers(id)
     }
 
     fn node_of(&self, id: Uuid) -> Option<tn::Node> {
@@ -367,7 +412,7 @@ impl Coordinator {
             (KIND_DISCONNECTED, "disconnected")
         };
         inner.tell_tunnel_peers(m.id, None, kind, reason);
-        inner.tunnels.retain(|&(s, _)| s != m.id);
+        inner.tunnels.remove_from(m.id);
         drop(inner);
         self.publish(Gossip::Gone {
             replica: self.replica,
@@ -471,7 +516,7 @@ impl Coordinator {
                     (KIND_DISCONNECTED, "disconnected")
                 };
                 inner.tell_tunnel_peers(peer, None, kind, reason);
-                inner.tunnels.retain(|&(s, _)| s != peer);
+                inner.tunnels.remove_from(peer);
             }
             Gossip::ReplicaGone { replica } => {
                 if replica == self.replica {
@@ -487,7 +532,7 @@ impl Coordinator {
                 for peer in gone {
                     inner.remote.remove(&peer);
                     inner.tell_tunnel_peers(peer, None, KIND_LOST, "replica gone");
-                    inner.tunnels.retain(|&(s, _)| s != peer);
+                    inner.tunnels.remove_from(peer);
                 }
             }
             Gossip::Resync { replica } => {
@@ -509,12 +554,7 @@ impl Coordinator {
                 .iter()
                 .map(|(id, p)| (*id, p.node.clone()))
                 .collect();
-            let tunnels: Vec<(Uuid, Uuid)> = inner
-                .tunnels
-                .iter()
-                .filter(|(s, _)| inner.peers.contains_key(s))
-                .copied()
-                .collect();
+            let tunnels = inner.tunnels.with_sources(|s| inner.peers.contains_key(s));
             (nodes, tunnels)
         };
         for (peer, node) in nodes {
