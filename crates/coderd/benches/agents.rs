@@ -5,24 +5,18 @@
 //! watcher of its workspace. Run with `cargo bench -p coderd --bench agents` (`AGENTS=N`,
 //! default 1000).
 
-use std::os::unix::fs::PermissionsExt;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use coderd_db::builtin::{BuiltinOptions, BuiltinPostgres};
 use coderd_wire::drpc::{Kind, Packet, PacketReader, PacketWriter};
 use coderd_wire::proto::agent as pb;
 use coderd_wire::proto::tailnet as tn;
-use codersdk::{Client, CreateFirstUserRequest};
 use futures_util::future::poll_fn;
-use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use futures_util::{Sink, Stream};
+use futures_util::io::AsyncReadExt;
 use prost::Message as _;
 use reqwest::Method;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 mod common;
@@ -31,73 +25,13 @@ mod common;
 #[path = "common/server.rs"]
 mod server;
 
-use common::{api, create_template, id, OWNER_EMAIL, OWNER_PASSWORD};
+use common::{api, create_template, id};
 use server::{raise_fd_limit, Server};
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+#[path = "../../../tests/support/ws_bytes.rs"]
+mod ws_bytes;
+use ws_bytes::WsBytes;
 
-/// A client WebSocket as a byte stream (binary messages), for yamux.
-struct WsBytes {
-    ws: Ws,
-    pending: Vec<u8>,
-    at: usize,
-}
-
-impl AsyncRead for WsBytes {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        loop {
-            if self.at < self.pending.len() {
-                let n = buf.len().min(self.pending.len() - self.at);
-                let at = self.at;
-                buf[..n].copy_from_slice(&self.pending[at..at + n]);
-                self.at += n;
-                return Poll::Ready(Ok(n));
-            }
-            match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
-                Some(Ok(Message::Binary(b))) => {
-                    self.pending = b.to_vec();
-                    self.at = 0;
-                }
-                Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(0)),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Poll::Ready(Err(std::io::Error::other(e))),
-            }
-        }
-    }
-}
-
-impl AsyncWrite for WsBytes {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(std::io::Error::other)?;
-        Pin::new(&mut self.ws)
-            .start_send(Message::Binary(buf.to_vec().into()))
-            .map_err(std::io::Error::other)?;
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.ws)
-            .poll_flush(cx)
-            .map_err(std::io::Error::other)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.ws)
-            .poll_close(cx)
-            .map_err(std::io::Error::other)
-    }
-}
-
-/// One simulated agent: a yamux client session whose driver task opens streams on request.
 struct SimAgent {
     open: mpsc::Sender<oneshot::Sender<yamux::Stream>>,
     driver: tokio::task::JoinHandle<()>,
@@ -120,11 +54,7 @@ impl SimAgent {
             .await
             .expect("agent connect");
         let mut conn = yamux::Connection::new(
-            WsBytes {
-                ws,
-                pending: Vec::new(),
-                at: 0,
-            },
+            WsBytes::new(ws),
             yamux::Config::default(),
             yamux::Mode::Client,
         );
@@ -306,36 +236,10 @@ async fn bench() {
         .unwrap_or(1000);
     let limits = raise_fd_limit();
     eprintln!("open files limit {}", limits.0);
-    let root = std::env::temp_dir().join(format!("coderd-bench-agents-{}", std::process::id()));
-    std::fs::create_dir_all(&root).expect("bench dir");
-    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("mode");
-    let mut pg = BuiltinPostgres::start(
-        &root.join("postgres"),
-        &BuiltinOptions {
-            unsafe_no_fsync: true,
-        },
-    )
-    .await
-    .expect("built-in PostgreSQL");
+    let (root, mut pg) = server::bench_postgres("agents").await;
     let mut srv = Server::start(&root, pg.url());
     srv.wait_healthy().await;
-    let anon = Client::new(&srv.base);
-    let first = anon
-        .create_first_user(&CreateFirstUserRequest {
-            email: OWNER_EMAIL.into(),
-            username: "owner".into(),
-            name: "Owner".into(),
-            password: OWNER_PASSWORD.into(),
-            trial: false,
-        })
-        .await
-        .expect("first user");
-    let token = anon
-        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
-        .await
-        .expect("login")
-        .session_token;
-    let owner = anon.with_token(token);
+    let (owner, first, _) = common::first_owner(&srv.base).await;
 
     // A hundred agents a workspace (a template each, so every agent has its own token).
     let started = Instant::now();

@@ -4,10 +4,8 @@
 //!
 //! `cargo bench -p coderd --bench derp` (`DERP_CONNS=N` idle connections, default 1,000).
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use coderd_db::builtin::{BuiltinOptions, BuiltinPostgres};
 use coderd_wire::derp::{ClientConn, Event, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
@@ -138,17 +136,7 @@ async fn bench() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     raise_fd_limit();
-    let root = std::env::temp_dir().join(format!("coderd-bench-derp-{}", std::process::id()));
-    std::fs::create_dir_all(&root).expect("bench dir");
-    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("mode");
-    let mut pg = BuiltinPostgres::start(
-        &root.join("postgres"),
-        &BuiltinOptions {
-            unsafe_no_fsync: true,
-        },
-    )
-    .await
-    .expect("built-in PostgreSQL");
+    let (root, mut pg) = server::bench_postgres("derp").await;
     let mut srv = Server::start(&root, pg.url());
     srv.wait_healthy().await;
     let addr = srv.addr;

@@ -10,14 +10,12 @@
 //! 127.0.0.1 only and every wait is bounded. See benches/README.md for results.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use coderd_db::builtin::{BuiltinOptions, BuiltinPostgres};
-use codersdk::{Client, CreateFirstUserRequest};
+use codersdk::Client;
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -32,7 +30,7 @@ use uuid::Uuid;
 mod common;
 #[path = "common/server.rs"]
 mod server;
-use common::{api, create_template, id, OWNER_EMAIL, OWNER_PASSWORD};
+use common::{api, create_template, id};
 use server::{raise_fd_limit, Server};
 
 /// Watchers open at each measurement, cumulative; the last is the target.
@@ -847,20 +845,8 @@ fn main() {
 async fn bench() {
     let limits = raise_fd_limit();
     eprintln!("open files limit {} (hard {})", limits.0, limits.1);
-    let root = std::env::temp_dir().join(format!("coderd-bench-streams-{}", std::process::id()));
-    std::fs::create_dir_all(&root).expect("creating the benchmark directory");
-    // The database may run as an unprivileged user, who must reach its directory.
-    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
-        .expect("setting the directory's mode");
     let started = Instant::now();
-    let mut pg = BuiltinPostgres::start(
-        &root.join("postgres"),
-        &BuiltinOptions {
-            unsafe_no_fsync: true,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("starting the built-in PostgreSQL: {e}"));
+    let (root, mut pg) = server::bench_postgres("streams").await;
     let url = pg.url().to_string();
     // Spawned here, on the runtime's main thread, which outlives everything else.
     let mut srv = Server::start(&root, &url);
@@ -898,23 +884,7 @@ async fn bench() {
 }
 
 async fn run(srv: &Server, db: &mut PgConnection) -> (WatchReport, Vec<LogRun>) {
-    let client = Client::new(&srv.base);
-    let first = client
-        .create_first_user(&CreateFirstUserRequest {
-            email: OWNER_EMAIL.into(),
-            username: "owner".into(),
-            name: "Owner".into(),
-            password: OWNER_PASSWORD.into(),
-            trial: false,
-        })
-        .await
-        .expect("creating the first user");
-    let token = client
-        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
-        .await
-        .expect("logging in")
-        .session_token;
-    let owner = client.with_token(token.clone());
+    let (owner, first, token) = common::first_owner(&srv.base).await;
     let org = first.organization_id;
     let watched = create_template(&owner, org, "watched", &watched_template())
         .await

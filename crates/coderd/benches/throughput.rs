@@ -15,12 +15,10 @@
 //!
 //! benches/README.md has the numbers and what changed them.
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coderd_db::builtin::{BuiltinOptions, BuiltinPostgres};
-use codersdk::{Client, CreateFirstUserRequest};
+use codersdk::Client;
 use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
@@ -30,7 +28,7 @@ mod common;
 #[path = "common/server.rs"]
 mod server;
 
-use common::{api, create_template, id, OWNER_EMAIL, OWNER_PASSWORD};
+use common::{api, create_template, id};
 use server::{raise_fd_limit, Server};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -248,36 +246,10 @@ async fn bench() {
     let concurrency = env_or("CONCURRENCY", 32usize);
     let secs = env_or("SECONDS", 8u64);
     raise_fd_limit();
-    let root = std::env::temp_dir().join(format!("coderd-bench-throughput-{}", std::process::id()));
-    std::fs::create_dir_all(&root).expect("bench dir");
-    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("mode");
-    let mut pg = BuiltinPostgres::start(
-        &root.join("postgres"),
-        &BuiltinOptions {
-            unsafe_no_fsync: true,
-        },
-    )
-    .await
-    .expect("built-in PostgreSQL");
+    let (root, mut pg) = server::bench_postgres("throughput").await;
     let mut srv = Server::start_with_daemons(&root, pg.url(), 3);
     srv.wait_healthy().await;
-    let anon = Client::new(&srv.base);
-    let first = anon
-        .create_first_user(&CreateFirstUserRequest {
-            email: OWNER_EMAIL.into(),
-            username: "owner".into(),
-            name: "Owner".into(),
-            password: OWNER_PASSWORD.into(),
-            trial: false,
-        })
-        .await
-        .expect("first user");
-    let token = anon
-        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
-        .await
-        .expect("login")
-        .session_token;
-    let owner = anon.with_token(token.clone());
+    let (owner, first, token) = common::first_owner(&srv.base).await;
     let echo = json!({"start": {"resources": [{"name": "dev", "type": "echo_machine",
         "agents": [{"name": "main", "operating_system": "linux", "architecture": "amd64"}]}]}});
     let (template, _) = create_template(&owner, first.organization_id, "bench", &echo).await;

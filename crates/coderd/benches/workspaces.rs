@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use coderd::config::ServerOptions;
 use coderd::server::StartOptions;
 use coderd_db::builtin::{BuiltinOptions, BuiltinPostgres};
-use codersdk::{Client, CreateFirstUserRequest};
+use codersdk::Client;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
@@ -149,22 +149,7 @@ fn new_id(source: &str) -> String {
 
 async fn seed(client: &Client, db_url: &str) -> Seed {
     let started = Instant::now();
-    let first = client
-        .create_first_user(&CreateFirstUserRequest {
-            email: OWNER_EMAIL.into(),
-            username: "owner".into(),
-            name: "Owner".into(),
-            password: OWNER_PASSWORD.into(),
-            trial: false,
-        })
-        .await
-        .expect("creating the first user");
-    let token = client
-        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
-        .await
-        .expect("logging in")
-        .session_token;
-    let owner = client.with_token(token);
+    let (owner, first, _) = common::first_owner(client.base_url()).await;
     let org = first.organization_id;
 
     let mut owner_ids = vec![first.user_id];

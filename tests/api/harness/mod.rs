@@ -8,6 +8,8 @@ pub mod replica;
 pub mod schema;
 pub mod tailnet;
 pub mod workspace;
+#[path = "../../support/ws_bytes.rs"]
+pub mod ws_bytes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

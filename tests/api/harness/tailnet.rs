@@ -2,91 +2,16 @@
 //! CLI keeps to itself): a WebSocket to `/workspaceagents/{id}/coordinate`, yamux over it (we
 //! are the client), and one DRPC `Coordinate` call whose responses we read.
 
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use coderd_wire::drpc::{Kind, Packet, PacketReader, PacketWriter};
 use coderd_wire::proto::tailnet as tn;
 use futures_util::future::poll_fn;
-use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
-use futures_util::{Sink, Stream};
+use futures_util::io::{AsyncReadExt, ReadHalf, WriteHalf};
 use prost::Message as _;
-use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A client WebSocket as a byte stream: binary messages are the bytes.
-pub struct WsBytes {
-    ws: Ws,
-    pending: Vec<u8>,
-    at: usize,
-}
-
-impl WsBytes {
-    pub fn new(ws: Ws) -> WsBytes {
-        WsBytes {
-            ws,
-            pending: Vec::new(),
-            at: 0,
-        }
-    }
-}
-
-impl AsyncRead for WsBytes {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        loop {
-            if self.at < self.pending.len() {
-                let n = buf.len().min(self.pending.len() - self.at);
-                let at = self.at;
-                buf[..n].copy_from_slice(&self.pending[at..at + n]);
-                self.at += n;
-                return Poll::Ready(Ok(n));
-            }
-            match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
-                Some(Ok(Message::Binary(b))) => {
-                    self.pending = b.to_vec();
-                    self.at = 0;
-                }
-                Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(0)),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Poll::Ready(Err(std::io::Error::other(e))),
-            }
-        }
-    }
-}
-
-impl AsyncWrite for WsBytes {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(std::io::Error::other)?;
-        Pin::new(&mut self.ws)
-            .start_send(Message::Binary(buf.to_vec().into()))
-            .map_err(std::io::Error::other)?;
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.ws)
-            .poll_flush(cx)
-            .map_err(std::io::Error::other)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.ws)
-            .poll_close(cx)
-            .map_err(std::io::Error::other)
-    }
-}
+pub use crate::harness::ws_bytes::WsBytes;
 
 /// One open `Coordinate` call.
 pub struct Coordination {

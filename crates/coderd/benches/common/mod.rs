@@ -23,6 +23,28 @@ pub fn echo_tar(echo: &Value) -> Vec<u8> {
     b.into_inner().expect("tar")
 }
 
+/// Creates the first user on the server at `base` and logs in: the owner's client, the
+/// first-user answer (its organization) and the session token.
+pub async fn first_owner(base: &str) -> (Client, codersdk::CreateFirstUserResponse, String) {
+    let anon = Client::new(base);
+    let first = anon
+        .create_first_user(&codersdk::CreateFirstUserRequest {
+            email: OWNER_EMAIL.into(),
+            username: "owner".into(),
+            name: "Owner".into(),
+            password: OWNER_PASSWORD.into(),
+            trial: false,
+        })
+        .await
+        .expect("first user");
+    let token = anon
+        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
+        .await
+        .expect("login")
+        .session_token;
+    (anon.with_token(token.clone()), first, token)
+}
+
 /// Sends JSON and returns the JSON answer, panicking on any error.
 pub async fn api(c: &Client, method: Method, path: &str, body: Option<Value>) -> Value {
     c.request::<Value, Value>(method.clone(), path, body.as_ref())

@@ -8,6 +8,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A throwaway directory for benchmark `name` (reachable by the unprivileged user the
+/// built-in database runs as) and a built-in PostgreSQL in it, fsync off.
+pub async fn bench_postgres(name: &str) -> (PathBuf, coderd_db::builtin::BuiltinPostgres) {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::temp_dir().join(format!("coderd-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("bench dir");
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("mode");
+    let pg = coderd_db::builtin::BuiltinPostgres::start(
+        &root.join("postgres"),
+        &coderd_db::builtin::BuiltinOptions {
+            unsafe_no_fsync: true,
+        },
+    )
+    .await
+    .expect("built-in PostgreSQL");
+    (root, pg)
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
