@@ -192,3 +192,159 @@ async fn token_lists_carry_the_owners_username() {
         ]
     );
 }
+
+/// Replica B serves a member's key from memory; a revocation, suspension, role change or
+/// deletion made through replica A takes effect on B within a second.
+#[tokio::test]
+async fn changes_on_another_replica_reach_cached_keys_within_a_second() {
+    use std::time::{Duration, Instant};
+
+    use crate::harness::replica::{free_port, Replica};
+    use crate::harness::{checked_client, create_owner, fresh_database, MEMBER_PASSWORD};
+
+    let db = fresh_database().await;
+    let env = [("CODER_PROVISIONER_DAEMONS", "0")];
+    let (a, b) = (
+        Replica::spawn(&db, free_port(), &env),
+        Replica::spawn(&db, free_port(), &env),
+    );
+    a.wait_healthy().await;
+    b.wait_healthy().await;
+    let (owner, first) = create_owner(&checked_client(&a.url)).await;
+    owner
+        .create_user(&codersdk::CreateUserRequest {
+            email: "m@example.com".into(),
+            username: "m".into(),
+            password: MEMBER_PASSWORD.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let session = checked_client(&a.url)
+        .login_with_password("m@example.com", MEMBER_PASSWORD)
+        .await
+        .unwrap()
+        .session_token;
+    let on_b = checked_client(&b.url).with_token(&session);
+
+    // B has the key in memory: repeated requests are hits.
+    let lookups = |outcome: &'static str| {
+        let url = b.url.clone();
+        async move {
+            let text = reqwest::get(format!("{url}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let line = format!("coderd_api_key_cache_lookups{{outcome=\"{outcome}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("no {line} in /metrics"))
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    on_b.user("me").await.unwrap();
+    let hits = lookups("hit").await;
+    for _ in 0..5 {
+        on_b.user("me").await.unwrap();
+    }
+    assert_eq!(
+        lookups("hit").await,
+        hits + 5,
+        "B serves the key from memory"
+    );
+
+    // How long after `changed` B's answer to `path` becomes `want`.
+    async fn until(client: &codersdk::Client, path: &str, want: u16, changed: Instant) -> Duration {
+        loop {
+            let (status, _) = crate::harness::raw_json(client, "GET", path, None).await;
+            if status == want {
+                return changed.elapsed();
+            }
+            assert!(
+                changed.elapsed() < Duration::from_secs(10),
+                "GET {path} still answers {status}, not {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let second = Duration::from_secs(1);
+    let member = on_b.user("me").await.unwrap();
+    let owner_roles = format!("/api/v2/users/{}/roles", first.user_id);
+
+    // Site roles: granted, then taken away. (Whom a caller may not read is, as upstream, "not
+    // an existing uuid or username": 400.)
+    let (status, body) = crate::harness::raw_json(&on_b, "GET", &owner_roles, None).await;
+    assert_eq!(status, 400, "{body}");
+    let put_roles = |roles: &'static str| {
+        let owner = owner.clone();
+        let path = format!("/api/v2/users/{}/roles", member.id);
+        async move {
+            let body = format!(r#"{{"roles":{roles}}}"#);
+            let (status, body) = crate::harness::raw_json(&owner, "PUT", &path, Some(&body)).await;
+            assert_eq!(status, 200, "{body}");
+            Instant::now()
+        }
+    };
+    let changed = put_roles(r#"["owner"]"#).await;
+    assert!(until(&on_b, &owner_roles, 200, changed).await < second);
+    let changed = put_roles("[]").await;
+    assert!(until(&on_b, &owner_roles, 400, changed).await < second);
+
+    // Suspended, then active again.
+    let status = |to: &'static str| {
+        let owner = owner.clone();
+        let path = format!("/api/v2/users/{}/status/{to}", member.id);
+        async move {
+            let (status, body) = crate::harness::raw_json(&owner, "PUT", &path, None).await;
+            assert_eq!(status, 200, "{body}");
+            Instant::now()
+        }
+    };
+    let changed = status("suspend").await;
+    assert!(until(&on_b, "/api/v2/users/me", 401, changed).await < second);
+    let changed = status("activate").await;
+    assert!(until(&on_b, "/api/v2/users/me", 200, changed).await < second);
+
+    // A token revoked by its owner through A.
+    let tok = on_b
+        .create_token(
+            "me",
+            &CreateTokenRequest {
+                token_name: "cached".into(),
+                lifetime: 3600 * 1_000_000_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let with_token = checked_client(&b.url).with_token(&tok.key);
+    with_token.user("me").await.unwrap();
+    let key_id = tok.key.split('-').next().unwrap();
+    let on_a = checked_client(&a.url).with_token(&session);
+    let (status, body) = raw_json(
+        &on_a,
+        "DELETE",
+        &format!("/api/v2/users/me/keys/{key_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let changed = Instant::now();
+    assert!(until(&with_token, "/api/v2/users/me", 401, changed).await < second);
+
+    // The user deleted: the session ends too.
+    let (status, body) = raw_json(
+        &owner,
+        "DELETE",
+        &format!("/api/v2/users/{}", member.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let changed = Instant::now();
+    assert!(until(&on_b, "/api/v2/users/me", 401, changed).await < second);
+}

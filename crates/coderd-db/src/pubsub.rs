@@ -224,8 +224,9 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
         backoff = Duration::from_millis(250);
         if !first {
             tracing::info!("pubsub: reconnected; subscribers will re-read");
-            shared.drop_all();
         }
+        // Also the first time: what was read before LISTEN began may have changed unheard.
+        shared.drop_all();
         first = false;
         loop {
             match listener.try_recv().await {

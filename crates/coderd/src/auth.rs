@@ -134,10 +134,25 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
             secret.len()
         )));
     }
-    let row = match state.store.actor_by_key_id(id).await {
-        Ok(row) => row,
-        Err(coderd_db::StoreError::NotFound) => return Err(signed_out("API key is invalid.")),
-        Err(e) => return Err(e.into()),
+    let row = match state.actors.get(id) {
+        // A cached row that would refuse is confirmed against the database first: the refusal
+        // may be news this process has not heard yet the other way (a key refreshed elsewhere).
+        Some(row) if accepts(&row, secret) => {
+            state.actors.count(true);
+            row
+        }
+        _ => {
+            state.actors.count(false);
+            state.actors.forget_key(id);
+            let generation = state.actors.generation();
+            match state.store.actor_by_key_id(id).await {
+                Ok(row) => state.actors.insert(generation, row),
+                Err(coderd_db::StoreError::NotFound) => {
+                    return Err(signed_out("API key is invalid."))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     };
     let hashed = Sha256::digest(secret.as_bytes());
     if !bool::from(hashed.as_slice().ct_eq(&row.hashed_secret)) {
@@ -174,28 +189,45 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
         expires_at = now + lifetime;
     }
     if refresh || now - row.last_used > hour || row.user_status == "dormant" {
-        if let Err(e) = state
+        match state
             .store
             .touch_api_key(id, row.user_id, ip, expires_at)
             .await
         {
-            tracing::warn!(error = %e, "recording API key use");
+            // What was written, so the next request does not write it again.
+            Ok(()) => state.actors.update(id, |r| {
+                r.last_used = now;
+                r.expires_at = expires_at;
+                if r.user_status == "dormant" {
+                    r.user_status = "active".into();
+                }
+            }),
+            Err(e) => tracing::warn!(error = %e, "recording API key use"),
         }
     }
 
     Ok(Actor {
         user_id: row.user_id,
-        username: row.username,
-        key_id: row.key_id,
-        site_roles: row.rbac_roles,
+        username: row.username.clone(),
+        key_id: row.key_id.clone(),
+        site_roles: row.rbac_roles.clone(),
         memberships: row
             .memberships
             .0
-            .into_iter()
-            .map(|m| (m.organization_id, m.roles))
+            .iter()
+            .map(|m| (m.organization_id, m.roles.clone()))
             .collect(),
-        groups: row.groups,
+        groups: row.groups.clone(),
     })
+}
+
+/// Whether a cached row would let `secret` in now (else it is read again before refusing).
+fn accepts(row: &coderd_db::ActorRow, secret: &str) -> bool {
+    let hashed = Sha256::digest(secret.as_bytes());
+    bool::from(hashed.as_slice().ct_eq(&row.hashed_secret))
+        && row.expires_at > Utc::now()
+        && !row.user_deleted
+        && row.user_status != "suspended"
 }
 
 /// Resolves the caller once per request; handlers that need a user take [`Actor`].

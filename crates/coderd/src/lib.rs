@@ -1,5 +1,6 @@
 //! coderd-rs: a Coder-compatible `/api/v2` server.
 
+pub mod actors;
 pub mod agentapi;
 pub mod api;
 pub mod archive;

@@ -39,6 +39,7 @@ pub struct Metrics {
     derp_clients: IntGauge,
     derp_packets: IntGaugeVec,
     tailnet_peers: IntGauge,
+    api_key_cache: IntGaugeVec,
     pubsub_subscribers: IntGauge,
     pubsub_send_latency: prometheus::Gauge,
     pubsub_receive_latency: prometheus::Gauge,
@@ -216,6 +217,18 @@ impl Default for Metrics {
                 IntGauge::new(
                     "coderd_tailnet_coordinator_peers",
                     "Clients and agents coordinating through this replica.",
+                )
+                .unwrap(),
+            ),
+            api_key_cache: register(
+                &r,
+                IntGaugeVec::new(
+                    prometheus::Opts::new(
+                        "coderd_api_key_cache_lookups",
+                        "Authenticated requests since start, by whether their API key's caller \
+                         was served from memory (hit) or read from the database (miss).",
+                    ),
+                    &["outcome"],
                 )
                 .unwrap(),
             ),
@@ -490,6 +503,16 @@ pub async fn serve(State(state): State<AppState>) -> Response {
     }
     m.tailnet_peers
         .set(i64::try_from(state.net.coordinator.peer_count()).unwrap_or(i64::MAX));
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        m.api_key_cache
+            .with_label_values(&["hit"])
+            .set(n(state.actors.hits.load(Relaxed)));
+        m.api_key_cache
+            .with_label_values(&["miss"])
+            .set(n(state.actors.misses.load(Relaxed)));
+    }
     m.pubsub_subscribers
         .set(i64::try_from(state.pubsub.subscriber_count()).unwrap_or(i64::MAX));
     tokio::join!(refresh_from_database(&state), measure_pubsub(&state));

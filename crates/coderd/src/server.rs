@@ -193,6 +193,8 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
     };
 
     let template_stats = Arc::new(crate::api::templates::StatsCache::default());
+    let actors = Arc::new(crate::actors::ActorCache::default());
+    actors.follow(&pubsub);
 
     let disabled = opts.dangerous_disable_rate_limits;
     let limit = |n: i64| RateLimiter::new(if disabled { -1 } else { n });
@@ -236,6 +238,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         deployment_id,
         replica_id,
         template_stats: template_stats.clone(),
+        actors,
         net,
         shutdown: watch::channel(false).0,
     }));

@@ -39,6 +39,8 @@ pub struct Inner {
     pub deployment_id: String,
     /// This process among the replicas sharing the database (agent connections record it).
     pub replica_id: uuid::Uuid,
+    /// API keys' callers, kept until a change to them is heard (crate::actors).
+    pub actors: Arc<crate::actors::ActorCache>,
     /// Templates' statistics, recomputed when a job's result is stored.
     pub template_stats: Arc<crate::api::templates::StatsCache>,
     /// Tailnet: the DERP map, the embedded relay and the coordinator.
