@@ -204,7 +204,7 @@ pub struct AgentRow {
     pub apps: Vec<AppRow>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct AppRow {
     pub id: Uuid,
     pub agent_id: Uuid,
@@ -713,29 +713,36 @@ impl Store {
         Ok(reaped)
     }
 
-    /// Stored resources (with metadata, agents and apps) of the given jobs: four queries,
-    /// whatever the number of jobs and resources.
-    /// Agents (with their apps) whose `column` (`id` or `resource_id`) is one of `ids`.
+    /// Agents (with their apps) whose `column` (`id` or `resource_id`) is one of `ids`, in one
+    /// query: the apps come along as JSON.
     async fn agents_where(&self, column: &str, ids: &[Uuid]) -> Result<Vec<AgentRow>> {
-        let mut agents: Vec<AgentRow> = sqlx::query_as(&format!(
-            "SELECT id, created_at, updated_at, resource_id, name, operating_system, architecture, directory, \
-                 connection_timeout_seconds, troubleshooting_url, first_connected_at, last_connected_at, \
-                 disconnected_at, lifecycle_state, version, api_version, expanded_directory, subsystems, \
-                 started_at, ready_at, logs_length, logs_overflowed, display_apps \
-             FROM workspace_agents WHERE {column} = ANY($1) ORDER BY display_order"
+        let rows: Vec<AgentWithApps> = sqlx::query_as(&format!(
+            "SELECT a.id, a.created_at, a.updated_at, a.resource_id, a.name, a.operating_system, \
+                 a.architecture, a.directory, a.connection_timeout_seconds, a.troubleshooting_url, \
+                 a.first_connected_at, a.last_connected_at, a.disconnected_at, a.lifecycle_state, \
+                 a.version, a.api_version, a.expanded_directory, a.subsystems, a.started_at, \
+                 a.ready_at, a.logs_length, a.logs_overflowed, a.display_apps, \
+                 COALESCE((SELECT json_agg(json_build_object('id', p.id, 'agent_id', p.agent_id, \
+                     'slug', p.slug, 'display_name', p.display_name, 'icon', p.icon, \
+                     'command', p.command, 'url', p.url, 'external', p.external, \
+                     'subdomain', p.subdomain, 'sharing_level', p.sharing_level, \
+                     'hidden', p.hidden, 'open_in', p.open_in, 'health', p.health, \
+                     'healthcheck_url', p.healthcheck_url, \
+                     'healthcheck_interval', p.healthcheck_interval, \
+                     'healthcheck_threshold', p.healthcheck_threshold) ORDER BY p.display_order) \
+                     FROM workspace_apps p WHERE p.agent_id = a.id), '[]'::json) AS apps_json \
+             FROM workspace_agents a WHERE a.{column} = ANY($1) ORDER BY a.display_order"
         ))
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
-        let agent_ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
-        let mut apps_by_agent: HashMap<Uuid, Vec<AppRow>> = HashMap::new();
-        for app in self.agent_apps(&agent_ids).await? {
-            apps_by_agent.entry(app.agent_id).or_default().push(app);
-        }
-        for a in &mut agents {
-            a.apps = apps_by_agent.remove(&a.id).unwrap_or_default();
-        }
-        Ok(agents)
+        Ok(rows
+            .into_iter()
+            .map(|r| AgentRow {
+                apps: r.apps_json.0,
+                ..r.agent
+            })
+            .collect())
     }
 
     /// Agents by id, with their apps.
@@ -756,37 +763,30 @@ impl Store {
         row.map(|r| r.0).ok_or(StoreError::NotFound)
     }
 
+    /// Stored resources (with metadata, agents and apps) of the given jobs: two queries,
+    /// whatever the number of jobs and resources.
     pub async fn resources_for_jobs(&self, job_ids: &[Uuid]) -> Result<Vec<ResourceRow>> {
         let rows: Vec<ResourceBase> = sqlx::query_as(
-            "SELECT id, created_at, job_id, transition, type AS kind, name, hide, icon, daily_cost \
-             FROM workspace_resources WHERE job_id = ANY($1) ORDER BY job_id, display_order",
+            "SELECT r.id, r.created_at, r.job_id, r.transition, r.type AS kind, r.name, r.hide, \
+                 r.icon, r.daily_cost, \
+                 COALESCE((SELECT json_agg(json_build_object('key', m.key, 'value', m.value, \
+                     'sensitive', m.sensitive) ORDER BY m.display_order) \
+                     FROM workspace_resource_metadata m WHERE m.workspace_resource_id = r.id), \
+                     '[]'::json) AS metadata \
+             FROM workspace_resources r WHERE r.job_id = ANY($1) ORDER BY r.job_id, r.display_order",
         )
         .bind(job_ids)
         .fetch_all(&self.pool)
         .await?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let meta: Vec<(Uuid, String, String, bool)> = sqlx::query_as(
-            "SELECT workspace_resource_id, key, value, sensitive FROM workspace_resource_metadata \
-             WHERE workspace_resource_id = ANY($1) ORDER BY display_order",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let agents = self.agents_where("resource_id", &ids).await?;
+        let agents = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.agents_where("resource_id", &ids).await?
+        };
         let mut agents_by_res: HashMap<Uuid, Vec<AgentRow>> = HashMap::new();
         for a in agents {
             agents_by_res.entry(a.resource_id).or_default().push(a);
-        }
-        let mut meta_by_res: HashMap<Uuid, Vec<crate::model::ResourceMetadata>> = HashMap::new();
-        for (rid, key, value, sensitive) in meta {
-            meta_by_res
-                .entry(rid)
-                .or_default()
-                .push(crate::model::ResourceMetadata {
-                    key,
-                    value,
-                    sensitive,
-                });
         }
         Ok(rows
             .into_iter()
@@ -801,6 +801,7 @@ impl Store {
                      hide,
                      icon,
                      daily_cost,
+                     metadata,
                  }| {
                     ResourceRow {
                         id,
@@ -813,7 +814,7 @@ impl Store {
                             hide,
                             icon,
                             daily_cost,
-                            metadata: meta_by_res.remove(&id).unwrap_or_default(),
+                            metadata: metadata.0,
                             agents: Vec::new(),
                         },
                         agents: agents_by_res.remove(&id).unwrap_or_default(),
@@ -1205,6 +1206,14 @@ struct ResourceBase {
     hide: bool,
     icon: String,
     daily_cost: i32,
+    metadata: Json<Vec<crate::model::ResourceMetadata>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AgentWithApps {
+    #[sqlx(flatten)]
+    agent: AgentRow,
+    apps_json: Json<Vec<AppRow>>,
 }
 
 #[derive(sqlx::FromRow)]

@@ -318,8 +318,14 @@ async fn get_one(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WorkspaceBuild>> {
-    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
-    Ok(ok(render_one(&state, b).await?))
+    let (b, w, t) = build_for(&state, &actor, &id, Action::Read).await?;
+    // The workspace and template checked for access are the ones the answer shows.
+    let mut loaded = Loaded::default();
+    loaded.workspaces.insert(w.id, w);
+    loaded.templates.insert(t.id, t);
+    Ok(ok(render_with(&state, vec![b], &mut loaded)
+        .await?
+        .remove(0)))
 }
 
 async fn by_number(

@@ -77,8 +77,13 @@ impl JobViews {
         jobs: &[&JobRow],
         loaded: &mut Loaded,
     ) -> ApiResult<JobViews> {
-        let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
-        let positions = state.store.queue_positions(&ids).await?;
+        // Only a pending job has a place in the queue (and a job never becomes pending again).
+        let pending: Vec<Uuid> = jobs
+            .iter()
+            .filter(|j| j.status == "pending")
+            .map(|j| j.id)
+            .collect();
+        let positions = state.store.queue_positions(&pending).await?;
         let mut daemons = HashMap::new();
         let mut orgs: Vec<Uuid> = jobs.iter().map(|j| j.organization_id).collect();
         orgs.sort();

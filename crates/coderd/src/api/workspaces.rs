@@ -123,8 +123,17 @@ pub async fn render(
     viewer: Uuid,
     rows: Vec<WorkspaceRow>,
 ) -> ApiResult<Vec<Workspace>> {
+    render_with(state, viewer, rows, Loaded::default()).await
+}
+
+/// Like [`render`], reusing rows the caller already read (the template `workspace_for` read).
+pub async fn render_with(
+    state: &AppState,
+    viewer: Uuid,
+    rows: Vec<WorkspaceRow>,
+    mut loaded: Loaded,
+) -> ApiResult<Vec<Workspace>> {
     let ids: Vec<Uuid> = rows.iter().map(|w| w.id).collect();
-    let mut loaded = Loaded::default();
     for w in &rows {
         loaded.workspaces.insert(w.id, w.clone());
     }
@@ -733,7 +742,7 @@ async fn get_one(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Workspace>> {
-    let (w, _) = workspace_for(
+    let (w, t) = workspace_for(
         &state,
         &actor,
         &id,
@@ -741,7 +750,10 @@ async fn get_one(
         include_deleted(raw.as_deref(), "deleted")?,
     )
     .await?;
-    Ok(ok(render_one(&state, actor.user_id, w).await?))
+    let mut loaded = Loaded::default();
+    loaded.templates.insert(t.id, t);
+    let mut rendered = render_with(&state, actor.user_id, vec![w], loaded).await?;
+    Ok(ok(rendered.remove(0)))
 }
 
 async fn by_owner_and_name(
