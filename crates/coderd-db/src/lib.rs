@@ -132,6 +132,10 @@ impl Store {
             let res = PgPoolOptions::new()
                 .max_connections(cfg.max_connections.max(1))
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                // No ping before every statement: that is a round trip per statement. A
+                // connection that died is found by the statement that uses it, which fails
+                // and closes it (the pool then opens a new one).
+                .test_before_acquire(false)
                 .connect_with(opts.clone())
                 .await;
             match res {

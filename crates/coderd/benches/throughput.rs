@@ -11,6 +11,8 @@
 //! - hammers each endpoint with 32 keep-alive connections for the same time, counting answers
 //!   per second, the 99th percentile latency and the SQL statements per request (the server's
 //!   own statement counter, `coderd_db_query_latencies_seconds_count`, before and after);
+//! - measures where the CPU went: the server's own CPU time and that of every PostgreSQL
+//!   process, per answer (`/proc/<pid>/stat`; the load loop's share is what is left);
 //! - reads the server's peak RSS.
 //!
 //! benches/README.md has the numbers and what changed them.
@@ -55,7 +57,47 @@ struct Load {
     rps: f64,
     p99_ms: f64,
     statements: f64,
+    /// CPU microseconds per answer: the server's, and PostgreSQL's (all its processes).
+    server_us: f64,
+    postgres_us: f64,
     errors: usize,
+}
+
+/// CPU time (user + system) of process `pid`, in clock ticks; 0 if it is gone.
+fn ticks_of(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command may contain spaces; the fields after its closing parenthesis are fixed.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    field(11) + field(12)
+}
+
+/// CPU ticks of the server, and of every process named `postgres` (its backends).
+fn cpu_ticks(server_pid: u32) -> (u64, u64) {
+    let mut postgres = 0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "postgres" {
+            postgres += ticks_of(&name);
+        }
+    }
+    (ticks_of(&server_pid.to_string()), postgres)
+}
+
+fn ticks_to_us(ticks: u64) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    ticks as f64 * 1e6 / hz as f64
 }
 
 /// `concurrency` connections asking for `path` as fast as they are answered, for `secs`.
@@ -74,6 +116,7 @@ async fn load(srv: &Server, token: &str, path: &str, concurrency: usize, secs: u
             .await;
     }
     let before = statements(srv).await;
+    let cpu_before = cpu_ticks(srv.child.id());
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -108,6 +151,7 @@ async fn load(srv: &Server, token: &str, path: &str, concurrency: usize, secs: u
         errors += e;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_ticks(srv.child.id());
     let after = statements(srv).await;
     all.sort();
     let p99 = all
@@ -118,6 +162,9 @@ async fn load(srv: &Server, token: &str, path: &str, concurrency: usize, secs: u
         rps: all.len() as f64 / elapsed,
         p99_ms: p99.as_secs_f64() * 1000.0,
         statements: (after - before) / all.len().max(1) as f64,
+        server_us: ticks_to_us(cpu_after.0.saturating_sub(cpu_before.0)) / all.len().max(1) as f64,
+        postgres_us: ticks_to_us(cpu_after.1.saturating_sub(cpu_before.1))
+            / all.len().max(1) as f64,
         errors,
     }
 }
@@ -261,8 +308,11 @@ async fn bench() {
             .await
             .expect("bench db connection")
     };
-    println!("| workspaces | request | req/s | share of pgbench | p99 | statements/request |");
-    println!("|---:|---|---:|---:|---:|---:|");
+    println!(
+        "| workspaces | request | req/s | share of pgbench | p99 | statements/request | \
+         server CPU/request | PostgreSQL CPU/request |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     for &size in &sizes {
         grow(&owner, template, &mut workspaces, size).await;
         sqlx::raw_sql(
@@ -275,7 +325,7 @@ async fn bench() {
         .await
         .expect("the ids pgbench reads by");
         let pg_rps = pgbench(pg.url(), &root, size, concurrency, secs);
-        println!("| {size} | pgbench, one workspace row by key | {pg_rps:.0} | 100 % | | |");
+        println!("| {size} | pgbench, one workspace row by key | {pg_rps:.0} | 100 % | | | | |");
         let w = workspaces[workspaces.len() / 2];
         let ws = api(
             &owner,
@@ -305,11 +355,13 @@ async fn bench() {
             let l = load(&srv, &token, &path, concurrency, secs).await;
             assert_eq!(l.errors, 0, "{name} answered errors");
             println!(
-                "| {size} | `{name}` | {:.0} | {:.1} % | {:.1} ms | {:.1} |",
+                "| {size} | `{name}` | {:.0} | {:.1} % | {:.1} ms | {:.1} | {:.0} µs | {:.0} µs |",
                 l.rps,
                 100.0 * l.rps / pg_rps,
                 l.p99_ms,
-                l.statements
+                l.statements,
+                l.server_us,
+                l.postgres_us
             );
         }
     }
