@@ -8,10 +8,21 @@ use codersdk::ValidationError;
 use super::json::json_response;
 
 /// An error answered to the client. Internal causes are logged, never sent.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub body: codersdk::Response,
+    /// What went wrong, for callers that act on the error rather than answer it.
+    pub kind: ErrorKind,
+}
+
+/// The errors a caller may act on; the rest are `Other`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ErrorKind {
+    #[default]
+    Other,
+    /// A rich parameter value is missing or fails its validation.
+    InvalidParameter,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -31,7 +42,13 @@ impl ApiError {
                 message: message.into(),
                 ..Default::default()
             },
+            kind: ErrorKind::Other,
         }
+    }
+
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
