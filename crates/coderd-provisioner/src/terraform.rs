@@ -42,7 +42,7 @@ use crate::{
 };
 
 /// How long Terraform gets to stop after an interrupt before it is killed.
-pub const DEFAULT_INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 /// How long output still gets read after Terraform exited: something it started may hold its
 /// pipes open.
@@ -64,7 +64,6 @@ const STATE_FILE: &str = "terraform.tfstate";
 /// The terraform provisioner.
 pub struct Terraform {
     binary: PathBuf,
-    interrupt_grace: Duration,
 }
 
 impl Terraform {
@@ -73,19 +72,12 @@ impl Terraform {
     pub fn new(binary: impl Into<PathBuf>) -> Terraform {
         Terraform {
             binary: binary.into(),
-            interrupt_grace: DEFAULT_INTERRUPT_GRACE,
         }
     }
 
     /// The provisioner for the binary [`find_binary`] finds, if any.
     pub fn find(configured: Option<&Path>) -> Option<Terraform> {
         find_binary(configured).map(Terraform::new)
-    }
-
-    /// How long Terraform gets to stop after an interrupt before it is killed.
-    pub fn with_interrupt_grace(mut self, grace: Duration) -> Terraform {
-        self.interrupt_grace = grace;
-        self
     }
 
     pub fn binary(&self) -> &Path {
@@ -847,11 +839,10 @@ impl Job<'_> {
         }
         drop(tx);
 
-        let grace = self.tf.interrupt_grace;
         let mut interrupted_at: Option<Instant> = None;
         let mut killed = false;
         let status = loop {
-            let kill_at = interrupted_at.map(|at| at + grace);
+            let kill_at = interrupted_at.map(|at| at + INTERRUPT_GRACE);
             tokio::select! {
                 Some((stream, line)) = lines.recv() => on_line(stream, &line),
                 status = child.wait() => break status,
@@ -869,7 +860,7 @@ impl Job<'_> {
                 {
                     let message = format!(
                         "Terraform did not stop within {}s of the interrupt; killing it",
-                        grace.as_secs()
+                        INTERRUPT_GRACE.as_secs()
                     );
                     self.log("warn", stage, &message);
                     signal(pid, libc::SIGKILL, true);
