@@ -237,9 +237,18 @@ impl WorkDir {
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.root) {
-            let dir = self.root.display();
-            tracing::warn!(%dir, error = %e, "removing a terraform job directory");
+        let root = std::mem::take(&mut self.root);
+        let remove = move || {
+            if let Err(e) = std::fs::remove_dir_all(&root) {
+                let dir = root.display();
+                tracing::warn!(%dir, error = %e, "removing a terraform job directory");
+            }
+        };
+        // Dropped on an async thread when the job ends: a tree of providers takes a while to
+        // remove, so that happens on a blocking thread.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(remove)),
+            Err(_) => remove(),
         }
     }
 }
@@ -1043,6 +1052,18 @@ mod tests {
         assert!(dir.cli_config.is_file() && dir.home.is_dir());
         drop(dir);
         assert!(!root.exists());
+    }
+
+    #[tokio::test]
+    async fn work_dir_dropped_on_a_runtime_is_removed_off_its_threads() {
+        let dir = scratch();
+        let root = dir.root.clone();
+        drop(dir);
+        let started = std::time::Instant::now();
+        while root.exists() {
+            assert!(started.elapsed() < Duration::from_secs(10), "never removed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[test]
