@@ -57,12 +57,21 @@ pub struct BuiltinOptions {
 }
 
 /// A running built-in PostgreSQL.
-#[derive(Debug)]
 pub struct BuiltinPostgres {
     url: String,
     pid: i32,
     exited: watch::Receiver<bool>,
     stopped: bool,
+}
+
+impl std::fmt::Debug for BuiltinPostgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinPostgres")
+            .field("url", &crate::redact_url(&self.url))
+            .field("pid", &self.pid)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
 }
 
 const DB_USER: &str = "coder";
@@ -519,6 +528,24 @@ mod tests {
             d.join("onpath")
         );
         fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let (exit_tx, exited) = watch::channel(false);
+        let pg = BuiltinPostgres {
+            url: "postgres://coder:s3cretpw@127.0.0.1:5433/coder?sslmode=disable".into(),
+            pid: 0,
+            exited,
+            stopped: true,
+        };
+        let printed = format!("{pg:?}");
+        assert!(!printed.contains("s3cretpw"), "{printed}");
+        assert!(
+            printed.contains("postgres://coder:***@127.0.0.1:5433/coder"),
+            "{printed}"
+        );
+        drop(exit_tx);
     }
 
     #[test]
