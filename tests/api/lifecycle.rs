@@ -8,7 +8,7 @@ use codersdk::{Client, Workspace, WorkspaceBuild};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::harness::echo::create_template;
+use crate::harness::echo::{create_template, create_version, wait_import};
 use crate::harness::workspace::create_ws;
 use crate::harness::{raw_json, TestServer};
 
@@ -48,6 +48,36 @@ async fn patch_template(c: &Client, t: Uuid, body: serde_json::Value) {
 
 fn minute() -> chrono::Duration {
     chrono::Duration::minutes(1)
+}
+
+/// Stops the running workspace and schedules its autostart two minutes after the stop build;
+/// answers when that is.
+async fn stop_and_schedule_start(c: &Client, ws: Uuid) -> chrono::DateTime<Utc> {
+    let stop: WorkspaceBuild = c
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v2/workspaces/{ws}/builds"),
+            Some(&json!({"transition": "stop"})),
+        )
+        .await
+        .unwrap();
+    wait_ws(c, ws, "stopped").await;
+    // Every day at the minute two minutes after the stop build.
+    let fire = coderd_db::schedule::truncate_minute(stop.created_at) + chrono::Duration::minutes(2);
+    let schedule = format!(
+        "CRON_TZ=UTC {} {} * * *",
+        fire.format("%-M"),
+        fire.format("%-H")
+    );
+    let (status, _) = raw_json(
+        c,
+        "PUT",
+        &format!("/api/v2/workspaces/{ws}/autostart"),
+        Some(&json!({"schedule": schedule}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 204);
+    fire
 }
 
 #[tokio::test]
@@ -93,30 +123,7 @@ async fn autostart_on_schedule_and_two_executors_never_double_start() {
     let (t, _) = create_template(&owner, first.organization_id, "sched", &echo()).await;
     let w = create_ws(&owner, t.id, "dev", json!({})).await;
     wait_ws(&owner, w.id, "running").await;
-    let stop: WorkspaceBuild = owner
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v2/workspaces/{}/builds", w.id),
-            Some(&json!({"transition": "stop"})),
-        )
-        .await
-        .unwrap();
-    wait_ws(&owner, w.id, "stopped").await;
-    // Every day at the minute two minutes after the stop build.
-    let fire = coderd_db::schedule::truncate_minute(stop.created_at) + chrono::Duration::minutes(2);
-    let schedule = format!(
-        "CRON_TZ=UTC {} {} * * *",
-        fire.format("%-M"),
-        fire.format("%-H")
-    );
-    let (status, _) = raw_json(
-        &owner,
-        "PUT",
-        &format!("/api/v2/workspaces/{}/autostart", w.id),
-        Some(&json!({"schedule": schedule}).to_string()),
-    )
-    .await;
-    assert_eq!(status, 204);
+    let fire = stop_and_schedule_start(&owner, w.id).await;
     let w: Workspace = owner
         .get_json(&format!("/api/v2/workspaces/{}", w.id))
         .await
@@ -146,6 +153,54 @@ async fn autostart_on_schedule_and_two_executors_never_double_start() {
     // Once started it does not start again.
     assert!(a.tick(fire + minute()).await.is_empty());
     other.shutdown().await;
+}
+
+/// A workspace that follows the active version, which now needs a parameter the workspace
+/// lacks, is autostarted with the version it has, and its build log says why.
+#[tokio::test]
+async fn autostart_keeps_the_current_version_when_the_active_one_needs_parameters() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let (t, old) = create_template(&owner, org, "moving", &echo()).await;
+    let w = create_ws(&owner, t.id, "dev", json!({"automatic_updates": "always"})).await;
+    wait_ws(&owner, w.id, "running").await;
+    let fire = stop_and_schedule_start(&owner, w.id).await;
+
+    let mut needs = echo();
+    needs["parse"] = json!({"parameters": [{"name": "must", "type": "string", "required": true}]});
+    let new = create_version(&owner, org, &needs, Some(t.id)).await;
+    assert_eq!(wait_import(&owner, new.id).await.job.status, "succeeded");
+    let (status, resp) = raw_json(
+        &owner,
+        "PATCH",
+        &format!("/api/v2/templates/{}/versions", t.id),
+        Some(&json!({"id": new.id}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
+
+    assert_eq!(srv.executor().tick(fire).await.len(), 1);
+    let w = wait_ws(&owner, w.id, "running").await;
+    assert_eq!(
+        (
+            w.latest_build.reason.as_str(),
+            w.latest_build.template_version_id
+        ),
+        ("autostart", old.id)
+    );
+    let logs: Vec<codersdk::ProvisionerJobLog> = owner
+        .get_json(&format!(
+            "/api/v2/workspacebuilds/{}/logs",
+            w.latest_build.id
+        ))
+        .await
+        .unwrap();
+    assert!(
+        logs.iter().any(|l| l.stage == "Autostart"
+            && l.output.contains("Unable to validate parameter \"must\"")),
+        "{logs:?}"
+    );
 }
 
 #[tokio::test]

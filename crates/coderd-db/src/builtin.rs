@@ -57,12 +57,21 @@ pub struct BuiltinOptions {
 }
 
 /// A running built-in PostgreSQL.
-#[derive(Debug)]
 pub struct BuiltinPostgres {
     url: String,
     pid: i32,
     exited: watch::Receiver<bool>,
     stopped: bool,
+}
+
+impl std::fmt::Debug for BuiltinPostgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinPostgres")
+            .field("url", &crate::redact_url(&self.url))
+            .field("pid", &self.pid)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
 }
 
 const DB_USER: &str = "coder";
@@ -233,129 +242,157 @@ fn command(bin: &Path, user: &Option<RunAs>) -> Command {
     cmd
 }
 
+/// A postmaster just started, not yet known to accept connections.
+struct Launched {
+    pg: BuiltinPostgres,
+    admin_url: String,
+    log_path: PathBuf,
+    port: u16,
+}
+
+/// Everything up to a running postmaster: the binaries, the credentials, the cluster
+/// (initdb'd on first use) and the process. All of it blocks.
+fn launch(dir: &Path, opts: &BuiltinOptions) -> Result<Launched, BuiltinError> {
+    let bin = find_binaries()?;
+    let user = run_as();
+    fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(io_err(format!("resolving {}", dir.display())))?;
+    let (password, port) = credentials(&dir)?;
+    let data = dir.join("data");
+    if let Some(u) = &user {
+        check_reachable(&data, u)?;
+    }
+
+    if !data.join("PG_VERSION").exists() {
+        tracing::info!(dir = %data.display(), "initialising the built-in PostgreSQL cluster");
+        let _ = fs::remove_dir_all(&data);
+        fs::create_dir_all(&data).map_err(io_err(format!("creating {}", data.display())))?;
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("setting data directory permissions"))?;
+        let pwfile = dir.join("initdb-password");
+        read_or_create(&pwfile, || password.clone())?;
+        if let Some(u) = &user {
+            chown_tree(&dir, u)?;
+        }
+        let out = command(&bin.join("initdb"), &user)
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                DB_USER,
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args(opts.unsafe_no_fsync.then_some("--no-sync"))
+            .output()
+            .map_err(io_err("running initdb"))?;
+        let _ = fs::remove_file(&pwfile);
+        if !out.status.success() {
+            let _ = fs::remove_dir_all(&data);
+            return Err(BuiltinError::Postgres(format!(
+                "initdb failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+    } else if let Some(u) = &user {
+        chown_tree(&dir, u)?;
+    }
+
+    let log_path = dir.join("postgres.log");
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(io_err(format!("opening {}", log_path.display())))?;
+    let mut cmd = command(&bin.join("postgres"), &user);
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string()])
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "unix_socket_directories="])
+        .args(["-c", "max_connections=300"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io_err("duplicating log handle"))?)
+        .stderr(log);
+    if opts.unsafe_no_fsync {
+        cmd.args([
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ]);
+    }
+    // SAFETY: prctl is async-signal-safe. It runs after the uid switch (which would clear it).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+            Ok(())
+        });
+    }
+
+    // The parent-death signal follows the *thread* that forked the child, so the child is
+    // spawned and reaped by a thread that lives exactly as long as it does.
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    let (exit_tx, exited) = watch::channel(false);
+    std::thread::Builder::new()
+        .name("builtin-postgres".into())
+        .spawn(move || match cmd.spawn() {
+            Ok(mut child) => {
+                let _ = pid_tx.send(Ok(child.id() as i32));
+                let _ = child.wait();
+                let _ = exit_tx.send(true);
+            }
+            Err(e) => {
+                let _ = pid_tx.send(Err(e));
+            }
+        })
+        .map_err(io_err("spawning the postgres supervisor thread"))?;
+    let pid = pid_rx
+        .recv()
+        .map_err(|_| BuiltinError::Postgres("postgres supervisor thread died".into()))?
+        .map_err(io_err("starting postgres"))?;
+
+    let pg = BuiltinPostgres {
+        url: format!("postgres://{DB_USER}:{password}@127.0.0.1:{port}/{DB_NAME}?sslmode=disable"),
+        pid,
+        exited,
+        stopped: false,
+    };
+    let admin_url =
+        format!("postgres://{DB_USER}:{password}@127.0.0.1:{port}/postgres?sslmode=disable");
+    Ok(Launched {
+        pg,
+        admin_url,
+        log_path,
+        port,
+    })
+}
+
 impl BuiltinPostgres {
     /// Starts the built-in database in `dir`, initialising it on first use, and waits until it
     /// accepts connections.
     pub async fn start(dir: &Path, opts: &BuiltinOptions) -> Result<BuiltinPostgres, BuiltinError> {
-        let bin = find_binaries()?;
-        let user = run_as();
-        fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let dir = dir
-            .canonicalize()
-            .map_err(io_err(format!("resolving {}", dir.display())))?;
-        let (password, port) = credentials(&dir)?;
-        let data = dir.join("data");
-        if let Some(u) = &user {
-            check_reachable(&data, u)?;
-        }
-
-        if !data.join("PG_VERSION").exists() {
-            tracing::info!(dir = %data.display(), "initialising the built-in PostgreSQL cluster");
-            let _ = fs::remove_dir_all(&data);
-            fs::create_dir_all(&data).map_err(io_err(format!("creating {}", data.display())))?;
-            fs::set_permissions(&data, fs::Permissions::from_mode(0o700))
-                .map_err(io_err("setting data directory permissions"))?;
-            let pwfile = dir.join("initdb-password");
-            read_or_create(&pwfile, || password.clone())?;
-            if let Some(u) = &user {
-                chown_tree(&dir, u)?;
-            }
-            let out = command(&bin.join("initdb"), &user)
-                .arg("-D")
-                .arg(&data)
-                .args([
-                    "-U",
-                    DB_USER,
-                    "-A",
-                    "scram-sha-256",
-                    "-E",
-                    "UTF8",
-                    "--no-locale",
-                ])
-                .arg(format!("--pwfile={}", pwfile.display()))
-                .args(opts.unsafe_no_fsync.then_some("--no-sync"))
-                .output()
-                .map_err(io_err("running initdb"))?;
-            let _ = fs::remove_file(&pwfile);
-            if !out.status.success() {
-                let _ = fs::remove_dir_all(&data);
-                return Err(BuiltinError::Postgres(format!(
-                    "initdb failed: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                )));
-            }
-        } else if let Some(u) = &user {
-            chown_tree(&dir, u)?;
-        }
-
-        let log_path = dir.join("postgres.log");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&log_path)
-            .map_err(io_err(format!("opening {}", log_path.display())))?;
-        let mut cmd = command(&bin.join("postgres"), &user);
-        cmd.arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "unix_socket_directories="])
-            .args(["-c", "max_connections=300"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(io_err("duplicating log handle"))?)
-            .stderr(log);
-        if opts.unsafe_no_fsync {
-            cmd.args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ]);
-        }
-        // SAFETY: prctl is async-signal-safe. It runs after the uid switch (which would clear it).
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
-                Ok(())
-            });
-        }
-
-        // The parent-death signal follows the *thread* that forked the child, so the child is
-        // spawned and reaped by a thread that lives exactly as long as it does.
-        let (pid_tx, pid_rx) = std::sync::mpsc::channel();
-        let (exit_tx, exited) = watch::channel(false);
-        std::thread::Builder::new()
-            .name("builtin-postgres".into())
-            .spawn(move || match cmd.spawn() {
-                Ok(mut child) => {
-                    let _ = pid_tx.send(Ok(child.id() as i32));
-                    let _ = child.wait();
-                    let _ = exit_tx.send(true);
-                }
-                Err(e) => {
-                    let _ = pid_tx.send(Err(e));
-                }
-            })
-            .map_err(io_err("spawning the postgres supervisor thread"))?;
-        let pid = pid_rx
-            .recv()
-            .map_err(|_| BuiltinError::Postgres("postgres supervisor thread died".into()))?
-            .map_err(io_err("starting postgres"))?;
-
-        let mut pg = BuiltinPostgres {
-            url: format!(
-                "postgres://{DB_USER}:{password}@127.0.0.1:{port}/{DB_NAME}?sslmode=disable"
-            ),
-            pid,
-            exited,
-            stopped: false,
-        };
-        let admin_url =
-            format!("postgres://{DB_USER}:{password}@127.0.0.1:{port}/postgres?sslmode=disable");
+        let (dir, opts) = (dir.to_path_buf(), opts.clone());
+        // initdb alone takes seconds: off the async threads.
+        let Launched {
+            mut pg,
+            admin_url,
+            log_path,
+            port,
+        } = tokio::task::spawn_blocking(move || launch(&dir, &opts))
+            .await
+            .map_err(|e| BuiltinError::Postgres(format!("starting postgres: {e}")))??;
+        let pid = pg.pid;
         let started = Instant::now();
         let mut conn = loop {
             if *pg.exited.borrow() {
@@ -363,7 +400,7 @@ impl BuiltinPostgres {
                 return Err(BuiltinError::Postgres(format!(
                     "postgres exited during start-up; the end of {}:\n{}",
                     log_path.display(),
-                    tail(&log_path, 15)
+                    tail(&log_path, 15).await
                 )));
             }
             match PgConnection::connect(&admin_url).await {
@@ -436,8 +473,8 @@ impl Drop for BuiltinPostgres {
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
+async fn tail(path: &Path, lines: usize) -> String {
+    let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -491,6 +528,24 @@ mod tests {
             d.join("onpath")
         );
         fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let (exit_tx, exited) = watch::channel(false);
+        let pg = BuiltinPostgres {
+            url: "postgres://coder:s3cretpw@127.0.0.1:5433/coder?sslmode=disable".into(),
+            pid: 0,
+            exited,
+            stopped: true,
+        };
+        let printed = format!("{pg:?}");
+        assert!(!printed.contains("s3cretpw"), "{printed}");
+        assert!(
+            printed.contains("postgres://coder:***@127.0.0.1:5433/coder"),
+            "{printed}"
+        );
+        drop(exit_tx);
     }
 
     #[test]

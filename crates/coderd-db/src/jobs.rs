@@ -915,16 +915,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
-
-    /// Sends a notification to every process listening on `channel`.
-    pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(channel)
-            .bind(payload)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
 async fn insert_resources(

@@ -112,12 +112,54 @@ pub struct Store {
 }
 
 /// How to reach the database and how many connections to keep.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ConnectConfig {
     pub url: String,
     pub max_connections: u32,
     /// How long to keep retrying the first connection.
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for ConnectConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// `url` with its password (the user info's, and any `*password*` parameter's) replaced by
+/// `***`, to print it. What does not look like a URL is replaced whole.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<redacted>".into();
+    };
+    // The last `@`: a password with an unescaped `@` is hidden whole (with the host, at worst).
+    let (user, after) = match rest.rsplit_once('@') {
+        Some((info, after)) => match info.split_once(':') {
+            Some((user, _)) => (format!("{user}:***@"), after),
+            None => (format!("{info}@"), after),
+        },
+        None => (String::new(), rest),
+    };
+    let after = match after.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
+                        format!("{k}=***")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => after.to_string(),
+    };
+    format!("{scheme}://{user}{after}")
 }
 
 impl Store {
@@ -224,5 +266,47 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_printed_without_their_passwords() {
+        for (url, shown) in [
+            (
+                "postgres://coder:hunter2@db:5432/coder?sslmode=disable",
+                "postgres://coder:***@db:5432/coder?sslmode=disable",
+            ),
+            (
+                "postgres://coder@db/coder?password=hunter2&sslmode=require",
+                "postgres://coder@db/coder?password=***&sslmode=require",
+            ),
+            (
+                "postgres://coder:hun@ter2@db/coder?sslpassword=hunter2",
+                "postgres://coder:***@db/coder?sslpassword=***",
+            ),
+            ("postgres://db/coder", "postgres://db/coder"),
+            ("host=db password=hunter2", "<redacted>"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+    }
+
+    #[test]
+    fn connect_config_debug_hides_the_password() {
+        let cfg = ConnectConfig {
+            url: "postgres://coder:hunter2@db/coder".into(),
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(1),
+        };
+        let printed = format!("{cfg:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("postgres://coder:***@db/coder"),
+            "{printed}"
+        );
     }
 }

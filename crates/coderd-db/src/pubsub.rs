@@ -42,8 +42,6 @@ struct Sub {
 struct Shared {
     subs: Mutex<HashMap<String, HashMap<u64, Sub>>>,
     next: AtomicU64,
-    /// Whether the LISTEN connection is up (for health and tests).
-    connected: AtomicBool,
 }
 
 impl Shared {
@@ -178,10 +176,6 @@ impl Pubsub {
         Self::publish_with(&self.pool, channel, payload).await
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::SeqCst)
-    }
-
     /// Local subscriptions currently open (a gauge for leaks and metrics).
     pub fn subscriber_count(&self) -> usize {
         let subs = self.shared.subs.lock().unwrap_or_else(|p| p.into_inner());
@@ -220,7 +214,6 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
             backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
         }
-        shared.connected.store(true, Ordering::SeqCst);
         backoff = Duration::from_millis(250);
         if !first {
             tracing::info!("pubsub: reconnected; subscribers will re-read");
@@ -237,13 +230,11 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
                 }
                 // The connection was lost; messages may have been missed meanwhile.
                 Ok(None) => {
-                    shared.connected.store(false, Ordering::SeqCst);
                     shared.drop_all();
                     tracing::warn!("pubsub: connection lost; reconnecting");
                     break;
                 }
                 Err(e) => {
-                    shared.connected.store(false, Ordering::SeqCst);
                     shared.drop_all();
                     tracing::warn!(error = %e, "pubsub: listener error; reconnecting");
                     break;

@@ -223,15 +223,6 @@ impl Store {
         .await?)
     }
 
-    pub async fn version_by_job(&self, job_id: Uuid) -> Result<VersionRow> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.job_id = $1"
-        ))
-        .bind(job_id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     pub async fn version_by_name(&self, template_id: Uuid, name: &str) -> Result<VersionRow> {
         Ok(sqlx::query_as(&format!(
             "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.template_id = $1 AND lower(v.name) = lower($2)"

@@ -42,7 +42,7 @@ use crate::{
 };
 
 /// How long Terraform gets to stop after an interrupt before it is killed.
-pub const DEFAULT_INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 /// How long output still gets read after Terraform exited: something it started may hold its
 /// pipes open.
@@ -64,7 +64,6 @@ const STATE_FILE: &str = "terraform.tfstate";
 /// The terraform provisioner.
 pub struct Terraform {
     binary: PathBuf,
-    interrupt_grace: Duration,
 }
 
 impl Terraform {
@@ -73,19 +72,12 @@ impl Terraform {
     pub fn new(binary: impl Into<PathBuf>) -> Terraform {
         Terraform {
             binary: binary.into(),
-            interrupt_grace: DEFAULT_INTERRUPT_GRACE,
         }
     }
 
     /// The provisioner for the binary [`find_binary`] finds, if any.
     pub fn find(configured: Option<&Path>) -> Option<Terraform> {
         find_binary(configured).map(Terraform::new)
-    }
-
-    /// How long Terraform gets to stop after an interrupt before it is killed.
-    pub fn with_interrupt_grace(mut self, grace: Duration) -> Terraform {
-        self.interrupt_grace = grace;
-        self
     }
 
     pub fn binary(&self) -> &Path {
@@ -245,9 +237,18 @@ impl WorkDir {
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.root) {
-            let dir = self.root.display();
-            tracing::warn!(%dir, error = %e, "removing a terraform job directory");
+        let root = std::mem::take(&mut self.root);
+        let remove = move || {
+            if let Err(e) = std::fs::remove_dir_all(&root) {
+                let dir = root.display();
+                tracing::warn!(%dir, error = %e, "removing a terraform job directory");
+            }
+        };
+        // Dropped on an async thread when the job ends: a tree of providers takes a while to
+        // remove, so that happens on a blocking thread.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(remove)),
+            Err(_) => remove(),
         }
     }
 }
@@ -847,11 +848,10 @@ impl Job<'_> {
         }
         drop(tx);
 
-        let grace = self.tf.interrupt_grace;
         let mut interrupted_at: Option<Instant> = None;
         let mut killed = false;
         let status = loop {
-            let kill_at = interrupted_at.map(|at| at + grace);
+            let kill_at = interrupted_at.map(|at| at + INTERRUPT_GRACE);
             tokio::select! {
                 Some((stream, line)) = lines.recv() => on_line(stream, &line),
                 status = child.wait() => break status,
@@ -869,7 +869,7 @@ impl Job<'_> {
                 {
                     let message = format!(
                         "Terraform did not stop within {}s of the interrupt; killing it",
-                        grace.as_secs()
+                        INTERRUPT_GRACE.as_secs()
                     );
                     self.log("warn", stage, &message);
                     signal(pid, libc::SIGKILL, true);
@@ -1052,6 +1052,18 @@ mod tests {
         assert!(dir.cli_config.is_file() && dir.home.is_dir());
         drop(dir);
         assert!(!root.exists());
+    }
+
+    #[tokio::test]
+    async fn work_dir_dropped_on_a_runtime_is_removed_off_its_threads() {
+        let dir = scratch();
+        let root = dir.root.clone();
+        drop(dir);
+        let started = std::time::Instant::now();
+        while root.exists() {
+            assert!(started.elapsed() < Duration::from_secs(10), "never removed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[test]

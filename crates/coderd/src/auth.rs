@@ -259,10 +259,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Actor, ApiError> {
         match parts.extensions.get::<Authn>() {
             Some(Authn::Authenticated(a)) => Ok(a.clone()),
-            Some(Authn::Failed(e)) => Err(ApiError {
-                status: e.status,
-                body: e.body.clone(),
-            }),
+            Some(Authn::Failed(e)) => Err(ApiError::clone(e)),
             _ => Err(signed_out(format!(
                 "Cookie {:?} or query parameter must be provided.",
                 codersdk::SESSION_TOKEN_COOKIE

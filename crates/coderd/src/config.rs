@@ -49,7 +49,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ServerOptions {
     /// Address to serve the API on.
     #[arg(long, env = "CODER_HTTP_ADDRESS", default_value = "127.0.0.1:3000")]
@@ -278,6 +278,116 @@ pub struct ServerOptions {
     pub value_sources: crate::deployment::ValueSources,
 }
 
+/// By hand: the database URL may hold a password (and the DERP map's URL credentials).
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured whole, so that a new option cannot be left out.
+        let ServerOptions {
+            http_address,
+            access_url,
+            postgres_url,
+            pg_conn_max_open,
+            config_dir,
+            provisioner_daemons,
+            provisioner_types,
+            terraform_path,
+            provisioner_poll_interval,
+            job_reaper_interval,
+            job_hung_after,
+            job_pending_after,
+            autobuild_poll_interval,
+            api_rate_limit,
+            dangerous_disable_rate_limits,
+            log_format,
+            session_duration,
+            disable_session_expiry_refresh,
+            default_token_lifetime,
+            max_token_lifetime,
+            secure_auth_cookie,
+            proxy_trusted_headers,
+            proxy_trusted_origins,
+            tls_enable,
+            tls_address,
+            tls_cert_file,
+            tls_key_file,
+            trace_enable,
+            prometheus_enable,
+            prometheus_address,
+            redirect_to_access_url,
+            allow_workspace_renames,
+            disable_password_auth,
+            swagger_enable,
+            agent_binaries_dir,
+            derp_server_enable,
+            derp_server_region_id,
+            derp_server_region_code,
+            derp_server_region_name,
+            derp_server_stun_addresses,
+            derp_server_relay_url,
+            derp_config_url,
+            derp_config_path,
+            block_direct,
+            derp_force_websockets,
+            value_sources,
+        } = self;
+        let redacted = |url: &Option<String>| url.as_deref().map(coderd_db::redact_url);
+        f.debug_struct("ServerOptions")
+            .field("http_address", http_address)
+            .field("access_url", access_url)
+            .field("postgres_url", &redacted(postgres_url))
+            .field("pg_conn_max_open", pg_conn_max_open)
+            .field("config_dir", config_dir)
+            .field("provisioner_daemons", provisioner_daemons)
+            .field("provisioner_types", provisioner_types)
+            .field("terraform_path", terraform_path)
+            .field("provisioner_poll_interval", provisioner_poll_interval)
+            .field("job_reaper_interval", job_reaper_interval)
+            .field("job_hung_after", job_hung_after)
+            .field("job_pending_after", job_pending_after)
+            .field("autobuild_poll_interval", autobuild_poll_interval)
+            .field("api_rate_limit", api_rate_limit)
+            .field(
+                "dangerous_disable_rate_limits",
+                dangerous_disable_rate_limits,
+            )
+            .field("log_format", log_format)
+            .field("session_duration", session_duration)
+            .field(
+                "disable_session_expiry_refresh",
+                disable_session_expiry_refresh,
+            )
+            .field("default_token_lifetime", default_token_lifetime)
+            .field("max_token_lifetime", max_token_lifetime)
+            .field("secure_auth_cookie", secure_auth_cookie)
+            .field("proxy_trusted_headers", proxy_trusted_headers)
+            .field("proxy_trusted_origins", proxy_trusted_origins)
+            .field("tls_enable", tls_enable)
+            .field("tls_address", tls_address)
+            .field("tls_cert_file", tls_cert_file)
+            .field("tls_key_file", tls_key_file)
+            .field("trace_enable", trace_enable)
+            .field("prometheus_enable", prometheus_enable)
+            .field("prometheus_address", prometheus_address)
+            .field("redirect_to_access_url", redirect_to_access_url)
+            .field("allow_workspace_renames", allow_workspace_renames)
+            .field("disable_password_auth", disable_password_auth)
+            .field("swagger_enable", swagger_enable)
+            .field("agent_binaries_dir", agent_binaries_dir)
+            .field("derp_server_enable", derp_server_enable)
+            .field("derp_server_region_id", derp_server_region_id)
+            .field("derp_server_region_code", derp_server_region_code)
+            .field("derp_server_region_name", derp_server_region_name)
+            .field("derp_server_stun_addresses", derp_server_stun_addresses)
+            .field("derp_server_relay_url", derp_server_relay_url)
+            .field("derp_config_url", &redacted(derp_config_url))
+            .field("derp_config_path", derp_config_path)
+            .field("block_direct", block_direct)
+            .field("derp_force_websockets", derp_force_websockets)
+            .field("value_sources", value_sources)
+            .finish()
+    }
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         // Parsing no arguments yields every default; environment variables are not read here.
@@ -368,5 +478,24 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let o = ServerOptions {
+            postgres_url: Some("postgres://coder:hunter2@db/coder?sslmode=disable".into()),
+            derp_config_url: Some("https://derp:s3cret@maps.example.com/derp.json".into()),
+            ..ServerOptions::default()
+        };
+        let printed = format!("{o:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("s3cret"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("postgres://coder:***@db/coder?sslmode=disable"),
+            "{printed}"
+        );
+        assert!(printed.contains("http_address"), "{printed}");
     }
 }

@@ -51,7 +51,7 @@ impl DerpSettings {
 }
 
 /// Settings of the relay and the map (upstream's `CODER_DERP_*` options).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DerpSettings {
     pub server_enable: bool,
     pub region_id: i64,
@@ -62,6 +62,26 @@ pub struct DerpSettings {
     pub config_url: Option<String>,
     pub block_direct: bool,
     pub force_websockets: bool,
+}
+
+/// By hand: the map's URL may carry credentials.
+impl std::fmt::Debug for DerpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DerpSettings")
+            .field("server_enable", &self.server_enable)
+            .field("region_id", &self.region_id)
+            .field("region_code", &self.region_code)
+            .field("region_name", &self.region_name)
+            .field("stun_addresses", &self.stun_addresses)
+            .field("config_path", &self.config_path)
+            .field(
+                "config_url",
+                &self.config_url.as_deref().map(coderd_db::redact_url),
+            )
+            .field("block_direct", &self.block_direct)
+            .field("force_websockets", &self.force_websockets)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -228,14 +248,19 @@ pub async fn build_map(s: &DerpSettings, access_url: &str) -> anyhow::Result<Der
                 .map_err(|e| anyhow::anyhow!("parsing the DERP map {}: {e}", path.display()))?
         }
         (None, Some(url)) => {
+            // Errors name the URL without its credentials (reqwest's would name it whole).
+            let shown = coderd_db::redact_url(url);
+            let fetch_failed = |e: reqwest::Error| {
+                anyhow::anyhow!("fetching the DERP map {shown}: {}", e.without_url())
+            };
             let raw = reqwest::get(url.as_str())
                 .await
                 .and_then(|r| r.error_for_status())
-                .map_err(|e| anyhow::anyhow!("fetching the DERP map {url}: {e}"))?
+                .map_err(fetch_failed)?
                 .bytes()
                 .await
-                .map_err(|e| anyhow::anyhow!("fetching the DERP map {url}: {e}"))?;
-            parse_map(&raw).map_err(|e| anyhow::anyhow!("parsing the DERP map {url}: {e}"))?
+                .map_err(fetch_failed)?;
+            parse_map(&raw).map_err(|e| anyhow::anyhow!("parsing the DERP map {shown}: {e}"))?
         }
         (None, None) => DerpMap::default(),
     };

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::api::wsbuild::{self, BuildSpec};
+use crate::http::error::ErrorKind;
 use crate::state::AppState;
 
 /// Failed automatic deletes are retried after this long.
@@ -225,10 +226,7 @@ impl Executor {
                 }
                 // The active version needs parameters this workspace lacks: start it with the
                 // version it has, and say why in the build's log.
-                Err(e)
-                    if t == Transition::Start
-                        && e.body.message.starts_with("Unable to validate parameter") =>
-                {
+                Err(e) if t == Transition::Start && e.kind == ErrorKind::InvalidParameter => {
                     let b = wsbuild::create_build(
                         &self.state,
                         &ws,

@@ -56,15 +56,16 @@ impl Tracing {
     }
 }
 
-/// The span a request runs in: `GET /api/v2/workspaces/{workspace}`; none when tracing is off
-/// (so log lines are unchanged).
-pub fn request_span(method: &str, route: &str) -> tracing::Span {
+/// The one span a request runs in, so that what is logged while answering it carries its id;
+/// when traced, also the exported span `GET /api/v2/workspaces/{workspace}`.
+pub fn request_span(method: &str, route: &str, request_id: uuid::Uuid) -> tracing::Span {
     if !ENABLED.load(Ordering::Relaxed) {
-        return tracing::Span::none();
+        return tracing::info_span!(target: "coderd::trace", "request", %request_id);
     }
     tracing::info_span!(
         target: "coderd::trace",
         "request",
+        %request_id,
         otel.name = %format!("{method} {route}"),
         otel.kind = "server",
         http.request.method = %method,

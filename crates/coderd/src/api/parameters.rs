@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use coderd_db::model::Parameter;
 use codersdk::WorkspaceBuildParameter;
 
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorKind};
 
 fn invalid(name: &str, detail: impl Into<String>) -> ApiError {
-    ApiError::bad_request(format!("Unable to validate parameter {name:?}")).with_detail(detail)
+    ApiError::bad_request(format!("Unable to validate parameter {name:?}"))
+        .with_detail(detail)
+        .with_kind(ErrorKind::InvalidParameter)
 }
 
 /// The values a build gets. `previous` are the last build's values (empty for a first build).
@@ -200,6 +202,7 @@ mod tests {
         };
         let err = resolve(&[r], &HashMap::new(), &[], true).unwrap_err();
         assert_eq!(err.body.message, "Unable to validate parameter \"must\"");
+        assert_eq!(err.kind, ErrorKind::InvalidParameter);
     }
 
     #[test]

@@ -8,10 +8,28 @@ use codersdk::ValidationError;
 use super::json::json_response;
 
 /// An error answered to the client. Internal causes are logged, never sent.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub body: codersdk::Response,
+    /// What went wrong, for callers that act on the error rather than answer it.
+    pub kind: ErrorKind,
+    /// The cause that was logged and not sent, for the request's access log line.
+    cause: Option<String>,
+}
+
+/// A response's internal cause (see [`ApiError::internal`]), put in its extensions for the
+/// access log line; never sent.
+#[derive(Clone, Debug)]
+pub struct ErrorCause(pub String);
+
+/// The errors a caller may act on; the rest are `Other`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ErrorKind {
+    #[default]
+    Other,
+    /// A rich parameter value is missing or fails its validation.
+    InvalidParameter,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -31,7 +49,14 @@ impl ApiError {
                 message: message.into(),
                 ..Default::default()
             },
+            kind: ErrorKind::Other,
+            cause: None,
         }
+    }
+
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -58,22 +83,26 @@ impl ApiError {
     /// Logs `cause` with `context` and answers 500 without revealing the cause.
     pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "{context}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_MESSAGE).with_detail(format!(
-            "{context}. The cause has been logged by the server."
-        ))
+        let mut err = Self::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_MESSAGE).with_detail(
+            format!("{context}. The cause has been logged by the server."),
+        );
+        err.cause = Some(format!("{context}: {cause}"));
+        err
     }
 
     /// 503: the database cannot be reached right now (logged with `context`); answered with
     /// `Retry-After`.
     pub fn database_unavailable(context: &str, cause: impl std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "{context}: the database is unavailable");
-        Self::new(
+        let mut err = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             DATABASE_UNAVAILABLE_MESSAGE,
         )
         .with_detail(format!(
             "The server cannot reach its database. Try again in {RETRY_AFTER_SECONDS} seconds."
-        ))
+        ));
+        err.cause = Some(format!("{context}: the database is unavailable: {cause}"));
+        err
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -127,6 +156,9 @@ impl IntoResponse for ApiError {
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(RETRY_AFTER_SECONDS),
             );
+        }
+        if let Some(cause) = self.cause {
+            resp.extensions_mut().insert(ErrorCause(cause));
         }
         resp
     }
