@@ -3,6 +3,11 @@ use coderd::config::{default_config_dir, Cli, Command, LogFormat, ServerSubcomma
 use coderd::server::{self, StartOptions};
 use tracing_subscriber::EnvFilter;
 
+/// Requests allocate and free many small buffers on two threads; glibc's malloc spent a
+/// seventh of the server's CPU on them (benches/README.md, `throughput`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Log lines on stderr, filtered by `CODER_LOG_FILTER`; beside them, and whatever that
 /// filter says, sqlx's statement events feed the query latency metric.
 fn init_logging(format: LogFormat, traces: Option<&coderd::traces::Tracing>) {
