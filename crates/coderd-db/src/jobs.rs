@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::model::{Resource, Timing};
 use crate::{Result, Store, StoreError};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct JobRow {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -35,7 +35,8 @@ pub struct JobRow {
     pub status: String,
 }
 
-const JOB_COLUMNS: &str = "j.id, j.created_at, j.updated_at, j.started_at, j.canceled_at, \
+pub(crate) const JOB_COLUMNS: &str =
+    "j.id, j.created_at, j.updated_at, j.started_at, j.canceled_at, \
     j.completed_at, j.error, j.error_code, j.organization_id, j.initiator_id, \
     j.provisioner::text AS provisioner, j.type::text AS job_type, j.input, j.worker_id, \
     (SELECT d.name FROM provisioner_daemons d WHERE d.id = j.worker_id) AS worker_name, \
@@ -120,7 +121,7 @@ pub enum CancelOutcome {
     AlreadyCanceled,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct DaemonRow {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -135,7 +136,8 @@ pub struct DaemonRow {
     pub previous_job_id: Option<Uuid>,
 }
 
-const DAEMON_COLUMNS: &str = "id, created_at, name, provisioners::text[] AS provisioners, \
+pub(crate) const DAEMON_COLUMNS: &str =
+    "id, created_at, name, provisioners::text[] AS provisioners, \
     organization_id, tags, last_seen_at, version, api_version, current_job_id, previous_job_id";
 
 pub struct NewDaemon<'a> {
@@ -175,7 +177,7 @@ pub struct ResourceRow {
     pub agents: Vec<AgentRow>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct AgentRow {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -201,6 +203,7 @@ pub struct AgentRow {
     pub logs_overflowed: bool,
     pub display_apps: Vec<String>,
     #[sqlx(skip)]
+    #[serde(default)]
     pub apps: Vec<AppRow>,
 }
 
@@ -717,20 +720,7 @@ impl Store {
     /// query: the apps come along as JSON.
     async fn agents_where(&self, column: &str, ids: &[Uuid]) -> Result<Vec<AgentRow>> {
         let rows: Vec<AgentWithApps> = sqlx::query_as(&format!(
-            "SELECT a.id, a.created_at, a.updated_at, a.resource_id, a.name, a.operating_system, \
-                 a.architecture, a.directory, a.connection_timeout_seconds, a.troubleshooting_url, \
-                 a.first_connected_at, a.last_connected_at, a.disconnected_at, a.lifecycle_state, \
-                 a.version, a.api_version, a.expanded_directory, a.subsystems, a.started_at, \
-                 a.ready_at, a.logs_length, a.logs_overflowed, a.display_apps, \
-                 COALESCE((SELECT json_agg(json_build_object('id', p.id, 'agent_id', p.agent_id, \
-                     'slug', p.slug, 'display_name', p.display_name, 'icon', p.icon, \
-                     'command', p.command, 'url', p.url, 'external', p.external, \
-                     'subdomain', p.subdomain, 'sharing_level', p.sharing_level, \
-                     'hidden', p.hidden, 'open_in', p.open_in, 'health', p.health, \
-                     'healthcheck_url', p.healthcheck_url, \
-                     'healthcheck_interval', p.healthcheck_interval, \
-                     'healthcheck_threshold', p.healthcheck_threshold) ORDER BY p.display_order) \
-                     FROM workspace_apps p WHERE p.agent_id = a.id), '[]'::json) AS apps_json \
+            "SELECT {AGENT_COLUMNS}, {AGENT_APPS} AS apps_json \
              FROM workspace_agents a WHERE a.{column} = ANY($1) ORDER BY a.display_order"
         ))
         .bind(ids)
@@ -766,15 +756,10 @@ impl Store {
     /// Stored resources (with metadata, agents and apps) of the given jobs: two queries,
     /// whatever the number of jobs and resources.
     pub async fn resources_for_jobs(&self, job_ids: &[Uuid]) -> Result<Vec<ResourceRow>> {
-        let rows: Vec<ResourceBase> = sqlx::query_as(
-            "SELECT r.id, r.created_at, r.job_id, r.transition, r.type AS kind, r.name, r.hide, \
-                 r.icon, r.daily_cost, \
-                 COALESCE((SELECT json_agg(json_build_object('key', m.key, 'value', m.value, \
-                     'sensitive', m.sensitive) ORDER BY m.display_order) \
-                     FROM workspace_resource_metadata m WHERE m.workspace_resource_id = r.id), \
-                     '[]'::json) AS metadata \
-             FROM workspace_resources r WHERE r.job_id = ANY($1) ORDER BY r.job_id, r.display_order",
-        )
+        let rows: Vec<ResourceBase> = sqlx::query_as(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM workspace_resources r WHERE r.job_id = ANY($1) \
+             ORDER BY r.job_id, r.display_order"
+        ))
         .bind(job_ids)
         .fetch_all(&self.pool)
         .await?;
@@ -784,44 +769,7 @@ impl Store {
         } else {
             self.agents_where("resource_id", &ids).await?
         };
-        let mut agents_by_res: HashMap<Uuid, Vec<AgentRow>> = HashMap::new();
-        for a in agents {
-            agents_by_res.entry(a.resource_id).or_default().push(a);
-        }
-        Ok(rows
-            .into_iter()
-            .map(
-                |ResourceBase {
-                     id,
-                     created_at,
-                     job_id,
-                     transition,
-                     kind,
-                     name,
-                     hide,
-                     icon,
-                     daily_cost,
-                     metadata,
-                 }| {
-                    ResourceRow {
-                        id,
-                        created_at,
-                        job_id,
-                        transition,
-                        resource: Resource {
-                            name,
-                            kind,
-                            hide,
-                            icon,
-                            daily_cost,
-                            metadata: metadata.0,
-                            agents: Vec::new(),
-                        },
-                        agents: agents_by_res.remove(&id).unwrap_or_default(),
-                    }
-                },
-            )
-            .collect())
+        Ok(assemble_resources(rows, agents))
     }
 
     pub async fn job_timings(&self, job_ids: &[Uuid]) -> Result<Vec<(Uuid, Timing)>> {
@@ -1185,8 +1133,62 @@ struct JobClock {
     completed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(sqlx::FromRow)]
-struct ResourceBase {
+/// A resource's columns (alias `r`), its metadata as JSON.
+pub(crate) const RESOURCE_COLUMNS: &str = "r.id, r.created_at, r.job_id, r.transition, \
+    r.type AS kind, r.name, r.hide, r.icon, r.daily_cost, \
+    COALESCE((SELECT json_agg(json_build_object('key', m.key, 'value', m.value, \
+        'sensitive', m.sensitive) ORDER BY m.display_order) \
+        FROM workspace_resource_metadata m WHERE m.workspace_resource_id = r.id), \
+        '[]'::json) AS metadata";
+
+/// An agent's columns (alias `a`), without its apps.
+pub(crate) const AGENT_COLUMNS: &str = "a.id, a.created_at, a.updated_at, a.resource_id, a.name, \
+    a.operating_system, a.architecture, a.directory, a.connection_timeout_seconds, \
+    a.troubleshooting_url, a.first_connected_at, a.last_connected_at, a.disconnected_at, \
+    a.lifecycle_state, a.version, a.api_version, a.expanded_directory, a.subsystems, \
+    a.started_at, a.ready_at, a.logs_length, a.logs_overflowed, a.display_apps";
+
+/// The apps of agent `a`, as a JSON array of [`AppRow`]s.
+pub(crate) const AGENT_APPS: &str = "COALESCE((SELECT json_agg(json_build_object('id', p.id, \
+    'agent_id', p.agent_id, 'slug', p.slug, 'display_name', p.display_name, 'icon', p.icon, \
+    'command', p.command, 'url', p.url, 'external', p.external, 'subdomain', p.subdomain, \
+    'sharing_level', p.sharing_level, 'hidden', p.hidden, 'open_in', p.open_in, \
+    'health', p.health, 'healthcheck_url', p.healthcheck_url, \
+    'healthcheck_interval', p.healthcheck_interval, \
+    'healthcheck_threshold', p.healthcheck_threshold) ORDER BY p.display_order) \
+    FROM workspace_apps p WHERE p.agent_id = a.id), '[]'::json)";
+
+/// Resources (in their order) with their agents (in theirs).
+pub(crate) fn assemble_resources(
+    rows: Vec<ResourceBase>,
+    agents: Vec<AgentRow>,
+) -> Vec<ResourceRow> {
+    let mut agents_by_res: HashMap<Uuid, Vec<AgentRow>> = HashMap::new();
+    for a in agents {
+        agents_by_res.entry(a.resource_id).or_default().push(a);
+    }
+    rows.into_iter()
+        .map(|r| ResourceRow {
+            id: r.id,
+            created_at: r.created_at,
+            job_id: r.job_id,
+            transition: r.transition,
+            resource: Resource {
+                name: r.name,
+                kind: r.kind,
+                hide: r.hide,
+                icon: r.icon,
+                daily_cost: r.daily_cost,
+                metadata: r.metadata.0,
+                agents: Vec::new(),
+            },
+            agents: agents_by_res.remove(&r.id).unwrap_or_default(),
+        })
+        .collect()
+}
+
+#[derive(sqlx::FromRow, serde::Deserialize)]
+pub(crate) struct ResourceBase {
     id: Uuid,
     created_at: DateTime<Utc>,
     job_id: Uuid,

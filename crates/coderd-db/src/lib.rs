@@ -9,6 +9,7 @@ mod jobs;
 pub mod model;
 mod organizations;
 pub mod pubsub;
+mod render;
 pub mod schedule;
 mod templates;
 mod users;
@@ -33,6 +34,7 @@ pub use jobs::{
     JobFilter, JobRow, LogRow, NewDaemon, NewJob, NewLog, Produced, ReapedJob, ResourceRow,
 };
 pub use organizations::{MemberWithUserRow, MembershipRow, NewOrganization, OrganizationRow};
+pub use render::RenderRows;
 pub use templates::{
     CreateTemplateError, NewVersion, TemplateFields, TemplateRow, TemplateSearch,
     TemplateVisibility, VersionRow,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{Result, Store, StoreError, UserRow};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct OrganizationRow {
     pub id: Uuid,
     pub name: String,
@@ -18,7 +18,7 @@ pub struct OrganizationRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const ORG_COLUMNS: &str =
+pub(crate) const ORG_COLUMNS: &str =
     "id, name, display_name, description, icon, is_default, created_at, updated_at";
 
 pub struct NewOrganization<'a> {

@@ -10,7 +10,7 @@ use crate::jobs::{insert_job, NewJob};
 use crate::model::{Parameter, ParameterOption, Variable};
 use crate::{Result, Store, StoreError};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct VersionRow {
     pub id: Uuid,
     pub template_id: Option<Uuid>,
@@ -31,12 +31,12 @@ pub struct VersionRow {
     pub job_done: bool,
 }
 
-const VERSION_COLUMNS: &str =
+pub(crate) const VERSION_COLUMNS: &str =
     "v.id, v.template_id, v.organization_id, v.created_at, v.updated_at, \
     v.name, v.message, v.readme, v.job_id, v.created_by, u.username AS created_by_username, \
     u.name AS created_by_name, u.avatar_url AS created_by_avatar_url, v.archived, \
     COALESCE((SELECT j.completed_at IS NOT NULL FROM provisioner_jobs j WHERE j.id = v.job_id), false) AS job_done";
-const VERSION_FROM: &str = "template_versions v JOIN users u ON u.id = v.created_by";
+pub(crate) const VERSION_FROM: &str = "template_versions v JOIN users u ON u.id = v.created_by";
 
 pub struct NewVersion<'a> {
     pub id: Uuid,
@@ -47,7 +47,7 @@ pub struct NewVersion<'a> {
     pub created_by: Uuid,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct TemplateRow {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -84,7 +84,7 @@ pub struct TemplateRow {
     pub use_classic_parameter_flow: bool,
 }
 
-const TEMPLATE_COLUMNS: &str = "t.id, t.created_at, t.updated_at, t.organization_id, \
+pub(crate) const TEMPLATE_COLUMNS: &str = "t.id, t.created_at, t.updated_at, t.organization_id, \
     o.name AS organization_name, o.display_name AS organization_display_name, o.icon AS organization_icon, \
     t.name, t.display_name, t.description, t.icon, t.provisioner::text AS provisioner, t.active_version_id, \
     t.created_by, u.username AS created_by_username, t.user_acl, t.group_acl, t.default_ttl, \
@@ -93,7 +93,7 @@ const TEMPLATE_COLUMNS: &str = "t.id, t.created_at, t.updated_at, t.organization
     t.allow_user_autostart, t.allow_user_autostop, t.allow_user_cancel_workspace_jobs, \
     t.require_active_version, t.deprecated, t.max_port_sharing_level, t.cors_behavior, \
     t.use_classic_parameter_flow";
-const TEMPLATE_FROM: &str =
+pub(crate) const TEMPLATE_FROM: &str =
     "templates t JOIN organizations o ON o.id = t.organization_id JOIN users u ON u.id = t.created_by";
 
 /// What a template list asks for (Coder's template search, `?q=`). Names compare

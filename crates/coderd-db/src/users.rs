@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{MembershipRow, Result, Store, StoreError};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct UserRow {
     pub id: Uuid,
     pub email: String,
@@ -26,7 +26,8 @@ pub struct UserRow {
     pub organization_ids: Vec<Uuid>,
 }
 
-const USER_COLUMNS: &str = "u.id, u.email, u.username, u.name, u.hashed_password, u.avatar_url, \
+pub(crate) const USER_COLUMNS: &str =
+    "u.id, u.email, u.username, u.name, u.hashed_password, u.avatar_url, \
     u.created_at, u.updated_at, u.last_seen_at, u.status::text AS status, \
     u.login_type::text AS login_type, u.rbac_roles, u.theme_preference, u.deleted, \
     ARRAY(SELECT m.organization_id FROM organization_members m WHERE m.user_id = u.id \

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::jobs::{insert_job, NewJob};
 use crate::{Result, Store, StoreError};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct WorkspaceRow {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -31,11 +31,11 @@ pub struct WorkspaceRow {
     pub group_acl: Json<HashMap<Uuid, String>>,
 }
 
-const WS_COLUMNS: &str = "w.id, w.created_at, w.updated_at, w.owner_id, w.organization_id, w.template_id, \
+pub(crate) const WS_COLUMNS: &str = "w.id, w.created_at, w.updated_at, w.owner_id, w.organization_id, w.template_id, \
     w.deleted, w.name, w.autostart_schedule, w.ttl, w.last_used_at, w.dormant_at, w.deleting_at, \
     w.automatic_updates::text AS automatic_updates, w.favorite, w.next_start_at, w.user_acl, w.group_acl";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct BuildRow {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -57,7 +57,7 @@ pub struct BuildRow {
     pub template_version_preset_id: Option<Uuid>,
 }
 
-const BUILD_COLUMNS: &str = "b.id, b.created_at, b.updated_at, b.workspace_id, b.template_version_id, \
+pub(crate) const BUILD_COLUMNS: &str = "b.id, b.created_at, b.updated_at, b.workspace_id, b.template_version_id, \
     b.build_number, b.transition::text AS transition, b.initiator_id, b.job_id, b.deadline, b.max_deadline, \
     b.reason::text AS reason, b.daily_cost, b.template_version_preset_id, \
     COALESCE((SELECT j.completed_at IS NOT NULL FROM provisioner_jobs j WHERE j.id = b.job_id), false) AS job_done";

@@ -548,10 +548,18 @@ static QUERY_LATENCIES: std::sync::LazyLock<HistogramVec> = std::sync::LazyLock:
 /// named after `FROM`, `INTO`, `UPDATE` or `JOIN`, so the label set stays small.
 fn query_label(sql: &str) -> String {
     let words: Vec<&str> = sql.split_whitespace().take(400).collect();
-    let verb = words
+    let mut verb = words
         .first()
         .map(|w| w.to_ascii_uppercase())
         .unwrap_or_default();
+    // A statement led by CTEs is labelled by what it does: a write if any part writes.
+    if verb == "WITH" {
+        verb = ["INSERT", "UPDATE", "DELETE"]
+            .into_iter()
+            .find(|v| words.iter().any(|w| w.eq_ignore_ascii_case(v)))
+            .unwrap_or("SELECT")
+            .to_string();
+    }
     let after = |kw: &str| {
         words
             .windows(2)
@@ -559,7 +567,7 @@ fn query_label(sql: &str) -> String {
             .map(|w| w[1])
     };
     let table = match verb.as_str() {
-        "UPDATE" => words.get(1).copied(),
+        "UPDATE" => after("UPDATE"),
         "INSERT" => after("INTO"),
         "DELETE" => after("FROM"),
         _ => after("FROM")
@@ -643,6 +651,14 @@ mod tests {
         assert_eq!(
             query_label("SELECT w.id, w.name FROM workspaces w JOIN users u ON u.id = w.owner_id"),
             "SELECT workspaces"
+        );
+        assert_eq!(
+            query_label("WITH ws AS (SELECT * FROM workspaces w) SELECT json_agg(ws) FROM ws"),
+            "SELECT workspaces"
+        );
+        assert_eq!(
+            query_label("WITH x AS (SELECT id FROM jobs) UPDATE builds SET a = 1 FROM x"),
+            "UPDATE builds"
         );
         assert_eq!(
             query_label("INSERT INTO api_keys (id) VALUES ($1)"),

@@ -89,7 +89,11 @@ impl JobViews {
         orgs.sort();
         orgs.dedup();
         for org in orgs {
-            daemons.insert(org, state.store.list_daemons(org).await?);
+            let list = match loaded.daemons_for(org) {
+                Some(list) => list,
+                None => state.store.list_daemons(org).await?,
+            };
+            daemons.insert(org, list);
         }
         let build_ids: Vec<Uuid> = jobs
             .iter()

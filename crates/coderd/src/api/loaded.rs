@@ -2,10 +2,13 @@
 //! walks workspaces → builds → jobs → versions → templates, and each kind is fetched once, only
 //! for the ids not already loaded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
-use coderd_db::{BuildRow, StoreError, TemplateRow, UserRow, VersionRow, WorkspaceRow};
+use coderd_db::{
+    BuildRow, DaemonRow, JobRow, OrganizationRow, RenderRows, ResourceRow, StoreError, TemplateRow,
+    UserRow, VersionRow, WorkspaceRow,
+};
 use uuid::Uuid;
 
 use crate::http::error::ApiResult;
@@ -18,6 +21,20 @@ pub struct Loaded {
     pub builds: HashMap<Uuid, BuildRow>,
     pub versions: HashMap<Uuid, VersionRow>,
     pub templates: HashMap<Uuid, TemplateRow>,
+    pub organizations: HashMap<Uuid, OrganizationRow>,
+    /// Latest builds, by workspace.
+    pub latest: HashMap<Uuid, BuildRow>,
+    pub jobs: HashMap<Uuid, JobRow>,
+    /// Resources by job, for the jobs in `resources_of` (a job may have none).
+    pub resources: HashMap<Uuid, Vec<ResourceRow>>,
+    pub resources_of: HashSet<Uuid>,
+    /// Daemons as `list_daemons` has them, for the organizations in `daemons_of`.
+    pub daemons: Vec<DaemonRow>,
+    pub daemons_of: HashSet<Uuid>,
+}
+
+fn by_id<T>(rows: Vec<T>, key: fn(&T) -> Uuid) -> HashMap<Uuid, T> {
+    rows.into_iter().map(|r| (key(&r), r)).collect()
 }
 
 /// Fetches the rows of `ids` missing from `map` (one query, none if nothing is missing).
@@ -42,6 +59,71 @@ where
 }
 
 impl Loaded {
+    /// Everything rendering these workspaces (with their latest builds) and builds needs, read
+    /// in one statement ([`coderd_db::RenderRows`]).
+    pub async fn prefetch(
+        state: &AppState,
+        workspace_ids: &[Uuid],
+        build_ids: &[Uuid],
+    ) -> ApiResult<Loaded> {
+        if workspace_ids.is_empty() && build_ids.is_empty() {
+            return Ok(Loaded::default());
+        }
+        let rows = state.store.render_rows(workspace_ids, build_ids).await?;
+        Ok(Loaded::from_rows(rows))
+    }
+
+    pub fn from_rows(rows: RenderRows) -> Loaded {
+        let mut loaded = Loaded {
+            resources_of: rows.jobs.iter().map(|j| j.id).collect(),
+            daemons_of: rows.jobs.iter().map(|j| j.organization_id).collect(),
+            users: by_id(rows.users, |r: &UserRow| r.id),
+            workspaces: by_id(rows.workspaces, |r: &WorkspaceRow| r.id),
+            versions: by_id(rows.versions, |r: &VersionRow| r.id),
+            templates: by_id(rows.templates, |r: &TemplateRow| r.id),
+            organizations: by_id(rows.organizations, |r: &OrganizationRow| r.id),
+            jobs: by_id(rows.jobs, |r: &JobRow| r.id),
+            daemons: rows.daemons,
+            ..Default::default()
+        };
+        for r in rows.resources {
+            loaded.resources.entry(r.job_id).or_default().push(r);
+        }
+        for b in rows.latest_builds {
+            loaded.builds.insert(b.id, b.clone());
+            loaded.latest.insert(b.workspace_id, b);
+        }
+        for b in rows.builds {
+            loaded.builds.insert(b.id, b);
+        }
+        loaded
+    }
+
+    /// The daemons that could serve organization `org`, if they were loaded.
+    pub fn daemons_for(&self, org: Uuid) -> Option<Vec<DaemonRow>> {
+        self.daemons_of.contains(&org).then(|| {
+            self.daemons
+                .iter()
+                .filter(|d| d.organization_id.is_none_or(|o| o == org))
+                .cloned()
+                .collect()
+        })
+    }
+
+    pub async fn organizations(
+        &mut self,
+        state: &AppState,
+        ids: impl IntoIterator<Item = Uuid>,
+    ) -> ApiResult<()> {
+        fill(
+            &mut self.organizations,
+            ids,
+            |r| r.id,
+            |m| async move { state.store.organizations_by_ids(&m).await },
+        )
+        .await
+    }
+
     pub async fn users(
         &mut self,
         state: &AppState,

@@ -82,7 +82,25 @@ pub async fn workspace_for(
     include_deleted: bool,
 ) -> ApiResult<(WorkspaceRow, TemplateRow)> {
     let w = state.store.workspace(parse_uuid(raw)?).await?;
-    if !may(actor, &w, Action::Read) {
+    check_workspace(actor, &w, action, include_deleted)?;
+    let t = state
+        .store
+        .templates_by_ids(&[w.template_id])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("Reading a workspace", "its template is missing"))?;
+    Ok((w, t))
+}
+
+/// Whether `actor` may do `action` to workspace `w`: 404 unreadable, 403 read-only, 410
+/// deleted (unless `include_deleted`).
+pub fn check_workspace(
+    actor: &Actor,
+    w: &WorkspaceRow,
+    action: Action,
+    include_deleted: bool,
+) -> ApiResult<()> {
+    if !may(actor, w, Action::Read) {
         return Err(ApiError::not_found());
     }
     if w.deleted && !include_deleted {
@@ -94,16 +112,10 @@ pub async fn workspace_for(
             ),
         ));
     }
-    if !may(actor, &w, action) {
+    if !may(actor, w, action) {
         return Err(ApiError::forbidden());
     }
-    let t = state
-        .store
-        .templates_by_ids(&[w.template_id])
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::internal("Reading a workspace", "its template is missing"))?;
-    Ok((w, t))
+    Ok(())
 }
 
 /// Whether `actor` may do `action` to the workspace `w` (roles and the workspace's ACL).
@@ -144,14 +156,9 @@ pub async fn render_with(
     loaded
         .templates(state, rows.iter().map(|w| w.template_id))
         .await?;
-    let org_ids: Vec<Uuid> = rows.iter().map(|w| w.organization_id).collect();
-    let orgs: HashMap<Uuid, coderd_db::OrganizationRow> = state
-        .store
-        .organizations_by_ids(&org_ids)
-        .await?
-        .into_iter()
-        .map(|o| (o.id, o))
-        .collect();
+    loaded
+        .organizations(state, rows.iter().map(|w| w.organization_id))
+        .await?;
     let group_ids: Vec<Uuid> = rows
         .iter()
         .flat_map(|w| w.group_acl.0.keys().copied())
@@ -171,14 +178,25 @@ pub async fn render_with(
             .map(|g| (g.id, g))
             .collect()
     };
-    let latest = state.store.latest_builds(&ids).await?;
+    let missing: Vec<Uuid> = ids
+        .iter()
+        .filter(|id| !loaded.latest.contains_key(id))
+        .copied()
+        .collect();
+    let mut latest: Vec<coderd_db::BuildRow> = ids
+        .iter()
+        .filter_map(|id| loaded.latest.remove(id))
+        .collect();
+    if !missing.is_empty() {
+        latest.extend(state.store.latest_builds(&missing).await?);
+    }
     let mut latest: HashMap<Uuid, codersdk::WorkspaceBuild> =
         builds::render_with(state, latest, &mut loaded)
             .await?
             .into_iter()
             .map(|b| (b.workspace_id, b))
             .collect();
-    let (users, templates) = (&loaded.users, &loaded.templates);
+    let (users, templates, orgs) = (&loaded.users, &loaded.templates, &loaded.organizations);
     rows.into_iter()
         .map(|w| {
             let missing = |what: &str| {
@@ -716,8 +734,10 @@ async fn list(
         });
     }
     let (rows, count) = state.store.list_workspaces(&f).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|w| w.id).collect();
+    let loaded = Loaded::prefetch(&state, &ids, &[]).await?;
     Ok(ok(WorkspacesResponse {
-        workspaces: render(&state, actor.user_id, rows).await?,
+        workspaces: render_with(&state, actor.user_id, rows, loaded).await?,
         count,
     }))
 }
@@ -742,16 +762,24 @@ async fn get_one(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Workspace>> {
-    let (w, t) = workspace_for(
-        &state,
-        &actor,
-        &id,
-        Action::Read,
-        include_deleted(raw.as_deref(), "deleted")?,
-    )
-    .await?;
-    let mut loaded = Loaded::default();
-    loaded.templates.insert(t.id, t);
+    let deleted = include_deleted(raw.as_deref(), "deleted")?;
+    // Everything the answer shows, read at once; whether it may be shown is decided before
+    // anything of it is.
+    let id = parse_uuid(&id)?;
+    let mut loaded = Loaded::prefetch(&state, &[id], &[]).await?;
+    let Some(w) = loaded.workspaces.get(&id).cloned() else {
+        // Not there: the one-row read says so as it always has.
+        workspace_for(&state, &actor, &id.to_string(), Action::Read, deleted).await?;
+        return Err(ApiError::not_found());
+    };
+    check_workspace(&actor, &w, Action::Read, deleted)?;
+    if !loaded.templates.contains_key(&w.template_id) {
+        return Err(ApiError::internal(
+            "Reading a workspace",
+            "its template is missing",
+        ));
+    }
+    loaded.workspaces.remove(&id);
     let mut rendered = render_with(&state, actor.user_id, vec![w], loaded).await?;
     Ok(ok(rendered.remove(0)))
 }
