@@ -730,6 +730,40 @@ async fn favorites_are_per_owner_and_sort_first() {
     );
 }
 
+/// Workspaces whose latest build is a successful start come first, and the order follows
+/// stops, failed starts and starts as they happen.
+#[tokio::test]
+async fn running_workspaces_sort_first() {
+    let (_srv, owner, org) = setup().await;
+    let t = template(&owner, org, "plain", &plain_echo()).await;
+    let a = running_ws(&owner, t, "a-ws", json!({})).await;
+    running_ws(&owner, t, "b-ws", json!({})).await;
+    assert_eq!(
+        listed(&owner).await,
+        ["a-ws", "b-ws"],
+        "both running: by name"
+    );
+
+    stop(&owner, a.id).await;
+    assert_eq!(
+        listed(&owner).await,
+        ["b-ws", "a-ws"],
+        "the stopped one last"
+    );
+
+    let (status, body) = crate::harness::workspace::build(&owner, a.id, "start").await;
+    assert_eq!(status, 201, "{body}");
+    crate::harness::workspace::wait_status(&owner, a.id, "running").await;
+    assert_eq!(listed(&owner).await, ["a-ws", "b-ws"], "running again");
+
+    // A start that fails leaves it among the not-running, though its name comes first.
+    let failing = json!({"start": {"error": "no capacity"}});
+    let bad = template(&owner, org, "failing", &failing).await;
+    let w = crate::harness::workspace::create_ws(&owner, bad, "a", json!({})).await;
+    crate::harness::workspace::wait_status(&owner, w.id, "failed").await;
+    assert_eq!(listed(&owner).await, ["a-ws", "b-ws", "a"]);
+}
+
 // -- usage and the activity bump --------------------------------------------------------------
 
 #[tokio::test]

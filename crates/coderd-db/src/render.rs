@@ -66,27 +66,28 @@ impl Store {
         build_ids: &[Uuid],
     ) -> Result<RenderRows> {
         let sql = format!(
-            "WITH ws AS (SELECT {WS_COLUMNS} FROM workspaces w \
-                 WHERE w.id = ANY($1) \
-                    OR w.id IN (SELECT x.workspace_id FROM workspace_builds x WHERE x.id = ANY($2))), \
+            "WITH ws AS (SELECT {WS_COLUMNS} FROM workspaces w WHERE w.id = ANY($1::uuid[] || \
+                 ARRAY(SELECT x.workspace_id FROM workspace_builds x WHERE x.id = ANY($2)))), \
              lbs AS (SELECT {BUILD_COLUMNS} FROM workspace_latest_builds b WHERE b.workspace_id = ANY($1)), \
              xbs AS (SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.id = ANY($2)), \
              bs AS (SELECT * FROM lbs UNION ALL SELECT * FROM xbs), \
-             js AS (SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id IN (SELECT job_id FROM bs)), \
+             js AS (SELECT {JOB_COLUMNS} FROM provisioner_jobs j \
+                 WHERE j.id = ANY(ARRAY(SELECT job_id FROM bs))), \
              vs AS (SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} \
-                 WHERE v.id IN (SELECT template_version_id FROM bs)), \
-             ts AS (SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATE_FROM} \
-                 WHERE t.id IN (SELECT template_id FROM ws) OR t.id IN (SELECT template_id FROM vs)), \
-             us AS (SELECT {USER_COLUMNS} FROM users u WHERE NOT u.deleted AND ( \
-                 u.id IN (SELECT owner_id FROM ws) OR u.id IN (SELECT initiator_id FROM bs) \
-                 OR u.id::text IN (SELECT jsonb_object_keys(user_acl) FROM ws))), \
-             os AS (SELECT {ORG_COLUMNS} FROM organizations WHERE id IN (SELECT organization_id FROM ws)), \
+                 WHERE v.id = ANY(ARRAY(SELECT template_version_id FROM bs))), \
+             ts AS (SELECT {TEMPLATE_COLUMNS} FROM {TEMPLATE_FROM} WHERE t.id = ANY(ARRAY( \
+                 SELECT template_id FROM ws UNION SELECT template_id FROM vs WHERE template_id IS NOT NULL))), \
+             us AS (SELECT {USER_COLUMNS} FROM users u WHERE NOT u.deleted AND u.id = ANY(ARRAY( \
+                 SELECT owner_id FROM ws UNION SELECT initiator_id FROM bs \
+                 UNION SELECT k::uuid FROM ws, jsonb_object_keys(ws.user_acl) AS k))), \
+             os AS (SELECT {ORG_COLUMNS} FROM organizations \
+                 WHERE id = ANY(ARRAY(SELECT organization_id FROM ws))), \
              ds AS (SELECT {DAEMON_COLUMNS} FROM provisioner_daemons \
-                 WHERE organization_id IS NULL OR organization_id IN (SELECT organization_id FROM js)), \
+                 WHERE organization_id IS NULL OR organization_id = ANY(ARRAY(SELECT organization_id FROM js))), \
              rs AS (SELECT {RESOURCE_COLUMNS}, r.display_order FROM workspace_resources r \
-                 WHERE r.job_id IN (SELECT job_id FROM bs)), \
+                 WHERE r.job_id = ANY(ARRAY(SELECT job_id FROM bs))), \
              ags AS (SELECT {AGENT_COLUMNS}, {AGENT_APPS} AS apps, a.display_order FROM workspace_agents a \
-                 WHERE a.resource_id IN (SELECT id FROM rs)) \
+                 WHERE a.resource_id = ANY(ARRAY(SELECT id FROM rs))) \
              SELECT \
                  (SELECT COALESCE(json_agg(ws), '[]') FROM ws), \
                  (SELECT COALESCE(json_agg(lbs), '[]') FROM lbs), \

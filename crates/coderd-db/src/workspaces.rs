@@ -331,13 +331,28 @@ impl Store {
 
     /// One page of workspaces matching `f`, in Coder's order, and how many match in all.
     pub async fn list_workspaces(&self, f: &WorkspaceFilter) -> Result<(Vec<WorkspaceRow>, i64)> {
+        // The latest build and its job are joined only for the filters that need them: the
+        // order reads the stored `latest_build_running` (migration 0012), so a page does not
+        // need every workspace's latest build.
+        let needs_build = !f.statuses.is_empty()
+            || f.has_agent.is_some()
+            || f.outdated.is_some()
+            || !f.params.is_empty();
+        let needs_template = needs_build || !f.template_names.is_empty();
         let mut qb = sqlx::QueryBuilder::new(format!(
             "SELECT {WS_COLUMNS}, count(*) OVER () AS total FROM workspaces w \
-             JOIN users o ON o.id = w.owner_id \
-             JOIN templates t ON t.id = w.template_id \
-             LEFT JOIN workspace_latest_builds lb ON lb.workspace_id = w.id \
-             LEFT JOIN provisioner_jobs lj ON lj.id = lb.job_id \
-             WHERE NOT w.deleted"
+             JOIN users o ON o.id = w.owner_id{}{} WHERE NOT w.deleted",
+            if needs_template {
+                " JOIN templates t ON t.id = w.template_id"
+            } else {
+                ""
+            },
+            if needs_build {
+                " LEFT JOIN workspace_latest_builds lb ON lb.workspace_id = w.id \
+                  LEFT JOIN provisioner_jobs lj ON lj.id = lb.job_id"
+            } else {
+                ""
+            },
         ));
         if let Some(v) = &f.visible {
             let groups: Vec<String> = v.groups.iter().map(Uuid::to_string).collect();
@@ -449,7 +464,7 @@ impl Store {
             .push_bind(f.requester)
             .push(
                 " AND w.favorite) DESC, \
-                 (lj.job_status = 'succeeded' AND lb.transition = 'start') DESC, \
+                 w.latest_build_running DESC, \
                  lower(o.username), lower(w.name)",
             );
         if f.limit > 0 {
