@@ -65,7 +65,46 @@ impl Store {
         workspace_ids: &[Uuid],
         build_ids: &[Uuid],
     ) -> Result<RenderRows> {
-        let sql = format!(
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let row: Row = sqlx::query_as(SQL.get_or_init(render_sql))
+            .bind(workspace_ids)
+            .bind(build_ids)
+            .fetch_one(&self.pool)
+            .await?;
+        let resources: Vec<ResourceBase> = decode(row.9 .0)?;
+        let agents: Vec<AgentRow> = decode(row.10 .0)?;
+        Ok(RenderRows {
+            workspaces: decode(row.0 .0)?,
+            latest_builds: decode(row.1 .0)?,
+            builds: decode(row.2 .0)?,
+            jobs: decode(row.3 .0)?,
+            users: decode(row.4 .0)?,
+            templates: decode(row.5 .0)?,
+            versions: decode(row.6 .0)?,
+            organizations: decode(row.7 .0)?,
+            daemons: decode(row.8 .0)?,
+            resources: assemble_resources(resources, agents),
+        })
+    }
+}
+
+type Row = (
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+    Json<serde_json::Value>,
+);
+
+/// The statement: `$1` the workspaces, `$2` the builds.
+fn render_sql() -> String {
+    format!(
             "WITH ws AS (SELECT {WS_COLUMNS} FROM workspaces w WHERE w.id = ANY($1::uuid[] || \
                  ARRAY(SELECT x.workspace_id FROM workspace_builds x WHERE x.id = ANY($2)))), \
              lbs AS (SELECT {BUILD_COLUMNS} FROM workspace_latest_builds b WHERE b.workspace_id = ANY($1)), \
@@ -100,38 +139,23 @@ impl Store {
                  (SELECT COALESCE(json_agg(ds ORDER BY ds.last_seen_at DESC, ds.name), '[]') FROM ds), \
                  (SELECT COALESCE(json_agg(rs ORDER BY rs.job_id, rs.display_order), '[]') FROM rs), \
                  (SELECT COALESCE(json_agg(ags ORDER BY ags.display_order), '[]') FROM ags)"
-        );
-        type Row = (
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-            Json<serde_json::Value>,
-        );
-        let row: Row = sqlx::query_as(&sql)
-            .bind(workspace_ids)
-            .bind(build_ids)
-            .fetch_one(&self.pool)
-            .await?;
-        let resources: Vec<ResourceBase> = decode(row.9 .0)?;
-        let agents: Vec<AgentRow> = decode(row.10 .0)?;
-        Ok(RenderRows {
-            workspaces: decode(row.0 .0)?,
-            latest_builds: decode(row.1 .0)?,
-            builds: decode(row.2 .0)?,
-            jobs: decode(row.3 .0)?,
-            users: decode(row.4 .0)?,
-            templates: decode(row.5 .0)?,
-            versions: decode(row.6 .0)?,
-            organizations: decode(row.7 .0)?,
-            daemons: decode(row.8 .0)?,
-            resources: assemble_resources(resources, agents),
-        })
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every kind of row is read, each once (`CODERD_PRINT_RENDER_SQL=1` prints the statement,
+    /// to EXPLAIN it by hand).
+    #[test]
+    fn the_statement_reads_every_kind_once() {
+        let sql = super::render_sql();
+        if std::env::var_os("CODERD_PRINT_RENDER_SQL").is_some() {
+            println!("{sql}");
+        }
+        for cte in [
+            "ws", "lbs", "xbs", "bs", "js", "vs", "ts", "us", "os", "ds", "rs", "ags",
+        ] {
+            assert_eq!(sql.matches(&format!(" {cte} AS (")).count(), 1, "{cte}");
+        }
     }
 }

@@ -329,6 +329,12 @@ async fn bench() {
         .execute(&mut db)
         .await
         .expect("the ids pgbench reads by");
+        // What the server runs on its own (daemons polling, the lifecycle executor): counted
+        // in the statements per request below, so shown here.
+        let idle_from = statements(&srv).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let idle = (statements(&srv).await - idle_from - 1.0) / 3.0;
+        println!("| {size} | (idle: {idle:.0} statements/s of the server's own) | | | | | | |");
         let pg_rps = pgbench(pg.url(), &root, size, concurrency, secs);
         println!("| {size} | pgbench, one workspace row by key | {pg_rps:.0} | 100 % | | | | |");
         let w = workspaces[workspaces.len() / 2];
