@@ -448,21 +448,25 @@ impl Store {
 
     /// Records use of a key: last use, client address, a slid expiry, and the user's last sighting
     /// (a dormant user becomes active again).
+    /// `slide_to` is the new expiry, if it slides: it is written only over a key that has not
+    /// expired meanwhile, never an expiry read earlier (a cached row may be stale).
     pub async fn touch_api_key(
         &self,
         id: &str,
         user_id: Uuid,
         ip: Option<std::net::IpAddr>,
-        expires_at: DateTime<Utc>,
+        slide_to: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE api_keys SET last_used = now(), ip_address = $2::inet, expires_at = $3, updated_at = now() \
+            "UPDATE api_keys SET last_used = now(), ip_address = $2::inet, updated_at = now(), \
+                 expires_at = CASE WHEN $3::timestamptz IS NOT NULL AND expires_at > now() \
+                                   THEN $3 ELSE expires_at END \
              WHERE id = $1",
         )
         .bind(id)
         .bind(ip.map(|ip| ip.to_string()))
-        .bind(expires_at)
+        .bind(slide_to)
         .execute(&mut *tx)
         .await?;
         sqlx::query(

@@ -63,26 +63,6 @@ struct Load {
     errors: usize,
 }
 
-/// CPU time (user + system) of process `pid`, in clock ticks; 0 if it is gone.
-fn ticks_of(pid: &str) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // The command may contain spaces; the fields after its closing parenthesis are fixed.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
-    field(11) + field(12)
-}
-
 /// CPU ticks of the server, and of every process named `postgres` (its backends).
 fn cpu_ticks(server_pid: u32) -> (u64, u64) {
     let mut postgres = 0;
@@ -93,16 +73,14 @@ fn cpu_ticks(server_pid: u32) -> (u64, u64) {
         }
         let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
         if comm.trim() == "postgres" {
-            postgres += ticks_of(&name);
+            postgres += name.parse().map(server::cpu_ticks_of).unwrap_or(0);
         }
     }
-    (ticks_of(&server_pid.to_string()), postgres)
+    (server::cpu_ticks_of(server_pid), postgres)
 }
 
 fn ticks_to_us(ticks: u64) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-    ticks as f64 * 1e6 / hz as f64
+    ticks as f64 * 1e6 / server::clock_ticks_per_second()
 }
 
 /// `concurrency` connections asking for `path` as fast as they are answered, for `secs`.

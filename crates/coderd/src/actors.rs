@@ -23,8 +23,10 @@ use uuid::Uuid;
 
 /// The pubsub channel the triggers publish on; the payload is a user id.
 pub const CHANNEL: &str = "actor_changed";
-/// How long an entry may serve without being read again, even if no change was heard.
-pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// How long an entry may serve without being read again, even if no change was heard: the
+/// bound on staleness should a notification be late or lost (one read per key a second
+/// under load keeps most of the gain).
+pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// Entries kept at most; beyond, the cache starts over (a flood of distinct keys).
 const MAX_ENTRIES: usize = 50_000;
 

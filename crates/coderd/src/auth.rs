@@ -134,10 +134,11 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
             secret.len()
         )));
     }
+    let hashed = Sha256::digest(secret.as_bytes());
     let row = match state.actors.get(id) {
         // A cached row that would refuse is confirmed against the database first: the refusal
         // may be news this process has not heard yet the other way (a key refreshed elsewhere).
-        Some(row) if accepts(&row, secret) => {
+        Some(row) if accepts(&row, &hashed) => {
             state.actors.count(true);
             row
         }
@@ -154,7 +155,6 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
             }
         }
     };
-    let hashed = Sha256::digest(secret.as_bytes());
     if !bool::from(hashed.as_slice().ct_eq(&row.hashed_secret)) {
         return Err(signed_out("API key secret is invalid."));
     }
@@ -191,7 +191,7 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
     if refresh || now - row.last_used > hour || row.user_status == "dormant" {
         match state
             .store
-            .touch_api_key(id, row.user_id, ip, expires_at)
+            .touch_api_key(id, row.user_id, ip, refresh.then_some(expires_at))
             .await
         {
             // What was written, so the next request does not write it again.
@@ -221,10 +221,10 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
     })
 }
 
-/// Whether a cached row would let `secret` in now (else it is read again before refusing).
-fn accepts(row: &coderd_db::ActorRow, secret: &str) -> bool {
-    let hashed = Sha256::digest(secret.as_bytes());
-    bool::from(hashed.as_slice().ct_eq(&row.hashed_secret))
+/// Whether a cached row would let the secret hashed to `hashed` in now (else it is read
+/// again before refusing).
+fn accepts(row: &coderd_db::ActorRow, hashed: &[u8]) -> bool {
+    bool::from(hashed.ct_eq(&row.hashed_secret))
         && row.expires_at > Utc::now()
         && !row.user_deleted
         && row.user_status != "suspended"

@@ -184,3 +184,32 @@ pub fn raise_fd_limit() -> (libc::rlim_t, libc::rlim_t) {
     }
     (r.rlim_cur, r.rlim_max)
 }
+
+/// CPU time (user + system) of process `pid` in clock ticks, from `/proc/<pid>/stat`; 0 if
+/// it is gone.
+#[allow(dead_code)] // not every benchmark reads CPU times
+pub fn cpu_ticks_of(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command may contain spaces; the fields after its closing parenthesis are fixed:
+    // utime and stime are the 12th and 13th of them.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// Clock ticks per second (`/proc` CPU times are in these).
+#[allow(dead_code)]
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}

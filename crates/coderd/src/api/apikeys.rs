@@ -216,5 +216,7 @@ async fn delete_key(
     let u = key_owner(&state, &actor, &user, Action::Delete).await?;
     let key = key_of(&state, &u, &id).await?;
     state.store.delete_api_key(&key.id).await?;
+    // This process forgets at once; the others when the trigger's message reaches them.
+    state.actors.forget_key(&key.id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -292,6 +292,8 @@ async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<Respon
         .store
         .delete_session_keys(actor.user_id, &actor.key_id)
         .await?;
+    // This process forgets at once; the others when the trigger's message reaches them.
+    state.actors.forget_user(actor.user_id);
     let mut resp = message(StatusCode::OK, "Logged out!");
     resp.headers_mut()
         .insert(header::SET_COOKIE, session_cookie(&state, "", true));

@@ -766,7 +766,7 @@ async fn get_one(
     // Everything the answer shows, read at once; whether it may be shown is decided before
     // anything of it is.
     let id = parse_uuid(&id)?;
-    let mut loaded = Loaded::prefetch(&state, &[id], &[]).await?;
+    let loaded = Loaded::prefetch(&state, &[id], &[]).await?;
     let Some(w) = loaded.workspaces.get(&id).cloned() else {
         // Not there: the one-row read says so as it always has.
         workspace_for(&state, &actor, &id.to_string(), Action::Read, deleted).await?;
@@ -779,7 +779,6 @@ async fn get_one(
             "its template is missing",
         ));
     }
-    loaded.workspaces.remove(&id);
     let mut rendered = render_with(&state, actor.user_id, vec![w], loaded).await?;
     Ok(ok(rendered.remove(0)))
 }
