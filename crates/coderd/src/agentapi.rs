@@ -51,8 +51,12 @@ impl AgentApi {
     }
 
     async fn announce(&self) {
-        crate::api::publish_workspace(&self.state, self.agent.owner_id, self.agent.workspace_id)
-            .await;
+        crate::domain::builds::publish_workspace(
+            &self.state,
+            self.agent.owner_id,
+            self.agent.workspace_id,
+        )
+        .await;
     }
 
     async fn dispatch(&self, mut call: Call) -> Result<(), RpcError> {
@@ -289,7 +293,7 @@ impl AgentApi {
             workspace_name: a.workspace_name.clone(),
             directory: a.directory.clone(),
             environment_variables: HashMap::new(),
-            derp_map: Some(crate::derp::derp_map(&self.state)),
+            derp_map: Some(self.state.net.derp_map.to_proto()),
             scripts: scripts
                 .into_iter()
                 .map(|s| pb::WorkspaceAgentScript {
@@ -390,7 +394,7 @@ async fn tailnet_call(state: &AppState, mut call: Call, name: &str) -> Result<()
     match name {
         "StreamDERPMaps" => {
             let _: tn::StreamDerpMapsRequest = call.recv_msg().await?;
-            call.send_msg(&crate::derp::derp_map(state)).await?;
+            call.send_msg(&state.net.derp_map.to_proto()).await?;
             // The map does not change while the server runs; the stream stays open until the
             // peer ends it or the server stops.
             state.shutting_down().await;

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Where each setting was read from, by its argument id (`http_address`); what is absent has
+/// no recorded source (servers started in-process).
+pub type ValueSources = std::collections::BTreeMap<String, clap::parser::ValueSource>;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "coderd",
@@ -275,7 +279,7 @@ pub struct ServerOptions {
     /// Where each setting came from (flag, environment, default), for `GET
     /// /deployment/config`; filled in by the binary from its parsed command line.
     #[arg(skip)]
-    pub value_sources: crate::deployment::ValueSources,
+    pub value_sources: ValueSources,
 }
 
 /// By hand: the database URL may hold a password (and the DERP map's URL credentials).
@@ -466,6 +470,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(total))
 }
+
+/// Upstream's defaults: `coder config-ssh` names hosts `coder.<workspace>` or
+/// `<workspace>.coder`.
+/// Workspaces' SSH host names end in this (upstream's `CODER_WORKSPACE_HOSTNAME_SUFFIX`
+/// default): `<workspace>.coder`, or `coder.<workspace>` with the prefix.
+pub const HOSTNAME_SUFFIX: &str = "coder";
 
 #[cfg(test)]
 mod tests {

@@ -16,11 +16,7 @@ use clap::parser::ValueSource;
 use clap::{Args, Command};
 use serde_json::{json, Map, Value};
 
-use crate::config::{LogFormat, ServerOptions};
-
-/// Where each setting was read from, by its argument id (`http_address`); what is absent has
-/// no recorded source (servers started in-process).
-pub type ValueSources = BTreeMap<String, ValueSource>;
+use crate::config::{LogFormat, ServerOptions, ValueSources};
 
 /// The settings as they are in effect, besides the options themselves.
 pub struct Effective<'a> {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::api::wsbuild::{self, BuildSpec};
+use crate::domain::builds::BuildSpec;
 use crate::http::error::ErrorKind;
 use crate::state::AppState;
 
@@ -220,14 +220,15 @@ impl Executor {
                 parameters: &[],
                 preset: None,
             };
-            match wsbuild::create_build(&self.state, &ws, &template, spec(None)).await {
+            match crate::domain::builds::create_build(&self.state, &ws, &template, spec(None)).await
+            {
                 Ok(b) => {
                     tracing::info!(workspace = %id, build = b.build_number, transition, reason = d.reason, "automatic build")
                 }
                 // The active version needs parameters this workspace lacks: start it with the
                 // version it has, and say why in the build's log.
                 Err(e) if t == Transition::Start && e.kind == ErrorKind::InvalidParameter => {
-                    let b = wsbuild::create_build(
+                    let b = crate::domain::builds::create_build(
                         &self.state,
                         &ws,
                         &template,
@@ -255,7 +256,7 @@ impl Executor {
                 Err(e) => return Err(anyhow::anyhow!("{}: {}", e.body.message, e.body.detail)),
             }
         } else {
-            wsbuild::publish_workspace(&self.state, ws.owner_id, ws.id).await;
+            crate::domain::builds::publish_workspace(&self.state, ws.owner_id, ws.id).await;
         }
         if d.transition == Some(Transition::Start) {
             self.refresh_next_start(&c, tick).await;

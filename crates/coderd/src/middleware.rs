@@ -2,15 +2,16 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderValue;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::auth::LoggedUser;
-use crate::http::error::ErrorCause;
+use crate::auth::{Authn, LoggedUser};
+use crate::http::error::{ApiError, ErrorCause};
+use crate::state::AppState;
 
 /// The server's version, as sent in `X-Coder-Build-Version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -71,6 +72,88 @@ pub async fn refuse_unstorable_url(req: Request, next: Next) -> Response {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
+}
+
+// Rate limits (`crate::ratelimit` keeps the counters).
+
+#[derive(Clone, Copy)]
+pub enum Which {
+    Api,
+    Login,
+    Files,
+}
+
+async fn limit(which: Which, state: AppState, req: Request, next: Next) -> Response {
+    let limiter = match which {
+        Which::Api => &state.limits.api,
+        Which::Login => &state.limits.login,
+        Which::Files => &state.limits.files,
+    };
+    if !limiter.enabled() {
+        return next.run(req).await;
+    }
+    let actor = match req.extensions().get::<Authn>() {
+        Some(Authn::Authenticated(a)) => Some(a.clone()),
+        _ => None,
+    };
+    let bypass = req
+        .headers()
+        .get(codersdk::BYPASS_RATELIMIT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if bypass {
+        if actor.as_ref().is_some_and(|a| a.is_owner()) {
+            return next.run(req).await;
+        }
+        return ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "Only owners may bypass rate limits.",
+        )
+        .into_response();
+    }
+    let who = match &actor {
+        Some(a) => a.user_id.to_string(),
+        None => crate::proxy::client_ip(req.extensions())
+            .map(|ip| ip.to_string())
+            .unwrap_or_default(),
+    };
+    let key = format!("{who}|{}", req.uri().path());
+    let d = limiter.check(&key);
+    let mut resp = if d.allowed {
+        next.run(req).await
+    } else {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "You've been rate limited for sending more than {} requests in 1m0s.",
+                d.limit
+            ),
+        )
+        .into_response()
+    };
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit", d.limit.to_string()),
+        ("x-ratelimit-remaining", d.remaining.to_string()),
+        ("x-ratelimit-reset", d.reset_secs.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    resp
+}
+
+pub async fn api_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    limit(Which::Api, s, req, next).await
+}
+
+pub async fn login_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    limit(Which::Login, s, req, next).await
+}
+
+pub async fn files_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    limit(Which::Files, s, req, next).await
 }
 
 #[cfg(test)]

@@ -5,15 +5,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use crate::auth::Authn;
-use crate::http::error::ApiError;
-use crate::state::AppState;
-
 const WINDOW: Duration = Duration::from_secs(60);
 
 /// Counts requests per key in fixed windows and estimates the sliding-window count from the
@@ -96,86 +87,6 @@ pub struct RateLimits {
     pub api: RateLimiter,
     pub login: RateLimiter,
     pub files: RateLimiter,
-}
-
-#[derive(Clone, Copy)]
-pub enum Which {
-    Api,
-    Login,
-    Files,
-}
-
-async fn limit(which: Which, state: AppState, req: Request, next: Next) -> Response {
-    let limiter = match which {
-        Which::Api => &state.limits.api,
-        Which::Login => &state.limits.login,
-        Which::Files => &state.limits.files,
-    };
-    if !limiter.enabled() {
-        return next.run(req).await;
-    }
-    let actor = match req.extensions().get::<Authn>() {
-        Some(Authn::Authenticated(a)) => Some(a.clone()),
-        _ => None,
-    };
-    let bypass = req
-        .headers()
-        .get(codersdk::BYPASS_RATELIMIT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if bypass {
-        if actor.as_ref().is_some_and(|a| a.is_owner()) {
-            return next.run(req).await;
-        }
-        return ApiError::new(
-            StatusCode::PRECONDITION_REQUIRED,
-            "Only owners may bypass rate limits.",
-        )
-        .into_response();
-    }
-    let who = match &actor {
-        Some(a) => a.user_id.to_string(),
-        None => crate::proxy::client_ip(req.extensions())
-            .map(|ip| ip.to_string())
-            .unwrap_or_default(),
-    };
-    let key = format!("{who}|{}", req.uri().path());
-    let d = limiter.check(&key);
-    let mut resp = if d.allowed {
-        next.run(req).await
-    } else {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "You've been rate limited for sending more than {} requests in 1m0s.",
-                d.limit
-            ),
-        )
-        .into_response()
-    };
-    let h = resp.headers_mut();
-    for (name, value) in [
-        ("x-ratelimit-limit", d.limit.to_string()),
-        ("x-ratelimit-remaining", d.remaining.to_string()),
-        ("x-ratelimit-reset", d.reset_secs.to_string()),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
-        }
-    }
-    resp
-}
-
-pub async fn api(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    limit(Which::Api, s, req, next).await
-}
-
-pub async fn login(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    limit(Which::Login, s, req, next).await
-}
-
-pub async fn files(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    limit(Which::Files, s, req, next).await
 }
 
 #[cfg(test)]

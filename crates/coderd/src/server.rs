@@ -192,7 +192,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         force_websockets: derp_settings.force_websockets,
     };
 
-    let template_stats = Arc::new(crate::api::templates::StatsCache::default());
+    let template_stats = Arc::new(crate::template_stats::StatsCache::default());
     let actors = Arc::new(crate::actors::ActorCache::default());
     actors.follow(&pubsub);
 
@@ -307,7 +307,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         let addr = listener.local_addr()?;
         tracing::info!(address = %addr, "serving Prometheus metrics");
         let app = axum::Router::new()
-            .route("/metrics", axum::routing::get(crate::metrics::serve))
+            .route("/metrics", axum::routing::get(crate::api::metrics::serve))
             .with_state(state.clone());
         let stopping = state.clone();
         Some((

@@ -31,8 +31,8 @@ pub struct ApiConfig {
 pub struct Inner {
     pub store: Store,
     pub pubsub: Pubsub,
-    pub streams: Arc<crate::api::StreamGauge>,
-    pub watch_hub: crate::api::WatchHub,
+    pub streams: Arc<crate::watch::StreamGauge>,
+    pub watch_hub: crate::watch::WatchHub,
     pub config: ApiConfig,
     pub limits: RateLimits,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -42,7 +42,7 @@ pub struct Inner {
     /// API keys' callers, kept until a change to them is heard (crate::actors).
     pub actors: Arc<crate::actors::ActorCache>,
     /// Templates' statistics, recomputed when a job's result is stored.
-    pub template_stats: Arc<crate::api::templates::StatsCache>,
+    pub template_stats: Arc<crate::template_stats::StatsCache>,
     /// Tailnet: the DERP map, the embedded relay and the coordinator.
     pub net: crate::derp::Net,
     /// Becomes `true` when the server starts shutting down: open streams end cleanly.

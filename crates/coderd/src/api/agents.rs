@@ -13,12 +13,12 @@ use coderd_db::{AgentIdentity, StoreError};
 use codersdk::{WorkspaceAgent, WorkspaceAgentLog};
 use uuid::Uuid;
 
-use super::jobs::Upgrade;
 use crate::agentapi::AgentApi;
 use crate::authz::{Action, Actor};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{ok, Json};
 use crate::http::params::{parse_uuid, QueryParams};
+use crate::http::ws_io::Upgrade;
 use crate::http::ws_io::WsIo;
 use crate::state::AppState;
 
@@ -158,7 +158,7 @@ async fn serve_agent(
         tracing::warn!(agent_id = %id, error = %e, "recording an agent's connection");
         return;
     }
-    super::publish_workspace(&state, agent.owner_id, agent.workspace_id).await;
+    crate::domain::builds::publish_workspace(&state, agent.owner_id, agent.workspace_id).await;
     tracing::info!(agent_id = %id, workspace_id = %agent.workspace_id, %version, "agent connected");
     let heartbeat = {
         let state = state.clone();
@@ -183,7 +183,7 @@ async fn serve_agent(
     if let Err(e) = state.store.agent_disconnected(id, replica).await {
         tracing::warn!(agent_id = %id, error = %e, "recording an agent's disconnection");
     }
-    super::publish_workspace(&state, owner, workspace).await;
+    crate::domain::builds::publish_workspace(&state, owner, workspace).await;
     tracing::info!(agent_id = %id, "agent disconnected");
 }
 
@@ -193,7 +193,7 @@ fn connection_info(state: &AppState) -> serde_json::Value {
         "derp_map": state.net.derp_map,
         "derp_force_websockets": state.net.force_websockets,
         "disable_direct_connections": state.net.block_direct,
-        "hostname_suffix": crate::api::general::HOSTNAME_SUFFIX,
+        "hostname_suffix": crate::config::HOSTNAME_SUFFIX,
     })
 }
 
@@ -205,7 +205,7 @@ async fn connection(
 ) -> ApiResult<Json<serde_json::Value>> {
     let id = parse_uuid(&id)?;
     let workspace = state.store.workspace_of_agent(id).await?;
-    super::workspaces::workspace_for(&state, &actor, &workspace.to_string(), Action::Read, true)
+    super::resolve::workspace_for(&state, &actor, &workspace.to_string(), Action::Read, true)
         .await?;
     Ok(ok(connection_info(&state)))
 }
@@ -230,14 +230,8 @@ async fn coordinate(
 ) -> ApiResult<Response> {
     let agent = parse_uuid(&id)?;
     let workspace = state.store.workspace_of_agent(agent).await?;
-    match super::workspaces::workspace_for(
-        &state,
-        &actor,
-        &workspace.to_string(),
-        Action::Ssh,
-        false,
-    )
-    .await
+    match super::resolve::workspace_for(&state, &actor, &workspace.to_string(), Action::Ssh, false)
+        .await
     {
         Ok(_) => {}
         Err(e) if e.status == StatusCode::FORBIDDEN => return Err(ApiError::not_found()),
@@ -294,7 +288,7 @@ async fn me_gitsshkey(
     let (private_key, public_key) = match state.store.git_ssh_key_pair(agent.owner_id).await? {
         Some(pair) => pair,
         None => {
-            let (private, public) = super::gitsshkey::generate()?;
+            let (private, public) = crate::domain::git_ssh_keys::generate()?;
             state
                 .store
                 .ensure_git_ssh_key(agent.owner_id, &private, &public)
@@ -403,9 +397,8 @@ async fn me_app_status(
 async fn readable_agent(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<WorkspaceAgent> {
     let id = parse_uuid(raw)?;
     let workspace = state.store.workspace_of_agent(id).await?;
-    super::workspaces::workspace_for(state, actor, &workspace.to_string(), Action::Read, true)
-        .await?;
-    super::jobs::agents_by_ids(state, &[id])
+    super::resolve::workspace_for(state, actor, &workspace.to_string(), Action::Read, true).await?;
+    crate::views::jobs::agents_by_ids(state, &[id])
         .await?
         .pop()
         .ok_or_else(ApiError::not_found)

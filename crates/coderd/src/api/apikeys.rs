@@ -9,13 +9,14 @@ use axum::Router;
 use coderd_db::{StoreError, UserRow};
 use codersdk::{ApiKey, ApiKeyWithOwner, CreateTokenRequest, GenerateApiKeyResponse, TokenConfig};
 
-use super::users::issue_key;
-use super::{convert, resolve};
+use super::resolve;
+use super::sessions::issue_key;
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{created, ok, Body, Json};
 use crate::http::params::QueryParams;
 use crate::state::AppState;
+use crate::views::convert;
 
 /// CLI session keys (`POST /users/{user}/keys`) last a week, as Coder's.
 const CLI_KEY_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);

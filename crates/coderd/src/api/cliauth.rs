@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 
-use super::users::{issue_key, password_login, session_cookie};
+use super::sessions::{issue_key, password_login, session_cookie};
 use crate::auth::Authn;
 use crate::http::params::QueryParams;
 use crate::proxy::ClientIp;
@@ -20,9 +20,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/cli-auth",
-            get(page)
-                .post(sign_in)
-                .route_layer(from_fn_with_state(state.clone(), crate::ratelimit::login)),
+            get(page).post(sign_in).route_layer(from_fn_with_state(
+                state.clone(),
+                crate::middleware::login_limit,
+            )),
         )
         .route_layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
 }

@@ -23,13 +23,13 @@ use codersdk::{
 };
 use futures_util::{SinkExt, StreamExt};
 
-use super::jobs::Upgrade;
-use super::parameters::validate;
 use super::resolve;
-use super::templateversions::version_for;
+use super::resolve::version_for;
 use crate::authz::{Action, Actor};
+use crate::domain::parameters::validate;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{ok, to_go_json, Body, Json};
+use crate::http::ws_io::Upgrade;
 use crate::state::AppState;
 
 /// How long one form may stay open.

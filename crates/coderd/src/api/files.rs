@@ -27,7 +27,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/files",
             post(upload)
-                .route_layer(from_fn_with_state(state.clone(), crate::ratelimit::files))
+                .route_layer(from_fn_with_state(
+                    state.clone(),
+                    crate::middleware::files_limit,
+                ))
                 .layer(DefaultBodyLimit::max(MAX_FILE_SIZE)),
         )
         .route("/files/{fileID}", get(download))

@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::Router;
 use codersdk::BuildInfoResponse;
 
+use crate::config::HOSTNAME_SUFFIX;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{message, ok, Json};
 use crate::state::AppState;
@@ -100,7 +101,7 @@ async fn authcheck_one(
                 .store
                 .workspace(id)
                 .await
-                .map(|w| super::workspaces::may(actor, &w, action)),
+                .map(|w| super::resolve::may(actor, &w, action)),
             Resource::Template => state.store.template(id).await.map(|t| {
                 actor.can_template(action, t.organization_id, &t.user_acl.0, &t.group_acl.0)
             }),
@@ -231,12 +232,6 @@ async fn available_experiments(
 ) -> Json<codersdk::AvailableExperiments> {
     ok(codersdk::AvailableExperiments { safe: Vec::new() })
 }
-
-/// Upstream's defaults: `coder config-ssh` names hosts `coder.<workspace>` or
-/// `<workspace>.coder`.
-/// Workspaces' SSH host names end in this (upstream's `CODER_WORKSPACE_HOSTNAME_SUFFIX`
-/// default): `<workspace>.coder`, or `coder.<workspace>` with the prefix.
-pub const HOSTNAME_SUFFIX: &str = "coder";
 
 async fn ssh_config(_actor: crate::authz::Actor) -> Json<codersdk::SshConfigResponse> {
     ok(codersdk::SshConfigResponse {

@@ -8,27 +8,13 @@ use codersdk::GitSshKey;
 
 use super::resolve;
 use crate::authz::{Action, Actor, Object};
+use crate::domain::git_ssh_keys::generate;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{ok, Json};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/users/{user}/gitsshkey", get(get_key).put(regenerate))
-}
-
-/// A fresh ed25519 key pair: (private key in OpenSSH PEM, public key in `authorized_keys`
-/// format with a trailing newline).
-pub(super) fn generate() -> ApiResult<(String, String)> {
-    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
-        .map_err(|e| ApiError::internal("Generating a Git SSH key", e))?;
-    let private = key
-        .to_openssh(ssh_key::LineEnding::LF)
-        .map_err(|e| ApiError::internal("Encoding a Git SSH key", e))?;
-    let public = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| ApiError::internal("Encoding a Git SSH key", e))?;
-    Ok((private.to_string(), format!("{public}\n")))
 }
 
 /// The user the path names, when the caller may see and change their personal settings

@@ -1,22 +1,21 @@
 //! Groups of users within an organization. Every organization has an "Everyone" group (its id
 //! is the organization's) whose members are exactly the organization's members.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::Router;
 use coderd_db::{GroupFilter, GroupRow, NewGroup, StoreError, UpdateGroup};
-use codersdk::{CreateGroupRequest, Group, PatchGroupRequest, ReducedUser};
+use codersdk::{CreateGroupRequest, Group, PatchGroupRequest};
 use uuid::Uuid;
 
-use super::organizations::org_for;
-use super::{convert, resolve};
+use super::resolve;
+use super::resolve::org_for;
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{created, ok, Body, Json};
 use crate::http::params::{parse_uuid, QueryErrors, QueryParams};
 use crate::state::AppState;
+use crate::views::groups::with_members;
 
 const EVERYONE: &str = "Everyone";
 
@@ -32,25 +31,6 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/groups", get(list))
         .route("/groups/{group}", get(get_one).patch(patch).delete(delete))
-}
-
-/// Groups with their members: one query for all the members, whatever the number of groups.
-pub(super) async fn with_members(state: &AppState, groups: Vec<GroupRow>) -> ApiResult<Vec<Group>> {
-    let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
-    let mut members: HashMap<Uuid, Vec<ReducedUser>> = HashMap::new();
-    for m in state.store.group_members(&ids).await? {
-        members
-            .entry(m.group_id)
-            .or_default()
-            .push(convert::reduced_user(&m.user));
-    }
-    Ok(groups
-        .into_iter()
-        .map(|g| {
-            let m = members.remove(&g.id).unwrap_or_default();
-            convert::group(g, m)
-        })
-        .collect())
 }
 
 async fn one(state: &AppState, g: GroupRow) -> ApiResult<Group> {

@@ -5,26 +5,25 @@ mod agents;
 mod apikeys;
 mod builds;
 mod cliauth;
-mod convert;
+mod derp;
 mod dynparams;
 mod examples;
 mod files;
 mod general;
 mod gitsshkey;
 mod groups;
-mod jobs;
-mod loaded;
+mod job_endpoints;
+pub mod metrics;
 pub mod openapi;
 mod organizations;
-mod parameters;
 mod provisioners;
 mod resolve;
+mod sessions;
 mod streams;
 pub mod templates;
 mod templateversions;
 mod users;
 mod workspaces;
-pub(crate) mod wsbuild;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -35,9 +34,6 @@ use axum::Router;
 
 use crate::http::json::{message, MAX_JSON_BODY};
 use crate::state::AppState;
-
-pub use streams::{StreamGauge, WatchHub};
-pub(crate) use wsbuild::publish_workspace;
 
 /// The whole HTTP application: `/healthz` and `/api/v2`.
 pub fn router(state: AppState) -> Router {
@@ -60,7 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(state.clone(), crate::ratelimit::api))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::middleware::api_limit,
+        ))
         .layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn(
@@ -68,14 +67,14 @@ pub fn router(state: AppState) -> Router {
         ));
     let app = Router::new()
         .route("/healthz", get(|| async { "OK" }))
-        .route("/metrics", get(crate::metrics::serve))
+        .route("/metrics", get(metrics::serve))
         .route("/api/v2/", get(general::root))
         .nest("/api/v2", api)
         .merge(cliauth::routes(&state))
         .merge(crate::swagger::routes())
         .merge(crate::binaries::routes())
-        .route("/derp", get(crate::derp::serve))
-        .route("/derp/latency-check", get(crate::derp::latency_check))
+        .route("/derp", get(derp::serve))
+        .route("/derp/latency-check", get(derp::latency_check))
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(crate::csrf::csrf))
         .layer(from_fn_with_state(
@@ -87,10 +86,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(crate::version::stamp))
         // Outside the routes' own layers, inside routing: it sees the route pattern.
-        .layer(from_fn_with_state(
-            state.clone(),
-            crate::metrics::track_requests,
-        ))
+        .layer(from_fn_with_state(state.clone(), metrics::track_requests))
         .with_state(state);
     // Routing sees the path without its trailing slash (see `without_trailing_slash`).
     Router::new().fallback_service(tower::ServiceExt::map_request(app, without_trailing_slash))

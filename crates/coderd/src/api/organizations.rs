@@ -5,17 +5,19 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, put};
 use axum::Router;
-use coderd_db::{MemberWithUserRow, NewOrganization, OrganizationRow, StoreError};
+use coderd_db::{MemberWithUserRow, NewOrganization, StoreError};
 use codersdk::{
     AssignableRoles, CreateOrganizationRequest, Organization, OrganizationMember,
     OrganizationMemberWithUserData, UpdateOrganizationRequest, UpdateRoles,
 };
 
-use super::{convert, resolve};
+use super::resolve;
+use super::resolve::org_for;
 use crate::authz::{Action, Actor, Object, Resource, ORG_ROLES};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{created, message, ok, Body, Json};
 use crate::state::AppState;
+use crate::views::convert;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,22 +39,6 @@ pub fn routes() -> Router<AppState> {
             "/organizations/{organization}/members/{user}/roles",
             put(update_member_roles),
         )
-}
-
-/// The `{organization}` of the path, checked for `action` on `resource` inside it.
-pub(super) async fn org_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    resource: Resource,
-    action: Action,
-) -> ApiResult<OrganizationRow> {
-    // Whoever can see the organization learns that they may not do this (403).
-    let org = resolve::organization(state, actor, raw).await?;
-    if !actor.can(action, Object::in_org(resource, org.id)) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(org)
 }
 
 fn duplicate_org(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {

@@ -10,13 +10,13 @@ use coderd_db::{JobFilter, JobRow};
 use codersdk::{ProvisionerDaemon, ProvisionerDaemonJob, ProvisionerJob};
 use uuid::Uuid;
 
-use super::jobs::JobViews;
 use super::resolve;
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{ok, Json};
 use crate::http::params::{parse_uuid, QueryErrors, QueryParams};
 use crate::state::AppState;
+use crate::views::jobs::JobViews;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -229,5 +229,5 @@ async fn job(
     if job.organization_id != org {
         return Err(ApiError::not_found());
     }
-    Ok(ok(super::jobs::render_job(&state, &job).await?))
+    Ok(ok(crate::views::jobs::render_job(&state, &job).await?))
 }

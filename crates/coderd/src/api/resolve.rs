@@ -1,11 +1,22 @@
 //! Path parameters that name objects: `{user}` and `{organization}`.
 
-use coderd_db::{OrganizationRow, StoreError, UserRow};
-use uuid::Uuid;
-
-use crate::authz::{Action, Actor, Object, Resource};
-use crate::http::error::{ApiError, ApiResult};
+use crate::authz::Action;
+use crate::authz::Actor;
+use crate::authz::Object;
+use crate::authz::Resource;
+use crate::http::error::ApiError;
+use crate::http::error::ApiResult;
+use crate::http::params::parse_uuid;
 use crate::state::AppState;
+use axum::http::StatusCode;
+use coderd_db::OrganizationRow;
+use coderd_db::StoreError;
+use coderd_db::TemplateRow;
+use coderd_db::TemplateVisibility;
+use coderd_db::UserRow;
+use coderd_db::VersionRow;
+use coderd_db::WorkspaceRow;
+use uuid::Uuid;
 
 /// `{user}`: `me`, a UUID, or a username (case-insensitive). Unknown users answer 400, as
 /// Coder's does; existence is not hidden, handlers authorize afterwards.
@@ -39,7 +50,7 @@ pub async fn readable_user(state: &AppState, actor: &Actor, raw: &str) -> ApiRes
     Ok(u)
 }
 
-fn no_such_user(raw: &str) -> ApiError {
+pub fn no_such_user(raw: &str) -> ApiError {
     ApiError::bad_request("\"user\" must be an existing uuid or username.")
         .with_detail(format!("queried user={raw:?}"))
 }
@@ -112,6 +123,178 @@ pub fn valid_version_name(name: &str) -> bool {
         && name
             .split(['_', '.', '-'])
             .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// The `{workspace}` of the path and its template, checked for `action`: 404 unreadable, 403
+/// read-only, 410 deleted (unless `include_deleted`).
+pub async fn workspace_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+    include_deleted: bool,
+) -> ApiResult<(WorkspaceRow, TemplateRow)> {
+    let w = state.store.workspace(parse_uuid(raw)?).await?;
+    check_workspace(actor, &w, action, include_deleted)?;
+    let t = state
+        .store
+        .templates_by_ids(&[w.template_id])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("Reading a workspace", "its template is missing"))?;
+    Ok((w, t))
+}
+
+/// Whether `actor` may do `action` to workspace `w`: 404 unreadable, 403 read-only, 410
+/// deleted (unless `include_deleted`).
+pub fn check_workspace(
+    actor: &Actor,
+    w: &WorkspaceRow,
+    action: Action,
+    include_deleted: bool,
+) -> ApiResult<()> {
+    if !may(actor, w, Action::Read) {
+        return Err(ApiError::not_found());
+    }
+    if w.deleted && !include_deleted {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            format!(
+                "Workspace {:?} was deleted, you can view this workspace by specifying '?include_deleted=true' and trying again.",
+                w.id.to_string()
+            ),
+        ));
+    }
+    if !may(actor, w, action) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(())
+}
+
+/// Whether `actor` may do `action` to the workspace `w` (roles and the workspace's ACL).
+pub fn may(actor: &Actor, w: &WorkspaceRow, action: Action) -> bool {
+    actor.can_workspace(
+        action,
+        w.organization_id,
+        w.owner_id,
+        &w.user_acl.0,
+        &w.group_acl.0,
+    )
+}
+
+/// Whether `actor` may do `action` to a version: through its template, or (before it joins a
+/// template) as a template author of its organization or its creator.
+pub fn version_allowed(
+    actor: &Actor,
+    action: Action,
+    v: &VersionRow,
+    t: Option<&TemplateRow>,
+) -> bool {
+    match t {
+        Some(t) => actor.can_template(action, t.organization_id, &t.user_acl.0, &t.group_acl.0),
+        None => {
+            let authors = actor.can(
+                Action::Create,
+                Object::in_org(Resource::Template, v.organization_id),
+            );
+            authors || (action == Action::Read && v.created_by == actor.user_id)
+        }
+    }
+}
+
+/// The `{templateversion}` of the path, checked for `action`: 404 unreadable, 403 read-only.
+pub async fn version_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+) -> ApiResult<(VersionRow, Option<TemplateRow>)> {
+    let v = state.store.version(parse_uuid(raw)?).await?;
+    let t = match v.template_id {
+        Some(id) => match state.store.template(id).await {
+            Ok(t) => Some(t),
+            Err(StoreError::NotFound) => return Err(ApiError::not_found()),
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    if !version_allowed(actor, Action::Read, &v, t.as_ref()) {
+        return Err(ApiError::not_found());
+    }
+    if !version_allowed(actor, action, &v, t.as_ref()) {
+        return Err(ApiError::forbidden());
+    }
+    Ok((v, t))
+}
+
+/// The `{template}` of the path, checked for `action` (404 unreadable, 403 read-only).
+pub async fn template_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    action: Action,
+) -> ApiResult<TemplateRow> {
+    let t = state.store.template(parse_uuid(raw)?).await?;
+    check(actor, &t, action)?;
+    Ok(t)
+}
+
+pub fn check(actor: &Actor, t: &TemplateRow, action: Action) -> ApiResult<()> {
+    if !actor.can_template(
+        Action::Read,
+        t.organization_id,
+        &t.user_acl.0,
+        &t.group_acl.0,
+    ) {
+        return Err(ApiError::not_found());
+    }
+    if !actor.can_template(action, t.organization_id, &t.user_acl.0, &t.group_acl.0) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(())
+}
+
+pub async fn readable_by_name(
+    state: &AppState,
+    actor: &Actor,
+    org: Uuid,
+    name: &str,
+) -> ApiResult<TemplateRow> {
+    let t = state.store.template_by_name(org, name).await?;
+    check(actor, &t, Action::Read)?;
+    Ok(t)
+}
+
+pub fn visibility(actor: &Actor) -> TemplateVisibility {
+    let mut groups = actor.groups.clone();
+    groups.extend(actor.memberships.keys().copied());
+    TemplateVisibility {
+        all: actor.can(Action::Read, Object::site(Resource::Template)),
+        orgs: actor
+            .memberships
+            .keys()
+            .copied()
+            .filter(|o| actor.can(Action::Read, Object::in_org(Resource::Template, *o)))
+            .collect(),
+        user_id: actor.user_id,
+        groups,
+    }
+}
+
+/// The `{organization}` of the path, checked for `action` on `resource` inside it.
+pub async fn org_for(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    resource: Resource,
+    action: Action,
+) -> ApiResult<OrganizationRow> {
+    // Whoever can see the organization learns that they may not do this (403).
+    let org = organization(state, actor, raw).await?;
+    if !actor.can(action, Object::in_org(resource, org.id)) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(org)
 }
 
 #[cfg(test)]

@@ -5,13 +5,10 @@
 //! whenever the pubsub says messages may have been lost), so they never show stale state.
 //! A client that goes away ends its task and drops its subscriptions at once.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, Message};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
@@ -20,46 +17,23 @@ use axum::Router;
 use coderd_db::pubsub::Event;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use super::workspaces::{render_one, workspace_for};
+use super::resolve::workspace_for;
 use crate::authz::{Action, Actor};
-use crate::http::error::{ApiError, ApiResult, DATABASE_UNAVAILABLE_MESSAGE};
+use crate::http::error::{ApiResult, DATABASE_UNAVAILABLE_MESSAGE};
 use crate::http::json::to_go_json;
+use crate::http::ws_io::{close, going_away, text, upgrade_or_400, HEARTBEAT};
 use crate::state::AppState;
-
-/// How often an idle stream is pinged, as Coder's.
-pub const HEARTBEAT: Duration = Duration::from_secs(15);
+use crate::views::workspaces::render_one;
+use crate::watch::{Feed, Snapshot};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/workspaces/{workspace}/watch", get(watch_sse))
         .route("/workspaces/{workspace}/watch-ws", get(watch_ws))
-}
-
-/// Counts open streams; each stream holds a guard for its lifetime.
-#[derive(Default, Debug)]
-pub struct StreamGauge(AtomicI64);
-
-impl StreamGauge {
-    pub fn open(self: &Arc<Self>) -> StreamGuard {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        StreamGuard(self.clone())
-    }
-
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-pub struct StreamGuard(Arc<StreamGauge>);
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// `codersdk.ServerSentEvent`.
@@ -75,48 +49,6 @@ enum WatchEvent {
     Ping,
     Data(serde_json::Value),
     Error(serde_json::Value),
-}
-
-/// The latest state of a workspace as its feed rendered it: the owner's view (with their
-/// `favorite`) and everyone else's, or an error body.
-#[derive(Debug)]
-enum Snapshot {
-    Data {
-        owner: Uuid,
-        as_owner: serde_json::Value,
-        as_other: serde_json::Value,
-    },
-    Error(serde_json::Value),
-}
-
-type Feed = watch::Sender<Option<Arc<Snapshot>>>;
-
-/// One feed per watched workspace in this process: it renders the workspace once per change
-/// and every local watcher reads the result, so a change costs one render however many
-/// watchers there are. A feed ends when its last watcher leaves.
-#[derive(Default)]
-pub struct WatchHub {
-    feeds: Mutex<HashMap<Uuid, Arc<Feed>>>,
-}
-
-impl WatchHub {
-    fn subscribe(
-        &self,
-        state: &AppState,
-        workspace: Uuid,
-        owner: Uuid,
-        template: Uuid,
-    ) -> watch::Receiver<Option<Arc<Snapshot>>> {
-        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(feed) = feeds.get(&workspace) {
-            return feed.subscribe();
-        }
-        let (tx, rx) = watch::channel(None);
-        let feed = Arc::new(tx);
-        feeds.insert(workspace, feed.clone());
-        tokio::spawn(run_feed(state.clone(), feed, workspace, owner, template));
-        rx
-    }
 }
 
 async fn render_snapshot(state: &AppState, workspace: Uuid, owner: Uuid) -> Snapshot {
@@ -185,10 +117,7 @@ async fn run_feed(state: AppState, feed: Arc<Feed>, workspace: Uuid, owner: Uuid
                     None => return,
                 },
                 _ = feed.closed() => {
-                    // Leave only if nobody subscribed meanwhile (subscribing holds the lock).
-                    let mut feeds = state.watch_hub.feeds.lock().unwrap_or_else(|p| p.into_inner());
-                    if feed.receiver_count() == 0 {
-                        feeds.remove(&workspace);
+                    if state.watch_hub.leave_if_unwatched(workspace, &feed) {
                         return;
                     }
                 }
@@ -208,9 +137,9 @@ async fn watch_workspace(
     tx: mpsc::Sender<WatchEvent>,
 ) {
     let _guard = state.streams.open();
-    let mut feed = state
-        .watch_hub
-        .subscribe(&state, workspace, owner, template);
+    let mut feed = state.watch_hub.subscribe(workspace, |feed| {
+        tokio::spawn(run_feed(state.clone(), feed, workspace, owner, template));
+    });
     if tx.send(WatchEvent::Ping).await.is_err() {
         return;
     }
@@ -308,29 +237,7 @@ async fn watch_sse(
     Ok(resp)
 }
 
-use super::jobs::Upgrade;
-
-fn upgrade_or_400(ws: Upgrade) -> ApiResult<WebSocketUpgrade> {
-    ws.map_err(|e| ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text()))
-}
-
-fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
-}
-
-/// The close frame streams end with when the server shuts down: clients reconnect elsewhere.
-fn going_away() -> Message {
-    close(close_code::AWAY, "The server is shutting down.")
-}
-
-fn text(v: &impl Serialize) -> Message {
-    let mut json = to_go_json(v);
-    json.pop();
-    Message::Text(String::from_utf8(json).unwrap_or_default().into())
-}
+use crate::http::ws_io::Upgrade;
 
 async fn watch_ws(
     State(state): State<AppState>,
@@ -379,90 +286,4 @@ async fn watch_ws(
             }
         }
     }))
-}
-
-/// Streams a job's logs after `after` over a WebSocket, one `ProvisionerJobLog` per text
-/// frame, and closes (1000) once the job has ended and every log was sent.
-pub fn follow_logs(state: AppState, job: Uuid, after: i64, ws: Upgrade) -> ApiResult<Response> {
-    let ws = upgrade_or_400(ws)?;
-    Ok(ws.on_upgrade(move |socket| follow(state, job, after, socket)))
-}
-
-async fn follow(state: AppState, job: Uuid, mut after: i64, socket: WebSocket) {
-    let _guard = state.streams.open();
-    // One label for the three routes that follow a job's logs.
-    let _ws = state.metrics.websocket("logs?follow");
-    // Subscribe first: nothing written after this point can be missed.
-    let mut sub = state
-        .pubsub
-        .subscribe(&coderd_provisioner::daemon::logs_channel(job));
-    let (mut sink, mut stream) = socket.split();
-    let mut heartbeat =
-        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
-    // A safety net for a notification lost without the pubsub noticing.
-    let mut recheck = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        // Read the job's status before its logs: logs are written before a job ends.
-        let ended = match state.store.job(job).await {
-            Ok(j) => j.completed_at.is_some(),
-            Err(e) => {
-                let _ = sink.send(store_failure(job, &e)).await;
-                return;
-            }
-        };
-        match state.store.logs_after(job, after).await {
-            Ok(logs) => {
-                for l in logs {
-                    after = l.id;
-                    if sink.send(text(&super::jobs::log(l))).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                let _ = sink.send(store_failure(job, &e)).await;
-                return;
-            }
-        }
-        if ended {
-            let _ = sink.send(close(close_code::NORMAL, "done")).await;
-            return;
-        }
-        loop {
-            tokio::select! {
-                ev = sub.recv() => match ev {
-                    Some(_) => break,
-                    None => {
-                        let _ = sink.send(close(close_code::ERROR, "pubsub closed")).await;
-                        return;
-                    }
-                },
-                _ = recheck.tick() => break,
-                () = state.shutting_down() => {
-                    let _ = sink.send(going_away()).await;
-                    return;
-                }
-                _ = heartbeat.tick() => {
-                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                        return;
-                    }
-                }
-                incoming = stream.next() => match incoming {
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                    Some(Ok(_)) => {}
-                },
-            }
-        }
-    }
-}
-
-/// The close frame a log follower gets when the database fails it: the cause is logged, and
-/// the client told only whether the database is unavailable.
-fn store_failure(job: Uuid, e: &coderd_db::StoreError) -> Message {
-    tracing::warn!(%job, error = %e, "following logs: reading the job");
-    if e.is_unavailable() {
-        close(close_code::AGAIN, DATABASE_UNAVAILABLE_MESSAGE)
-    } else {
-        close(close_code::ERROR, "Internal error reading the job's logs.")
-    }
 }

@@ -9,7 +9,6 @@ use axum::Router;
 use coderd_db::schedule::DAYS_OF_WEEK;
 use coderd_db::{
     CreateTemplateError, GroupFilter, StoreError, TemplateFields, TemplateRow, TemplateSearch,
-    TemplateVisibility,
 };
 use codersdk::{
     AclAvailable, ArchiveTemplateVersionsRequest, CreateTemplateRequest, DausResponse, Template,
@@ -19,14 +18,16 @@ use codersdk::{
 };
 use uuid::Uuid;
 
-use super::organizations::org_for;
-use super::{convert, examples, resolve, templateversions};
+use super::resolve::org_for;
+use super::resolve::{readable_by_name, template_for, visibility};
+use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{created, message, ok, Body, BodyWithRaw, Json};
-use crate::http::params::{parse_uuid, Pagination, QueryParams};
+use crate::http::params::{Pagination, QueryParams};
 use crate::search::{self, SearchValues};
 use crate::state::AppState;
+use crate::views::convert;
 
 const NS_PER_MS: i64 = 1_000_000;
 
@@ -127,84 +128,7 @@ fn render_with(t: TemplateRow, stats: Option<&coderd_db::TemplateStats>) -> Temp
     }
 }
 
-/// Templates' statistics (build-time percentiles over every build, active users), kept per
-/// template until a job's result is stored in this process (or [`STATS_MAX_AGE`] passes, for
-/// jobs other replicas ran): computing them reads every build of the template, which a
-/// request should not pay for while nothing changed. Upstream serves them from a cache
-/// refreshed hourly.
-#[derive(Default)]
-pub struct StatsCache {
-    generation: std::sync::atomic::AtomicU64,
-    entries: std::sync::Mutex<
-        std::collections::HashMap<Uuid, (u64, std::time::Instant, coderd_db::TemplateStats)>,
-    >,
-}
-
-/// Longest a template's statistics are served without being recomputed.
-pub const STATS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
-
-impl StatsCache {
-    /// Something a job changed is stored: every template's statistics are recomputed when
-    /// next asked for.
-    pub fn invalidate(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    async fn get(
-        &self,
-        store: &coderd_db::Store,
-        ids: &[Uuid],
-    ) -> Result<std::collections::HashMap<Uuid, coderd_db::TemplateStats>, coderd_db::StoreError>
-    {
-        // The generation is read before the database: a job stored meanwhile leaves what is
-        // computed now marked old.
-        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
-        let mut out = std::collections::HashMap::new();
-        let mut missing = Vec::new();
-        {
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            for id in ids {
-                match entries.get(id) {
-                    Some((g, at, s)) if *g == generation && at.elapsed() < STATS_MAX_AGE => {
-                        out.insert(*id, s.clone());
-                    }
-                    _ => missing.push(*id),
-                }
-            }
-        }
-        if missing.is_empty() {
-            return Ok(out);
-        }
-        let fresh = store.template_stats(&missing).await?;
-        let now = std::time::Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        for id in missing {
-            let s = fresh.get(&id).cloned().unwrap_or_default();
-            entries.insert(id, (generation, now, s.clone()));
-            out.insert(id, s);
-        }
-        // Deleted templates are not asked for again; keep the map from growing without end.
-        if entries.len() > 10_000 {
-            entries.retain(|_, (g, at, _)| *g == generation && at.elapsed() < STATS_MAX_AGE);
-        }
-        Ok(out)
-    }
-}
-
-/// Dropped both when a job ends and once its result is stored: what is computed in between
-/// (from rows about to change) is dropped again by the second.
-impl coderd_provisioner::daemon::JobObserver for StatsCache {
-    fn started(&self, _: &str) {}
-    fn finished(&self, _: &str, _: &str, _: std::time::Duration) {
-        self.invalidate();
-    }
-    fn stored(&self) {
-        self.invalidate();
-    }
-}
-
-/// Renders templates with their statistics (from [`StatsCache`], or two queries for any
+/// Renders templates with their statistics (from [`crate::template_stats::StatsCache`], or two queries for any
 /// number of templates).
 pub async fn render_all(state: &AppState, rows: Vec<TemplateRow>) -> ApiResult<Vec<Template>> {
     let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
@@ -220,60 +144,6 @@ pub async fn render_all(state: &AppState, rows: Vec<TemplateRow>) -> ApiResult<V
 
 pub async fn render(state: &AppState, t: TemplateRow) -> ApiResult<Template> {
     Ok(render_all(state, vec![t]).await?.remove(0))
-}
-
-/// The `{template}` of the path, checked for `action` (404 unreadable, 403 read-only).
-pub async fn template_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    action: Action,
-) -> ApiResult<TemplateRow> {
-    let t = state.store.template(parse_uuid(raw)?).await?;
-    check(actor, &t, action)?;
-    Ok(t)
-}
-
-fn check(actor: &Actor, t: &TemplateRow, action: Action) -> ApiResult<()> {
-    if !actor.can_template(
-        Action::Read,
-        t.organization_id,
-        &t.user_acl.0,
-        &t.group_acl.0,
-    ) {
-        return Err(ApiError::not_found());
-    }
-    if !actor.can_template(action, t.organization_id, &t.user_acl.0, &t.group_acl.0) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(())
-}
-
-pub async fn readable_by_name(
-    state: &AppState,
-    actor: &Actor,
-    org: Uuid,
-    name: &str,
-) -> ApiResult<TemplateRow> {
-    let t = state.store.template_by_name(org, name).await?;
-    check(actor, &t, Action::Read)?;
-    Ok(t)
-}
-
-fn visibility(actor: &Actor) -> TemplateVisibility {
-    let mut groups = actor.groups.clone();
-    groups.extend(actor.memberships.keys().copied());
-    TemplateVisibility {
-        all: actor.can(Action::Read, Object::site(Resource::Template)),
-        orgs: actor
-            .memberships
-            .keys()
-            .copied()
-            .filter(|o| actor.can(Action::Read, Object::in_org(Resource::Template, *o)))
-            .collect(),
-        user_id: actor.user_id,
-        groups,
-    }
 }
 
 /// Validates the settings shared by create and update; collects every problem.
@@ -691,7 +561,9 @@ async fn versions(
             page.offset,
         )
         .await?;
-    Ok(ok(templateversions::render(&state, rows).await?))
+    Ok(ok(
+        crate::views::template_versions::render(&state, rows).await?
+    ))
 }
 
 async fn version_by_name(
@@ -701,7 +573,9 @@ async fn version_by_name(
 ) -> ApiResult<Json<TemplateVersion>> {
     let t = template_for(&state, &actor, &id, Action::Read).await?;
     let v = state.store.version_by_name(t.id, &name).await?;
-    Ok(ok(templateversions::render_one(&state, v).await?))
+    Ok(ok(
+        crate::views::template_versions::render_one(&state, v).await?
+    ))
 }
 
 async fn set_active_version(
@@ -793,7 +667,7 @@ async fn acl(
     } else {
         groups
     };
-    let rendered = super::groups::with_members(&state, groups).await?;
+    let rendered = crate::views::groups::with_members(&state, groups).await?;
     Ok(ok(TemplateAcl {
         users: users
             .into_iter()
@@ -857,7 +731,7 @@ async fn acl_available(
             .iter()
             .map(|m| convert::reduced_user(&m.user))
             .collect(),
-        groups: super::groups::with_members(&state, groups).await?,
+        groups: crate::views::groups::with_members(&state, groups).await?,
     }))
 }
 

@@ -6,22 +6,23 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::Router;
-use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, TemplateRow, VersionRow};
+use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, VersionRow};
 use codersdk::{
-    CreateTemplateVersionDryRunRequest, CreateTemplateVersionRequest, MinimalUser,
-    PatchTemplateVersionRequest, ProvisionerJob, TemplateVersion, TemplateVersionParameter,
-    TemplateVersionParameterOption, TemplateVersionVariable, WorkspaceResource,
+    CreateTemplateVersionDryRunRequest, CreateTemplateVersionRequest, PatchTemplateVersionRequest,
+    ProvisionerJob, TemplateVersion, TemplateVersionParameter, TemplateVersionVariable,
+    WorkspaceResource,
 };
 use uuid::Uuid;
 
-use super::jobs::{self, matched_provisioners, JobViews};
-use super::organizations::org_for;
+use super::resolve::org_for;
+use super::resolve::version_for;
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{created, message, ok, Body, Json};
-use crate::http::params::parse_uuid;
 use crate::state::AppState;
+use crate::views::jobs::{self, matched_provisioners};
+use crate::views::template_versions::{parameter, render_one};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -55,97 +56,6 @@ pub fn routes() -> Router<AppState> {
             "/templateversions/{templateversion}/dry-run/{jobID}/matched-provisioners",
             get(dry_run_matched_provisioners),
         )
-}
-
-/// Renders versions with their jobs: a fixed number of queries for any number of versions.
-pub async fn render(
-    state: &AppState,
-    mut versions: Vec<VersionRow>,
-) -> ApiResult<Vec<TemplateVersion>> {
-    let jobs = jobs::jobs_of(state, &mut versions, |ids| async move {
-        state.store.versions_by_ids(&ids).await
-    })
-    .await?;
-    let refs: Vec<&JobRow> = jobs.values().collect();
-    let views = JobViews::load(state, &refs).await?;
-    versions
-        .into_iter()
-        .map(|v| {
-            let j = jobs.get(&v.job_id).ok_or_else(|| {
-                ApiError::internal("Rendering a template version", "its job is missing")
-            })?;
-            Ok(TemplateVersion {
-                matched_provisioners: matched_provisioners(
-                    views.daemons(j.organization_id),
-                    &j.provisioner,
-                    &j.tags.0,
-                ),
-                job: views.render(j),
-                id: v.id,
-                // Upstream sends the zero UUID for a version not (yet) in a template.
-                template_id: Some(v.template_id.unwrap_or_default()),
-                organization_id: v.organization_id,
-                created_at: v.created_at,
-                updated_at: v.updated_at,
-                name: v.name,
-                message: v.message,
-                readme: v.readme,
-                created_by: MinimalUser {
-                    id: v.created_by,
-                    username: v.created_by_username,
-                    name: v.created_by_name,
-                    avatar_url: v.created_by_avatar_url,
-                },
-                archived: v.archived,
-                warnings: Vec::new(),
-                has_external_agent: false,
-            })
-        })
-        .collect()
-}
-
-pub async fn render_one(state: &AppState, v: VersionRow) -> ApiResult<TemplateVersion> {
-    Ok(render(state, vec![v]).await?.remove(0))
-}
-
-/// Whether `actor` may do `action` to a version: through its template, or (before it joins a
-/// template) as a template author of its organization or its creator.
-fn version_allowed(actor: &Actor, action: Action, v: &VersionRow, t: Option<&TemplateRow>) -> bool {
-    match t {
-        Some(t) => actor.can_template(action, t.organization_id, &t.user_acl.0, &t.group_acl.0),
-        None => {
-            let authors = actor.can(
-                Action::Create,
-                Object::in_org(Resource::Template, v.organization_id),
-            );
-            authors || (action == Action::Read && v.created_by == actor.user_id)
-        }
-    }
-}
-
-/// The `{templateversion}` of the path, checked for `action`: 404 unreadable, 403 read-only.
-pub async fn version_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    action: Action,
-) -> ApiResult<(VersionRow, Option<TemplateRow>)> {
-    let v = state.store.version(parse_uuid(raw)?).await?;
-    let t = match v.template_id {
-        Some(id) => match state.store.template(id).await {
-            Ok(t) => Some(t),
-            Err(StoreError::NotFound) => return Err(ApiError::not_found()),
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
-    };
-    if !version_allowed(actor, Action::Read, &v, t.as_ref()) {
-        return Err(ApiError::not_found());
-    }
-    if !version_allowed(actor, action, &v, t.as_ref()) {
-        return Err(ApiError::forbidden());
-    }
-    Ok((v, t))
 }
 
 fn duplicate_version(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
@@ -304,7 +214,7 @@ async fn create(
         }
     };
     let job = state.store.job(job_id).await?;
-    jobs::announce(&state, &job).await;
+    crate::domain::jobs::announce(&state, &job).await;
     Ok(created(render_one(&state, v).await?))
 }
 
@@ -351,7 +261,7 @@ async fn cancel(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let (v, _) = version_for(&state, &actor, &id, Action::Update).await?;
-    jobs::cancel(&state, v.job_id, raw.as_deref()).await
+    super::job_endpoints::cancel(&state, v.job_id, raw.as_deref()).await
 }
 
 async fn set_archived(
@@ -410,10 +320,10 @@ async fn logs(
     actor: Actor,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-    ws: jobs::Upgrade,
+    ws: crate::http::ws_io::Upgrade,
 ) -> ApiResult<Response> {
     let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
-    jobs::logs(&state, v.job_id, raw.as_deref(), ws).await
+    super::job_endpoints::logs(&state, v.job_id, raw.as_deref(), ws).await
 }
 
 async fn resources(
@@ -436,37 +346,6 @@ async fn completed_version(state: &AppState, actor: &Actor, id: &str) -> ApiResu
         ));
     }
     Ok(v)
-}
-
-pub fn parameter(p: coderd_db::model::Parameter) -> TemplateVersionParameter {
-    TemplateVersionParameter {
-        description_plaintext: p.description.clone(),
-        name: p.name,
-        display_name: p.display_name,
-        description: p.description,
-        kind: p.kind,
-        form_type: p.form_type,
-        mutable: p.mutable,
-        default_value: p.default_value,
-        icon: p.icon,
-        options: p
-            .options
-            .into_iter()
-            .map(|o| TemplateVersionParameterOption {
-                name: o.name,
-                description: o.description,
-                value: o.value,
-                icon: o.icon,
-            })
-            .collect(),
-        validation_error: p.validation_error,
-        validation_regex: p.validation_regex,
-        validation_min: p.validation_min,
-        validation_max: p.validation_max,
-        validation_monotonic: Some(p.validation_monotonic).filter(|m| !m.is_empty()),
-        required: p.required,
-        ephemeral: p.ephemeral,
-    }
 }
 
 async fn rich_parameters(
@@ -574,7 +453,7 @@ async fn by_org_template_and_name(
     Path((org, template, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<TemplateVersion>> {
     let org = resolve::organization(&state, &actor, &org).await?;
-    let t = super::templates::readable_by_name(&state, &actor, org.id, &template).await?;
+    let t = super::resolve::readable_by_name(&state, &actor, org.id, &template).await?;
     let v = state.store.version_by_name(t.id, &name).await?;
     Ok(ok(render_one(&state, v).await?))
 }
@@ -585,7 +464,7 @@ async fn previous(
     Path((org, template, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<TemplateVersion>> {
     let org = resolve::organization(&state, &actor, &org).await?;
-    let t = super::templates::readable_by_name(&state, &actor, org.id, &template).await?;
+    let t = super::resolve::readable_by_name(&state, &actor, org.id, &template).await?;
     let not_found = |message: String| ApiError::new(StatusCode::NOT_FOUND, message);
     let v = match state.store.version_by_name(t.id, &name).await {
         Err(StoreError::NotFound) => {
@@ -640,7 +519,7 @@ async fn create_dry_run(
         })
         .await?;
     let job = state.store.job(job_id).await?;
-    jobs::announce(&state, &job).await;
+    crate::domain::jobs::announce(&state, &job).await;
     Ok(created(jobs::render_job(&state, &job).await?))
 }
 
@@ -690,7 +569,7 @@ async fn cancel_dry_run(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let job = dry_run_job(&state, &actor, &id, &job).await?;
-    jobs::cancel(&state, job.id, raw.as_deref()).await
+    super::job_endpoints::cancel(&state, job.id, raw.as_deref()).await
 }
 
 async fn dry_run_logs(
@@ -698,10 +577,10 @@ async fn dry_run_logs(
     actor: Actor,
     Path((id, job)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
-    ws: jobs::Upgrade,
+    ws: crate::http::ws_io::Upgrade,
 ) -> ApiResult<Response> {
     let job = dry_run_job(&state, &actor, &id, &job).await?;
-    jobs::logs(&state, job.id, raw.as_deref(), ws).await
+    super::job_endpoints::logs(&state, job.id, raw.as_deref(), ws).await
 }
 
 async fn dry_run_resources(

@@ -2,13 +2,13 @@
 //! status, profile and password.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use chrono::Utc;
-use coderd_db::{NewApiKey, NewUser, StoreError, UserFilter};
+use coderd_db::{NewUser, StoreError, UserFilter};
 use codersdk::{
     AssignableRoles, AuthMethod, AuthMethods, CreateFirstUserRequest, CreateFirstUserResponse,
     CreateUserRequest, GetUsersResponse, LoginWithPasswordRequest, LoginWithPasswordResponse,
@@ -16,14 +16,16 @@ use codersdk::{
 };
 use uuid::Uuid;
 
-use super::{convert, resolve};
-use crate::auth::{generate_token, hash_password, validate_password, verify_password};
+use super::resolve;
+use super::sessions::{issue_key, password_login, session_cookie};
+use crate::auth::{hash_password, validate_password, verify_password};
 use crate::authz::{site_role_permissions, Action, Actor, Object, Resource, SITE_ROLES};
 use crate::http::error::{tag_detail, ApiError, ApiResult};
 use crate::http::json::{created, message, ok, Body, Json};
 use crate::http::params::{parse_time, Pagination, QueryParams};
 use crate::search;
 use crate::state::AppState;
+use crate::views::convert;
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
@@ -33,7 +35,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/users/login",
-            post(login).route_layer(from_fn_with_state(state.clone(), crate::ratelimit::login)),
+            post(login).route_layer(from_fn_with_state(
+                state.clone(),
+                crate::middleware::login_limit,
+            )),
         )
         .route("/users/logout", post(logout))
         .route("/users/authmethods", get(auth_methods))
@@ -45,8 +50,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/users/{user}/roles", get(user_roles).put(update_roles))
         .route(
             "/users/{user}/password",
-            put(update_password)
-                .route_layer(from_fn_with_state(state.clone(), crate::ratelimit::login)),
+            put(update_password).route_layer(from_fn_with_state(
+                state.clone(),
+                crate::middleware::login_limit,
+            )),
         )
         .route("/users/{user}/profile", put(update_profile))
         .route(
@@ -159,51 +166,6 @@ async fn create_first_user(
     }))
 }
 
-pub(super) fn session_cookie(state: &AppState, value: &str, expire: bool) -> HeaderValue {
-    let mut c = format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax",
-        codersdk::SESSION_TOKEN_COOKIE
-    );
-    if expire {
-        c.push_str("; Max-Age=0");
-    }
-    if state.config.secure_auth_cookie {
-        c.push_str("; Secure");
-    }
-    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// Issues a key for `user_id` lasting `lifetime`.
-pub(super) async fn issue_key(
-    state: &AppState,
-    user_id: Uuid,
-    login_type: &str,
-    lifetime: std::time::Duration,
-    token_name: &str,
-    client: crate::proxy::ClientIp,
-) -> Result<String, StoreError> {
-    let t = generate_token();
-    let lifetime_seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
-    let expires_at = Utc::now()
-        .checked_add_signed(chrono::Duration::seconds(lifetime_seconds))
-        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
-    state
-        .store
-        .insert_api_key(NewApiKey {
-            id: &t.id,
-            hashed_secret: &t.hashed_secret,
-            user_id,
-            expires_at,
-            lifetime_seconds,
-            login_type,
-            scope: "all",
-            token_name,
-            ip_address: Some(client.0).filter(|ip| !ip.is_unspecified()),
-        })
-        .await?;
-    Ok(t.token)
-}
-
 async fn login(
     State(state): State<AppState>,
     client: crate::proxy::ClientIp,
@@ -226,65 +188,6 @@ async fn login(
     resp.headers_mut()
         .insert(header::SET_COOKIE, session_cookie(&state, &token, false));
     Ok(resp)
-}
-
-/// The user whose email and password these are, refused as `POST /users/login` refuses them
-/// (a dormant user becomes active).
-pub(super) async fn password_login(
-    state: &AppState,
-    email: &str,
-    password: &str,
-) -> ApiResult<coderd_db::UserRow> {
-    if email.is_empty() || password.is_empty() {
-        let field = if email.is_empty() {
-            "email"
-        } else {
-            "password"
-        };
-        return Err(ApiError::validation_tag(field, "required", ""));
-    }
-    if state.config.disable_password_auth {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "Password authentication is disabled.",
-        ));
-    }
-    let user = match state.store.user_by_username_or_email(email).await {
-        Ok(u) if u.email.eq_ignore_ascii_case(email) => Some(u),
-        Ok(_) | Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let hash = user
-        .as_ref()
-        .map(|u| u.hashed_password.clone())
-        .filter(|h| !h.is_empty());
-    if !verify_password(password.to_string(), hash).await {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Incorrect email or password.",
-        ));
-    }
-    let user = user
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Incorrect email or password."))?;
-    if user.login_type != "password" {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "Incorrect login type, attempting to use \"password\" but user is of login type {:?}",
-                user.login_type
-            ),
-        ));
-    }
-    if user.status == "suspended" {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Your account is suspended. Contact an admin to reactivate your account.",
-        ));
-    }
-    if user.status == "dormant" {
-        state.store.update_user_status(user.id, "active").await?;
-    }
-    Ok(user)
 }
 
 async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {

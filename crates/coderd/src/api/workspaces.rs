@@ -17,22 +17,24 @@ use coderd_db::{
 };
 use codersdk::{
     CreateWorkspaceRequest, PostWorkspaceUsageRequest, PutExtendWorkspaceRequest,
-    ResolveAutostartResponse, SharedWorkspaceActor, UpdateWorkspaceAcl,
-    UpdateWorkspaceAutomaticUpdatesRequest, UpdateWorkspaceAutostartRequest,
-    UpdateWorkspaceDormancy, UpdateWorkspaceRequest, UpdateWorkspaceTtlRequest, Workspace,
-    WorkspaceAcl, WorkspaceBuildTimings, WorkspaceGroup, WorkspaceHealth, WorkspaceUser,
-    WorkspacesResponse,
+    ResolveAutostartResponse, UpdateWorkspaceAcl, UpdateWorkspaceAutomaticUpdatesRequest,
+    UpdateWorkspaceAutostartRequest, UpdateWorkspaceDormancy, UpdateWorkspaceRequest,
+    UpdateWorkspaceTtlRequest, Workspace, WorkspaceAcl, WorkspaceBuildTimings, WorkspaceGroup,
+    WorkspaceUser, WorkspacesResponse,
 };
 use uuid::Uuid;
 
-use super::loaded::Loaded;
-use super::{builds, groups, parameters, resolve, wsbuild};
+use super::resolve;
+use super::resolve::{check_workspace, workspace_for};
 use crate::authz::{Action, Actor, Object, Resource};
+use crate::domain::parameters;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{created, message, ok, Body, Json};
 use crate::http::params::{parse_time, parse_uuid, Pagination, QueryParams};
 use crate::search;
 use crate::state::AppState;
+use crate::views::loaded::Loaded;
+use crate::views::workspaces::{render_one, render_with};
 
 const NS_PER_MS: i64 = 1_000_000;
 const MINUTE_MS: i64 = 60_000;
@@ -70,229 +72,6 @@ pub fn routes() -> Router<AppState> {
             "/workspaces/{workspace}/acl",
             get(acl).patch(update_acl).delete(delete_acl),
         )
-}
-
-/// The `{workspace}` of the path and its template, checked for `action`: 404 unreadable, 403
-/// read-only, 410 deleted (unless `include_deleted`).
-pub async fn workspace_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    action: Action,
-    include_deleted: bool,
-) -> ApiResult<(WorkspaceRow, TemplateRow)> {
-    let w = state.store.workspace(parse_uuid(raw)?).await?;
-    check_workspace(actor, &w, action, include_deleted)?;
-    let t = state
-        .store
-        .templates_by_ids(&[w.template_id])
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::internal("Reading a workspace", "its template is missing"))?;
-    Ok((w, t))
-}
-
-/// Whether `actor` may do `action` to workspace `w`: 404 unreadable, 403 read-only, 410
-/// deleted (unless `include_deleted`).
-pub fn check_workspace(
-    actor: &Actor,
-    w: &WorkspaceRow,
-    action: Action,
-    include_deleted: bool,
-) -> ApiResult<()> {
-    if !may(actor, w, Action::Read) {
-        return Err(ApiError::not_found());
-    }
-    if w.deleted && !include_deleted {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            format!(
-                "Workspace {:?} was deleted, you can view this workspace by specifying '?include_deleted=true' and trying again.",
-                w.id.to_string()
-            ),
-        ));
-    }
-    if !may(actor, w, action) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(())
-}
-
-/// Whether `actor` may do `action` to the workspace `w` (roles and the workspace's ACL).
-pub fn may(actor: &Actor, w: &WorkspaceRow, action: Action) -> bool {
-    actor.can_workspace(
-        action,
-        w.organization_id,
-        w.owner_id,
-        &w.user_acl.0,
-        &w.group_acl.0,
-    )
-}
-
-/// Renders workspaces as `viewer` sees them.
-pub async fn render(
-    state: &AppState,
-    viewer: Uuid,
-    rows: Vec<WorkspaceRow>,
-) -> ApiResult<Vec<Workspace>> {
-    render_with(state, viewer, rows, Loaded::default()).await
-}
-
-/// Like [`render`], reusing rows the caller already read (the template `workspace_for` read).
-pub async fn render_with(
-    state: &AppState,
-    viewer: Uuid,
-    rows: Vec<WorkspaceRow>,
-    mut loaded: Loaded,
-) -> ApiResult<Vec<Workspace>> {
-    let ids: Vec<Uuid> = rows.iter().map(|w| w.id).collect();
-    for w in &rows {
-        loaded.workspaces.insert(w.id, w.clone());
-    }
-    let acl_users = rows.iter().flat_map(|w| w.user_acl.0.keys().copied());
-    loaded
-        .users(state, rows.iter().map(|w| w.owner_id).chain(acl_users))
-        .await?;
-    loaded
-        .templates(state, rows.iter().map(|w| w.template_id))
-        .await?;
-    loaded
-        .organizations(state, rows.iter().map(|w| w.organization_id))
-        .await?;
-    let group_ids: Vec<Uuid> = rows
-        .iter()
-        .flat_map(|w| w.group_acl.0.keys().copied())
-        .collect();
-    let shared_groups: HashMap<Uuid, coderd_db::GroupRow> = if group_ids.is_empty() {
-        HashMap::new()
-    } else {
-        let f = GroupFilter {
-            ids: group_ids,
-            ..Default::default()
-        };
-        state
-            .store
-            .list_groups(&f)
-            .await?
-            .into_iter()
-            .map(|g| (g.id, g))
-            .collect()
-    };
-    let missing: Vec<Uuid> = ids
-        .iter()
-        .filter(|id| !loaded.latest.contains_key(id))
-        .copied()
-        .collect();
-    let mut latest: Vec<coderd_db::BuildRow> = ids
-        .iter()
-        .filter_map(|id| loaded.latest.remove(id))
-        .collect();
-    if !missing.is_empty() {
-        latest.extend(state.store.latest_builds(&missing).await?);
-    }
-    let mut latest: HashMap<Uuid, codersdk::WorkspaceBuild> =
-        builds::render_with(state, latest, &mut loaded)
-            .await?
-            .into_iter()
-            .map(|b| (b.workspace_id, b))
-            .collect();
-    let (users, templates, orgs) = (&loaded.users, &loaded.templates, &loaded.organizations);
-    rows.into_iter()
-        .map(|w| {
-            let missing = |what: &str| {
-                ApiError::internal("Rendering a workspace", format!("its {what} is missing"))
-            };
-            let t = templates
-                .get(&w.template_id)
-                .ok_or_else(|| missing("template"))?;
-            let build = latest
-                .remove(&w.id)
-                .ok_or_else(|| missing("latest build"))?;
-            let owner = users.get(&w.owner_id);
-            let failing: Vec<Uuid> = build
-                .resources
-                .iter()
-                .flat_map(|r| r.agents.iter())
-                .filter(|a| !a.health.healthy)
-                .map(|a| a.id)
-                .collect();
-            let ttl = if t.allow_user_autostop {
-                w.ttl
-            } else {
-                Some(t.default_ttl).filter(|t| *t > 0)
-            };
-            let mut shared_with: Vec<SharedWorkspaceActor> = w
-                .user_acl
-                .0
-                .iter()
-                .filter_map(|(id, role)| {
-                    let u = users.get(id)?;
-                    Some(SharedWorkspaceActor {
-                        id: *id,
-                        actor_type: "user".into(),
-                        name: u.username.clone(),
-                        avatar_url: u.avatar_url.clone(),
-                        roles: vec![role.clone()],
-                    })
-                })
-                .collect();
-            shared_with.extend(w.group_acl.0.iter().filter_map(|(id, role)| {
-                let g = shared_groups.get(id)?;
-                Some(SharedWorkspaceActor {
-                    id: *id,
-                    actor_type: "group".into(),
-                    name: g.name.clone(),
-                    avatar_url: g.avatar_url.clone(),
-                    roles: vec![role.clone()],
-                })
-            }));
-            Ok(Workspace {
-                id: w.id,
-                created_at: w.created_at,
-                updated_at: w.updated_at,
-                owner_id: w.owner_id,
-                owner_name: owner.map(|u| u.username.clone()).unwrap_or_default(),
-                owner_avatar_url: owner.map(|u| u.avatar_url.clone()).unwrap_or_default(),
-                organization_id: w.organization_id,
-                organization_name: orgs
-                    .get(&w.organization_id)
-                    .map(|o| o.name.clone())
-                    .unwrap_or_default(),
-                template_id: t.id,
-                template_name: t.name.clone(),
-                template_display_name: t.display_name.clone(),
-                template_icon: t.icon.clone(),
-                template_allow_user_cancel_workspace_jobs: t.allow_user_cancel_workspace_jobs,
-                template_active_version_id: t.active_version_id,
-                template_require_active_version: t.require_active_version,
-                template_use_classic_parameter_flow: t.use_classic_parameter_flow,
-                outdated: build.template_version_id != t.active_version_id,
-                latest_build: build,
-                latest_app_status: None,
-                name: w.name,
-                autostart_schedule: w.autostart_schedule,
-                ttl_ms: ttl.map(|ns| ns / NS_PER_MS),
-                last_used_at: w.last_used_at,
-                deleting_at: w.deleting_at,
-                dormant_at: w.dormant_at,
-                health: WorkspaceHealth {
-                    healthy: failing.is_empty(),
-                    failing_agents: failing,
-                },
-                automatic_updates: w.automatic_updates,
-                allow_renames: state.config.allow_workspace_renames,
-                favorite: w.favorite && w.owner_id == viewer,
-                next_start_at: w.next_start_at,
-                is_prebuild: false,
-                shared_with,
-                task_id: None,
-            })
-        })
-        .collect()
-}
-
-pub async fn render_one(state: &AppState, viewer: Uuid, w: WorkspaceRow) -> ApiResult<Workspace> {
-    Ok(render(state, viewer, vec![w]).await?.remove(0))
 }
 
 /// A workspace TTL from the API (`ttl_ms`), as Coder validates it. `None`/0 = none.
@@ -492,9 +271,9 @@ async fn create(
             ))
         }
     };
-    let buildable = wsbuild::buildable(&state, &template, version_id).await?;
+    let buildable = crate::domain::builds::buildable(&state, &template, version_id).await?;
     let schedule_text = schedule.as_ref().map(ToString::to_string);
-    let w = wsbuild::create_workspace(
+    let w = crate::domain::builds::create_workspace(
         &state,
         NewWorkspace {
             id: Uuid::new_v4(),
@@ -829,7 +608,7 @@ async fn rename(
             }
             e => e.into(),
         })?;
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -856,7 +635,7 @@ async fn set_autostart(
         .store
         .set_autostart(w.id, schedule.map(|s| s.to_string()).as_deref(), next)
         .await?;
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -890,7 +669,7 @@ async fn set_ttl(
         }
     }
     state.store.set_ttl(w.id, ttl).await?;
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -909,7 +688,7 @@ async fn set_autoupdates(
         .store
         .set_automatic_updates(w.id, &req.automatic_updates)
         .await?;
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -943,7 +722,7 @@ async fn set_dormant(
             .set_autostart(w.id, w.autostart_schedule.as_deref(), next)
             .await?;
     }
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     let w = state.store.workspace(w.id).await?;
     Ok(ok(render_one(&state, actor.user_id, w).await?).into_response())
 }
@@ -989,7 +768,7 @@ async fn extend(
         ));
     }
     state.store.set_build_deadline(build.id, deadline).await?;
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(message(
         StatusCode::OK,
         &format!(
@@ -1015,7 +794,7 @@ async fn set_favorite(
         return Err(ApiError::new(StatusCode::FORBIDDEN, msg));
     }
     state.store.set_favorite(w.id, favorite).await?;
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1082,7 +861,7 @@ async fn usage(
         .store
         .record_usage(w.id, bump_interval(&t, &w, Utc::now()))
         .await?;
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1128,7 +907,7 @@ async fn timings(
         .ok_or_else(|| {
             ApiError::internal("Reading workspace timings", "the workspace has no builds")
         })?;
-    Ok(ok(builds::build_timings(&state, &b).await?))
+    Ok(ok(crate::views::builds::build_timings(&state, &b).await?))
 }
 
 // -- sharing -------------------------------------------------------------------------------
@@ -1164,7 +943,7 @@ async fn acl(
                 avatar_url: u.avatar_url,
             })
             .collect(),
-        group: groups::with_members(&state, group_rows)
+        group: crate::views::groups::with_members(&state, group_rows)
             .await?
             .into_iter()
             .map(|g| WorkspaceGroup {
@@ -1201,7 +980,7 @@ async fn update_acl(
     )
     .await?;
     state.store.set_workspace_acl(w.id, &users, &groups).await?;
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1215,6 +994,6 @@ async fn delete_acl(
         .store
         .set_workspace_acl(w.id, &HashMap::new(), &HashMap::new())
         .await?;
-    wsbuild::publish_workspace(&state, w.owner_id, w.id).await;
+    crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }

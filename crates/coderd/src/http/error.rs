@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use coderd_db::StoreError;
 use codersdk::ValidationError;
 
-use super::json::json_response;
+use super::encode::json_response;
 
 /// An error answered to the client. Internal causes are logged, never sent.
 #[derive(Clone, Debug)]

@@ -4,38 +4,17 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use super::encode::{json_response, to_go_json};
 use super::error::ApiError;
 
 /// Largest JSON body accepted (file uploads have their own limit).
 pub const MAX_JSON_BODY: usize = 1 << 20;
-
-/// Serializes `value` as Go's `json.Encoder` would, escaping `<`, `>` and `&`.
-pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, HtmlEscaping);
-    if let Err(e) = value.serialize(&mut ser) {
-        tracing::error!(error = %e, "serializing a response");
-        out.clear();
-        out.extend_from_slice(br#"{"message":"An internal server error occurred."}"#);
-    }
-    out.push(b'\n');
-    out
-}
-
-pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
-    let mut resp = (status, to_go_json(value)).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
 
 /// A JSON answer with a status.
 pub struct Json<T>(pub StatusCode, pub T);
@@ -63,30 +42,6 @@ pub fn message(status: StatusCode, msg: &str) -> Response {
             ..Default::default()
         },
     )
-}
-
-struct HtmlEscaping;
-
-impl serde_json::ser::Formatter for HtmlEscaping {
-    fn write_string_fragment<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> std::io::Result<()> {
-        let mut start = 0;
-        for (i, b) in fragment.bytes().enumerate() {
-            let esc: &[u8] = match b {
-                b'<' => b"\\u003c",
-                b'>' => b"\\u003e",
-                b'&' => b"\\u0026",
-                _ => continue,
-            };
-            writer.write_all(&fragment.as_bytes()[start..i])?;
-            writer.write_all(esc)?;
-            start = i + 1;
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
-    }
 }
 
 /// A request body decoded like Go's `encoding/json`.

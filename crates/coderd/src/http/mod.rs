@@ -1,5 +1,6 @@
 //! HTTP plumbing shared by the handlers: errors, JSON, parameters.
 
+pub mod encode;
 pub mod error;
 pub mod json;
 pub mod params;

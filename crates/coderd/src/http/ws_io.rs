@@ -2,14 +2,26 @@
 //! yamux: binary messages are the bytes, each write is one binary message, a text message is
 //! an error and a close (or the end) is the end of the stream.
 
+use crate::http::error::ApiError;
+use crate::http::error::ApiResult;
+use crate::http::json::to_go_json;
+use axum::body::Bytes;
+use axum::extract::ws::close_code;
+use axum::extract::ws::CloseFrame;
+use axum::extract::ws::Message;
+use axum::extract::ws::WebSocket;
+use axum::extract::ws::WebSocketUpgrade;
+use futures_util::io::AsyncRead;
+use futures_util::io::AsyncWrite;
+use futures_util::Sink;
+use futures_util::Stream;
+use serde::Serialize;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-
-use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::io::{AsyncRead, AsyncWrite};
-use futures_util::{Sink, Stream};
+use std::task::ready;
+use std::task::Context;
+use std::task::Poll;
+use std::time::Duration;
 
 pub struct WsIo {
     ws: WebSocket,
@@ -27,7 +39,7 @@ impl WsIo {
     }
 }
 
-fn broken(e: impl std::fmt::Display) -> io::Error {
+pub fn broken(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, e.to_string())
 }
 
@@ -85,3 +97,34 @@ impl AsyncWrite for WsIo {
         Pin::new(&mut self.ws).poll_close(cx).map_err(broken)
     }
 }
+
+/// A WebSocket upgrade, if the request asked for one.
+pub type Upgrade = Result<
+    axum::extract::ws::WebSocketUpgrade,
+    axum::extract::ws::rejection::WebSocketUpgradeRejection,
+>;
+
+pub fn upgrade_or_400(ws: Upgrade) -> ApiResult<WebSocketUpgrade> {
+    ws.map_err(|e| ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text()))
+}
+
+pub fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// The close frame streams end with when the server shuts down: clients reconnect elsewhere.
+pub fn going_away() -> Message {
+    close(close_code::AWAY, "The server is shutting down.")
+}
+
+pub fn text(v: &impl Serialize) -> Message {
+    let mut json = to_go_json(v);
+    json.pop();
+    Message::Text(String::from_utf8(json).unwrap_or_default().into())
+}
+
+/// How often an idle stream is pinged, as Coder's.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);

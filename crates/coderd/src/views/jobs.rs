@@ -13,10 +13,9 @@ use codersdk::{
 };
 use uuid::Uuid;
 
-use super::loaded::Loaded;
-use crate::http::error::{ApiError, ApiResult};
-use crate::http::params::QueryParams;
+use crate::http::error::ApiResult;
 use crate::state::AppState;
+use crate::views::loaded::Loaded;
 
 /// A daemon seen within this long counts as available.
 const DAEMON_STALE_SECS: i64 = 90;
@@ -301,42 +300,6 @@ where
     Ok(jobs)
 }
 
-/// A WebSocket upgrade, if the request asked for one.
-pub type Upgrade = Result<
-    axum::extract::ws::WebSocketUpgrade,
-    axum::extract::ws::rejection::WebSocketUpgradeRejection,
->;
-
-/// `GET …/logs`: the job's logs after `?after=` as a JSON array, or with `?follow` a
-/// WebSocket that streams them until the job ends.
-pub async fn logs(
-    state: &AppState,
-    job: Uuid,
-    raw_query: Option<&str>,
-    ws: Upgrade,
-) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse;
-    let q = QueryParams::parse(raw_query);
-    let after = match q.get("after").filter(|v| !v.is_empty()) {
-        None => 0,
-        Some(v) => v.parse::<i64>().map_err(|_| {
-            ApiError::bad_request("Query param \"after\" must be an integer.")
-                .with_validation("after", "Must be an integer.")
-        })?,
-    };
-    if q.has("follow") {
-        return super::streams::follow_logs(state.clone(), job, after, ws);
-    }
-    let logs: Vec<ProvisionerJobLog> = state
-        .store
-        .logs_after(job, after)
-        .await?
-        .into_iter()
-        .map(log)
-        .collect();
-    Ok(crate::http::json::ok(logs).into_response())
-}
-
 /// How long after its replica last refreshed it a connection counts as lost (the replica
 /// died): three missed heartbeats.
 const AGENT_INACTIVE: chrono::Duration = chrono::Duration::seconds(30);
@@ -473,64 +436,4 @@ pub async fn resources(state: &AppState, job: Uuid) -> ApiResult<Vec<WorkspaceRe
         .into_iter()
         .map(resource)
         .collect())
-}
-
-/// Announces a new job so idle daemons (in every replica) wake at once.
-pub async fn announce(state: &AppState, j: &JobRow) {
-    let payload = serde_json::json!({
-        "organization_id": j.organization_id,
-        "type": j.provisioner,
-        "tags": j.tags.0,
-    });
-    if let Err(e) = state
-        .pubsub
-        .publish(coderd_provisioner::daemon::JOB_POSTED, &payload.to_string())
-        .await
-    {
-        tracing::warn!(error = %e, "announcing a provisioner job");
-    }
-}
-
-/// Maps a cancel attempt's outcome to Coder's answers.
-pub async fn cancel(
-    state: &AppState,
-    job: Uuid,
-    raw_query: Option<&str>,
-) -> ApiResult<axum::response::Response> {
-    use axum::http::StatusCode;
-    let q = QueryParams::parse(raw_query);
-    let expect = match q.get("expect_status").filter(|v| !v.is_empty()) {
-        None => None,
-        Some(s @ ("pending" | "running")) => Some(s.to_string()),
-        Some(other) => {
-            return Err(
-                ApiError::bad_request("Query parameters have invalid values.").with_validation(
-                    "expect_status",
-                    format!("{other:?} must be \"pending\" or \"running\""),
-                ),
-            )
-        }
-    };
-    match state.store.cancel_job(job, expect.as_deref()).await? {
-        Err(actual) => Err(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            format!("Job is {actual:?}, not {:?}.", expect.unwrap_or_default()),
-        )),
-        Ok(coderd_db::CancelOutcome::AlreadyCompleted) => {
-            Err(ApiError::bad_request("Job has already completed!"))
-        }
-        Ok(coderd_db::CancelOutcome::AlreadyCanceled) => Err(ApiError::bad_request(
-            "Job has already been marked as canceled!",
-        )),
-        Ok(outcome) => {
-            if outcome == coderd_db::CancelOutcome::Canceled {
-                let ch = coderd_provisioner::daemon::logs_channel(job);
-                let _ = state.pubsub.publish(&ch, r#"{"end_of_logs":true}"#).await;
-            }
-            Ok(crate::http::json::message(
-                StatusCode::OK,
-                "Job has been marked as canceled...",
-            ))
-        }
-    }
 }

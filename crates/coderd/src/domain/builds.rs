@@ -11,7 +11,7 @@ use coderd_db::{
 use codersdk::WorkspaceBuildParameter;
 use uuid::Uuid;
 
-use super::{jobs, parameters};
+use super::parameters;
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -257,7 +257,7 @@ pub async fn create_build(
 /// Wakes daemons for the new job and tells watchers the workspace changed.
 async fn after_queue(state: &AppState, job_id: Uuid, owner: Uuid, workspace: Uuid) {
     if let Ok(job) = state.store.job(job_id).await {
-        jobs::announce(state, &job).await;
+        crate::domain::jobs::announce(state, &job).await;
     }
     publish_workspace(state, owner, workspace).await;
 }
