@@ -64,6 +64,8 @@ const API_SHARED: &[&str] = &[
     "api::job_endpoints",
     "api::acl",
     "api::examples",
+    "api::routes",
+    "api::openapi",
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -7,12 +7,11 @@ use std::time::Duration;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use coderd_db::{AgentIdentity, StoreError};
 use codersdk::{WorkspaceAgent, WorkspaceAgentLog};
 use uuid::Uuid;
 
+use super::routes::{Param, Routes};
 use crate::agentapi::AgentApi;
 use crate::authz::{Action, Actor};
 use crate::http::error::{ApiError, ApiResult};
@@ -33,40 +32,126 @@ const MAX_MESSAGE: usize = 4 << 20;
 /// The WebSocket's read and write buffer per agent.
 const AGENT_BUFFER: usize = 8 << 10;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/workspaceagents/me/rpc", get(rpc))
-        .route("/workspaceagents/me/gitsshkey", get(me_gitsshkey))
-        .route("/workspaceagents/me/reinit", get(me_reinit))
-        .route("/workspaceagents/me/external-auth", get(me_external_auth))
-        .route(
-            "/workspaceagents/me/app-status",
-            axum::routing::patch(me_app_status),
+pub fn routes(r: &mut Routes) {
+    r.get("/workspaceagents/me/rpc", rpc)
+        .op(
+            "Agents",
+            "workspace-agent-rpc-api",
+            "Workspace agent RPC API",
         )
-        .route("/workspaceagents/connection", get(connection_generic))
-        .route("/workspaceagents/{workspaceagent}", get(agent))
-        .route(
-            "/workspaceagents/{workspaceagent}/connection",
-            get(connection),
+        .query("version", Param::Str, "Agent API version (major.minor)")
+        .empty(101);
+    r.get("/workspaceagents/me/gitsshkey", me_gitsshkey)
+        .op(
+            "Agents",
+            "get-workspace-agent-git-ssh-key",
+            "Get workspace agent Git SSH key",
         )
-        .route(
-            "/workspaceagents/{workspaceagent}/coordinate",
-            get(coordinate),
+        .ok::<codersdk::AgentGitSshKey>(200);
+    r.get("/workspaceagents/me/reinit", me_reinit)
+        .op(
+            "Agents",
+            "get-workspace-agent-reinitialization",
+            "Get workspace agent reinitialization",
         )
-        .route(
-            "/workspaceagents/{workspaceagent}/listening-ports",
-            get(listening_ports),
+        .content(
+            200,
+            "text/event-stream",
+            serde_json::json!({"type": "string"}),
+        );
+    r.get("/workspaceagents/me/external-auth", me_external_auth)
+        .op(
+            "Agents",
+            "get-workspace-agent-external-auth",
+            "Get workspace agent external auth",
         )
-        .route("/derp-map", get(derp_map_updates))
-        .route("/workspaceagents/{workspaceagent}/logs", get(logs))
-        .route(
-            "/workspaceagents/{workspaceagent}/watch-metadata",
-            get(watch_metadata),
+        .ok::<codersdk::Response>(404);
+    r.patch("/workspaceagents/me/app-status", me_app_status)
+        .op(
+            "Agents",
+            "patch-workspace-agent-app-status",
+            "Patch workspace agent app status",
         )
-        .route(
-            "/workspaceagents/{workspaceagent}/watch-metadata-ws",
-            get(watch_metadata_ws),
+        .ok::<codersdk::Response>(200);
+    r.get("/workspaceagents/connection", connection_generic)
+        .op("Agents", "get-connection-info-for-workspace-agent-generic", "Get connection info for workspace agent generic")
+    .content(
+        200,
+        "application/json",
+        serde_json::json!({"type": "object", "description": "workspacesdk.AgentConnectionInfo"}),
+    );
+    r.get("/workspaceagents/{workspaceagent}", agent)
+        .op(
+            "Agents",
+            "get-workspace-agent-by-id",
+            "Get workspace agent by ID",
         )
+        .ok::<codersdk::WorkspaceAgent>(200);
+    r.get("/workspaceagents/{workspaceagent}/connection", connection)
+        .op("Agents", "get-connection-info-for-workspace-agent", "Get connection info for workspace agent")
+    .content(
+        200,
+        "application/json",
+        serde_json::json!({"type": "object", "description": "workspacesdk.AgentConnectionInfo: the DERP map (tailscale's JSON), derp_force_websockets, disable_direct_connections, hostname_suffix"}),
+    );
+    r.get("/workspaceagents/{workspaceagent}/coordinate", coordinate)
+        .op(
+            "Agents",
+            "coordinate-workspace-agent",
+            "Coordinate workspace agent",
+        )
+        .query("version", Param::Str, "Tailnet API version (2.0 to 2.7)")
+        .empty(101);
+    r.get(
+        "/workspaceagents/{workspaceagent}/listening-ports",
+        listening_ports,
+    )
+    .op(
+        "Agents",
+        "get-listening-ports-for-workspace-agent",
+        "Get listening ports for workspace agent (not supported: 501)",
+    )
+    .ok::<codersdk::Response>(501);
+    r.get("/derp-map", derp_map_updates)
+        .op("Agents", "get-derp-map-updates", "Get DERP map updates")
+        .empty(101);
+    r.get("/workspaceagents/{workspaceagent}/logs", logs)
+        .op(
+            "Agents",
+            "get-logs-by-workspace-agent",
+            "Get logs by workspace agent",
+        )
+        .query("after", Param::Int, "After log id")
+        .query(
+            "follow",
+            Param::Bool,
+            "Follow log stream (a WebSocket of log batches)",
+        )
+        .list::<codersdk::WorkspaceAgentLog>(200);
+    r.get(
+        "/workspaceagents/{workspaceagent}/watch-metadata",
+        watch_metadata,
+    )
+    .op(
+        "Agents",
+        "watch-for-workspace-agent-metadata-updates",
+        "Watch for workspace agent metadata updates",
+    )
+    .content(
+        200,
+        "text/event-stream",
+        serde_json::json!({"type": "string"}),
+    );
+    r.get(
+        "/workspaceagents/{workspaceagent}/watch-metadata-ws",
+        watch_metadata_ws,
+    )
+    .op(
+        "Agents",
+        "watch-for-workspace-agent-metadata-updates-via-websockets",
+        "Watch for workspace agent metadata updates via WebSockets",
+    )
+    .empty(101);
 }
 
 /// The agent a request's token belongs to (cookie, header or query, as for users).

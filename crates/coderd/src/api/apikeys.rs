@@ -4,12 +4,11 @@ use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use coderd_db::{StoreError, UserRow};
 use codersdk::{ApiKey, ApiKeyWithOwner, CreateTokenRequest, GenerateApiKeyResponse, TokenConfig};
 
 use super::resolve;
+use super::routes::Routes;
 use super::sessions::issue_key;
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
@@ -21,19 +20,33 @@ use crate::views::convert;
 /// CLI session keys (`POST /users/{user}/keys`) last a week, as Coder's.
 const CLI_KEY_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users/{user}/keys", post(create_cli_key))
-        .route(
-            "/users/{user}/keys/tokens",
-            get(list_tokens).post(create_token),
+pub fn routes(r: &mut Routes) {
+    r.post("/users/{user}/keys", create_cli_key)
+        .op("Users", "create-new-session-key", "Create new session key")
+        .ok::<codersdk::GenerateApiKeyResponse>(201);
+    r.get("/users/{user}/keys/tokens", list_tokens)
+        .op("Users", "get-user-tokens", "Get user tokens")
+        .list::<codersdk::ApiKeyWithOwner>(200);
+    r.post("/users/{user}/keys/tokens", create_token)
+        .op("Users", "create-token-api-key", "Create token API key")
+        .body::<codersdk::CreateTokenRequest>()
+        .ok::<codersdk::GenerateApiKeyResponse>(201);
+    r.get("/users/{user}/keys/tokens/tokenconfig", token_config)
+        .op("General", "get-token-config", "Get token config")
+        .ok::<codersdk::TokenConfig>(200);
+    r.get("/users/{user}/keys/tokens/{keyname}", token_by_name)
+        .op(
+            "Users",
+            "get-api-key-by-token-name",
+            "Get API key by token name",
         )
-        .route("/users/{user}/keys/tokens/tokenconfig", get(token_config))
-        .route("/users/{user}/keys/tokens/{keyname}", get(token_by_name))
-        .route(
-            "/users/{user}/keys/{keyid}",
-            get(key_by_id).delete(delete_key),
-        )
+        .ok::<codersdk::ApiKey>(200);
+    r.get("/users/{user}/keys/{keyid}", key_by_id)
+        .op("Users", "get-api-key-by-id", "Get API key by ID")
+        .ok::<codersdk::ApiKey>(200);
+    r.delete("/users/{user}/keys/{keyid}", delete_key)
+        .op("Users", "delete-api-key", "Delete API key")
+        .empty(204);
 }
 
 /// The `{user}` whose keys are addressed, checked for `action` on their keys.

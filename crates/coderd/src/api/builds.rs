@@ -5,8 +5,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
-use axum::Router;
 use coderd_db::{BuildRow, StoreError, TemplateRow, WorkspaceRow};
 use codersdk::{
     CreateWorkspaceBuildRequest, UpdateWorkspaceBuildStateRequest, WorkspaceBuild,
@@ -15,6 +13,7 @@ use codersdk::{
 
 use super::resolve;
 use super::resolve::workspace_for;
+use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor};
 use crate::domain::builds::BuildSpec;
 use crate::http::error::{ApiError, ApiResult};
@@ -25,29 +24,90 @@ use crate::views::builds::{build_timings, render, render_one, render_with};
 use crate::views::jobs::{self};
 use crate::views::loaded::Loaded;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/workspaces/{workspace}/builds", get(list).post(create))
-        .route("/workspacebuilds/{workspacebuild}", get(get_one))
-        .route(
-            "/users/{user}/workspace/{workspacename}/builds/{buildnumber}",
-            get(by_number),
+pub fn routes(r: &mut Routes) {
+    r.get("/workspaces/{workspace}/builds", list)
+        .op(
+            "Builds",
+            "get-workspace-builds-by-workspace-id",
+            "Get workspace builds by workspace ID",
         )
-        .route("/workspacebuilds/{workspacebuild}/cancel", patch(cancel))
-        .route("/workspacebuilds/{workspacebuild}/logs", get(logs))
-        .route(
-            "/workspacebuilds/{workspacebuild}/parameters",
-            get(parameters),
+        .query("after_id", Param::Uuid, "After ID")
+        .query("limit", Param::Int, "Page limit")
+        .query("offset", Param::Int, "Page offset")
+        .query("since", Param::DateTime, "Since timestamp")
+        .list::<codersdk::WorkspaceBuild>(200);
+    r.post("/workspaces/{workspace}/builds", create)
+        .op("Builds", "create-workspace-build", "Create workspace build")
+        .body::<codersdk::CreateWorkspaceBuildRequest>()
+        .ok::<codersdk::WorkspaceBuild>(201);
+    r.get("/workspacebuilds/{workspacebuild}", get_one)
+        .op("Builds", "get-workspace-build", "Get workspace build")
+        .ok::<codersdk::WorkspaceBuild>(200);
+    r.get(
+        "/users/{user}/workspace/{workspacename}/builds/{buildnumber}",
+        by_number,
+    )
+    .op(
+        "Builds",
+        "get-workspace-build-by-user-workspace-name-and-build-number",
+        "Get workspace build by user, workspace name, and build number",
+    )
+    .ok::<codersdk::WorkspaceBuild>(200);
+    r.patch("/workspacebuilds/{workspacebuild}/cancel", cancel)
+        .op("Builds", "cancel-workspace-build", "Cancel workspace build")
+        .query("expect_status", Param::Str, "Expected status of the job. If expect_status is supplied, the request will be rejected with 412 Precondition Failed if the job doesn't match the state when performing the cancellation.")
+        .ok::<codersdk::Response>(200);
+    r.get("/workspacebuilds/{workspacebuild}/logs", logs)
+        .op(
+            "Builds",
+            "get-workspace-build-logs",
+            "Get workspace build logs",
         )
-        .route(
-            "/workspacebuilds/{workspacebuild}/state",
-            get(get_state).put(put_state),
+        .query("after", Param::Int, "After log id")
+        .query(
+            "follow",
+            Param::Bool,
+            "Follow log stream (a WebSocket of log batches)",
         )
-        .route("/workspacebuilds/{workspacebuild}/timings", get(timings))
-        .route(
-            "/workspacebuilds/{workspacebuild}/resources",
-            get(resources),
+        .list::<codersdk::ProvisionerJobLog>(200)
+        .empty(101);
+    r.get("/workspacebuilds/{workspacebuild}/parameters", parameters)
+        .op(
+            "Builds",
+            "get-build-parameters-for-workspace-build",
+            "Get build parameters for workspace build",
         )
+        .list::<codersdk::WorkspaceBuildParameter>(200);
+    r.get("/workspacebuilds/{workspacebuild}/state", get_state)
+        .op(
+            "Builds",
+            "get-provisioner-state-for-workspace-build",
+            "Get provisioner state for workspace build",
+        )
+        // The provisioner's raw state, labelled JSON as Coder labels it (docs/decisions.md).
+        .json(200, serde_json::json!({}));
+    r.put("/workspacebuilds/{workspacebuild}/state", put_state)
+        .op(
+            "Builds",
+            "update-workspace-build-state",
+            "Update workspace build state",
+        )
+        .body::<codersdk::UpdateWorkspaceBuildStateRequest>()
+        .empty(204);
+    r.get("/workspacebuilds/{workspacebuild}/timings", timings)
+        .op(
+            "Builds",
+            "get-workspace-build-timings-by-id",
+            "Get workspace build timings by ID",
+        )
+        .ok::<codersdk::WorkspaceBuildTimings>(200);
+    r.get("/workspacebuilds/{workspacebuild}/resources", resources)
+        .op(
+            "Builds",
+            "removed-get-workspace-resources-for-workspace-build",
+            "Removed: Get workspace resources for workspace build",
+        )
+        .list::<codersdk::WorkspaceResource>(200);
 }
 
 /// The `{workspacebuild}` of the path with its workspace and template, checked for `action`

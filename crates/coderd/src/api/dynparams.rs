@@ -14,8 +14,6 @@ use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use coderd_db::model::Parameter;
 use codersdk::{
     DynamicParametersRequest, DynamicParametersResponse, FriendlyDiagnostic, NullHclString,
@@ -25,6 +23,7 @@ use futures_util::{SinkExt, StreamExt};
 
 use super::resolve;
 use super::resolve::version_for;
+use super::routes::Routes;
 use crate::authz::{Action, Actor};
 use crate::domain::parameters::validate;
 use crate::http::error::{ApiError, ApiResult};
@@ -36,16 +35,28 @@ use crate::state::AppState;
 const SESSION_LIMIT: Duration = Duration::from_secs(30 * 60);
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/templateversions/{templateversion}/dynamic-parameters",
-            get(websocket),
-        )
-        .route(
-            "/templateversions/{templateversion}/dynamic-parameters/evaluate",
-            post(evaluate),
-        )
+pub fn routes(r: &mut Routes) {
+    r.get(
+        "/templateversions/{templateversion}/dynamic-parameters",
+        websocket,
+    )
+    .op(
+        "Templates",
+        "open-dynamic-parameters-websocket-by-template-version",
+        "Open dynamic parameters WebSocket by template version",
+    )
+    .empty(101);
+    r.post(
+        "/templateversions/{templateversion}/dynamic-parameters/evaluate",
+        evaluate,
+    )
+    .op(
+        "Templates",
+        "evaluate-dynamic-parameters-for-template-version",
+        "Evaluate dynamic parameters for template version",
+    )
+    .body::<codersdk::DynamicParametersRequest>()
+    .ok::<codersdk::DynamicParametersResponse>(200);
 }
 
 /// The version's parameters, once its import has finished.

@@ -1,15 +1,13 @@
 //! Uploaded archives: `POST /files`, `GET /files/{fileID}`.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use codersdk::UploadResponse;
 use sha2::{Digest, Sha256};
 
+use super::routes::{Limit, Routes};
 use crate::archive;
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
@@ -22,18 +20,17 @@ pub const MAX_FILE_SIZE: usize = 100 << 20;
 const TAR: &str = "application/x-tar";
 const ZIP: &str = "application/zip";
 
-pub fn routes(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route(
-            "/files",
-            post(upload)
-                .route_layer(from_fn_with_state(
-                    state.clone(),
-                    crate::middleware::files_limit,
-                ))
-                .layer(DefaultBodyLimit::max(MAX_FILE_SIZE)),
-        )
-        .route("/files/{fileID}", get(download))
+pub fn routes(r: &mut Routes) {
+    r.post("/files", upload)
+        .limit(Limit::Files)
+        .body_limit(MAX_FILE_SIZE)
+        .op("Files", "upload-file", "Upload file")
+        .binary_body(&["application/x-tar", "application/zip"])
+        .ok::<codersdk::UploadResponse>(200)
+        .ok::<codersdk::UploadResponse>(201);
+    r.get("/files/{fileID}", download)
+        .op("Files", "get-file-by-id", "Get file by ID")
+        .binary(200, &["application/x-tar", "application/zip"]);
 }
 
 async fn upload(

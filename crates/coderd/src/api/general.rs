@@ -3,33 +3,93 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use codersdk::BuildInfoResponse;
 
+use super::routes::Routes;
 use crate::config::HOSTNAME_SUFFIX;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{message, ok, Json};
 use crate::state::AppState;
 use crate::version::{API_LEVEL, BUILD_VERSION};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(root))
-        .route("/buildinfo", get(build_info))
-        .route("/entitlements", get(entitlements))
-        .route("/experiments", get(experiments))
-        .route("/experiments/available", get(available_experiments))
-        .route("/deployment/ssh", get(ssh_config))
-        .route("/deployment/config", get(deployment_config))
-        .route("/regions", get(regions))
-        .route("/updatecheck", get(update_check))
-        .route("/appearance", get(appearance).put(update_appearance))
-        .route(
-            "/users/validate-password",
-            axum::routing::post(validate_password),
+pub fn routes(r: &mut Routes) {
+    r.get("/", root)
+        .op("General", "api-root-handler", "API root handler")
+        .public()
+        .ok::<codersdk::Response>(200);
+    r.get("/buildinfo", build_info)
+        .op("General", "build-info", "Build info")
+        .public()
+        .ok::<codersdk::BuildInfoResponse>(200);
+    r.get("/entitlements", entitlements)
+        .op("Enterprise", "get-entitlements", "Get entitlements")
+        .ok::<codersdk::Entitlements>(200);
+    r.get("/experiments", experiments)
+        .op(
+            "General",
+            "get-enabled-experiments",
+            "Get enabled experiments",
         )
-        .route("/authcheck", axum::routing::post(authcheck))
+        .json(
+            200,
+            serde_json::json!({"type": "array", "items": {"type": "string"}}),
+        );
+    r.get("/experiments/available", available_experiments)
+        .op("General", "get-safe-experiments", "Get safe experiments")
+        .ok::<codersdk::AvailableExperiments>(200);
+    r.get("/deployment/ssh", ssh_config)
+        .op("General", "ssh-config", "SSH Config")
+        .ok::<codersdk::SshConfigResponse>(200);
+    r.get("/deployment/config", deployment_config)
+        .op("General", "get-deployment-config", "Get deployment config")
+        // codersdk.DeploymentConfig: upstream's DeploymentValues and its option list.
+        .json(
+            200,
+            serde_json::json!({"type": "object", "properties": {
+                "config": {"type": "object"},
+                "options": {"type": "array", "items": {"type": "object"}}
+            }}),
+        );
+    r.get("/regions", regions)
+        .op(
+            "WorkspaceProxies",
+            "get-site-wide-regions-for-workspace-connections",
+            "Get site-wide regions for workspace connections",
+        )
+        .ok::<codersdk::RegionsResponse>(200);
+    r.get("/updatecheck", update_check)
+        .op("General", "update-check", "Update check")
+        .public()
+        .ok::<codersdk::UpdateCheckResponse>(200);
+    r.get("/appearance", appearance)
+        .op("Enterprise", "get-appearance", "Get appearance")
+        .ok::<codersdk::AppearanceConfig>(200);
+    r.put("/appearance", update_appearance)
+        .op("Enterprise", "update-appearance", "Update appearance")
+        .body::<codersdk::UpdateAppearanceConfig>()
+        .json(
+            403,
+            serde_json::json!({"$ref": "#/components/schemas/Response"}),
+        );
+    r.post("/users/validate-password", validate_password)
+        .op(
+            "Authorization",
+            "validate-user-password",
+            "Validate user password",
+        )
+        .body::<codersdk::ValidateUserPasswordRequest>()
+        .ok::<codersdk::ValidateUserPasswordResponse>(200);
+    r.post("/authcheck", authcheck)
+        .op(
+            "Authorization",
+            "check-authorization",
+            "Check authorization",
+        )
+        .body::<codersdk::AuthorizationRequest>()
+        .json(
+            200,
+            serde_json::json!({"type": "object", "additionalProperties": {"type": "boolean"}}),
+        );
 }
 
 /// `POST /authcheck`: for each named check, whether the caller may do the action to objects

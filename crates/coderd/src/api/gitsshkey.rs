@@ -2,19 +2,27 @@
 //! default). The key pair is made on first read; `PUT` replaces it.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::Router;
 use codersdk::GitSshKey;
 
 use super::resolve;
+use super::routes::Routes;
 use crate::authz::{Action, Actor, Object};
 use crate::domain::git_ssh_keys::generate;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{ok, Json};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/users/{user}/gitsshkey", get(get_key).put(regenerate))
+pub fn routes(r: &mut Routes) {
+    r.get("/users/{user}/gitsshkey", get_key)
+        .op("Users", "get-user-git-ssh-key", "Get user Git SSH key")
+        .ok::<codersdk::GitSshKey>(200);
+    r.put("/users/{user}/gitsshkey", regenerate)
+        .op(
+            "Users",
+            "regenerate-user-ssh-key",
+            "Regenerate user SSH key",
+        )
+        .ok::<codersdk::GitSshKey>(200);
 }
 
 /// The user the path names, when the caller may see and change their personal settings

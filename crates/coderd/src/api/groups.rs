@@ -2,14 +2,13 @@
 //! is the organization's) whose members are exactly the organization's members.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
-use axum::Router;
 use coderd_db::{GroupFilter, GroupRow, NewGroup, StoreError, UpdateGroup};
 use codersdk::{CreateGroupRequest, Group, PatchGroupRequest};
 use uuid::Uuid;
 
 use super::resolve;
 use super::resolve::org_for;
+use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{created, ok, Body, Json};
@@ -19,18 +18,45 @@ use crate::views::groups::with_members;
 
 const EVERYONE: &str = "Everyone";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/organizations/{organization}/groups",
-            get(list_in_org).post(create),
+pub fn routes(r: &mut Routes) {
+    r.get("/organizations/{organization}/groups", list_in_org)
+        .op(
+            "Enterprise",
+            "get-groups-by-organization",
+            "Get groups by organization",
         )
-        .route(
-            "/organizations/{organization}/groups/{groupName}",
-            get(by_name),
+        .list::<codersdk::Group>(200);
+    r.post("/organizations/{organization}/groups", create)
+        .op(
+            "Enterprise",
+            "create-group-for-organization",
+            "Create group for organization",
         )
-        .route("/groups", get(list))
-        .route("/groups/{group}", get(get_one).patch(patch).delete(delete))
+        .body::<codersdk::CreateGroupRequest>()
+        .ok::<codersdk::Group>(201);
+    r.get("/organizations/{organization}/groups/{groupName}", by_name)
+        .op(
+            "Enterprise",
+            "get-group-by-organization-and-group-name",
+            "Get group by organization and group name",
+        )
+        .ok::<codersdk::Group>(200);
+    r.get("/groups", list)
+        .op("Enterprise", "get-groups", "Get groups")
+        .query("organization", Param::Str, "Organization ID or name")
+        .query("has_member", Param::Str, "User ID or name")
+        .query("group_ids", Param::Str, "Comma separated list of group IDs")
+        .list::<codersdk::Group>(200);
+    r.get("/groups/{group}", get_one)
+        .op("Enterprise", "get-group-by-id", "Get group by ID")
+        .ok::<codersdk::Group>(200);
+    r.patch("/groups/{group}", patch)
+        .op("Enterprise", "update-group-by-name", "Update group by name")
+        .body::<codersdk::PatchGroupRequest>()
+        .ok::<codersdk::Group>(200);
+    r.delete("/groups/{group}", delete)
+        .op("Enterprise", "delete-group-by-name", "Delete group by name")
+        .ok::<codersdk::Group>(200);
 }
 
 async fn one(state: &AppState, g: GroupRow) -> ApiResult<Group> {

@@ -3,8 +3,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, put};
-use axum::Router;
 use coderd_db::{MemberWithUserRow, NewOrganization, StoreError};
 use codersdk::{
     AssignableRoles, CreateOrganizationRequest, Organization, OrganizationMember,
@@ -13,32 +11,99 @@ use codersdk::{
 
 use super::resolve;
 use super::resolve::org_for;
+use super::routes::Routes;
 use crate::authz::{Action, Actor, Object, Resource, ORG_ROLES};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{created, message, ok, Body, Json};
 use crate::state::AppState;
 use crate::views::convert;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/organizations", get(list).post(create))
-        .route(
-            "/organizations/{organization}",
-            get(get_one).patch(update).delete(delete),
+pub fn routes(r: &mut Routes) {
+    r.get("/organizations", list)
+        .op("Organizations", "get-organizations", "Get organizations")
+        .list::<codersdk::Organization>(200);
+    r.post("/organizations", create)
+        .op(
+            "Organizations",
+            "create-organization",
+            "Create organization",
         )
-        .route("/organizations/{organization}/members", get(members))
-        .route(
-            "/organizations/{organization}/members/roles",
-            get(assignable_member_roles),
+        .body::<codersdk::CreateOrganizationRequest>()
+        .ok::<codersdk::Organization>(201);
+    r.get("/organizations/{organization}", get_one)
+        .op(
+            "Organizations",
+            "get-organization-by-id",
+            "Get organization by ID",
         )
-        .route(
-            "/organizations/{organization}/members/{user}",
-            get(member).post(add_member).delete(remove_member),
+        .ok::<codersdk::Organization>(200);
+    r.patch("/organizations/{organization}", update)
+        .op(
+            "Organizations",
+            "update-organization",
+            "Update organization",
         )
-        .route(
-            "/organizations/{organization}/members/{user}/roles",
-            put(update_member_roles),
+        .body::<codersdk::UpdateOrganizationRequest>()
+        .ok::<codersdk::Organization>(200);
+    r.delete("/organizations/{organization}", delete)
+        .op(
+            "Organizations",
+            "delete-organization",
+            "Delete organization",
         )
+        .ok::<codersdk::Response>(200);
+    r.get("/organizations/{organization}/members", members)
+        .op(
+            "Members",
+            "list-organization-members",
+            "List organization members",
+        )
+        .list::<codersdk::OrganizationMemberWithUserData>(200);
+    r.get(
+        "/organizations/{organization}/members/roles",
+        assignable_member_roles,
+    )
+    .op(
+        "Members",
+        "get-member-roles-by-organization",
+        "Get member roles by organization",
+    )
+    .list::<codersdk::AssignableRoles>(200);
+    r.get("/organizations/{organization}/members/{user}", member)
+        .op(
+            "Members",
+            "get-organization-member",
+            "Get organization member",
+        )
+        .ok::<codersdk::OrganizationMemberWithUserData>(200);
+    r.post("/organizations/{organization}/members/{user}", add_member)
+        .op(
+            "Members",
+            "add-organization-member",
+            "Add organization member",
+        )
+        .ok::<codersdk::OrganizationMember>(200);
+    r.delete(
+        "/organizations/{organization}/members/{user}",
+        remove_member,
+    )
+    .op(
+        "Members",
+        "remove-organization-member",
+        "Remove organization member",
+    )
+    .empty(204);
+    r.put(
+        "/organizations/{organization}/members/{user}/roles",
+        update_member_roles,
+    )
+    .op(
+        "Members",
+        "assign-role-to-organization-member",
+        "Assign role to organization member",
+    )
+    .body::<codersdk::UpdateRoles>()
+    .ok::<codersdk::OrganizationMember>(200);
 }
 
 fn duplicate_org(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {

@@ -3,14 +3,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
-use axum::Router;
 use chrono::Utc;
 use coderd_db::{JobFilter, JobRow};
 use codersdk::{ProvisionerDaemon, ProvisionerDaemonJob, ProvisionerJob};
 use uuid::Uuid;
 
 use super::resolve;
+use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{ok, Json};
@@ -18,17 +17,45 @@ use crate::http::params::{parse_uuid, QueryErrors, QueryParams};
 use crate::state::AppState;
 use crate::views::jobs::JobViews;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/organizations/{organization}/provisionerdaemons",
-            get(daemons),
+pub fn routes(r: &mut Routes) {
+    r.get("/organizations/{organization}/provisionerdaemons", daemons)
+        .op(
+            "Provisioning",
+            "get-provisioner-daemons",
+            "Get provisioner daemons",
         )
-        .route("/organizations/{organization}/provisionerjobs", get(jobs))
-        .route(
-            "/organizations/{organization}/provisionerjobs/{job}",
-            get(job),
+        .query("limit", Param::Int, "Page limit")
+        .query("ids", Param::StrList, "Filter results by job IDs")
+        .query("status", Param::Str, "Filter results by status")
+        .query(
+            "tags",
+            Param::Str,
+            "Provisioner tags to filter by (JSON of the form {'tag1':'value1','tag2':'value2'})",
         )
+        .list::<codersdk::ProvisionerDaemon>(200);
+    r.get("/organizations/{organization}/provisionerjobs", jobs)
+        .op(
+            "Organizations",
+            "get-provisioner-jobs",
+            "Get provisioner jobs",
+        )
+        .query("limit", Param::Int, "Page limit")
+        .query("ids", Param::StrList, "Filter results by job IDs")
+        .query("status", Param::Str, "Filter results by status")
+        .query(
+            "tags",
+            Param::Str,
+            "Provisioner tags to filter by (JSON of the form {'tag1':'value1','tag2':'value2'})",
+        )
+        .query("initiator", Param::Uuid, "Filter results by initiator")
+        .list::<codersdk::ProvisionerJob>(200);
+    r.get("/organizations/{organization}/provisionerjobs/{job}", job)
+        .op(
+            "Organizations",
+            "get-provisioner-job",
+            "Get provisioner job",
+        )
+        .ok::<codersdk::ProvisionerJob>(200);
 }
 
 const STATUSES: [&str; 6] = [

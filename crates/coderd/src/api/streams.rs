@@ -12,8 +12,6 @@ use axum::extract::ws::{close_code, Message};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use coderd_db::pubsub::Event;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -22,6 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use super::resolve::workspace_for;
+use super::routes::Routes;
 use crate::authz::{Action, Actor};
 use crate::http::error::{ApiResult, DATABASE_UNAVAILABLE_MESSAGE};
 use crate::http::json::to_go_json;
@@ -30,10 +29,25 @@ use crate::state::AppState;
 use crate::views::workspaces::render_one;
 use crate::watch::{Feed, Snapshot};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/workspaces/{workspace}/watch", get(watch_sse))
-        .route("/workspaces/{workspace}/watch-ws", get(watch_ws))
+pub fn routes(r: &mut Routes) {
+    r.get("/workspaces/{workspace}/watch", watch_sse)
+        .op(
+            "Workspaces",
+            "watch-workspace-by-id",
+            "Watch workspace by ID",
+        )
+        .content(
+            200,
+            "text/event-stream",
+            serde_json::json!({"type": "string"}),
+        );
+    r.get("/workspaces/{workspace}/watch-ws", watch_ws)
+        .op(
+            "Workspaces",
+            "watch-workspace-by-id-via-websockets",
+            "Watch workspace by ID via WebSockets",
+        )
+        .empty(101);
 }
 
 /// `codersdk.ServerSentEvent`.

@@ -4,8 +4,6 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use coderd_db::schedule::DAYS_OF_WEEK;
 use coderd_db::{
     CreateTemplateError, GroupFilter, StoreError, TemplateFields, TemplateRow, TemplateSearch,
@@ -20,6 +18,7 @@ use uuid::Uuid;
 
 use super::resolve::org_for;
 use super::resolve::{readable_by_name, template_for, visibility};
+use super::routes::{Param, Routes};
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
@@ -38,41 +37,148 @@ async fn publish_template(state: &AppState, id: Uuid) {
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/organizations/{organization}/templates",
-            get(list_in_org).post(create),
+pub fn routes(r: &mut Routes) {
+    r.get("/organizations/{organization}/templates", list_in_org)
+        .op(
+            "Templates",
+            "get-templates-by-organization",
+            "Get templates by organization",
         )
-        .route(
-            "/organizations/{organization}/templates/examples",
-            get(org_examples),
+        .query(
+            "q",
+            Param::Str,
+            "Search query (exact_name:, name:, deprecated:, author:, ...)",
         )
-        .route(
-            "/organizations/{organization}/templates/{templatename}",
-            get(by_name),
+        .list::<codersdk::Template>(200);
+    r.post("/organizations/{organization}/templates", create)
+        .op(
+            "Templates",
+            "create-template-by-organization",
+            "Create template by organization",
         )
-        .route("/templates", get(list))
-        .route("/templates/examples", get(list_examples))
-        .route(
-            "/templates/{template}",
-            get(get_one).patch(update).delete(delete),
+        .body::<codersdk::CreateTemplateRequest>()
+        .ok::<codersdk::Template>(201);
+    r.get(
+        "/organizations/{organization}/templates/examples",
+        org_examples,
+    )
+    .op(
+        "Templates",
+        "get-template-examples-by-organization",
+        "Get template examples by organization",
+    )
+    .list::<codersdk::TemplateExample>(200);
+    r.get(
+        "/organizations/{organization}/templates/{templatename}",
+        by_name,
+    )
+    .op(
+        "Templates",
+        "get-templates-by-organization-and-template-name",
+        "Get templates by organization and template name",
+    )
+    .ok::<codersdk::Template>(200);
+    r.get("/templates", list)
+        .op("Templates", "get-all-templates", "Get all templates")
+        .query(
+            "q",
+            Param::Str,
+            "Search query (exact_name:, name:, deprecated:, author:, ...)",
         )
-        .route("/templates/{template}/acl", get(acl).patch(update_acl))
-        .route("/templates/{template}/acl/available", get(acl_available))
-        .route("/templates/{template}/daus", get(daus))
-        .route(
-            "/templates/{template}/versions",
-            get(versions).patch(set_active_version),
+        .list::<codersdk::Template>(200);
+    r.get("/templates/examples", list_examples)
+        .op(
+            "Templates",
+            "get-template-examples",
+            "Get template examples",
         )
-        .route(
-            "/templates/{template}/versions/archive",
-            post(archive_versions),
+        .list::<codersdk::TemplateExample>(200);
+    r.get("/templates/{template}", get_one)
+        .op(
+            "Templates",
+            "get-template-settings-by-id",
+            "Get template settings by ID",
         )
-        .route(
-            "/templates/{template}/versions/{templateversionname}",
-            get(version_by_name),
+        .ok::<codersdk::Template>(200);
+    r.patch("/templates/{template}", update)
+        .op(
+            "Templates",
+            "update-template-settings-by-id",
+            "Update template settings by ID",
         )
+        .body::<codersdk::UpdateTemplateMeta>()
+        .ok::<codersdk::Template>(200)
+        // The request changes nothing.
+        .empty(304);
+    r.delete("/templates/{template}", delete)
+        .op(
+            "Templates",
+            "delete-template-by-id",
+            "Delete template by ID",
+        )
+        .ok::<codersdk::Response>(200);
+    r.get("/templates/{template}/acl", acl)
+        .op("Enterprise", "get-template-acls", "Get template ACLs")
+        .ok::<codersdk::TemplateAcl>(200);
+    r.patch("/templates/{template}/acl", update_acl)
+        .op("Enterprise", "update-template-acl", "Update template ACL")
+        .body::<codersdk::UpdateTemplateAcl>()
+        .ok::<codersdk::Response>(200);
+    r.get("/templates/{template}/acl/available", acl_available)
+        .op(
+            "Enterprise",
+            "get-template-available-acl-usersgroups",
+            "Get template available acl users/groups",
+        )
+        .ok::<codersdk::AclAvailable>(200);
+    r.get("/templates/{template}/daus", daus)
+        .op(
+            "Templates",
+            "get-template-daus-by-id",
+            "Get template DAUs by ID",
+        )
+        .ok::<codersdk::DausResponse>(200);
+    r.get("/templates/{template}/versions", versions)
+        .op(
+            "Templates",
+            "list-template-versions-by-template-id",
+            "List template versions by template ID",
+        )
+        .query("after_id", Param::Uuid, "After ID")
+        .query(
+            "include_archived",
+            Param::Bool,
+            "Include archived versions in the list",
+        )
+        .query("limit", Param::Int, "Page limit")
+        .query("offset", Param::Int, "Page offset")
+        .list::<codersdk::TemplateVersion>(200);
+    r.patch("/templates/{template}/versions", set_active_version)
+        .op(
+            "Templates",
+            "update-active-template-version-by-template-id",
+            "Update active template version by template ID",
+        )
+        .body::<codersdk::UpdateActiveTemplateVersion>()
+        .ok::<codersdk::Response>(200);
+    r.post("/templates/{template}/versions/archive", archive_versions)
+        .op(
+            "Templates",
+            "archive-template-unused-versions-by-template-id",
+            "Archive template unused versions by template id",
+        )
+        .body::<codersdk::ArchiveTemplateVersionsRequest>()
+        .ok::<codersdk::Response>(200);
+    r.get(
+        "/templates/{template}/versions/{templateversionname}",
+        version_by_name,
+    )
+    .op(
+        "Templates",
+        "get-template-version-by-template-id-and-name",
+        "Get template version by template ID and name",
+    )
+    .ok::<codersdk::TemplateVersion>(200);
 }
 
 fn render_with(t: TemplateRow, stats: Option<&coderd_db::TemplateStats>) -> Template {

@@ -4,8 +4,6 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, patch, post};
-use axum::Router;
 use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, VersionRow};
 use codersdk::{
     CreateTemplateVersionDryRunRequest, CreateTemplateVersionRequest, PatchTemplateVersionRequest,
@@ -16,6 +14,7 @@ use uuid::Uuid;
 
 use super::resolve::org_for;
 use super::resolve::version_for;
+use super::routes::{Param, Routes};
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
@@ -24,38 +23,204 @@ use crate::state::AppState;
 use crate::views::jobs::{self, matched_provisioners};
 use crate::views::template_versions::{parameter, render_one};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/organizations/{organization}/templateversions", post(create))
-        .route(
-            "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}",
-            get(by_org_template_and_name),
+pub fn routes(r: &mut Routes) {
+    r.post("/organizations/{organization}/templateversions", create)
+        .op(
+            "Templates",
+            "create-template-version-by-organization",
+            "Create template version by organization",
         )
-        .route(
-            "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}/previous",
-            get(previous),
+        .body::<codersdk::CreateTemplateVersionRequest>()
+        .ok::<codersdk::TemplateVersion>(201);
+    r.get(
+        "/organizations/{organization}/templates/{templatename}/versions/{templateversionname}",
+        by_org_template_and_name,
+    )
+    .op(
+        "Templates",
+        "get-template-version-by-organization-template-and-name",
+        "Get template version by organization, template, and name",
+    )
+    .ok::<codersdk::TemplateVersion>(200);
+    r.get("/organizations/{organization}/templates/{templatename}/versions/{templateversionname}/previous", previous)
+        .op("Templates", "get-previous-template-version-by-organization-template-and-name", "Get previous template version by organization, template, and name")
+        .ok::<codersdk::TemplateVersion>(200);
+    r.get("/templateversions/{templateversion}", get_one)
+        .op(
+            "Templates",
+            "get-template-version-by-id",
+            "Get template version by ID",
         )
-        .route("/templateversions/{templateversion}", get(get_one).patch(update))
-        .route("/templateversions/{templateversion}/cancel", patch(cancel))
-        .route("/templateversions/{templateversion}/archive", post(archive))
-        .route("/templateversions/{templateversion}/unarchive", post(unarchive))
-        .route("/templateversions/{templateversion}/logs", get(logs))
-        .route("/templateversions/{templateversion}/resources", get(resources))
-        .route("/templateversions/{templateversion}/rich-parameters", get(rich_parameters))
-        .route("/templateversions/{templateversion}/variables", get(variables))
-        .route("/templateversions/{templateversion}/external-auth", get(external_auth))
-        .route("/templateversions/{templateversion}/presets", get(presets))
-        .route("/templateversions/{templateversion}/parameters", get(removed_list))
-        .route("/templateversions/{templateversion}/schema", get(removed_list))
-        .route("/templateversions/{templateversion}/dry-run", post(create_dry_run))
-        .route("/templateversions/{templateversion}/dry-run/{jobID}", get(dry_run))
-        .route("/templateversions/{templateversion}/dry-run/{jobID}/cancel", patch(cancel_dry_run))
-        .route("/templateversions/{templateversion}/dry-run/{jobID}/logs", get(dry_run_logs))
-        .route("/templateversions/{templateversion}/dry-run/{jobID}/resources", get(dry_run_resources))
-        .route(
-            "/templateversions/{templateversion}/dry-run/{jobID}/matched-provisioners",
-            get(dry_run_matched_provisioners),
+        .ok::<codersdk::TemplateVersion>(200);
+    r.patch("/templateversions/{templateversion}", update)
+        .op(
+            "Templates",
+            "patch-template-version-by-id",
+            "Patch template version by ID",
         )
+        .body::<codersdk::PatchTemplateVersionRequest>()
+        .ok::<codersdk::TemplateVersion>(200);
+    r.patch("/templateversions/{templateversion}/cancel", cancel)
+        .op(
+            "Templates",
+            "cancel-template-version-by-id",
+            "Cancel template version by ID",
+        )
+        .ok::<codersdk::Response>(200);
+    r.post("/templateversions/{templateversion}/archive", archive)
+        .op(
+            "Templates",
+            "archive-template-version",
+            "Archive template version",
+        )
+        .ok::<codersdk::Response>(200);
+    r.post("/templateversions/{templateversion}/unarchive", unarchive)
+        .op(
+            "Templates",
+            "unarchive-template-version",
+            "Unarchive template version",
+        )
+        .ok::<codersdk::Response>(200);
+    r.get("/templateversions/{templateversion}/logs", logs)
+        .op(
+            "Templates",
+            "get-logs-by-template-version",
+            "Get logs by template version",
+        )
+        .query("after", Param::Int, "After log id")
+        .query(
+            "follow",
+            Param::Bool,
+            "Follow log stream (a WebSocket of log batches)",
+        )
+        .list::<codersdk::ProvisionerJobLog>(200)
+        .empty(101);
+    r.get("/templateversions/{templateversion}/resources", resources)
+        .op(
+            "Templates",
+            "get-resources-by-template-version",
+            "Get resources by template version",
+        )
+        .list::<codersdk::WorkspaceResource>(200);
+    r.get(
+        "/templateversions/{templateversion}/rich-parameters",
+        rich_parameters,
+    )
+    .op(
+        "Templates",
+        "get-rich-parameters-by-template-version",
+        "Get rich parameters by template version",
+    )
+    .list::<codersdk::TemplateVersionParameter>(200);
+    r.get("/templateversions/{templateversion}/variables", variables)
+        .op(
+            "Templates",
+            "get-template-variables-by-template-version",
+            "Get template variables by template version",
+        )
+        .list::<codersdk::TemplateVersionVariable>(200);
+    r.get(
+        "/templateversions/{templateversion}/external-auth",
+        external_auth,
+    )
+    .op(
+        "Templates",
+        "get-external-auth-by-template-version",
+        "Get external auth by template version",
+    )
+    .json(200, serde_json::json!({"type": "array", "maxItems": 0}));
+    r.get("/templateversions/{templateversion}/presets", presets)
+        .op(
+            "Templates",
+            "get-template-version-presets",
+            "Get template version presets",
+        )
+        .list::<codersdk::Preset>(200);
+    r.get(
+        "/templateversions/{templateversion}/parameters",
+        removed_list,
+    )
+    .op(
+        "Templates",
+        "removed-get-parameters-by-template-version",
+        "Removed: Get parameters by template version",
+    )
+    .empty(200);
+    r.get("/templateversions/{templateversion}/schema", removed_list)
+        .op(
+            "Templates",
+            "removed-get-schema-by-template-version",
+            "Removed: Get schema by template version",
+        )
+        .empty(200);
+    r.post(
+        "/templateversions/{templateversion}/dry-run",
+        create_dry_run,
+    )
+    .op(
+        "Templates",
+        "create-template-version-dry-run",
+        "Create template version dry-run",
+    )
+    .body::<codersdk::CreateTemplateVersionDryRunRequest>()
+    .ok::<codersdk::ProvisionerJob>(201);
+    r.get(
+        "/templateversions/{templateversion}/dry-run/{jobID}",
+        dry_run,
+    )
+    .op(
+        "Templates",
+        "get-template-version-dry-run-by-job-id",
+        "Get template version dry-run by job ID",
+    )
+    .ok::<codersdk::ProvisionerJob>(200);
+    r.patch(
+        "/templateversions/{templateversion}/dry-run/{jobID}/cancel",
+        cancel_dry_run,
+    )
+    .op(
+        "Templates",
+        "cancel-template-version-dry-run-by-job-id",
+        "Cancel template version dry-run by job ID",
+    )
+    .ok::<codersdk::Response>(200);
+    r.get(
+        "/templateversions/{templateversion}/dry-run/{jobID}/logs",
+        dry_run_logs,
+    )
+    .op(
+        "Templates",
+        "get-template-version-dry-run-logs-by-job-id",
+        "Get template version dry-run logs by job ID",
+    )
+    .query("after", Param::Int, "After log id")
+    .query(
+        "follow",
+        Param::Bool,
+        "Follow log stream (a WebSocket of log batches)",
+    )
+    .list::<codersdk::ProvisionerJobLog>(200)
+    .empty(101);
+    r.get(
+        "/templateversions/{templateversion}/dry-run/{jobID}/resources",
+        dry_run_resources,
+    )
+    .op(
+        "Templates",
+        "get-template-version-dry-run-resources-by-job-id",
+        "Get template version dry-run resources by job ID",
+    )
+    .list::<codersdk::WorkspaceResource>(200);
+    r.get(
+        "/templateversions/{templateversion}/dry-run/{jobID}/matched-provisioners",
+        dry_run_matched_provisioners,
+    )
+    .op(
+        "Templates",
+        "get-template-version-dry-run-matched-provisioners",
+        "Get template version dry-run matched provisioners",
+    )
+    .ok::<codersdk::MatchedProvisioners>(200);
 }
 
 fn duplicate_version(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {

@@ -3,10 +3,7 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::Router;
 use chrono::Utc;
 use coderd_db::{NewUser, StoreError, UserFilter};
 use codersdk::{
@@ -17,6 +14,7 @@ use codersdk::{
 use uuid::Uuid;
 
 use super::resolve;
+use super::routes::{Limit, Param, Routes};
 use super::sessions::{issue_key, password_login, session_cookie};
 use crate::auth::{hash_password, validate_password, verify_password};
 use crate::authz::{site_role_permissions, Action, Actor, Object, Resource, SITE_ROLES};
@@ -27,53 +25,137 @@ use crate::search;
 use crate::state::AppState;
 use crate::views::convert;
 
-pub fn routes(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route(
-            "/users/first",
-            get(first_user_exists).post(create_first_user),
+pub fn routes(r: &mut Routes) {
+    r.get("/users/first", first_user_exists)
+        .op(
+            "Users",
+            "check-initial-user-created",
+            "Check initial user created",
         )
-        .route(
-            "/users/login",
-            post(login).route_layer(from_fn_with_state(
-                state.clone(),
-                crate::middleware::login_limit,
-            )),
+        .public()
+        .ok::<codersdk::Response>(200);
+    r.post("/users/first", create_first_user)
+        .op("Users", "create-initial-user", "Create initial user")
+        .public()
+        .body::<codersdk::CreateFirstUserRequest>()
+        .ok::<codersdk::CreateFirstUserResponse>(201);
+    r.post("/users/login", login)
+        .limit(Limit::Login)
+        .op("Authorization", "log-in-user", "Log in user")
+        .public()
+        .body::<codersdk::LoginWithPasswordRequest>()
+        .ok::<codersdk::LoginWithPasswordResponse>(201);
+    r.post("/users/logout", logout)
+        .op("Users", "log-out-user", "Log out user")
+        .ok::<codersdk::Response>(200);
+    r.get("/users/authmethods", auth_methods)
+        .op(
+            "Users",
+            "get-authentication-methods",
+            "Get authentication methods",
         )
-        .route("/users/logout", post(logout))
-        .route("/users/authmethods", get(auth_methods))
-        .route("/users", get(list_users).post(create_user))
-        .route("/users/roles", get(assignable_roles))
-        .route("/users/{user}", get(get_user).delete(delete_user))
-        .route("/users/{user}/status/suspend", put(suspend_user))
-        .route("/users/{user}/status/activate", put(activate_user))
-        .route("/users/{user}/roles", get(user_roles).put(update_roles))
-        .route(
-            "/users/{user}/password",
-            put(update_password).route_layer(from_fn_with_state(
-                state.clone(),
-                crate::middleware::login_limit,
-            )),
+        .public()
+        .ok::<codersdk::AuthMethods>(200);
+    r.get("/users", list_users)
+        .op("Users", "get-users", "Get users")
+        .query("q", Param::Str, "Search query")
+        .query("after_id", Param::Uuid, "After ID")
+        .query("limit", Param::Int, "Page limit")
+        .query("offset", Param::Int, "Page offset")
+        .ok::<codersdk::GetUsersResponse>(200);
+    r.post("/users", create_user)
+        .op("Users", "create-new-user", "Create new user")
+        .body::<codersdk::CreateUserRequest>()
+        .ok::<codersdk::User>(201);
+    r.get("/users/roles", assignable_roles)
+        .op("Members", "get-site-member-roles", "Get site member roles")
+        .list::<codersdk::AssignableRoles>(200);
+    r.get("/users/{user}", get_user)
+        .op("Users", "get-user-by-name", "Get user by name")
+        .ok::<codersdk::User>(200);
+    r.delete("/users/{user}", delete_user)
+        .op("Users", "delete-user", "Delete user")
+        .empty(200);
+    r.put("/users/{user}/status/suspend", suspend_user)
+        .op("Users", "suspend-user-account", "Suspend user account")
+        .ok::<codersdk::User>(200);
+    r.put("/users/{user}/status/activate", activate_user)
+        .op("Users", "activate-user-account", "Activate user account")
+        .ok::<codersdk::User>(200);
+    r.get("/users/{user}/roles", user_roles)
+        .op("Users", "get-user-roles", "Get user roles")
+        .ok::<codersdk::UserRoles>(200);
+    r.put("/users/{user}/roles", update_roles)
+        .op("Users", "assign-role-to-user", "Assign role to user")
+        .body::<codersdk::UpdateRoles>()
+        .ok::<codersdk::User>(200);
+    r.put("/users/{user}/password", update_password)
+        .limit(Limit::Login)
+        .op("Users", "update-user-password", "Update user password")
+        .body::<codersdk::UpdateUserPasswordRequest>()
+        .empty(204);
+    r.put("/users/{user}/profile", update_profile)
+        .op("Users", "update-user-profile", "Update user profile")
+        .body::<codersdk::UpdateUserProfileRequest>()
+        .ok::<codersdk::User>(200);
+    r.get("/users/{user}/quiet-hours", quiet_hours)
+        .op(
+            "Enterprise",
+            "get-user-quiet-hours-schedule",
+            "Get user quiet hours schedule",
         )
-        .route("/users/{user}/profile", put(update_profile))
-        .route(
-            "/users/{user}/quiet-hours",
-            get(quiet_hours).put(set_quiet_hours),
+        .ok::<codersdk::UserQuietHoursScheduleResponse>(200);
+    r.put("/users/{user}/quiet-hours", set_quiet_hours)
+        .op(
+            "Enterprise",
+            "update-user-quiet-hours-schedule",
+            "Update user quiet hours schedule",
         )
-        .route("/users/{user}/organizations", get(user_organizations))
-        .route("/users/{user}/login-type", get(login_type))
-        .route(
-            "/users/{user}/autofill-parameters",
-            get(autofill_parameters),
+        .body::<codersdk::UpdateUserQuietHoursScheduleRequest>()
+        .ok::<codersdk::UserQuietHoursScheduleResponse>(200);
+    r.get("/users/{user}/organizations", user_organizations)
+        .op(
+            "Users",
+            "get-organizations-by-user",
+            "Get organizations by user",
         )
-        .route(
-            "/users/{user}/appearance",
-            get(appearance).put(set_appearance),
+        .list::<codersdk::Organization>(200);
+    r.get("/users/{user}/login-type", login_type)
+        .op("Users", "get-user-login-type", "Get user login type")
+        .ok::<codersdk::UserLoginType>(200);
+    r.get("/users/{user}/autofill-parameters", autofill_parameters)
+        .op(
+            "Users",
+            "get-autofill-build-parameters-for-user",
+            "Get autofill build parameters for user",
         )
-        .route(
-            "/users/{user}/organizations/{organizationname}",
-            get(user_organization),
+        .query("template_id", Param::Uuid, "Template ID")
+        .list::<codersdk::UserParameter>(200);
+    r.get("/users/{user}/appearance", appearance)
+        .op(
+            "Users",
+            "get-user-appearance-settings",
+            "Get user appearance settings",
         )
+        .ok::<codersdk::UserAppearanceSettings>(200);
+    r.put("/users/{user}/appearance", set_appearance)
+        .op(
+            "Users",
+            "update-user-appearance-settings",
+            "Update user appearance settings",
+        )
+        .body::<codersdk::UpdateUserAppearanceSettingsRequest>()
+        .ok::<codersdk::UserAppearanceSettings>(200);
+    r.get(
+        "/users/{user}/organizations/{organizationname}",
+        user_organization,
+    )
+    .op(
+        "Users",
+        "get-organization-by-user-and-organization-name",
+        "Get organization by user and organization name",
+    )
+    .ok::<codersdk::Organization>(200);
 }
 
 /// Field-level checks of a new user's email and username.

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use coderd_db::schedule::{self, Weekly};
 use coderd_db::{
@@ -26,6 +24,7 @@ use uuid::Uuid;
 
 use super::resolve;
 use super::resolve::{check_workspace, workspace_for};
+use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::domain::parameters;
 use crate::http::error::{ApiError, ApiResult};
@@ -40,38 +39,159 @@ const NS_PER_MS: i64 = 1_000_000;
 const MINUTE_MS: i64 = 60_000;
 const MAX_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users/{user}/workspaces", post(create_for_user))
-        .route(
-            "/organizations/{organization}/members/{user}/workspaces",
-            post(create_in_org),
+pub fn routes(r: &mut Routes) {
+    r.post("/users/{user}/workspaces", create_for_user)
+        .op(
+            "Workspaces",
+            "create-user-workspace",
+            "Create user workspace",
         )
-        .route("/workspaces", get(list))
-        .route("/workspaces/{workspace}", get(get_one).patch(rename))
-        .route(
-            "/users/{user}/workspace/{workspacename}",
-            get(by_owner_and_name),
+        .body::<codersdk::CreateWorkspaceRequest>()
+        .ok::<codersdk::Workspace>(201);
+    r.post(
+        "/organizations/{organization}/members/{user}/workspaces",
+        create_in_org,
+    )
+    .op(
+        "Workspaces",
+        "create-user-workspace-by-organization",
+        "Create user workspace by organization",
+    )
+    .body::<codersdk::CreateWorkspaceRequest>()
+    .ok::<codersdk::Workspace>(201);
+    r.get("/workspaces", list)
+        .op("Workspaces", "list-workspaces", "List workspaces")
+        .query("q", Param::Str, "Search query in the format `key:value`. Available keys are: owner, template, name, status, has-agent, dormant, last_used_after, last_used_before, has-ai-task, has_external_agent.")
+        .query("limit", Param::Int, "Page limit")
+        .query("offset", Param::Int, "Page offset")
+        .ok::<codersdk::WorkspacesResponse>(200);
+    r.get("/workspaces/{workspace}", get_one)
+        .op(
+            "Workspaces",
+            "get-workspace-metadata-by-id",
+            "Get workspace metadata by ID",
         )
-        .route("/workspaces/{workspace}/autostart", put(set_autostart))
-        .route("/workspaces/{workspace}/ttl", put(set_ttl))
-        .route("/workspaces/{workspace}/autoupdates", put(set_autoupdates))
-        .route("/workspaces/{workspace}/dormant", put(set_dormant))
-        .route("/workspaces/{workspace}/extend", put(extend))
-        .route(
-            "/workspaces/{workspace}/favorite",
-            put(favorite).delete(unfavorite),
+        .query(
+            "include_deleted",
+            Param::Bool,
+            "Return data instead of HTTP 404 if the workspace is deleted",
         )
-        .route("/workspaces/{workspace}/usage", post(usage))
-        .route(
-            "/workspaces/{workspace}/resolve-autostart",
-            get(resolve_autostart),
+        .ok::<codersdk::Workspace>(200);
+    r.patch("/workspaces/{workspace}", rename)
+        .op(
+            "Workspaces",
+            "update-workspace-metadata-by-id",
+            "Update workspace metadata by ID",
         )
-        .route("/workspaces/{workspace}/timings", get(timings))
-        .route(
-            "/workspaces/{workspace}/acl",
-            get(acl).patch(update_acl).delete(delete_acl),
+        .body::<codersdk::UpdateWorkspaceRequest>()
+        .empty(204);
+    r.get("/users/{user}/workspace/{workspacename}", by_owner_and_name)
+        .op(
+            "Workspaces",
+            "get-workspace-metadata-by-user-and-workspace-name",
+            "Get workspace metadata by user and workspace name",
         )
+        .query(
+            "include_deleted",
+            Param::Bool,
+            "Return data instead of HTTP 404 if the workspace is deleted",
+        )
+        .ok::<codersdk::Workspace>(200);
+    r.put("/workspaces/{workspace}/autostart", set_autostart)
+        .op(
+            "Workspaces",
+            "update-workspace-autostart-schedule-by-id",
+            "Update workspace autostart schedule by ID",
+        )
+        .body::<codersdk::UpdateWorkspaceAutostartRequest>()
+        .empty(204);
+    r.put("/workspaces/{workspace}/ttl", set_ttl)
+        .op(
+            "Workspaces",
+            "update-workspace-ttl-by-id",
+            "Update workspace TTL by ID",
+        )
+        .body::<codersdk::UpdateWorkspaceTtlRequest>()
+        .empty(204);
+    r.put("/workspaces/{workspace}/autoupdates", set_autoupdates)
+        .op(
+            "Workspaces",
+            "update-workspace-automatic-updates-by-id",
+            "Update workspace automatic updates by ID",
+        )
+        .body::<codersdk::UpdateWorkspaceAutomaticUpdatesRequest>()
+        .empty(204);
+    r.put("/workspaces/{workspace}/dormant", set_dormant)
+        .op(
+            "Workspaces",
+            "update-workspace-dormancy-status-by-id",
+            "Update workspace dormancy status by id.",
+        )
+        .body::<codersdk::UpdateWorkspaceDormancy>()
+        .ok::<codersdk::Workspace>(200)
+        // The workspace already is (or is not) dormant.
+        .empty(304);
+    r.put("/workspaces/{workspace}/extend", extend)
+        .op(
+            "Workspaces",
+            "extend-workspace-deadline-by-id",
+            "Extend workspace deadline by ID",
+        )
+        .body::<codersdk::PutExtendWorkspaceRequest>()
+        .ok::<codersdk::Response>(200);
+    r.put("/workspaces/{workspace}/favorite", favorite)
+        .op(
+            "Workspaces",
+            "favorite-workspace-by-id",
+            "Favorite workspace by ID.",
+        )
+        .empty(204);
+    r.delete("/workspaces/{workspace}/favorite", unfavorite)
+        .op(
+            "Workspaces",
+            "unfavorite-workspace-by-id",
+            "Unfavorite workspace by ID.",
+        )
+        .empty(204);
+    r.post("/workspaces/{workspace}/usage", usage)
+        .op(
+            "Workspaces",
+            "post-workspace-usage-by-id",
+            "Post Workspace Usage by ID",
+        )
+        .body::<codersdk::PostWorkspaceUsageRequest>()
+        .empty(204);
+    r.get(
+        "/workspaces/{workspace}/resolve-autostart",
+        resolve_autostart,
+    )
+    .op(
+        "Workspaces",
+        "resolve-workspace-autostart-by-id",
+        "Resolve workspace autostart by id.",
+    )
+    .ok::<codersdk::ResolveAutostartResponse>(200);
+    r.get("/workspaces/{workspace}/timings", timings)
+        .op(
+            "Workspaces",
+            "get-workspace-timings-by-id",
+            "Get workspace timings by ID",
+        )
+        .ok::<codersdk::WorkspaceBuildTimings>(200);
+    r.get("/workspaces/{workspace}/acl", acl)
+        .op("Workspaces", "get-workspace-acls", "Get workspace ACLs")
+        .ok::<codersdk::WorkspaceAcl>(200);
+    r.patch("/workspaces/{workspace}/acl", update_acl)
+        .op("Workspaces", "update-workspace-acl", "Update workspace ACL")
+        .body::<codersdk::UpdateWorkspaceAcl>()
+        .empty(204);
+    r.delete("/workspaces/{workspace}/acl", delete_acl)
+        .op(
+            "Workspaces",
+            "completely-clears-the-workspaces-user-and-group-acls",
+            "Completely clears the workspace's user and group ACLs.",
+        )
+        .empty(204);
 }
 
 /// A workspace TTL from the API (`ttl_ms`), as Coder validates it. `None`/0 = none.
