@@ -13,6 +13,7 @@ use codersdk::{
 
 use super::resolve;
 use super::resolve::workspace_for;
+use super::resolve::WorkspaceParam;
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor};
 use crate::domain::builds::BuildSpec;
@@ -126,11 +127,11 @@ async fn build_for(
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     Body(req): Body<CreateWorkspaceBuildRequest>,
 ) -> ApiResult<Json<WorkspaceBuild>> {
     // The workspace first: who may not read it learns nothing from the body's validation.
-    let (w, t) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    let (w, t) = workspace.allow(Action::Read)?;
     if req.orphan && req.transition != "delete" {
         return Err(ApiError::bad_request(
             "Orphan is only permitted when deleting a workspace.",
@@ -217,11 +218,10 @@ async fn create(
 
 async fn list(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<WorkspaceBuild>>> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Read, true).await?;
+    let (w, _) = workspace.allow_deleted(Action::Read)?;
     let q = QueryParams::parse(raw.as_deref());
     let page = Pagination::parse(&q)?;
     let mut errs = QueryErrors::default();

@@ -1,23 +1,19 @@
 //! What every job-backed endpoint answers alike: a job's logs (a list, or followed over a
 //! WebSocket) and its cancellation.
 
-use crate::http::error::ApiError;
-use crate::http::error::ApiResult;
-use crate::http::error::DATABASE_UNAVAILABLE_MESSAGE;
-use crate::http::params::QueryParams;
-use crate::http::ws_io::Upgrade;
-use crate::http::ws_io::{close, going_away, text, upgrade_or_400, HEARTBEAT};
-use crate::state::AppState;
+use std::time::Duration;
+
 use axum::body::Bytes;
-use axum::extract::ws::close_code;
-use axum::extract::ws::Message;
-use axum::extract::ws::WebSocket;
+use axum::extract::ws::{close_code, Message, WebSocket};
 use axum::response::Response;
 use codersdk::ProvisionerJobLog;
-use futures_util::SinkExt;
-use futures_util::StreamExt;
-use std::time::Duration;
+use futures_util::{SinkExt, StreamExt};
 use uuid::Uuid;
+
+use crate::http::error::{ApiError, ApiResult, DATABASE_UNAVAILABLE_MESSAGE};
+use crate::http::params::QueryParams;
+use crate::http::ws_io::{close, going_away, text, upgrade_or_400, Upgrade, HEARTBEAT};
+use crate::state::AppState;
 
 /// `GET …/logs`: the job's logs after `?after=` as a JSON array, or with `?follow` a
 /// WebSocket that streams them until the job ends.

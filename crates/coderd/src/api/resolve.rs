@@ -1,22 +1,21 @@
-//! Path parameters that name objects: `{user}` and `{organization}`.
+//! The objects a URL names, loaded and authorized once: `{user}`, `{organization}`,
+//! `{workspace}` and `{template}` (the typed [`WorkspaceParam`] and [`TemplateParam`]
+//! extractors, and loader functions for ids that come from elsewhere), and the name rules.
 
-use crate::authz::Action;
-use crate::authz::Actor;
-use crate::authz::Object;
-use crate::authz::Resource;
-use crate::http::error::ApiError;
-use crate::http::error::ApiResult;
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use coderd_db::{
+    OrganizationRow, StoreError, TemplateRow, TemplateVisibility, UserRow, VersionRow, WorkspaceRow,
+};
+use uuid::Uuid;
+
+use crate::authz::{Action, Actor, Object, Resource};
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::params::parse_uuid;
 use crate::state::AppState;
-use axum::http::StatusCode;
-use coderd_db::OrganizationRow;
-use coderd_db::StoreError;
-use coderd_db::TemplateRow;
-use coderd_db::TemplateVisibility;
-use coderd_db::UserRow;
-use coderd_db::VersionRow;
-use coderd_db::WorkspaceRow;
-use uuid::Uuid;
 
 /// `{user}`: `me`, a UUID, or a username (case-insensitive). Unknown users answer 400, as
 /// Coder's does; existence is not hidden, handlers authorize afterwards.
@@ -125,6 +124,56 @@ pub fn valid_version_name(name: &str) -> bool {
             .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
+/// The `{workspace}` of the path, loaded with its template and readable by the caller: 404
+/// otherwise, so that nobody learns it exists. The handler then asks for the action it needs
+/// ([`WorkspaceParam::allow`]), which answers 410 for a deleted workspace and 403 for an action
+/// the caller may not take, as upstream's workspace parameter middleware does.
+pub struct WorkspaceParam {
+    pub workspace: WorkspaceRow,
+    pub template: TemplateRow,
+    actor: Actor,
+}
+
+impl FromRequestParts<AppState> for WorkspaceParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("workspace").map(String::as_str).unwrap_or("");
+        let workspace = state.store.workspace(parse_uuid(raw)?).await?;
+        if !may(&actor, &workspace, Action::Read) {
+            return Err(ApiError::not_found());
+        }
+        let template = state
+            .store
+            .templates_by_ids(&[workspace.template_id])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::internal("Reading a workspace", "its template is missing"))?;
+        Ok(WorkspaceParam {
+            workspace,
+            template,
+            actor,
+        })
+    }
+}
+
+impl WorkspaceParam {
+    /// The workspace and its template, if the caller may take `action` on it and it is not
+    /// deleted.
+    pub fn allow(self, action: Action) -> ApiResult<(WorkspaceRow, TemplateRow)> {
+        check_workspace(&self.actor, &self.workspace, action, false)?;
+        Ok((self.workspace, self.template))
+    }
+
+    /// As [`WorkspaceParam::allow`], deleted workspaces included.
+    pub fn allow_deleted(self, action: Action) -> ApiResult<(WorkspaceRow, TemplateRow)> {
+        check_workspace(&self.actor, &self.workspace, action, true)?;
+        Ok((self.workspace, self.template))
+    }
+}
+
 /// The `{workspace}` of the path and its template, checked for `action`: 404 unreadable, 403
 /// read-only, 410 deleted (unless `include_deleted`).
 pub async fn workspace_for(
@@ -225,6 +274,42 @@ pub async fn version_for(
         return Err(ApiError::forbidden());
     }
     Ok((v, t))
+}
+
+/// The path's parameters by name, decoded.
+async fn path_params(parts: &mut Parts, state: &AppState) -> ApiResult<HashMap<String, String>> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad_request("Invalid path.").with_detail(e.body_text()))?;
+    Ok(params)
+}
+
+/// The `{template}` of the path, loaded and readable by the caller (404 otherwise); the
+/// handler then asks for the action it needs ([`TemplateParam::allow`]: 403 without it).
+pub struct TemplateParam {
+    pub template: TemplateRow,
+    actor: Actor,
+}
+
+impl FromRequestParts<AppState> for TemplateParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("template").map(String::as_str).unwrap_or("");
+        let template = state.store.template(parse_uuid(raw)?).await?;
+        check(&actor, &template, Action::Read)?;
+        Ok(TemplateParam { template, actor })
+    }
+}
+
+impl TemplateParam {
+    /// The template, if the caller may take `action` on it.
+    pub fn allow(self, action: Action) -> ApiResult<TemplateRow> {
+        check(&self.actor, &self.template, action)?;
+        Ok(self.template)
+    }
 }
 
 /// The `{template}` of the path, checked for `action` (404 unreadable, 403 read-only).

@@ -1,17 +1,14 @@
 //! Signing in: password checks, issuing session keys, the session cookie. Shared by the
 //! login, token and CLI-auth endpoints.
 
-use crate::auth::generate_token;
-use crate::auth::verify_password;
-use crate::http::error::ApiError;
-use crate::http::error::ApiResult;
-use crate::state::AppState;
-use axum::http::HeaderValue;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use chrono::Utc;
-use coderd_db::NewApiKey;
-use coderd_db::StoreError;
+use coderd_db::{NewApiKey, StoreError};
 use uuid::Uuid;
+
+use crate::auth::{generate_token, verify_password};
+use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 pub fn session_cookie(state: &AppState, value: &str, expire: bool) -> HeaderValue {
     let mut c = format!(

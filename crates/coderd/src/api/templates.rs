@@ -17,7 +17,7 @@ use codersdk::{
 use uuid::Uuid;
 
 use super::resolve::org_for;
-use super::resolve::{readable_by_name, template_for, visibility};
+use super::resolve::{readable_by_name, template_for, visibility, TemplateParam};
 use super::routes::{Param, Routes};
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
@@ -521,10 +521,9 @@ async fn by_name(
 
 async fn get_one(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    template: TemplateParam,
 ) -> ApiResult<Json<Template>> {
-    let t = template_for(&state, &actor, &id, Action::Read).await?;
+    let t = template.allow(Action::Read)?;
     Ok(ok(render(&state, t).await?))
 }
 
@@ -556,11 +555,10 @@ fn fields_of(t: &TemplateRow) -> TemplateFields {
 /// Applies a patch: fields left out keep their value. Answers 304 when nothing changes.
 async fn update(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    template: TemplateParam,
     Body(req): Body<UpdateTemplateMeta>,
 ) -> ApiResult<Response> {
-    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let t = template.allow(Action::Update)?;
     let before = fields_of(&t);
     let mut f = before.clone();
     let ms = |v: Option<i64>, old: i64| v.map_or(old, |ms| ms.saturating_mul(NS_PER_MS));
@@ -619,12 +617,8 @@ async fn update(
     Ok(ok(render(&state, updated).await?).into_response())
 }
 
-async fn delete(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let t = template_for(&state, &actor, &id, Action::Delete).await?;
+async fn delete(State(state): State<AppState>, template: TemplateParam) -> ApiResult<Response> {
+    let t = template.allow(Action::Delete)?;
     if state.store.template_has_workspaces(t.id).await? {
         return Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
@@ -638,11 +632,10 @@ async fn delete(
 
 async fn versions(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    template: TemplateParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<TemplateVersion>>> {
-    let t = template_for(&state, &actor, &id, Action::Read).await?;
+    let t = template.allow(Action::Read)?;
     let q = QueryParams::parse(raw.as_deref());
     let page = Pagination::parse(&q)?;
     if let Some(after) = page.after_id {
@@ -735,11 +728,10 @@ async fn set_active_version(
 
 async fn archive_versions(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    template: TemplateParam,
     Body(req): Body<ArchiveTemplateVersionsRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let t = template.allow(Action::Update)?;
     let archived = state.store.archive_unused_versions(t.id, req.all).await?;
     // Coder answers {template_id, archived_ids}; the reference documents a Response: both.
     Ok(ok(serde_json::json!({
@@ -753,11 +745,10 @@ async fn archive_versions(
 
 async fn acl(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    template: TemplateParam,
 ) -> ApiResult<Json<TemplateAcl>> {
     // As upstream: who holds which role on a template is for those who may change it.
-    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let t = template.allow(Action::Update)?;
     let user_ids: Vec<Uuid> = t.user_acl.0.keys().copied().collect();
     let users = state.store.users_by_ids(&user_ids).await?;
     let group_ids: Vec<Uuid> = t.group_acl.0.keys().copied().collect();
@@ -794,13 +785,12 @@ async fn acl(
 
 async fn update_acl(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    template: TemplateParam,
     BodyWithRaw(mut req, raw): BodyWithRaw<UpdateTemplateAcl>,
 ) -> ApiResult<Response> {
     super::acl::null_roles(&raw, "user_perms", &mut req.user_perms);
     super::acl::null_roles(&raw, "group_perms", &mut req.group_perms);
-    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let t = template.allow(Action::Update)?;
     let (users, groups) = super::acl::patched(
         &state,
         t.organization_id,
@@ -820,10 +810,9 @@ async fn update_acl(
 
 async fn acl_available(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    template: TemplateParam,
 ) -> ApiResult<Json<AclAvailable>> {
-    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let t = template.allow(Action::Update)?;
     let members = state.store.list_members(t.organization_id).await?;
     let groups = state
         .store
@@ -844,11 +833,10 @@ async fn acl_available(
 /// Distinct users per day who used the template's workspaces in the last 30 days.
 async fn daus(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    template: TemplateParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<DausResponse>> {
-    let t = template_for(&state, &actor, &id, Action::Read).await?;
+    let t = template.allow(Action::Read)?;
     let q = QueryParams::parse(raw.as_deref());
     let offset = match q.get("tz_offset").filter(|v| !v.is_empty()) {
         None => 0,

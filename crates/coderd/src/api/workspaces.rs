@@ -23,7 +23,7 @@ use codersdk::{
 use uuid::Uuid;
 
 use super::resolve;
-use super::resolve::{check_workspace, workspace_for};
+use super::resolve::{check_workspace, workspace_for, WorkspaceParam};
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::domain::parameters;
@@ -700,11 +700,10 @@ async fn by_owner_and_name(
 
 async fn rename(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     Body(req): Body<UpdateWorkspaceRequest>,
 ) -> ApiResult<StatusCode> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let (w, _) = workspace.allow(Action::Update)?;
     if req.name.is_empty() || req.name == w.name {
         return Ok(StatusCode::NO_CONTENT);
     }
@@ -734,11 +733,10 @@ async fn rename(
 
 async fn set_autostart(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     Body(req): Body<UpdateWorkspaceAutostartRequest>,
 ) -> ApiResult<StatusCode> {
-    let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let (w, t) = workspace.allow(Action::Update)?;
     let schedule = match req.schedule.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(_) if !t.allow_user_autostart => {
@@ -761,11 +759,10 @@ async fn set_autostart(
 
 async fn set_ttl(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     Body(req): Body<UpdateWorkspaceTtlRequest>,
 ) -> ApiResult<StatusCode> {
-    let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let (w, t) = workspace.allow(Action::Update)?;
     let refused = |detail: &str| {
         ApiError::bad_request("Error updating workspace time until shutdown.")
             .with_validation("ttl_ms", detail)
@@ -795,11 +792,10 @@ async fn set_ttl(
 
 async fn set_autoupdates(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     Body(req): Body<UpdateWorkspaceAutomaticUpdatesRequest>,
 ) -> ApiResult<StatusCode> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let (w, _) = workspace.allow(Action::Update)?;
     if !matches!(req.automatic_updates.as_str(), "always" | "never") {
         return Err(ApiError::bad_request("Invalid request")
             .with_validation("automatic_updates", "must be always or never"));
@@ -815,10 +811,10 @@ async fn set_autoupdates(
 async fn set_dormant(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     Body(req): Body<UpdateWorkspaceDormancy>,
 ) -> ApiResult<Response> {
-    let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let (w, t) = workspace.allow(Action::Update)?;
     if w.dormant_at.is_some() == req.dormant {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
@@ -849,11 +845,10 @@ async fn set_dormant(
 
 async fn extend(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     Body(req): Body<PutExtendWorkspaceRequest>,
 ) -> ApiResult<Response> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let (w, _) = workspace.allow(Action::Update)?;
     let Some(deadline) = req.deadline else {
         return Err(ApiError::validation_tag("deadline", "required", ""));
     };
@@ -958,11 +953,10 @@ fn bump_interval(t: &TemplateRow, w: &WorkspaceRow, now: DateTime<Utc>) -> i64 {
 
 async fn usage(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let (w, t) = workspace_for(&state, &actor, &id, Action::Update, false).await?;
+    let (w, t) = workspace.allow(Action::Update)?;
     // The body is optional.
     let req: PostWorkspaceUsageRequest = if body.is_empty() {
         Default::default()
@@ -987,10 +981,9 @@ async fn usage(
 
 async fn resolve_autostart(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
 ) -> ApiResult<Json<ResolveAutostartResponse>> {
-    let (w, t) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    let (w, t) = workspace.allow(Action::Read)?;
     let latest = state.store.latest_builds(&[w.id]).await?.pop();
     let uses_active = t.require_active_version || w.automatic_updates == "always";
     let mismatch = match latest {
@@ -1015,10 +1008,9 @@ async fn resolve_autostart(
 
 async fn timings(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
 ) -> ApiResult<Json<WorkspaceBuildTimings>> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    let (w, _) = workspace.allow(Action::Read)?;
     let b = state
         .store
         .latest_builds(&[w.id])
@@ -1076,15 +1068,14 @@ async fn acl(
 
 async fn update_acl(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     crate::http::json::BodyWithRaw(mut req, raw): crate::http::json::BodyWithRaw<
         UpdateWorkspaceAcl,
     >,
 ) -> ApiResult<StatusCode> {
     super::acl::null_roles(&raw, "user_roles", &mut req.user_roles);
     super::acl::null_roles(&raw, "group_roles", &mut req.group_roles);
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Share, false).await?;
+    let (w, _) = workspace.allow(Action::Share)?;
     if req.user_roles.keys().any(|k| *k == w.owner_id.to_string()) {
         return Err(ApiError::bad_request(
             "The workspace owner cannot be added to its ACL.",
@@ -1106,10 +1097,9 @@ async fn update_acl(
 
 async fn delete_acl(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
 ) -> ApiResult<StatusCode> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Share, false).await?;
+    let (w, _) = workspace.allow(Action::Share)?;
     state
         .store
         .set_workspace_acl(w.id, &HashMap::new(), &HashMap::new())

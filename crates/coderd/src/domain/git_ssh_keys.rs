@@ -1,7 +1,6 @@
 //! Users' Git SSH keys.
 
-use crate::http::error::ApiError;
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiError, ApiResult};
 
 /// A fresh ed25519 key pair: (private key in OpenSSH PEM, public key in `authorized_keys`
 /// format with a trailing newline).

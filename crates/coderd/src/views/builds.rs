@@ -1,21 +1,17 @@
 //! Workspace builds as the API shows them.
 
-use crate::http::error::ApiError;
-use crate::http::error::ApiResult;
+use std::collections::HashMap;
+
+use coderd_db::schedule::is_zero;
+use coderd_db::{BuildRow, JobRow};
+use codersdk::{ProvisionerTiming, WorkspaceBuild, WorkspaceBuildTimings, WorkspaceResource};
+use uuid::Uuid;
+
+use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::jobs;
-use crate::views::jobs::matched_provisioners;
-use crate::views::jobs::JobViews;
+use crate::views::jobs::{matched_provisioners, JobViews};
 use crate::views::loaded::Loaded;
-use coderd_db::schedule::is_zero;
-use coderd_db::BuildRow;
-use coderd_db::JobRow;
-use codersdk::ProvisionerTiming;
-use codersdk::WorkspaceBuild;
-use codersdk::WorkspaceBuildTimings;
-use codersdk::WorkspaceResource;
-use std::collections::HashMap;
-use uuid::Uuid;
 
 /// Coder's build status from the job's status and the transition.
 pub fn status(job_status: &str, transition: &str) -> &'static str {

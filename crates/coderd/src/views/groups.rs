@@ -1,13 +1,14 @@
 //! Groups as the API shows them.
 
+use std::collections::HashMap;
+
+use coderd_db::GroupRow;
+use codersdk::{Group, ReducedUser};
+use uuid::Uuid;
+
 use crate::http::error::ApiResult;
 use crate::state::AppState;
 use crate::views::convert;
-use coderd_db::GroupRow;
-use codersdk::Group;
-use codersdk::ReducedUser;
-use std::collections::HashMap;
-use uuid::Uuid;
 
 /// Groups with their members: one query for all the members, whatever the number of groups.
 pub async fn with_members(state: &AppState, groups: Vec<GroupRow>) -> ApiResult<Vec<Group>> {

@@ -1,17 +1,14 @@
 //! Template versions as the API shows them.
 
-use crate::http::error::ApiError;
-use crate::http::error::ApiResult;
+use coderd_db::{JobRow, VersionRow};
+use codersdk::{
+    MinimalUser, TemplateVersion, TemplateVersionParameter, TemplateVersionParameterOption,
+};
+
+use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::jobs;
-use crate::views::jobs::matched_provisioners;
-use crate::views::jobs::JobViews;
-use coderd_db::JobRow;
-use coderd_db::VersionRow;
-use codersdk::MinimalUser;
-use codersdk::TemplateVersion;
-use codersdk::TemplateVersionParameter;
-use codersdk::TemplateVersionParameterOption;
+use crate::views::jobs::{matched_provisioners, JobViews};
 
 /// Renders versions with their jobs: a fixed number of queries for any number of versions.
 pub async fn render(

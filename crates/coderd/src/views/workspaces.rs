@@ -1,16 +1,14 @@
 //! Workspaces as the API shows them.
 
-use crate::http::error::ApiError;
-use crate::http::error::ApiResult;
+use std::collections::HashMap;
+
+use coderd_db::{GroupFilter, WorkspaceRow};
+use codersdk::{SharedWorkspaceActor, Workspace, WorkspaceHealth};
+use uuid::Uuid;
+
+use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::loaded::Loaded;
-use coderd_db::GroupFilter;
-use coderd_db::WorkspaceRow;
-use codersdk::SharedWorkspaceActor;
-use codersdk::Workspace;
-use codersdk::WorkspaceHealth;
-use std::collections::HashMap;
-use uuid::Uuid;
 
 /// Renders workspaces as `viewer` sees them.
 pub async fn render(
