@@ -276,6 +276,44 @@ pub async fn version_for(
     Ok((v, t))
 }
 
+/// The `{templateversion}` of the path with its template, loaded and readable by the caller
+/// (404 otherwise); the handler then asks for the action it needs
+/// ([`VersionParam::allow`]: 403 without it).
+pub struct VersionParam {
+    pub version: VersionRow,
+    pub template: Option<TemplateRow>,
+    actor: Actor,
+}
+
+impl FromRequestParts<AppState> for VersionParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params
+            .get("templateversion")
+            .map(String::as_str)
+            .unwrap_or("");
+        let (version, template) = version_for(state, &actor, raw, Action::Read).await?;
+        Ok(VersionParam {
+            version,
+            template,
+            actor,
+        })
+    }
+}
+
+impl VersionParam {
+    /// The version and its template, if the caller may take `action` on it.
+    pub fn allow(self, action: Action) -> ApiResult<(VersionRow, Option<TemplateRow>)> {
+        if !version_allowed(&self.actor, action, &self.version, self.template.as_ref()) {
+            return Err(ApiError::forbidden());
+        }
+        Ok((self.version, self.template))
+    }
+}
+
 /// The path's parameters by name, decoded.
 async fn path_params(parts: &mut Parts, state: &AppState) -> ApiResult<HashMap<String, String>> {
     let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)

@@ -13,7 +13,7 @@ use codersdk::{
 use uuid::Uuid;
 
 use super::resolve::org_for;
-use super::resolve::version_for;
+use super::resolve::{version_for, VersionParam};
 use super::routes::{Param, Routes};
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
@@ -385,20 +385,18 @@ async fn create(
 
 async fn get_one(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
 ) -> ApiResult<Json<TemplateVersion>> {
-    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    let (v, _) = version.allow(Action::Read)?;
     Ok(ok(render_one(&state, v).await?))
 }
 
 async fn update(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
     Body(req): Body<PatchTemplateVersionRequest>,
 ) -> ApiResult<Json<TemplateVersion>> {
-    let (v, _) = version_for(&state, &actor, &id, Action::Update).await?;
+    let (v, _) = version.allow(Action::Update)?;
     let name = req
         .name
         .filter(|n| !n.is_empty())
@@ -421,11 +419,10 @@ async fn update(
 
 async fn cancel(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let (v, _) = version_for(&state, &actor, &id, Action::Update).await?;
+    let (v, _) = version.allow(Action::Update)?;
     super::job_endpoints::cancel(&state, v.job_id, raw.as_deref()).await
 }
 
@@ -482,21 +479,19 @@ async fn unarchive(
 
 async fn logs(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
     RawQuery(raw): RawQuery,
     ws: crate::http::ws_io::Upgrade,
 ) -> ApiResult<Response> {
-    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    let (v, _) = version.allow(Action::Read)?;
     super::job_endpoints::logs(&state, v.job_id, raw.as_deref(), ws).await
 }
 
 async fn resources(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
 ) -> ApiResult<Json<Vec<WorkspaceResource>>> {
-    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    let (v, _) = version.allow(Action::Read)?;
     Ok(ok(jobs::resources(&state, v.job_id).await?))
 }
 
