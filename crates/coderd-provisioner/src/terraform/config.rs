@@ -6,6 +6,8 @@
 //! evaluated statically: literals, templates, operators, `var.*` references and a few pure
 //! functions work; anything that needs Terraform (other resources, data sources, locals) does
 //! not, and the attribute is then left empty with a warning.
+//!
+//! Over 800 lines only with its unit tests (the code is about 480).
 
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::{Block, Body, Expression, Value};

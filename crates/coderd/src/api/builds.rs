@@ -64,14 +64,7 @@ pub fn routes(r: &mut Routes) {
             "get-workspace-build-logs",
             "Get workspace build logs",
         )
-        .query("after", Param::Int, "After log id")
-        .query(
-            "follow",
-            Param::Bool,
-            "Follow log stream (a WebSocket of log batches)",
-        )
-        .list::<codersdk::ProvisionerJobLog>(200)
-        .empty(101);
+        .job_logs();
     r.get("/workspacebuilds/{workspacebuild}/parameters", parameters)
         .op(
             "Builds",

@@ -239,6 +239,31 @@ impl Operation {
         self.step(Step::Empty(status))
     }
 
+    /// A job's logs, as every job-backed logs endpoint answers them (`api::job_endpoints`):
+    /// after a log id, as a JSON list or followed over a WebSocket.
+    pub fn job_logs(&mut self) -> &mut Self {
+        self.query("after", Param::Int, "After log id")
+            .query(
+                "follow",
+                Param::Bool,
+                "Follow log stream (a WebSocket of log batches)",
+            )
+            .list::<codersdk::ProvisionerJobLog>(200)
+            .empty(101)
+    }
+
+    /// The filters of provisioner job and daemon lists.
+    pub fn job_filters(&mut self) -> &mut Self {
+        self.query("limit", Param::Int, "Page limit")
+            .query("ids", Param::StrList, "Filter results by job IDs")
+            .query("status", Param::Str, "Filter results by status")
+            .query(
+                "tags",
+                Param::Str,
+                "Provisioner tags to filter by (JSON of the form {'tag1':'value1','tag2':'value2'})",
+            )
+    }
+
     /// Adds this operation, at `method` and `path`, to `d`.
     fn describe(&self, d: &mut Doc, method: Method, path: &str) {
         let mut op = d.op(method, path, self.tag, self.id, self.summary);

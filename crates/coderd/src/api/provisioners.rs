@@ -24,14 +24,7 @@ pub fn routes(r: &mut Routes) {
             "get-provisioner-daemons",
             "Get provisioner daemons",
         )
-        .query("limit", Param::Int, "Page limit")
-        .query("ids", Param::StrList, "Filter results by job IDs")
-        .query("status", Param::Str, "Filter results by status")
-        .query(
-            "tags",
-            Param::Str,
-            "Provisioner tags to filter by (JSON of the form {'tag1':'value1','tag2':'value2'})",
-        )
+        .job_filters()
         .list::<codersdk::ProvisionerDaemon>(200);
     r.get("/organizations/{organization}/provisionerjobs", jobs)
         .op(
@@ -39,14 +32,7 @@ pub fn routes(r: &mut Routes) {
             "get-provisioner-jobs",
             "Get provisioner jobs",
         )
-        .query("limit", Param::Int, "Page limit")
-        .query("ids", Param::StrList, "Filter results by job IDs")
-        .query("status", Param::Str, "Filter results by status")
-        .query(
-            "tags",
-            Param::Str,
-            "Provisioner tags to filter by (JSON of the form {'tag1':'value1','tag2':'value2'})",
-        )
+        .job_filters()
         .query("initiator", Param::Uuid, "Filter results by initiator")
         .list::<codersdk::ProvisionerJob>(200);
     r.get("/organizations/{organization}/provisionerjobs/{job}", job)

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::resolve::org_for;
 use super::resolve::{version_for, VersionParam};
-use super::routes::{Param, Routes};
+use super::routes::Routes;
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
@@ -87,14 +87,7 @@ pub fn routes(r: &mut Routes) {
             "get-logs-by-template-version",
             "Get logs by template version",
         )
-        .query("after", Param::Int, "After log id")
-        .query(
-            "follow",
-            Param::Bool,
-            "Follow log stream (a WebSocket of log batches)",
-        )
-        .list::<codersdk::ProvisionerJobLog>(200)
-        .empty(101);
+        .job_logs();
     r.get("/templateversions/{templateversion}/resources", resources)
         .op(
             "Templates",
@@ -193,14 +186,7 @@ pub fn routes(r: &mut Routes) {
         "get-template-version-dry-run-logs-by-job-id",
         "Get template version dry-run logs by job ID",
     )
-    .query("after", Param::Int, "After log id")
-    .query(
-        "follow",
-        Param::Bool,
-        "Follow log stream (a WebSocket of log batches)",
-    )
-    .list::<codersdk::ProvisionerJobLog>(200)
-    .empty(101);
+    .job_logs();
     r.get(
         "/templateversions/{templateversion}/dry-run/{jobID}/resources",
         dry_run_resources,
