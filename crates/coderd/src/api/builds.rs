@@ -5,15 +5,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use coderd_db::{BuildRow, StoreError, TemplateRow, WorkspaceRow};
+use coderd_db::StoreError;
 use codersdk::{
     CreateWorkspaceBuildRequest, UpdateWorkspaceBuildStateRequest, WorkspaceBuild,
     WorkspaceBuildParameter, WorkspaceBuildTimings, WorkspaceResource,
 };
 
 use super::resolve;
-use super::resolve::workspace_for;
-use super::resolve::WorkspaceParam;
+use super::resolve::{workspace_for, BuildParam, WorkspaceParam};
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor};
 use crate::domain::builds::BuildSpec;
@@ -22,7 +21,7 @@ use crate::http::json::{created, ok, Body, Json};
 use crate::http::params::{parse_time, parse_uuid, Pagination, QueryErrors, QueryParams};
 use crate::state::AppState;
 use crate::views::builds::{build_timings, render, render_one, render_with};
-use crate::views::jobs::{self};
+use crate::views::jobs;
 use crate::views::loaded::Loaded;
 
 pub fn routes(r: &mut Routes) {
@@ -102,19 +101,6 @@ pub fn routes(r: &mut Routes) {
             "Removed: Get workspace resources for workspace build",
         )
         .list::<codersdk::WorkspaceResource>(200);
-}
-
-/// The `{workspacebuild}` of the path with its workspace and template, checked for `action`
-/// on the workspace.
-async fn build_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    action: Action,
-) -> ApiResult<(BuildRow, WorkspaceRow, TemplateRow)> {
-    let b = state.store.build(parse_uuid(raw)?).await?;
-    let (w, t) = workspace_for(state, actor, &b.workspace_id.to_string(), action, true).await?;
-    Ok((b, w, t))
 }
 
 async fn create(
@@ -262,7 +248,15 @@ async fn get_one(
     });
     let Some((b, w)) = found else {
         // Not there: the one-row reads say so as they always have.
-        build_for(&state, &actor, &id, Action::Read).await?;
+        let b = state.store.build(build_id).await?;
+        workspace_for(
+            &state,
+            &actor,
+            &b.workspace_id.to_string(),
+            Action::Read,
+            true,
+        )
+        .await?;
         return Err(ApiError::not_found());
     };
     crate::api::resolve::check_workspace(&actor, &w, Action::Read, true)?;
@@ -292,10 +286,10 @@ async fn by_number(
 async fn cancel(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    build: BuildParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let (b, w, t) = build_for(&state, &actor, &id, Action::Update).await?;
+    let (b, w, t) = build.allow(Action::Update)?;
     if !(t.allow_user_cancel_workspace_jobs || actor.is_owner()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -309,21 +303,19 @@ async fn cancel(
 
 async fn logs(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    build: BuildParam,
     RawQuery(raw): RawQuery,
     ws: crate::http::ws_io::Upgrade,
 ) -> ApiResult<Response> {
-    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
+    let (b, _, _) = build.allow(Action::Read)?;
     super::job_endpoints::logs(&state, b.job_id, raw.as_deref(), ws).await
 }
 
 async fn parameters(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    build: BuildParam,
 ) -> ApiResult<Json<Vec<WorkspaceBuildParameter>>> {
-    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
+    let (b, _, _) = build.allow(Action::Read)?;
     let params = state
         .store
         .build_parameters(&[b.id])
@@ -340,9 +332,9 @@ async fn parameters(
 async fn get_state(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    build: BuildParam,
 ) -> ApiResult<Response> {
-    let (b, _, t) = build_for(&state, &actor, &id, Action::Read).await?;
+    let (b, _, t) = build.allow(Action::Read)?;
     if !actor.can_template(
         Action::Update,
         t.organization_id,
@@ -365,10 +357,10 @@ async fn get_state(
 async fn put_state(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    build: BuildParam,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let (b, _, t) = build_for(&state, &actor, &id, Action::Read).await?;
+    let (b, _, t) = build.allow(Action::Read)?;
     if !actor.can_template(
         Action::Update,
         t.organization_id,
@@ -384,18 +376,16 @@ async fn put_state(
 
 async fn resources(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    build: BuildParam,
 ) -> ApiResult<Json<Vec<WorkspaceResource>>> {
-    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
+    let (b, _, _) = build.allow(Action::Read)?;
     Ok(ok(jobs::resources(&state, b.job_id).await?))
 }
 
 async fn timings(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    build: BuildParam,
 ) -> ApiResult<Json<WorkspaceBuildTimings>> {
-    let (b, _, _) = build_for(&state, &actor, &id, Action::Read).await?;
+    let (b, _, _) = build.allow(Action::Read)?;
     Ok(ok(build_timings(&state, &b).await?))
 }

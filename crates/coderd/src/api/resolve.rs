@@ -8,7 +8,8 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use coderd_db::{
-    OrganizationRow, StoreError, TemplateRow, TemplateVisibility, UserRow, VersionRow, WorkspaceRow,
+    BuildRow, OrganizationRow, StoreError, TemplateRow, TemplateVisibility, UserRow, VersionRow,
+    WorkspaceRow,
 };
 use uuid::Uuid;
 
@@ -311,6 +312,53 @@ impl VersionParam {
             return Err(ApiError::forbidden());
         }
         Ok((self.version, self.template))
+    }
+}
+
+/// The `{workspacebuild}` of the path with its workspace and template, the workspace readable
+/// by the caller (404 otherwise); the handler then asks for the action it needs on the
+/// workspace ([`BuildParam::allow`]: 403 without it; deleted workspaces' builds stay readable).
+pub struct BuildParam {
+    pub build: BuildRow,
+    workspace: WorkspaceParam,
+}
+
+impl FromRequestParts<AppState> for BuildParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params
+            .get("workspacebuild")
+            .map(String::as_str)
+            .unwrap_or("");
+        let build = state.store.build(parse_uuid(raw)?).await?;
+        let (workspace, template) = workspace_for(
+            state,
+            &actor,
+            &build.workspace_id.to_string(),
+            Action::Read,
+            true,
+        )
+        .await?;
+        Ok(BuildParam {
+            build,
+            workspace: WorkspaceParam {
+                workspace,
+                template,
+                actor,
+            },
+        })
+    }
+}
+
+impl BuildParam {
+    /// The build, its workspace and template, if the caller may take `action` on the
+    /// workspace.
+    pub fn allow(self, action: Action) -> ApiResult<(BuildRow, WorkspaceRow, TemplateRow)> {
+        let (w, t) = self.workspace.allow_deleted(action)?;
+        Ok((self.build, w, t))
     }
 }
 
