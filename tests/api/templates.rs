@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::echo::{
-    create_template, create_version, create_version_with, wait_import, wait_status,
+    create_template, create_version, create_version_with, template_from, wait_import, wait_status,
 };
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{expect_error, raw_json, TestServer};
 
 const ALL_DAYS: [&str; 7] = [
@@ -63,20 +64,6 @@ async fn failed(client: &Client, org: Uuid, template: Uuid) -> TemplateVersion {
     assert_eq!(v.job.status, "failed", "{:?}", v.job);
     assert_eq!(v.job.error, "the template is broken");
     v
-}
-
-async fn template_from(client: &Client, org: Uuid, name: &str, version: Uuid) -> Template {
-    client
-        .create_template(
-            org,
-            &CreateTemplateRequest {
-                name: name.into(),
-                template_version_id: Some(version),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("creating template {name}: {e}"))
 }
 
 async fn get<T: serde::de::DeserializeOwned>(client: &Client, path: &str) -> T {
@@ -1466,7 +1453,7 @@ async fn template_statistics_follow_finished_builds() {
     let before: Template = owner.template(t.id).await.unwrap();
     assert!(before.build_time_stats["start"].p50.is_none());
     assert_eq!(before.active_user_count, 0);
-    crate::harness::workspace::running_ws(&owner, t.id, "dev", json!({})).await;
+    owner.running_workspace(t.id, "dev").await;
     let after: Template = owner.template(t.id).await.unwrap();
     assert!(
         after.build_time_stats["start"].p50.is_some(),
