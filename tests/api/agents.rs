@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::echo::create_template;
-use crate::harness::workspace::running_ws;
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::TestServer;
 
 pub fn coder_binary() -> Option<PathBuf> {
@@ -175,7 +175,7 @@ async fn scenario(bin: &PathBuf, srv: &TestServer, agent_url: Option<&str>) {
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let before = the_agent(&owner, w.id).await;
     assert_eq!(before.status, "connecting");
 
@@ -349,7 +349,7 @@ async fn agent_tokens_and_versions_are_checked() {
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    running_ws(&owner, t.id, "dev", json!({})).await;
+    owner.running_workspace(t.id, "dev").await;
     let rpc = |q: &str, token: Option<String>| {
         let mut req =
             reqwest::Client::new().get(format!("{}/api/v2/workspaceagents/me/rpc{q}", srv.url));
@@ -420,7 +420,7 @@ async fn agent_status_holds_across_replicas_and_a_dead_one() {
     let (owner, first) = b.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let mut a = Replica::spawn(
         &b.db_url,
         free_port(),
@@ -468,7 +468,7 @@ async fn garbage_on_the_agent_connection_is_cut_off() {
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    running_ws(&owner, t.id, "dev", json!({})).await;
+    owner.running_workspace(t.id, "dev").await;
     let garbage: [&[u8]; 3] = [
         // Not yamux at all.
         b"GET / HTTP/1.1\r\n\r\n",
@@ -658,7 +658,7 @@ async fn app_health_and_a_log_flood_with_the_real_agent() {
                      "script": "head -c 3000000 /dev/zero | tr '\\0' x | fold -w 100"}]
     }]}]}});
     let (t, _) = create_template(&owner, first.organization_id, "agent", &archive).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let before = the_agent(&owner, w.id).await;
     assert_eq!(before.apps[0].health, "initializing");
     assert_eq!(before.apps[0].healthcheck.threshold, 2);

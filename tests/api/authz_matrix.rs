@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::harness::echo::create_template;
-use crate::harness::workspace::running_ws;
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{raw_json, schema, TestServer, MEMBER_PASSWORD};
 
 /// Who calls.
@@ -677,7 +677,7 @@ async fn every_operation_answers_every_actor_as_upstream_roles_imply() {
 
     // Alice's objects, the template and its jobs.
     let (t, v) = create_template(&owner, org, "matrix", &json!({})).await;
-    let w = running_ws(&alice, t.id, "dev", json!({})).await;
+    let w = alice.running_workspace(t.id, "dev").await;
     let key: Value = alice
         .request(
             Method::POST,

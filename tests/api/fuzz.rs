@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use codersdk::{Client, CreateGroupRequest, CreateTokenRequest, CreateWorkspaceRequest, Workspace};
+use codersdk::{Client, CreateGroupRequest, CreateTokenRequest, Workspace};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::echo::{create_template, create_version};
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{checked_client, create_owner, fresh_database};
 
 /// The seed CI uses, so that a red run is the same run again.
@@ -199,21 +200,10 @@ async fn seed(url: &str) -> Seed {
     let mut workspaces = Vec::new();
     for name in ["alpha", "beta"] {
         let (t, v) = create_template(&owner, org, name, &echo).await;
-        let w: Workspace = owner
-            .request(
-                reqwest::Method::POST,
-                "/api/v2/users/me/workspaces",
-                Some(&CreateWorkspaceRequest {
-                    template_id: Some(t.id),
-                    name: name.into(),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("creating a workspace");
+        let w = owner.create_workspace(t.id, name).await;
         templates.push((t.id, t.name));
         versions.push((v.id, v.name));
-        workspaces.push(wait_build(&owner, w.id).await);
+        workspaces.push(succeeded(&owner, w.id).await);
     }
     // One stopped workspace, so a build has a stop transition and a second build number.
     let stopped: Value = owner
@@ -225,7 +215,7 @@ async fn seed(url: &str) -> Seed {
         .await
         .expect("stopping a workspace");
     assert!(stopped["id"].is_string());
-    workspaces[1] = wait_build(&owner, workspaces[1].id).await;
+    workspaces[1] = succeeded(&owner, workspaces[1].id).await;
     // A version of no template, still being imported while the fuzzer runs.
     let pending = create_version(
         &owner,
@@ -320,27 +310,15 @@ async fn seed(url: &str) -> Seed {
     }
 }
 
-async fn wait_build(c: &Client, ws: Uuid) -> Workspace {
-    let started = Instant::now();
-    loop {
-        let w: Workspace = c
-            .get_json(&format!("/api/v2/workspaces/{ws}"))
-            .await
-            .unwrap();
-        if w.latest_build.job.completed_at.is_some() {
-            assert_eq!(
-                w.latest_build.job.status, "succeeded",
-                "{:?}",
-                w.latest_build.job
-            );
-            return w;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the build did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Waits for the workspace's latest build to end, which must be a success.
+async fn succeeded(c: &Client, ws: Uuid) -> Workspace {
+    let w = c.wait_for_build(ws, Duration::from_secs(60)).await;
+    assert_eq!(
+        w.latest_build.job.status, "succeeded",
+        "{:?}",
+        w.latest_build.job
+    );
+    w
 }
 
 /// schemathesis.toml: the seed's values as dictionaries bound to path parameters.

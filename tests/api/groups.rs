@@ -1,4 +1,5 @@
-use codersdk::{CreateGroupRequest, Group, PatchGroupRequest};
+use codersdk::{Client, CreateGroupRequest, Group, PatchGroupRequest, User};
+use uuid::Uuid;
 
 use crate::harness::{expect_error, raw_json, TestServer};
 
@@ -40,10 +41,9 @@ async fn everyone_group_contains_every_member() {
 }
 
 #[tokio::test]
-async fn group_crud_and_membership() {
+async fn group_names_and_quotas_are_validated() {
     let srv = TestServer::start().await;
     let (owner, first) = srv.owner().await;
-    let (member, amy) = srv.member(&owner, "amy").await;
     let org = first.organization_id;
 
     let g = owner
@@ -95,7 +95,40 @@ async fn group_crud_and_membership() {
         .await
         .unwrap_err();
     expect_error(neg, 400, "Validation failed.");
+}
 
+/// Group "devs" with amy in it, and a group "x" in a second organization amy is not in.
+struct Devs {
+    srv: TestServer,
+    owner: Client,
+    member: Client,
+    amy: User,
+    org: Uuid,
+    g: Group,
+    other_group: Group,
+}
+
+async fn devs() -> Devs {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let (member, amy) = srv.member(&owner, "amy").await;
+    let org = first.organization_id;
+
+    let g = owner
+        .create_group(
+            org,
+            &CreateGroupRequest {
+                name: "devs".into(),
+                quota_allowance: 5,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (g.total_member_count, g.quota_allowance, g.source.as_str()),
+        (0, 5, "user")
+    );
     let g = owner
         .patch_group(
             g.id,
@@ -113,7 +146,6 @@ async fn group_crud_and_membership() {
     );
     assert_eq!(g.members[0].id, amy.id);
 
-    // Only organization members can join.
     let outsider_org = owner
         .create_organization(&codersdk::CreateOrganizationRequest {
             name: "other".into(),
@@ -131,6 +163,27 @@ async fn group_crud_and_membership() {
         )
         .await
         .unwrap();
+    Devs {
+        srv,
+        owner,
+        member,
+        amy,
+        org,
+        g,
+        other_group,
+    }
+}
+
+#[tokio::test]
+async fn only_organization_members_join_a_group() {
+    let Devs {
+        srv: _srv,
+        owner,
+        amy,
+        other_group,
+        ..
+    } = devs().await;
+    // Only organization members can join.
     let bad = owner
         .patch_group(
             other_group.id,
@@ -142,7 +195,28 @@ async fn group_crud_and_membership() {
         .await
         .unwrap_err();
     assert_eq!(bad.status().unwrap().as_u16(), 400);
+    assert_eq!(
+        owner
+            .group(other_group.id)
+            .await
+            .unwrap()
+            .total_member_count,
+        0,
+        "the refused member was not added"
+    );
+}
 
+#[tokio::test]
+async fn members_read_their_organizations_groups_only() {
+    let Devs {
+        srv: _srv,
+        owner,
+        member,
+        org,
+        g,
+        other_group,
+        ..
+    } = devs().await;
     // Members read their organization's groups, not others', and cannot change them.
     let seen = member.group(g.id).await.unwrap();
     assert_eq!(seen.name, "devs");
@@ -230,7 +304,17 @@ async fn group_crud_and_membership() {
         .await
         .unwrap();
     assert_eq!(in_org.len(), 2);
+}
 
+#[tokio::test]
+async fn members_leave_and_a_group_is_deleted() {
+    let Devs {
+        srv: _srv,
+        owner,
+        amy,
+        g,
+        ..
+    } = devs().await;
     let g = owner
         .patch_group(
             g.id,

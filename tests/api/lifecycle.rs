@@ -1,38 +1,19 @@
 //! The lifecycle executor against a real database, driven with a chosen clock, plus one test
 //! with a real poll interval.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
-use codersdk::{Client, Workspace, WorkspaceBuild};
+use codersdk::{Client, Workspace};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::harness::echo::{create_template, create_version, wait_import};
-use crate::harness::workspace::create_ws;
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{raw_json, TestServer};
 
 fn echo() -> serde_json::Value {
     json!({"start": {"resources": [{"name": "vm", "type": "echo_vm"}]}, "stop": {}, "delete": {}})
-}
-
-async fn wait_ws(c: &Client, ws: Uuid, status: &str) -> Workspace {
-    let started = Instant::now();
-    loop {
-        let w: Workspace = c
-            .get_json(&format!("/api/v2/workspaces/{ws}?include_deleted=true"))
-            .await
-            .unwrap();
-        if w.latest_build.status == status {
-            return w;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never {status}: {}",
-            w.latest_build.status
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn patch_template(c: &Client, t: Uuid, body: serde_json::Value) {
@@ -53,15 +34,8 @@ fn minute() -> chrono::Duration {
 /// Stops the running workspace and schedules its autostart two minutes after the stop build;
 /// answers when that is.
 async fn stop_and_schedule_start(c: &Client, ws: Uuid) -> chrono::DateTime<Utc> {
-    let stop: WorkspaceBuild = c
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v2/workspaces/{ws}/builds"),
-            Some(&json!({"transition": "stop"})),
-        )
-        .await
-        .unwrap();
-    wait_ws(c, ws, "stopped").await;
+    let stop = c.stop(ws).await;
+    c.wait_for_status(ws, "stopped").await;
     // Every day at the minute two minutes after the stop build.
     let fire = coderd_db::schedule::truncate_minute(stop.created_at) + chrono::Duration::minutes(2);
     let schedule = format!(
@@ -85,8 +59,10 @@ async fn autostop_at_the_deadline_by_the_system_user() {
     let srv = TestServer::start().await;
     let (owner, first) = srv.owner().await;
     let (t, _) = create_template(&owner, first.organization_id, "ttl", &echo()).await;
-    let w = create_ws(&owner, t.id, "dev", json!({"ttl_ms": 3_600_000})).await;
-    let w = wait_ws(&owner, w.id, "running").await;
+    let w = owner
+        .create_workspace_with(t.id, "dev", json!({"ttl_ms": 3_600_000}))
+        .await;
+    let w = owner.wait_for_status(w.id, "running").await;
     let deadline = w.latest_build.deadline.expect("a TTL gives a deadline");
     let ex = srv.executor();
     assert!(
@@ -95,7 +71,7 @@ async fn autostop_at_the_deadline_by_the_system_user() {
     );
     let done = ex.tick(deadline + chrono::Duration::seconds(59)).await;
     assert_eq!(done.len(), 1);
-    let w = wait_ws(&owner, w.id, "stopped").await;
+    let w = owner.wait_for_status(w.id, "stopped").await;
     let b = &w.latest_build;
     assert_eq!(
         (
@@ -121,8 +97,8 @@ async fn autostart_on_schedule_and_two_executors_never_double_start() {
     let srv = TestServer::start().await;
     let (owner, first) = srv.owner().await;
     let (t, _) = create_template(&owner, first.organization_id, "sched", &echo()).await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
-    wait_ws(&owner, w.id, "running").await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    owner.wait_for_status(w.id, "running").await;
     let fire = stop_and_schedule_start(&owner, w.id).await;
     let w: Workspace = owner
         .get_json(&format!("/api/v2/workspaces/{}", w.id))
@@ -145,7 +121,7 @@ async fn autostart_on_schedule_and_two_executors_never_double_start() {
         1,
         "exactly one executor started it: {ra:?} {rb:?}"
     );
-    let w = wait_ws(&owner, w.id, "running").await;
+    let w = owner.wait_for_status(w.id, "running").await;
     assert_eq!(
         (w.latest_build.reason.as_str(), w.latest_build.build_number),
         ("autostart", 3)
@@ -163,8 +139,10 @@ async fn autostart_keeps_the_current_version_when_the_active_one_needs_parameter
     let (owner, first) = srv.owner().await;
     let org = first.organization_id;
     let (t, old) = create_template(&owner, org, "moving", &echo()).await;
-    let w = create_ws(&owner, t.id, "dev", json!({"automatic_updates": "always"})).await;
-    wait_ws(&owner, w.id, "running").await;
+    let w = owner
+        .create_workspace_with(t.id, "dev", json!({"automatic_updates": "always"}))
+        .await;
+    owner.wait_for_status(w.id, "running").await;
     let fire = stop_and_schedule_start(&owner, w.id).await;
 
     let mut needs = echo();
@@ -181,7 +159,7 @@ async fn autostart_keeps_the_current_version_when_the_active_one_needs_parameter
     assert_eq!(status, 200, "{resp}");
 
     assert_eq!(srv.executor().tick(fire).await.len(), 1);
-    let w = wait_ws(&owner, w.id, "running").await;
+    let w = owner.wait_for_status(w.id, "running").await;
     assert_eq!(
         (
             w.latest_build.reason.as_str(),
@@ -214,15 +192,15 @@ async fn dormancy_then_autodelete_end_to_end() {
         json!({"time_til_dormant_ms": 60_000, "time_til_dormant_autodelete_ms": 120_000}),
     )
     .await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
-    let w = wait_ws(&owner, w.id, "running").await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    let w = owner.wait_for_status(w.id, "running").await;
     let ex = srv.executor();
     let idle_since = w.last_used_at;
     assert!(ex.tick(idle_since).await.is_empty());
     let at = idle_since + chrono::Duration::minutes(2);
     let done = ex.tick(at).await;
     assert_eq!(done.len(), 1);
-    let w = wait_ws(&owner, w.id, "stopped").await;
+    let w = owner.wait_for_status(w.id, "stopped").await;
     assert_eq!(w.latest_build.reason, "dormancy");
     assert!(w.dormant_at.is_some());
     let deleting_at = w.deleting_at.expect("auto-delete is scheduled");
@@ -235,7 +213,7 @@ async fn dormancy_then_autodelete_end_to_end() {
     assert!(ex.tick(deleting_at).await.is_empty(), "not before its time");
     let done = ex.tick(deleting_at + minute()).await;
     assert_eq!(done.len(), 1);
-    let w = wait_ws(&owner, w.id, "deleted").await;
+    let w = owner.wait_for_status(w.id, "deleted").await;
     assert_eq!(w.latest_build.reason, "autodelete");
     let (status, _) = raw_json(&owner, "GET", &format!("/api/v2/workspaces/{}", w.id), None).await;
     assert_eq!(status, 410);
@@ -253,8 +231,8 @@ async fn failed_starts_are_stopped_after_the_failure_ttl() {
     )
     .await;
     patch_template(&owner, t.id, json!({"failure_ttl_ms": 60_000})).await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
-    let w = wait_ws(&owner, w.id, "failed").await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    let w = owner.wait_for_status(w.id, "failed").await;
     let failed_at = w.latest_build.job.completed_at.unwrap();
     let ex = srv.executor();
     assert!(ex.tick(failed_at).await.is_empty());
@@ -264,7 +242,7 @@ async fn failed_starts_are_stopped_after_the_failure_ttl() {
             .len(),
         1
     );
-    let w = wait_ws(&owner, w.id, "stopped").await;
+    let w = owner.wait_for_status(w.id, "stopped").await;
     assert_eq!(w.latest_build.reason, "failedstop");
 }
 
@@ -275,8 +253,8 @@ async fn suspended_owners_are_stopped_by_the_real_poll_loop() {
     let (owner, first) = srv.owner().await;
     let (t, _) = create_template(&owner, first.organization_id, "loop", &echo()).await;
     let (member, user) = srv.member(&owner, "sue").await;
-    let w = create_ws(&member, t.id, "dev", json!({})).await;
-    wait_ws(&owner, w.id, "running").await;
+    let w = member.create_workspace(t.id, "dev").await;
+    owner.wait_for_status(w.id, "running").await;
     let (status, _) = raw_json(
         &owner,
         "PUT",
@@ -285,7 +263,7 @@ async fn suspended_owners_are_stopped_by_the_real_poll_loop() {
     )
     .await;
     assert_eq!(status, 200);
-    let w = wait_ws(&owner, w.id, "stopped").await;
+    let w = owner.wait_for_status(w.id, "stopped").await;
     assert_eq!(w.latest_build.reason, "autostop");
 }
 
@@ -341,14 +319,14 @@ async fn quiet_hours_and_the_autostop_requirement() {
         json!({"autostop_requirement": {"days_of_week": all_days, "weeks": 1}}),
     )
     .await;
-    let w = create_ws(
-        &owner,
-        t.id,
-        "dev",
-        json!({"ttl_ms": 30 * 24 * 3_600_000i64 - 60_000}),
-    )
-    .await;
-    let w = wait_ws(&owner, w.id, "running").await;
+    let w = owner
+        .create_workspace_with(
+            t.id,
+            "dev",
+            json!({"ttl_ms": 30 * 24 * 3_600_000i64 - 60_000}),
+        )
+        .await;
+    let w = owner.wait_for_status(w.id, "running").await;
     let max = w
         .latest_build
         .max_deadline

@@ -17,9 +17,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::files::tar_with;
 use crate::harness::echo::create_template;
-use crate::harness::workspace::running_ws;
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{checked_client, create_owner, ws_request, TestServer};
-use crate::streams::{echo, follow, stop, Sse};
+use crate::streams::{echo, follow, Sse};
 
 /// nginx's idle timeout in the test config: longer than the server's 15 s heartbeat.
 const READ_TIMEOUT_SECS: u64 = 20;
@@ -253,7 +253,7 @@ async fn behind_nginx() {
 
     let token = owner.token().unwrap().to_string();
     let (t, _) = create_template(&owner, first.organization_id, "proxied", &echo(30, 0)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
 
     // The build's logs, followed over a WebSocket through nginx.
     let path = format!("/api/v2/workspacebuilds/{}/logs?follow", w.latest_build.id);
@@ -307,7 +307,7 @@ async fn behind_nginx() {
         }
     }
     assert!(pings >= 1, "no heartbeat in {READ_TIMEOUT_SECS} s");
-    stop(&owner, w.id).await;
+    owner.stop(w.id).await;
     sse.until_status("stopped").await;
     drop(socket);
 
@@ -541,7 +541,7 @@ async fn rolling_restart_behind_nginx() {
     let (owner, first) = create_owner(&checked_client(&base)).await;
     let token = owner.token().unwrap().to_string();
     let (t, _) = create_template(&owner, first.organization_id, "rolling", &echo(3, 0)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
 
     // A client that keeps calling the API through nginx the whole time.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -584,7 +584,7 @@ async fn rolling_restart_behind_nginx() {
         replicas[holder].terminate().await;
         watch.until_end().await;
         watch = Watch::open(&base, &token, w.id).await;
-        let (code, body) = crate::harness::workspace::build(&owner, w.id, transition).await;
+        let (code, body) = owner.post_build(w.id, transition).await;
         assert_eq!(code, 201, "{body}");
         watch.until_status(status).await;
         replicas[holder] = Replica::spawn(&db_url, ports[holder]);

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::harness::echo::create_template;
-use crate::harness::workspace::running_ws;
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{create_owner, TestServer, OWNER_EMAIL, OWNER_PASSWORD};
 
 type Exposition = openmetrics_parser::MetricsExposition<
@@ -60,7 +60,7 @@ async fn metrics_have_upstreams_names_and_labels() {
     }
     let echo = json!({"start": {"logs": [{"output": "hi"}], "resources": [{"name": "vm", "type": "echo_vm"}]}});
     let (t, _) = create_template(&owner, first.organization_id, "metrics", &echo).await;
-    running_ws(&owner, t.id, "dev", json!({})).await;
+    owner.running_workspace(t.id, "dev").await;
     // A WebSocket that stays open while we scrape.
     let w: Vec<codersdk::Workspace> = owner
         .get_json::<serde_json::Value>("/api/v2/workspaces")
@@ -631,7 +631,7 @@ async fn traces_reach_an_otlp_collector() {
     let (owner, first) = create_owner(&crate::harness::checked_client(&base)).await;
     let echo = json!({"start": {"resources": [{"name": "vm", "type": "echo_vm"}]}});
     let (t, _) = create_template(&owner, first.organization_id, "traced", &echo).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     owner
         .get_json::<serde_json::Value>(&format!("/api/v2/workspaces/{}", w.id))
         .await

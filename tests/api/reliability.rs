@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::harness::echo::{create_template, create_version, wait_import};
 use crate::harness::replica::{free_port, Replica};
-use crate::harness::workspace::create_ws;
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{checked_client, create_owner, fresh_database, ws_request, TestServer};
 
 /// The daemon's shutdown grace (`server.rs`), and the most the issue allows past it.
@@ -28,29 +28,8 @@ const SHUTDOWN_ERROR: &str = "The provisioner daemon shut down while this job wa
 
 /// A build's job status and error, read through `c`.
 async fn build_job(c: &Client, build: Uuid) -> (String, String) {
-    let b: Value = c
-        .get_json(&format!("/api/v2/workspacebuilds/{build}"))
-        .await
-        .unwrap();
-    (
-        b["job"]["status"].as_str().unwrap().to_string(),
-        b["job"]["error"].as_str().unwrap_or("").to_string(),
-    )
-}
-
-async fn wait_build_status(c: &Client, build: Uuid, status: &str, within: Duration) {
-    let started = Instant::now();
-    loop {
-        let (s, e) = build_job(c, build).await;
-        if s == status {
-            return;
-        }
-        assert!(
-            started.elapsed() < within,
-            "build {build} never became {status}: {s} {e}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let b = c.build(build).await;
+    (b.job.status, b.job.error)
 }
 
 /// Server-sent events over a streaming response, with how the body ended.
@@ -148,9 +127,10 @@ async fn sigterm_fails_the_running_build_stops_acquiring_and_ends_streams() {
         &json!({"start": {"duration_ms": 40000, "logs": [{"output": "working"}]}}),
     )
     .await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.create_workspace(t.id, "dev").await;
     let build = w.latest_build.id;
-    wait_build_status(&read, build, "running", Duration::from_secs(30)).await;
+    read.wait_for_job_status(build, "running", Duration::from_secs(30))
+        .await;
 
     let mut sse = Sse::open(&runner.url, &token, w.id).await;
     let (mut watch_ws, _) = tokio_tungstenite::connect_async(ws_request(
@@ -238,14 +218,10 @@ async fn a_second_sigterm_exits_without_waiting_for_the_grace() {
         &json!({"start": {"duration_ms": 40000}}),
     )
     .await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
-    wait_build_status(
-        &owner,
-        w.latest_build.id,
-        "running",
-        Duration::from_secs(30),
-    )
-    .await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    owner
+        .wait_for_job_status(w.latest_build.id, "running", Duration::from_secs(30))
+        .await;
     srv.signal("-TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
@@ -283,8 +259,8 @@ async fn log_lines_of_concurrent_jobs_carry_only_their_own_job() {
         &json!({"start": {"duration_ms": 3000}}),
     )
     .await;
-    let a = create_ws(&owner, t.id, "a", json!({})).await;
-    let b = create_ws(&owner, t.id, "b", json!({})).await;
+    let a = owner.create_workspace(t.id, "a").await;
+    let b = owner.create_workspace(t.id, "b").await;
     // Requests while both jobs run: their lines must not carry either job.
     let started = Instant::now();
     loop {
@@ -355,7 +331,7 @@ async fn a_pool_of_one_connection_serves_requests_streams_and_builds() {
         &json!({"start": {"logs": [{"output": "hello"}], "duration_ms": 500}}),
     )
     .await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.create_workspace(t.id, "dev").await;
     let mut sse = Sse::open(&srv.url, &token, w.id).await;
     let (mut follow_ws, _) = tokio_tungstenite::connect_async(ws_request(
         &srv.url,
@@ -381,15 +357,10 @@ async fn a_pool_of_one_connection_serves_requests_streams_and_builds() {
         }
         assert!(started.elapsed() < Duration::from_secs(30));
     }
-    let stop: codersdk::WorkspaceBuild = owner
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v2/workspaces/{}/builds", w.id),
-            Some(&json!({"transition": "stop"})),
-        )
-        .await
-        .unwrap();
-    wait_build_status(&owner, stop.id, "succeeded", Duration::from_secs(30)).await;
+    let stop = owner.stop(w.id).await;
+    owner
+        .wait_for_job_status(stop.id, "succeeded", Duration::from_secs(30))
+        .await;
     drop(sse);
     srv.stop().await;
 }
@@ -432,16 +403,16 @@ async fn a_75_second_database_outage_fails_no_finished_build() {
     .await;
     let mut builds = Vec::new();
     for i in 0..3 {
-        builds.push(create_ws(&owner, t.id, &format!("w{i}"), json!({})).await);
+        builds.push(
+            owner
+                .create_workspace_with(t.id, &format!("w{i}"), json!({}))
+                .await,
+        );
     }
     for w in &builds {
-        wait_build_status(
-            &owner,
-            w.latest_build.id,
-            "running",
-            Duration::from_secs(30),
-        )
-        .await;
+        owner
+            .wait_for_job_status(w.latest_build.id, "running", Duration::from_secs(30))
+            .await;
     }
     let mut sse = Sse::open(&srv.url, &token, builds[0].id).await;
     let (mut follow_ws, _) = tokio_tungstenite::connect_async(ws_request(
@@ -499,13 +470,9 @@ async fn a_75_second_database_outage_fails_no_finished_build() {
     tokio::time::sleep(OUTAGE.saturating_sub(down.elapsed())).await;
     pg = start_cluster(&dir).await;
     for w in &builds {
-        wait_build_status(
-            &owner,
-            w.latest_build.id,
-            "succeeded",
-            Duration::from_secs(60),
-        )
-        .await;
+        owner
+            .wait_for_job_status(w.latest_build.id, "succeeded", Duration::from_secs(60))
+            .await;
         let logs: Vec<Value> = owner
             .get_json(&format!(
                 "/api/v2/workspacebuilds/{}/logs",
@@ -605,14 +572,10 @@ async fn a_daemon_busy_with_a_long_job_is_not_listed_offline() {
         &json!({"start": {"block": true}}),
     )
     .await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
-    wait_build_status(
-        &owner,
-        w.latest_build.id,
-        "running",
-        Duration::from_secs(30),
-    )
-    .await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    owner
+        .wait_for_job_status(w.latest_build.id, "running", Duration::from_secs(30))
+        .await;
     // As if the job had been running for five minutes: only its heartbeats show the daemon alive.
     let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&srv.db_url)
         .await
@@ -731,7 +694,11 @@ async fn replicas_killed_at_random_lose_no_build_and_run_none_twice() {
         .unwrap();
     let mut workspaces = Vec::new();
     for i in 0..WORKSPACES {
-        workspaces.push(create_ws(&owner, t.id, &format!("c{i}"), json!({})).await);
+        workspaces.push(
+            owner
+                .create_workspace_with(t.id, &format!("c{i}"), json!({}))
+                .await,
+        );
     }
     let seen: Seen = Default::default();
     let watchers: Vec<_> = workspaces
@@ -806,12 +773,8 @@ async fn replicas_killed_at_random_lose_no_build_and_run_none_twice() {
                 let transition = if n % 2 == 0 { "stop" } else { "start" };
                 loop {
                     k += 1;
-                    let r: Result<codersdk::WorkspaceBuild, _> = client(k)
-                        .request(
-                            reqwest::Method::POST,
-                            &format!("/api/v2/workspaces/{id}/builds"),
-                            Some(&json!({"transition": transition})),
-                        )
+                    let r = client(k)
+                        .try_create_build(id, &json!({"transition": transition}))
                         .await;
                     match r {
                         Ok(b) => {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::harness::echo::{create_template, echo_tar};
-use crate::harness::workspace::running_ws;
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{raw_json, TestServer, OWNER_EMAIL, OWNER_PASSWORD};
 
 /// Operations known not to pass, each with the reason and the condition it depends on: an
@@ -124,7 +124,7 @@ async fn upstream_codersdk_decodes_every_operation() {
         )
         .await
         .expect("uploading");
-    let ws = running_ws(&owner, template.id, "sdkws", json!({})).await;
+    let ws = owner.running_workspace(template.id, "sdkws").await;
     let group = owner
         .create_group(
             org,

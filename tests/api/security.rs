@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::echo::create_template;
-use crate::harness::workspace::{build, get_ws, running_ws, wait_status};
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{raw_json, ws_request, TestServer};
 
 // -- workspace sharing ------------------------------------------------------------------------
@@ -199,8 +199,8 @@ async fn sharing_roles_allow_exactly_what_upstream_allows() {
     assert_eq!(status, 200, "{body}");
 
     // Two workspaces of alice's: one shared with users and a group, one with Everyone.
-    let shared = running_ws(&alice, t.id, "shared", json!({})).await;
-    let everyone = running_ws(&alice, t.id, "everyone", json!({})).await;
+    let shared = alice.running_workspace(t.id, "shared").await;
+    let everyone = alice.running_workspace(t.id, "everyone").await;
     let acl = json!({"user_roles": {use_u.id.to_string(): "use", admin_u.id.to_string(): "admin"},
                      "group_roles": {group["id"].as_str().unwrap(): "use"}});
     let (status, body) = call(
@@ -281,7 +281,7 @@ async fn sharing_does_not_escalate() {
     let (alice, _) = srv.member(&site_owner, "alice").await;
     let (bob, bob_u) = srv.member(&site_owner, "bob").await;
     let (carol, carol_u) = srv.member(&site_owner, "carol").await;
-    let w = running_ws(&alice, t.id, "dev", json!({})).await;
+    let w = alice.running_workspace(t.id, "dev").await;
     let acl_path = format!("/api/v2/workspaces/{}/acl", w.id);
     let grant = |id: Uuid, role: &str| json!({"user_roles": {id.to_string(): role}});
 
@@ -299,15 +299,15 @@ async fn sharing_does_not_escalate() {
     )
     .await;
     assert_eq!(status, 403, "a `use` grantee changed the TTL: {body}");
-    assert_eq!(get_ws(&alice, w.id).await.ttl_ms, None);
+    assert_eq!(alice.workspace(w.id).await.ttl_ms, None);
 
     // Stop and start are what `use` is for.
-    let (status, body) = build(&bob, w.id, "stop").await;
+    let (status, body) = bob.post_build(w.id, "stop").await;
     assert_eq!(status, 201, "{body}");
-    wait_status(&alice, w.id, "stopped").await;
-    let (status, body) = build(&bob, w.id, "start").await;
+    alice.wait_for_status(w.id, "stopped").await;
+    let (status, body) = bob.post_build(w.id, "start").await;
     assert_eq!(status, 201, "{body}");
-    wait_status(&alice, w.id, "running").await;
+    alice.wait_for_status(w.id, "running").await;
 
     let (status, _) = call(&alice, "PATCH", &acl_path, Some(&grant(bob_u.id, "admin"))).await;
     assert_eq!(status, 204);
@@ -315,7 +315,7 @@ async fn sharing_does_not_escalate() {
     assert_eq!(status, 204, "an admin grantee shares: {body}");
     let (status, body) = call(&carol, "GET", &format!("/api/v2/workspaces/{}", w.id), None).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = build(&bob, w.id, "delete").await;
+    let (status, body) = bob.post_build(w.id, "delete").await;
     assert_eq!(
         status, 403,
         "an admin grantee deleted the workspace: {body}"
@@ -324,7 +324,7 @@ async fn sharing_does_not_escalate() {
         body["message"], "You do not have permission to delete this workspace.",
         "{body}"
     );
-    let (status, body) = build(&alice, w.id, "delete").await;
+    let (status, body) = alice.post_build(w.id, "delete").await;
     assert_eq!(status, 201, "the owner deletes: {body}");
 }
 
@@ -485,7 +485,7 @@ async fn websockets_refuse_other_sites() {
     let (owner, first) = srv.owner().await;
     let token = owner.token().unwrap().to_string();
     let (t, v) = create_template(&owner, first.organization_id, "t", &json!({})).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let own_origin = srv.url.clone();
     let paths = [
         format!("/api/v2/workspaces/{}/watch-ws", w.id),

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use codersdk::{Client, ProvisionerJobLog, Workspace};
+use codersdk::{ProvisionerJobLog, Workspace};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::harness::echo::create_template;
-use crate::harness::workspace::create_ws;
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{checked_client, create_owner, schema, ws_request, TestServer};
 
 /// A server-sent-events reader over a streaming HTTP response.
@@ -103,16 +103,6 @@ fn check_workspace(v: &Value) {
     );
 }
 
-pub(crate) async fn stop(c: &Client, w: Uuid) -> codersdk::WorkspaceBuild {
-    c.request(
-        reqwest::Method::POST,
-        &format!("/api/v2/workspaces/{w}/builds"),
-        Some(&json!({"transition": "stop"})),
-    )
-    .await
-    .unwrap()
-}
-
 pub(crate) fn echo(logs: usize, duration_ms: u64) -> Value {
     let lines: Vec<Value> = (0..logs)
         .map(|i| json!({"output": format!("line {i}")}))
@@ -143,7 +133,7 @@ async fn sse_watch_follows_create_start_stop() {
     let srv = TestServer::start().await;
     let (owner, first) = srv.owner().await;
     let (t, _) = create_template(&owner, first.organization_id, "watched", &echo(3, 300)).await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.create_workspace(t.id, "dev").await;
     let mut sse = Sse::open(&srv.url, owner.token().unwrap(), w.id).await;
     let (kind, data) = sse.next(Duration::from_secs(5)).await.unwrap();
     assert_eq!(
@@ -156,7 +146,7 @@ async fn sse_watch_follows_create_start_stop() {
     let first_state: Workspace = serde_json::from_value(data.unwrap()).unwrap();
     assert_eq!(first_state.id, w.id);
     sse.until_status("running").await;
-    stop(&owner, w.id).await;
+    owner.stop(w.id).await;
     let stopped = sse.until_status("stopped").await;
     assert_eq!(stopped.latest_build.build_number, 2);
     // Template changes reach watchers too.
@@ -184,7 +174,7 @@ async fn websocket_watch_frames_and_close_codes() {
     let srv = TestServer::start().await;
     let (owner, first) = srv.owner().await;
     let (t, _) = create_template(&owner, first.organization_id, "watched", &echo(1, 0)).await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.create_workspace(t.id, "dev").await;
     let token = owner.token().unwrap();
     let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(
         &srv.url,
@@ -287,7 +277,7 @@ async fn follow_finished_jobs_and_after() {
         logs.iter().map(|l| l.id).collect::<Vec<_>>(),
         plain.iter().map(|l| l.id).collect::<Vec<_>>()
     );
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.create_workspace(t.id, "dev").await;
     let started = Instant::now();
     let (logs, code) = follow(
         &srv.url,
@@ -332,7 +322,7 @@ async fn follow_live_logs_written_by_another_server_without_gaps() {
         .with_token(owner.token().unwrap());
     let (t, _) = create_template(&via_b, first.organization_id, "chatty", &echo(300, 300)).await;
     runner.shutdown().await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.create_workspace(t.id, "dev").await;
     assert_eq!(w.latest_build.status, "pending");
     let path = format!("/api/v2/workspacebuilds/{}/logs?follow", w.latest_build.id);
     let token = owner.token().unwrap().to_string();
@@ -375,7 +365,7 @@ async fn watchers_recover_when_the_database_restarts() {
     let token = owner.token().unwrap().to_string();
     let org = owner.organization("coder").await.unwrap().id;
     let (t, _) = create_template(&owner, org, "restart", &echo(1, 0)).await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.create_workspace(t.id, "dev").await;
     let mut sse = Sse::open(&url, &token, w.id).await;
     sse.until_status("running").await;
 
@@ -399,11 +389,7 @@ async fn watchers_recover_when_the_database_restarts() {
     let mut attempts = 0;
     loop {
         match owner
-            .request::<Value, codersdk::WorkspaceBuild>(
-                reqwest::Method::POST,
-                &format!("/api/v2/workspaces/{}/builds", w.id),
-                Some(&json!({"transition": "stop"})),
-            )
+            .try_create_build(w.id, &json!({"transition": "stop"}))
             .await
         {
             Ok(_) => break,
@@ -427,7 +413,7 @@ async fn disconnects_free_everything() {
     let srv = TestServer::start().await;
     let (owner, first) = srv.owner().await;
     let (t, _) = create_template(&owner, first.organization_id, "leaky", &echo(1, 0)).await;
-    let w = create_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.create_workspace(t.id, "dev").await;
     let token = owner.token().unwrap();
     let baseline = metric(&srv.url, "coderd_pubsub_subscribers").await;
     for _ in 0..20 {
@@ -523,7 +509,7 @@ async fn several_processes_are_one_deployment() {
     let (t, _) = create_template(&b, org, "spread", &echo(20, 200)).await;
 
     // Queued on B, run by C's daemons, watched and followed on A.
-    let w = create_ws(&b, t.id, "dev", json!({})).await;
+    let w = b.create_workspace(t.id, "dev").await;
     let mut sse = Sse::open(&urls[0], &token, w.id).await;
     let path = format!("/api/v2/workspacebuilds/{}/logs?follow", w.latest_build.id);
     let (logs, code) = follow(&urls[0], &path, &token).await;
@@ -552,11 +538,10 @@ async fn several_processes_are_one_deployment() {
     )
     .await;
     crate::harness::echo::wait_import(&a, blocking.id).await;
-    let b2: codersdk::WorkspaceBuild = b
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v2/workspaces/{}/builds", w.id),
-            Some(&json!({"transition": "stop", "template_version_id": blocking.id})),
+    let b2 = b
+        .try_create_build(
+            w.id,
+            &json!({"transition": "stop", "template_version_id": blocking.id}),
         )
         .await
         .unwrap();
@@ -584,7 +569,7 @@ async fn watchers_of_one_workspace_share_one_feed_with_their_own_view() {
     let (owner, first) = srv.owner().await;
     let (t, _) = create_template(&owner, first.organization_id, "shared", &echo(1, 0)).await;
     let (member, _) = srv.member(&owner, "fran").await;
-    let w = create_ws(&member, t.id, "dev", json!({})).await;
+    let w = member.create_workspace(t.id, "dev").await;
     let (status, _) = crate::harness::raw_json(
         &member,
         "PUT",

@@ -7,14 +7,13 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 use crate::agents::{agent_echo, until, AgentProcess};
 use crate::cli::{cli_or_skip, CliOutput, CoderCli};
 use crate::harness::echo::create_template;
-use crate::harness::workspace::running_ws;
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::TestServer;
 
 /// Runs a CLI command until it succeeds (the agent may still be coming up), 60 s at most.
@@ -64,7 +63,7 @@ async fn ssh_openssh_port_forward_and_ping_through_the_relay() {
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let agent = AgentProcess::start(&bin, &srv.url, token);
     until(&owner, w.id, "connected and ready", Some(&agent), |a| {
         a.status == "connected" && a.lifecycle_state == "ready"
@@ -234,7 +233,7 @@ async fn ssh_with_client_and_agent_on_different_replicas() {
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let mut other = Replica::spawn(
         &srv.db_url,
         replica_port(),
@@ -291,7 +290,7 @@ async fn a_user_who_may_not_ssh_is_refused_at_coordination() {
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let agent_id = w.latest_build.resources[0].agents[0].id;
     let (member, _) = srv.member(&owner, "member").await;
     // Upstream's answer for an agent that is not connected.
@@ -353,7 +352,7 @@ async fn coordination_crosses_replicas_and_outlives_a_dead_one() {
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let agent_id = w.latest_build.resources[0].agents[0].id;
     let mut other = Replica::spawn(
         &srv.db_url,
@@ -538,7 +537,7 @@ async fn garbage_on_derp_and_coordination_is_cut_off() {
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let agent_id = w.latest_build.resources[0].agents[0].id;
     for bytes in [
         &b"GET / HTTP/1.1\r\n\r\n"[..],
@@ -585,7 +584,7 @@ async fn ssh_over_derp_websockets_and_directly() {
         let token = Uuid::new_v4();
         let (t, _) =
             create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-        let w = running_ws(&owner, t.id, "dev", json!({})).await;
+        let w = owner.running_workspace(t.id, "dev").await;
         let agent = AgentProcess::start(&bin, &srv.url, token);
         until(&owner, w.id, "connected and ready", Some(&agent), |a| {
             a.status == "connected" && a.lifecycle_state == "ready"
@@ -641,7 +640,7 @@ async fn ssh_through_nginx() {
     let (owner, first) = srv.owner().await;
     let token = Uuid::new_v4();
     let (t, _) = create_template(&owner, first.organization_id, "agent", &agent_echo(token)).await;
-    let w = running_ws(&owner, t.id, "dev", json!({})).await;
+    let w = owner.running_workspace(t.id, "dev").await;
     let agent = AgentProcess::start(&bin, &nginx.plain, token);
     until(&owner, w.id, "connected and ready", Some(&agent), |a| {
         a.status == "connected" && a.lifecycle_state == "ready"

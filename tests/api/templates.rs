@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::echo::{
-    create_template, create_version, create_version_with, wait_import, wait_status,
+    create_template, create_version, create_version_with, template_from, wait_import, wait_status,
 };
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{expect_error, raw_json, TestServer};
 
 const ALL_DAYS: [&str; 7] = [
@@ -63,20 +64,6 @@ async fn failed(client: &Client, org: Uuid, template: Uuid) -> TemplateVersion {
     assert_eq!(v.job.status, "failed", "{:?}", v.job);
     assert_eq!(v.job.error, "the template is broken");
     v
-}
-
-async fn template_from(client: &Client, org: Uuid, name: &str, version: Uuid) -> Template {
-    client
-        .create_template(
-            org,
-            &CreateTemplateRequest {
-                name: name.into(),
-                template_version_id: Some(version),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("creating template {name}: {e}"))
 }
 
 async fn get<T: serde::de::DeserializeOwned>(client: &Client, path: &str) -> T {
@@ -605,8 +592,19 @@ async fn a_list_is_not_a_template_update() {
     );
 }
 
-#[tokio::test]
-async fn template_versions_listing_and_active_version() {
+/// Template "alpha" with versions "v1" and "v2", and template "other" with its own "v1".
+struct Versions {
+    srv: TestServer,
+    owner: Client,
+    org: Uuid,
+    t: Template,
+    v1: TemplateVersion,
+    v2: TemplateVersion,
+    other: Template,
+    other_v: TemplateVersion,
+}
+
+async fn versions() -> Versions {
     let srv = TestServer::start().await;
     let (owner, first) = srv.owner().await;
     let org = first.organization_id;
@@ -616,7 +614,29 @@ async fn template_versions_listing_and_active_version() {
     assert_eq!(v2.template_id, Some(t.id));
     let other_v = imported(&owner, org, "v1", None).await;
     let other = template_from(&owner, org, "other", other_v.id).await;
+    Versions {
+        srv,
+        owner,
+        org,
+        t,
+        v1,
+        v2,
+        other,
+        other_v,
+    }
+}
 
+#[tokio::test]
+async fn version_names_are_unique_in_a_template_that_must_exist() {
+    let Versions {
+        srv: _srv,
+        owner,
+        org,
+        t,
+        v1,
+        v2,
+        ..
+    } = versions().await;
     // Version names are unique within a template; the template must exist in the organization.
     let dup = owner
         .create_template_version(
@@ -651,7 +671,24 @@ async fn template_versions_listing_and_active_version() {
         .await
         .unwrap_err();
     expect_error(missing, 404, "Template does not exist.");
+    // Neither refusal made a version.
+    assert_eq!(
+        ids(&owner.template_versions(t.id, "").await.unwrap()),
+        [v1.id, v2.id]
+    );
+}
 
+#[tokio::test]
+async fn template_versions_list_oldest_first_with_pagination() {
+    let Versions {
+        srv: _srv,
+        owner,
+        t,
+        v1,
+        v2,
+        other_v,
+        ..
+    } = versions().await;
     let all = owner.template_versions(t.id, "").await.unwrap();
     assert_eq!(ids(&all), [v1.id, v2.id]);
     assert!(all.iter().all(|v| v.template_id == Some(t.id)));
@@ -701,7 +738,19 @@ async fn template_versions_listing_and_active_version() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+}
 
+#[tokio::test]
+async fn template_versions_by_name_and_the_previous_one() {
+    let Versions {
+        srv: _srv,
+        owner,
+        t,
+        v1,
+        v2,
+        other_v,
+        ..
+    } = versions().await;
     // Versions by name, through the template id and through the organization and template names.
     let by_name: TemplateVersion =
         get(&owner, &format!("/api/v2/templates/{}/versions/v2", t.id)).await;
@@ -746,7 +795,20 @@ async fn template_versions_listing_and_active_version() {
         body["message"],
         "No previous template version found for \"v1\"."
     );
+}
 
+#[tokio::test]
+async fn active_version_is_an_imported_version_of_the_template() {
+    let Versions {
+        srv: _srv,
+        owner,
+        org,
+        t,
+        v1,
+        v2,
+        other,
+        other_v,
+    } = versions().await;
     // Promote v2.
     let path = format!("/api/v2/templates/{}/versions", t.id);
     let resp: codersdk::Response = owner
@@ -1466,7 +1528,7 @@ async fn template_statistics_follow_finished_builds() {
     let before: Template = owner.template(t.id).await.unwrap();
     assert!(before.build_time_stats["start"].p50.is_none());
     assert_eq!(before.active_user_count, 0);
-    crate::harness::workspace::running_ws(&owner, t.id, "dev", json!({})).await;
+    owner.running_workspace(t.id, "dev").await;
     let after: Template = owner.template(t.id).await.unwrap();
     assert!(
         after.build_time_stats["start"].p50.is_some(),

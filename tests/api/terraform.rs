@@ -10,15 +10,15 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use codersdk::{
-    Client, CreateTemplateRequest, CreateTemplateVersionRequest, CreateWorkspaceRequest,
-    ProvisionerJobLog, Template, TemplateExample, TemplateVersion, TemplateVersionParameter,
-    TemplateVersionVariable, VariableValue, Workspace, WorkspaceBuild, WorkspaceBuildTimings,
-    WorkspaceResource,
+    Client, CreateTemplateVersionRequest, CreateWorkspaceRequest, ProvisionerJobLog, Template,
+    TemplateExample, TemplateVersion, TemplateVersionParameter, TemplateVersionVariable,
+    VariableValue, Workspace, WorkspaceBuildTimings, WorkspaceResource,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::echo::wait_import;
+use crate::harness::echo::{self, wait_import};
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{raw_json, TestServer};
 
 /// Builds take init + plan + apply; the machine may be busy with other tests.
@@ -108,61 +108,7 @@ async fn import(
 
 async fn template_from(c: &Client, org: Uuid, name: &str, version: &TemplateVersion) -> Template {
     assert_eq!(version.job.status, "succeeded", "{:?}", version.job);
-    c.create_template(
-        org,
-        &CreateTemplateRequest {
-            name: name.into(),
-            template_version_id: Some(version.id),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("creating a template")
-}
-
-async fn create_workspace(c: &Client, template: Uuid, name: &str) -> Workspace {
-    let req = CreateWorkspaceRequest {
-        template_id: Some(template),
-        name: name.into(),
-        ..Default::default()
-    };
-    c.request(
-        reqwest::Method::POST,
-        "/api/v2/users/me/workspaces",
-        Some(&req),
-    )
-    .await
-    .expect("creating a workspace")
-}
-
-async fn build(c: &Client, ws: Uuid, transition: &str) -> WorkspaceBuild {
-    c.request(
-        reqwest::Method::POST,
-        &format!("/api/v2/workspaces/{ws}/builds"),
-        Some(&json!({ "transition": transition })),
-    )
-    .await
-    .expect("starting a build")
-}
-
-/// Polls the workspace until its latest build has ended (succeeded, failed or canceled).
-async fn wait_build(c: &Client, ws: Uuid) -> Workspace {
-    let started = Instant::now();
-    loop {
-        let w: Workspace = c
-            .get_json(&format!("/api/v2/workspaces/{ws}?include_deleted=true"))
-            .await
-            .unwrap();
-        if w.latest_build.job.completed_at.is_some() {
-            return w;
-        }
-        assert!(
-            started.elapsed() < BUILD_TIMEOUT,
-            "the build did not end: {:?}",
-            w.latest_build.job
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    echo::template_from(c, org, name, version.id).await
 }
 
 async fn state(c: &Client, build: Uuid) -> Value {
@@ -648,7 +594,7 @@ async fn coder_parameters_and_agent_import_build_and_delete() {
         )
         .await
         .expect("creating a workspace");
-    let w = wait_build(&owner, w.id).await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     let b = &w.latest_build;
     assert_eq!(b.status, "running", "{:?}", b.job);
     let start_logs = logs(&owner, b.id).await;
@@ -752,8 +698,8 @@ async fn coder_parameters_and_agent_import_build_and_delete() {
     assert_eq!(kept.to_string(), token);
 
     // Stop: the machine goes, and with it the agent.
-    build(&owner, w.id, "stop").await;
-    let w = wait_build(&owner, w.id).await;
+    owner.stop(w.id).await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     assert_eq!(w.latest_build.status, "stopped", "{:?}", w.latest_build.job);
     assert!(
         agents(&w.latest_build.resources).is_empty(),
@@ -768,8 +714,8 @@ async fn coder_parameters_and_agent_import_build_and_delete() {
     );
 
     // Delete: nothing left.
-    build(&owner, w.id, "delete").await;
-    let w = wait_build(&owner, w.id).await;
+    owner.delete(w.id).await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     assert_eq!(w.latest_build.status, "deleted", "{:?}", w.latest_build.job);
     let deleted = state(&owner, w.latest_build.id).await;
     assert_eq!(deleted["resources"], json!([]));
@@ -858,8 +804,8 @@ async fn start_stop_delete_carry_state() {
     let t = template_from(&owner, org, "lifecycle", &v).await;
 
     // Start: the resources exist, in the build and in the stored state.
-    let w = create_workspace(&owner, t.id, "dev").await;
-    let w = wait_build(&owner, w.id).await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     let b = &w.latest_build;
     assert_eq!(b.status, "running", "{:?}", b.job);
     let mut names: Vec<(&str, &str)> = b
@@ -925,8 +871,8 @@ async fn start_stop_delete_carry_state() {
     }
 
     // Stop: the previous state was handed in, so `home` is the same resource.
-    build(&owner, w.id, "stop").await;
-    let w = wait_build(&owner, w.id).await;
+    owner.stop(w.id).await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     assert_eq!(w.latest_build.status, "stopped", "{:?}", w.latest_build.job);
     let stopped = state(&owner, w.latest_build.id).await;
     let ids = state_ids(&stopped);
@@ -945,8 +891,8 @@ async fn start_stop_delete_carry_state() {
     );
 
     // Delete: destroyed, destroy-time provisioners ran, nothing left in the state.
-    build(&owner, w.id, "delete").await;
-    let w = wait_build(&owner, w.id).await;
+    owner.delete(w.id).await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     assert_eq!(w.latest_build.status, "deleted", "{:?}", w.latest_build.job);
     assert!(has_log(
         &logs(&owner, w.latest_build.id).await,
@@ -974,8 +920,8 @@ resource "terraform_data" "broken" {
 "#;
     let v = import(&owner, org, &[("main.tf", main)], &[]).await;
     let t = template_from(&owner, org, "broken", &v).await;
-    let w = create_workspace(&owner, t.id, "dev").await;
-    let w = wait_build(&owner, w.id).await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     let b = &w.latest_build;
     assert_eq!(b.status, "failed");
     assert!(
@@ -1019,8 +965,8 @@ resource "terraform_data" "broken" {
 "#;
     let v = import(&owner, org, &[("main.tf", main)], &[]).await;
     let t = template_from(&owner, org, "half-built", &v).await;
-    let w = create_workspace(&owner, t.id, "dev").await;
-    let w = wait_build(&owner, w.id).await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     let b = &w.latest_build;
     assert_eq!(b.status, "failed", "{:?}", b.job);
     assert!(
@@ -1039,8 +985,8 @@ resource "terraform_data" "broken" {
     assert!(!made.1.is_empty(), "{failed}");
 
     // So a delete sees it, and destroys it.
-    build(&owner, w.id, "delete").await;
-    let w = wait_build(&owner, w.id).await;
+    owner.delete(w.id).await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     assert_eq!(w.latest_build.status, "deleted", "{:?}", w.latest_build.job);
     let delete_logs = logs(&owner, w.latest_build.id).await;
     assert!(
@@ -1102,7 +1048,7 @@ resource "terraform_data" "slow" {
 "#;
     let v = import(&owner, org, &[("main.tf", main)], &[]).await;
     let t = template_from(&owner, org, "slow", &v).await;
-    let w = create_workspace(&owner, t.id, "dev").await;
+    let w = owner.create_workspace(t.id, "dev").await;
     let build_id = w.latest_build.id;
 
     // Wait until the long command runs.
@@ -1127,7 +1073,7 @@ resource "terraform_data" "slow" {
     .await;
     assert_eq!(status, 200, "{body}");
     let canceled_at = Instant::now();
-    let w = wait_build(&owner, w.id).await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     assert_eq!(
         w.latest_build.status, "canceled",
         "{:?}",
@@ -1197,8 +1143,8 @@ async fn local_terraform_example_imports_and_builds() {
     assert_eq!(names, [("greeting", "string"), ("delay_seconds", "number")]);
 
     let t = template_from(&owner, org, "local", &v).await;
-    let w = create_workspace(&owner, t.id, "example").await;
-    let w = wait_build(&owner, w.id).await;
+    let w = owner.create_workspace(t.id, "example").await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     assert_eq!(w.latest_build.status, "running", "{:?}", w.latest_build.job);
     assert_eq!(w.latest_build.resources[0].name, "workspace");
     assert!(has_log(
@@ -1207,8 +1153,8 @@ async fn local_terraform_example_imports_and_builds() {
         "Hello from coderd-rs: workspace example of owner was created"
     ));
 
-    build(&owner, w.id, "delete").await;
-    let w = wait_build(&owner, w.id).await;
+    owner.delete(w.id).await;
+    let w = owner.wait_for_build(w.id, BUILD_TIMEOUT).await;
     assert_eq!(w.latest_build.status, "deleted", "{:?}", w.latest_build.job);
     assert!(has_log(
         &logs(&owner, w.latest_build.id).await,

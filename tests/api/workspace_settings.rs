@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::echo::{create_template, create_version, wait_import};
-use crate::harness::workspace::{build, create_ws, get_ws, running_ws, wait_status};
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{raw_json, TestServer};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -89,9 +89,9 @@ async fn promote(client: &Client, org: Uuid, template: Uuid, echo: &Value) -> Uu
 }
 
 async fn stop(client: &Client, id: Uuid) -> Workspace {
-    let (status, body) = build(client, id, "stop").await;
+    let (status, body) = client.post_build(id, "stop").await;
     assert_eq!(status, 201, "stopping: {body}");
-    wait_status(client, id, "stopped").await
+    client.wait_for_status(id, "stopped").await
 }
 
 /// A request with a JSON body to `/api/v2/workspaces/{id}/{what}`.
@@ -162,7 +162,7 @@ fn assert_no_problems(problems: &[String]) {
 async fn autostart_schedule_set_validated_and_cleared() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "sched", json!({})).await;
+    let w = owner.running_workspace(t, "sched").await;
     assert_eq!(w.autostart_schedule, None);
     assert_eq!(w.next_start_at, None);
 
@@ -177,7 +177,7 @@ async fn autostart_schedule_set_validated_and_cleared() {
     .await;
     assert_eq!(status, 204, "{body}");
     let now = Utc::now();
-    let w = get_ws(&owner, w.id).await;
+    let w = owner.workspace(w.id).await;
     assert_eq!(w.autostart_schedule.as_deref(), Some(schedule));
     let next = w
         .next_start_at
@@ -210,13 +210,13 @@ async fn autostart_schedule_set_validated_and_cleared() {
     }
     // A refused schedule leaves the old one in place.
     assert_eq!(
-        get_ws(&owner, w.id).await.autostart_schedule.as_deref(),
+        owner.workspace(w.id).await.autostart_schedule.as_deref(),
         Some(schedule)
     );
 
     let (status, body) = ws_call(&owner, "PUT", w.id, "autostart", json!({"schedule": ""})).await;
     assert_eq!(status, 204, "{body}");
-    let w = get_ws(&owner, w.id).await;
+    let w = owner.workspace(w.id).await;
     assert_eq!(w.autostart_schedule, None);
     assert_eq!(w.next_start_at, None);
 }
@@ -225,7 +225,7 @@ async fn autostart_schedule_set_validated_and_cleared() {
 async fn autostart_refused_when_the_template_disallows_it() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "sched", json!({})).await;
+    let w = owner.running_workspace(t, "sched").await;
     patch_template(&owner, t, json!({"allow_user_autostart": false})).await;
 
     let (status, body) = ws_call(
@@ -241,7 +241,7 @@ async fn autostart_refused_when_the_template_disallows_it() {
         body["message"], "Autostart is not allowed for workspaces using this template.",
         "{body}"
     );
-    assert_eq!(get_ws(&owner, w.id).await.autostart_schedule, None);
+    assert_eq!(owner.workspace(w.id).await.autostart_schedule, None);
     // Coder names the field too (putWorkspaceAutostart).
     assert_eq!(
         validations(&body),
@@ -259,12 +259,12 @@ async fn autostart_refused_when_the_template_disallows_it() {
 async fn ttl_set_truncated_and_cleared() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "ttl", json!({})).await;
+    let w = owner.running_workspace(t, "ttl").await;
     assert_eq!(w.ttl_ms, None, "no TTL without a template default");
 
     let (status, body) = ws_call(&owner, "PUT", w.id, "ttl", json!({"ttl_ms": HOUR_MS})).await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(get_ws(&owner, w.id).await.ttl_ms, Some(HOUR_MS));
+    assert_eq!(owner.workspace(w.id).await.ttl_ms, Some(HOUR_MS));
 
     // Truncated to whole minutes.
     let (status, body) = ws_call(
@@ -276,11 +276,11 @@ async fn ttl_set_truncated_and_cleared() {
     )
     .await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(get_ws(&owner, w.id).await.ttl_ms, Some(2 * HOUR_MS));
+    assert_eq!(owner.workspace(w.id).await.ttl_ms, Some(2 * HOUR_MS));
 
     let (status, body) = ws_call(&owner, "PUT", w.id, "ttl", json!({"ttl_ms": null})).await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(get_ws(&owner, w.id).await.ttl_ms, None);
+    assert_eq!(owner.workspace(w.id).await.ttl_ms, None);
 }
 
 /// Coder's putWorkspaceTTL answers every refusal as 400 `Error updating workspace time until
@@ -289,7 +289,7 @@ async fn ttl_set_truncated_and_cleared() {
 async fn ttl_refusals() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "ttl", json!({})).await;
+    let w = owner.running_workspace(t, "ttl").await;
     let mut problems = Vec::new();
     let message = "Error updating workspace time until shutdown.";
 
@@ -315,7 +315,7 @@ async fn ttl_refusals() {
         );
     }
     assert_eq!(
-        get_ws(&owner, w.id).await.ttl_ms,
+        owner.workspace(w.id).await.ttl_ms,
         None,
         "refusals change nothing"
     );
@@ -373,24 +373,28 @@ async fn create_time_ttl_validation_and_template_default() {
     let (status, body) = raw_json(&owner, "GET", "/api/v2/users/me/workspace/bad-ttl", None).await;
     assert_eq!(status, 404, "a refused workspace is not created: {body}");
 
-    let explicit = create_ws(&owner, t, "explicit", json!({"ttl_ms": 2 * HOUR_MS})).await;
+    let explicit = owner
+        .create_workspace_with(t, "explicit", json!({"ttl_ms": 2 * HOUR_MS}))
+        .await;
     assert_eq!(explicit.ttl_ms, Some(2 * HOUR_MS));
 
     patch_template(&owner, t, json!({"default_ttl_ms": 3 * HOUR_MS})).await;
-    let defaulted = create_ws(&owner, t, "defaulted", json!({})).await;
+    let defaulted = owner.create_workspace(t, "defaulted").await;
     assert_eq!(
         defaulted.ttl_ms,
         Some(3 * HOUR_MS),
         "the template's default TTL"
     );
-    let own = create_ws(&owner, t, "own", json!({"ttl_ms": HOUR_MS})).await;
+    let own = owner
+        .create_workspace_with(t, "own", json!({"ttl_ms": HOUR_MS}))
+        .await;
     assert_eq!(
         own.ttl_ms,
         Some(HOUR_MS),
         "an explicit TTL wins over the default"
     );
     for w in [explicit, defaulted, own] {
-        wait_status(&owner, w.id, "running").await;
+        owner.wait_for_status(w.id, "running").await;
     }
 }
 
@@ -398,7 +402,9 @@ async fn create_time_ttl_validation_and_template_default() {
 async fn build_deadline_follows_the_ttl() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let with_ttl = running_ws(&owner, t, "with-ttl", json!({"ttl_ms": 2 * HOUR_MS})).await;
+    let with_ttl = owner
+        .running_workspace_with(t, "with-ttl", json!({"ttl_ms": 2 * HOUR_MS}))
+        .await;
     let b = &with_ttl.latest_build;
     let completed = b.job.completed_at.expect("the build completed");
     let deadline = b.deadline.expect("a TTL gives the build a deadline");
@@ -408,7 +414,7 @@ async fn build_deadline_follows_the_ttl() {
     );
     assert_eq!(b.max_deadline, None);
 
-    let without = running_ws(&owner, t, "without-ttl", json!({})).await;
+    let without = owner.running_workspace(t, "without-ttl").await;
     assert_eq!(without.latest_build.deadline, None, "no TTL, no deadline");
     assert_eq!(without.latest_build.max_deadline, None);
 
@@ -423,11 +429,13 @@ async fn build_deadline_follows_the_ttl() {
 async fn clearing_the_ttl_clears_the_running_deadline() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "ttl", json!({"ttl_ms": HOUR_MS})).await;
+    let w = owner
+        .running_workspace_with(t, "ttl", json!({"ttl_ms": HOUR_MS}))
+        .await;
     assert!(w.latest_build.deadline.is_some());
     let (status, body) = ws_call(&owner, "PUT", w.id, "ttl", json!({"ttl_ms": null})).await;
     assert_eq!(status, 204, "{body}");
-    let w = get_ws(&owner, w.id).await;
+    let w = owner.workspace(w.id).await;
     assert_eq!(w.ttl_ms, None);
     assert_eq!(
         w.latest_build.deadline, None,
@@ -441,7 +449,9 @@ async fn clearing_the_ttl_clears_the_running_deadline() {
 async fn extend_moves_the_deadline() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "ext", json!({"ttl_ms": HOUR_MS})).await;
+    let w = owner
+        .running_workspace_with(t, "ext", json!({"ttl_ms": HOUR_MS}))
+        .await;
     let old = w.latest_build.deadline.expect("deadline");
 
     let later = whole_seconds(Utc::now() + chrono::Duration::hours(3));
@@ -455,7 +465,7 @@ async fn extend_moves_the_deadline() {
         ),
         "{body}"
     );
-    let w2 = get_ws(&owner, w.id).await;
+    let w2 = owner.workspace(w.id).await;
     let now_deadline = w2.latest_build.deadline.expect("deadline");
     assert!(apart(now_deadline, later) <= 1, "{now_deadline} vs {later}");
     assert!(now_deadline > old);
@@ -465,7 +475,7 @@ async fn extend_moves_the_deadline() {
     let sooner = whole_seconds(Utc::now() + chrono::Duration::minutes(40));
     let (status, body) = ws_call(&owner, "PUT", w.id, "extend", json!({"deadline": sooner})).await;
     assert_eq!(status, 200, "{body}");
-    let d = get_ws(&owner, w.id).await.latest_build.deadline.unwrap();
+    let d = owner.workspace(w.id).await.latest_build.deadline.unwrap();
     assert!(apart(d, sooner) <= 1, "{d} vs {sooner}");
 
     // Too soon: refused, nothing changes.
@@ -473,7 +483,7 @@ async fn extend_moves_the_deadline() {
     let (status, body) =
         ws_call(&owner, "PUT", w.id, "extend", json!({"deadline": too_soon})).await;
     assert_eq!(status, 400, "{body}");
-    let d = get_ws(&owner, w.id).await.latest_build.deadline.unwrap();
+    let d = owner.workspace(w.id).await.latest_build.deadline.unwrap();
     assert!(
         apart(d, sooner) <= 1,
         "a refused extension changed the deadline to {d}"
@@ -486,9 +496,13 @@ async fn extend_moves_the_deadline() {
 async fn extend_refusals() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let with_ttl = running_ws(&owner, t, "with-ttl", json!({"ttl_ms": HOUR_MS})).await;
-    let manual = running_ws(&owner, t, "manual", json!({})).await;
-    let stopped = running_ws(&owner, t, "stopped", json!({"ttl_ms": HOUR_MS})).await;
+    let with_ttl = owner
+        .running_workspace_with(t, "with-ttl", json!({"ttl_ms": HOUR_MS}))
+        .await;
+    let manual = owner.running_workspace(t, "manual").await;
+    let stopped = owner
+        .running_workspace_with(t, "stopped", json!({"ttl_ms": HOUR_MS}))
+        .await;
     stop(&owner, stopped.id).await;
     let soon = Utc::now() + chrono::Duration::minutes(15);
     let later = Utc::now() + chrono::Duration::hours(2);
@@ -548,7 +562,7 @@ async fn extend_refusals() {
         vec!["deadline".to_string()],
     );
 
-    assert_eq!(get_ws(&owner, manual.id).await.latest_build.deadline, None);
+    assert_eq!(owner.workspace(manual.id).await.latest_build.deadline, None);
     assert_no_problems(&problems);
 }
 
@@ -558,9 +572,11 @@ async fn extend_refusals() {
 async fn automatic_updates_setting() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "upd", json!({})).await;
+    let w = owner.running_workspace(t, "upd").await;
     assert_eq!(w.automatic_updates, "never");
-    let always = create_ws(&owner, t, "always", json!({"automatic_updates": "always"})).await;
+    let always = owner
+        .create_workspace_with(t, "always", json!({"automatic_updates": "always"}))
+        .await;
     assert_eq!(always.automatic_updates, "always");
 
     for value in ["always", "never", "always"] {
@@ -573,7 +589,7 @@ async fn automatic_updates_setting() {
         )
         .await;
         assert_eq!(status, 204, "{value}: {body}");
-        assert_eq!(get_ws(&owner, w.id).await.automatic_updates, value);
+        assert_eq!(owner.workspace(w.id).await.automatic_updates, value);
     }
     let (status, body) = ws_call(
         &owner,
@@ -585,8 +601,8 @@ async fn automatic_updates_setting() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(fields(&body), ["automatic_updates"], "{body}");
-    assert_eq!(get_ws(&owner, w.id).await.automatic_updates, "always");
-    wait_status(&owner, always.id, "running").await;
+    assert_eq!(owner.workspace(w.id).await.automatic_updates, "always");
+    owner.wait_for_status(always.id, "running").await;
     // Coder: `Invalid request`, validation "must be always or never".
     assert_eq!(body["message"], "Invalid request", "{body}");
 }
@@ -597,7 +613,7 @@ async fn automatic_updates_setting() {
 async fn dormancy_blocks_starts_and_schedules_deletion() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "sleepy", json!({})).await;
+    let w = owner.running_workspace(t, "sleepy").await;
     assert_eq!((w.dormant_at, w.deleting_at), (None, None));
 
     // Without autodelete on the template: dormant, but no deletion date.
@@ -628,7 +644,7 @@ async fn dormancy_blocks_starts_and_schedules_deletion() {
         apart(deleting, at + chrono::Duration::milliseconds(week_ms)) <= 2,
         "deleting_at {deleting} is not dormant_at {at} + 7 days"
     );
-    let read = get_ws(&owner, w.id).await;
+    let read = owner.workspace(w.id).await;
     assert_eq!(
         (read.dormant_at, read.deleting_at),
         (d.dormant_at, d.deleting_at)
@@ -636,21 +652,21 @@ async fn dormancy_blocks_starts_and_schedules_deletion() {
 
     // A dormant workspace may be stopped, but not started.
     stop(&owner, w.id).await;
-    let (status, body) = build(&owner, w.id, "start").await;
+    let (status, body) = owner.post_build(w.id, "start").await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(
         body["message"], "Cannot start a dormant workspace.",
         "{body}"
     );
-    assert_eq!(get_ws(&owner, w.id).await.latest_build.status, "stopped");
+    assert_eq!(owner.workspace(w.id).await.latest_build.status, "stopped");
 
     let (status, body) = ws_call(&owner, "PUT", w.id, "dormant", json!({"dormant": false})).await;
     assert_eq!(status, 200, "{body}");
     let d: Workspace = serde_json::from_value(body).unwrap();
     assert_eq!((d.dormant_at, d.deleting_at), (None, None));
-    let (status, body) = build(&owner, w.id, "start").await;
+    let (status, body) = owner.post_build(w.id, "start").await;
     assert_eq!(status, 201, "an active workspace starts again: {body}");
-    wait_status(&owner, w.id, "running").await;
+    owner.wait_for_status(w.id, "running").await;
 
     // Coder: asking for the state the workspace is already in answers 304 Not Modified.
     let (status, body) = ws_call(&owner, "PUT", w.id, "dormant", json!({"dormant": false})).await;
@@ -670,9 +686,9 @@ async fn favorites_are_per_owner_and_sort_first() {
     let (srv, owner, org) = setup().await;
     let (alice, _) = srv.member(&owner, "alice").await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let a = running_ws(&owner, t, "alpha-ws", json!({})).await;
-    let z = running_ws(&owner, t, "zeta", json!({})).await;
-    let theirs = running_ws(&alice, t, "hers", json!({})).await;
+    let a = owner.running_workspace(t, "alpha-ws").await;
+    let z = owner.running_workspace(t, "zeta").await;
+    let theirs = alice.running_workspace(t, "hers").await;
 
     assert_eq!(
         listed(&owner).await,
@@ -682,8 +698,8 @@ async fn favorites_are_per_owner_and_sort_first() {
 
     let (status, body) = ws_call(&owner, "PUT", z.id, "favorite", json!({})).await;
     assert_eq!(status, 204, "{body}");
-    assert!(get_ws(&owner, z.id).await.favorite);
-    assert!(!get_ws(&owner, a.id).await.favorite);
+    assert!(owner.workspace(z.id).await.favorite);
+    assert!(!owner.workspace(a.id).await.favorite);
     assert_eq!(
         listed(&owner).await,
         ["zeta", "hers", "alpha-ws"],
@@ -693,8 +709,8 @@ async fn favorites_are_per_owner_and_sort_first() {
     // Alice's favorite is hers alone: the owner sees it as not a favorite, unsorted.
     let (status, body) = ws_call(&alice, "PUT", theirs.id, "favorite", json!({})).await;
     assert_eq!(status, 204, "{body}");
-    assert!(get_ws(&alice, theirs.id).await.favorite);
-    assert!(!get_ws(&owner, theirs.id).await.favorite);
+    assert!(alice.workspace(theirs.id).await.favorite);
+    assert!(!owner.workspace(theirs.id).await.favorite);
     assert_eq!(listed(&owner).await, ["zeta", "hers", "alpha-ws"]);
     let mine: WorkspacesResponse = alice.get_json("/api/v2/workspaces").await.unwrap();
     assert!(mine.workspaces[0].favorite);
@@ -714,13 +730,13 @@ async fn favorites_are_per_owner_and_sort_first() {
 
     let (status, body) = ws_call(&owner, "DELETE", z.id, "favorite", json!({})).await;
     assert_eq!(status, 204, "{body}");
-    assert!(!get_ws(&owner, z.id).await.favorite);
+    assert!(!owner.workspace(z.id).await.favorite);
     assert_eq!(listed(&owner).await, ["hers", "alpha-ws", "zeta"]);
 
     let (status, body) = ws_call(&owner, "DELETE", theirs.id, "favorite", json!({})).await;
     assert_eq!(status, 403, "{body}");
     assert!(
-        get_ws(&alice, theirs.id).await.favorite,
+        alice.workspace(theirs.id).await.favorite,
         "still alice's favorite"
     );
     // Coder's deleteFavoriteWorkspace words it differently from the PUT.
@@ -736,8 +752,8 @@ async fn favorites_are_per_owner_and_sort_first() {
 async fn running_workspaces_sort_first() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let a = running_ws(&owner, t, "a-ws", json!({})).await;
-    running_ws(&owner, t, "b-ws", json!({})).await;
+    let a = owner.running_workspace(t, "a-ws").await;
+    owner.running_workspace(t, "b-ws").await;
     assert_eq!(
         listed(&owner).await,
         ["a-ws", "b-ws"],
@@ -751,16 +767,16 @@ async fn running_workspaces_sort_first() {
         "the stopped one last"
     );
 
-    let (status, body) = crate::harness::workspace::build(&owner, a.id, "start").await;
+    let (status, body) = owner.post_build(a.id, "start").await;
     assert_eq!(status, 201, "{body}");
-    crate::harness::workspace::wait_status(&owner, a.id, "running").await;
+    owner.wait_for_status(a.id, "running").await;
     assert_eq!(listed(&owner).await, ["a-ws", "b-ws"], "running again");
 
     // A start that fails leaves it among the not-running, though its name comes first.
     let failing = json!({"start": {"error": "no capacity"}});
     let bad = template(&owner, org, "failing", &failing).await;
-    let w = crate::harness::workspace::create_ws(&owner, bad, "a", json!({})).await;
-    crate::harness::workspace::wait_status(&owner, w.id, "failed").await;
+    let w = owner.create_workspace(bad, "a").await;
+    owner.wait_for_status(w.id, "failed").await;
     assert_eq!(listed(&owner).await, ["a-ws", "b-ws", "a"]);
 }
 
@@ -771,7 +787,9 @@ async fn usage_records_use_and_bumps_the_deadline() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "agent", &agent_echo()).await;
     patch_template(&owner, t, json!({"activity_bump_ms": 2 * HOUR_MS})).await;
-    let w = running_ws(&owner, t, "busy", json!({"ttl_ms": HOUR_MS})).await;
+    let w = owner
+        .running_workspace_with(t, "busy", json!({"ttl_ms": HOUR_MS}))
+        .await;
     let agent = w.latest_build.resources[0].agents[0].id;
     let before = w.latest_build.deadline.expect("deadline from the TTL");
     assert!(apart(before, Utc::now() + chrono::Duration::hours(1)) <= 60);
@@ -787,7 +805,7 @@ async fn usage_records_use_and_bumps_the_deadline() {
     .await;
     assert_eq!(status, 204, "{body}");
     let now = Utc::now();
-    let w2 = get_ws(&owner, w.id).await;
+    let w2 = owner.workspace(w.id).await;
     assert!(
         w2.last_used_at > w.last_used_at,
         "last_used_at did not move"
@@ -832,7 +850,7 @@ async fn usage_records_use_and_bumps_the_deadline() {
     )
     .await;
     assert_eq!(status, 204, "{body}");
-    let d = get_ws(&owner, w.id).await.latest_build.deadline.unwrap();
+    let d = owner.workspace(w.id).await.latest_build.deadline.unwrap();
     assert!(
         apart(d, far) <= 1,
         "the bump moved the deadline back to {d}"
@@ -845,7 +863,7 @@ async fn usage_records_use_and_bumps_the_deadline() {
 async fn renames_are_off_by_default() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "fixed", json!({})).await;
+    let w = owner.running_workspace(t, "fixed").await;
     assert!(!w.allow_renames);
     let (status, body) = raw_json(
         &owner,
@@ -868,7 +886,7 @@ async fn renames_are_off_by_default() {
     )
     .await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(get_ws(&owner, w.id).await.name, "fixed");
+    assert_eq!(owner.workspace(w.id).await.name, "fixed");
 }
 
 #[tokio::test]
@@ -876,8 +894,8 @@ async fn renames_when_allowed() {
     let srv = TestServer::start_with(|o| o.allow_workspace_renames = true).await;
     let (owner, first) = srv.owner().await;
     let t = template(&owner, first.organization_id, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "first", json!({})).await;
-    let other = running_ws(&owner, t, "second", json!({})).await;
+    let w = owner.running_workspace(t, "first").await;
+    let other = owner.running_workspace(t, "second").await;
     assert!(w.allow_renames);
     let path = format!("/api/v2/workspaces/{}", w.id);
 
@@ -902,8 +920,8 @@ async fn renames_when_allowed() {
         "{body}"
     );
     assert_eq!(fields(&body), ["name"], "{body}");
-    assert_eq!(get_ws(&owner, w.id).await.name, "renamed");
-    assert_eq!(get_ws(&owner, other.id).await.name, "second");
+    assert_eq!(owner.workspace(w.id).await.name, "renamed");
+    assert_eq!(owner.workspace(other.id).await.name, "second");
 }
 
 // -- search -----------------------------------------------------------------------------------
@@ -945,18 +963,18 @@ async fn search_keys_each_select_exactly_their_workspaces() {
     let alpha = template(&owner, org, "alpha", &cpu_echo()).await;
     let beta = template(&owner, org, "beta", &plain_echo()).await;
 
-    let main = create_ws(
-        &owner,
-        alpha,
-        "main",
-        json!({"rich_parameter_values": [{"name": "cpu", "value": "4"}]}),
-    )
-    .await;
-    let scratch = create_ws(&owner, beta, "scratch", json!({})).await;
-    let dev = create_ws(&alice, alpha, "dev", json!({})).await;
-    let devbox = create_ws(&alice, beta, "devbox", json!({})).await;
+    let main = owner
+        .create_workspace_with(
+            alpha,
+            "main",
+            json!({"rich_parameter_values": [{"name": "cpu", "value": "4"}]}),
+        )
+        .await;
+    let scratch = owner.create_workspace(beta, "scratch").await;
+    let dev = alice.create_workspace(alpha, "dev").await;
+    let devbox = alice.create_workspace(beta, "devbox").await;
     for w in [&main, &scratch, &dev, &devbox] {
-        wait_status(&owner, w.id, "running").await;
+        owner.wait_for_status(w.id, "running").await;
     }
     stop(&owner, scratch.id).await;
     promote(&owner, org, beta, &plain_echo()).await;
@@ -964,7 +982,7 @@ async fn search_keys_each_select_exactly_their_workspaces() {
     // Every workspace has been used before `mark`; then only dev is used.
     let mut mark = Utc::now();
     for w in [&main, &scratch, &dev, &devbox] {
-        mark = mark.max(get_ws(&owner, w.id).await.last_used_at);
+        mark = mark.max(owner.workspace(w.id).await.last_used_at);
     }
     let mark = mark + chrono::Duration::milliseconds(5);
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1171,7 +1189,7 @@ async fn sharing_a_workspace_through_its_acl() {
         .await
         .unwrap();
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "shared", json!({})).await;
+    let w = owner.running_workspace(t, "shared").await;
     assert!(w.shared_with.is_empty());
     let acl_path = format!("/api/v2/workspaces/{}/acl", w.id);
 
@@ -1194,13 +1212,13 @@ async fn sharing_a_workspace_through_its_acl() {
     );
 
     // Bob can now see and use it.
-    assert_eq!(get_ws(&bob, w.id).await.id, w.id);
+    assert_eq!(bob.workspace(w.id).await.id, w.id);
     let list: WorkspacesResponse = bob.get_json("/api/v2/workspaces").await.unwrap();
     assert_eq!(
         list.workspaces.iter().map(|w| w.id).collect::<Vec<_>>(),
         [w.id]
     );
-    let seen = get_ws(&owner, w.id).await;
+    let seen = owner.workspace(w.id).await;
     assert_eq!(seen.shared_with.len(), 1, "{:?}", seen.shared_with);
     let s = &seen.shared_with[0];
     assert_eq!(
@@ -1212,7 +1230,7 @@ async fn sharing_a_workspace_through_its_acl() {
         ),
         (bob_user.id, "user", "bob", vec!["use".to_string()])
     );
-    let (status, body) = build(&bob, w.id, "delete").await;
+    let (status, body) = bob.post_build(w.id, "delete").await;
     assert_eq!(status, 403, "`use` does not allow deleting: {body}");
 
     // Bad requests change nothing.
@@ -1237,15 +1255,15 @@ async fn sharing_a_workspace_through_its_acl() {
     assert!(acl.users.is_empty());
     let (status, _) = raw_json(&bob, "GET", &format!("/api/v2/workspaces/{}", w.id), None).await;
     assert_eq!(status, 404, "access is gone");
-    assert!(get_ws(&owner, w.id).await.shared_with.is_empty());
+    assert!(owner.workspace(w.id).await.shared_with.is_empty());
 
     // Not even `admin` lets bob delete it (nobody deletes what they cannot recreate); its
     // owner does.
     let (status, body) = patch_acl(&owner, w.id, json!({ bob_user.id.to_string(): "admin" })).await;
     assert_eq!(status, 204, "{body}");
-    let (status, body) = build(&bob, w.id, "delete").await;
+    let (status, body) = bob.post_build(w.id, "delete").await;
     assert_eq!(status, 403, "{body}");
-    let (status, body) = build(&owner, w.id, "delete").await;
+    let (status, body) = owner.post_build(w.id, "delete").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["transition"], "delete");
 }
@@ -1263,7 +1281,7 @@ async fn mismatch(client: &Client, id: Uuid) -> bool {
 async fn resolve_autostart_reports_parameter_mismatch() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "plain", &plain_echo()).await;
-    let w = running_ws(&owner, t, "auto", json!({})).await;
+    let w = owner.running_workspace(t, "auto").await;
     assert!(!mismatch(&owner, w.id).await);
 
     // A new active version needs a value the workspace never had.
@@ -1299,7 +1317,7 @@ async fn resolve_autostart_reports_parameter_mismatch() {
 async fn timings_of_the_latest_build() {
     let (_srv, owner, org) = setup().await;
     let t = template(&owner, org, "agent", &agent_echo()).await;
-    let w = running_ws(&owner, t, "timed", json!({})).await;
+    let w = owner.running_workspace(t, "timed").await;
     let timings: WorkspaceBuildTimings = owner
         .get_json(&format!("/api/v2/workspaces/{}/timings", w.id))
         .await

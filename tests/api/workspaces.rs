@@ -10,6 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::harness::echo::{create_template, create_version, wait_import, wait_status};
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{expect_error, raw_json, TestServer};
 
 fn lifecycle_echo() -> serde_json::Value {
@@ -51,45 +52,7 @@ async fn create_ws(
         rich_parameter_values: params(p),
         ..Default::default()
     };
-    c.request(
-        reqwest::Method::POST,
-        &format!("/api/v2/users/{user}/workspaces"),
-        Some(&req),
-    )
-    .await
-}
-
-async fn build(
-    c: &Client,
-    ws: Uuid,
-    body: serde_json::Value,
-) -> Result<WorkspaceBuild, codersdk::ClientError> {
-    c.request(
-        reqwest::Method::POST,
-        &format!("/api/v2/workspaces/{ws}/builds"),
-        Some(&body),
-    )
-    .await
-}
-
-/// Polls the workspace until its latest build reaches `status`.
-async fn wait_ws(c: &Client, ws: Uuid, status: &str) -> Workspace {
-    let started = Instant::now();
-    loop {
-        let w: Workspace = c
-            .get_json(&format!("/api/v2/workspaces/{ws}?include_deleted=true"))
-            .await
-            .unwrap();
-        if w.latest_build.status == status {
-            return w;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never {status}: {:?}",
-            w.latest_build.status
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    c.try_create_workspace(user, &req).await
 }
 
 async fn setup(srv: &TestServer) -> (Client, Uuid, Template) {
@@ -134,7 +97,7 @@ async fn full_lifecycle() {
     assert_eq!(w.latest_build.initiator_name, "owner");
     assert!(!w.outdated);
 
-    let w = wait_ws(&owner, w.id, "running").await;
+    let w = owner.wait_for_status(w.id, "running").await;
     let b = &w.latest_build;
     assert_eq!(
         (b.reason.as_str(), b.daily_cost, b.deadline, b.max_deadline),
@@ -179,11 +142,12 @@ async fn full_lifecycle() {
     assert!(!timings.provisioner_timings.is_empty());
 
     // Stop: state carried, resources of the stop transition.
-    let stop = build(&owner, w.id, json!({"transition": "stop"}))
+    let stop = owner
+        .try_create_build(w.id, &json!({"transition": "stop"}))
         .await
         .unwrap();
     assert_eq!(stop.build_number, 2);
-    let w = wait_ws(&owner, w.id, "stopped").await;
+    let w = owner.wait_for_status(w.id, "stopped").await;
     assert!(w.health.healthy);
     let state = owner
         .send(
@@ -197,28 +161,22 @@ async fn full_lifecycle() {
     assert_eq!(state.body, b"stopped");
 
     // Start with new parameters; immutable ones cannot change.
-    let err = build(&owner, w.id, json!({"transition": "start", "rich_parameter_values": [{"name": "region", "value": "us"}]})).await.unwrap_err();
+    let err = owner.try_create_build(w.id, &json!({"transition": "start", "rich_parameter_values": [{"name": "region", "value": "us"}]})).await.unwrap_err();
     expect_error(
         err,
         400,
         "Parameter \"region\" is not mutable, so it can't be updated after creating a workspace.",
     );
-    let err = build(
-        &owner,
-        w.id,
-        json!({"transition": "start", "rich_parameter_values": [{"name": "cpu", "value": "99"}]}),
+    let err = owner.try_create_build(w.id, &json!({"transition": "start", "rich_parameter_values": [{"name": "cpu", "value": "99"}]}),
     )
     .await
     .unwrap_err();
     expect_error(err, 400, "Unable to validate parameter \"cpu\"");
-    build(
-        &owner,
-        w.id,
-        json!({"transition": "start", "rich_parameter_values": [{"name": "cpu", "value": "6"}]}),
+    owner.try_create_build(w.id, &json!({"transition": "start", "rich_parameter_values": [{"name": "cpu", "value": "6"}]}),
     )
     .await
     .unwrap();
-    let w = wait_ws(&owner, w.id, "running").await;
+    let w = owner.wait_for_status(w.id, "running").await;
     assert_eq!(w.latest_build.resources[0].metadata[0].value, "6");
 
     // A new active version makes the workspace outdated until it builds with it.
@@ -242,19 +200,20 @@ async fn full_lifecycle() {
         .await
         .unwrap();
     assert!(w.outdated);
-    build(&owner, w.id, json!({"transition": "stop"}))
+    owner
+        .try_create_build(w.id, &json!({"transition": "stop"}))
         .await
         .unwrap();
-    wait_ws(&owner, w.id, "stopped").await;
-    let b = build(
-        &owner,
-        w.id,
-        json!({"transition": "start", "template_version_id": v2.id}),
-    )
-    .await
-    .unwrap();
+    owner.wait_for_status(w.id, "stopped").await;
+    let b = owner
+        .try_create_build(
+            w.id,
+            &json!({"transition": "start", "template_version_id": v2.id}),
+        )
+        .await
+        .unwrap();
     assert_eq!(b.template_version_id, v2.id);
-    let w = wait_ws(&owner, w.id, "running").await;
+    let w = owner.wait_for_status(w.id, "running").await;
     assert!(!w.outdated);
     assert_eq!(
         w.latest_build.resources[0].metadata[0].value, "6",
@@ -327,10 +286,11 @@ async fn full_lifecycle() {
     );
 
     // Delete marks the workspace deleted when the build succeeds.
-    build(&owner, w.id, json!({"transition": "delete"}))
+    owner
+        .try_create_build(w.id, &json!({"transition": "delete"}))
         .await
         .unwrap();
-    let w = wait_ws(&owner, w.id, "deleted").await;
+    let w = owner.wait_for_status(w.id, "deleted").await;
     let (status, body) =
         raw_json(&owner, "GET", &format!("/api/v2/workspaces/{}", w.id), None).await;
     assert_eq!(status, 410, "{body}");
@@ -454,14 +414,14 @@ async fn creation_errors() {
     let slow = create_version(&owner, org, &json!({"parse": {"block": true}}), Some(t.id)).await;
     wait_status(&owner, slow.id, "running").await;
     let ws = create_ws(&owner, "me", t.id, "third", &[]).await.unwrap();
-    wait_ws(&owner, ws.id, "running").await;
-    let err = build(
-        &owner,
-        ws.id,
-        json!({"transition": "start", "template_version_id": slow.id}),
-    )
-    .await
-    .unwrap_err();
+    owner.wait_for_status(ws.id, "running").await;
+    let err = owner
+        .try_create_build(
+            ws.id,
+            &json!({"transition": "start", "template_version_id": slow.id}),
+        )
+        .await
+        .unwrap_err();
     expect_error(
         err,
         406,
@@ -476,21 +436,21 @@ async fn creation_errors() {
     .await;
     assert_eq!(status, 200);
     wait_status(&owner, slow.id, "canceled").await;
-    let err = build(
-        &owner,
-        ws.id,
-        json!({"transition": "start", "template_version_id": slow.id}),
-    )
-    .await
-    .unwrap_err();
+    let err = owner
+        .try_create_build(
+            ws.id,
+            &json!({"transition": "start", "template_version_id": slow.id}),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.status().unwrap().as_u16(), 400);
-    let err = build(
-        &owner,
-        ws.id,
-        json!({"transition": "start", "template_version_id": req_t.active_version_id}),
-    )
-    .await
-    .unwrap_err();
+    let err = owner
+        .try_create_build(
+            ws.id,
+            &json!({"transition": "start", "template_version_id": req_t.active_version_id}),
+        )
+        .await
+        .unwrap_err();
     expect_error(err, 400, "template version doesn't match template");
 }
 
@@ -547,17 +507,14 @@ async fn build_request_checks_in_coders_order() {
             "{body}"
         );
     }
-    wait_ws(&member, w.id, "running").await;
+    member.wait_for_status(w.id, "running").await;
     // An owner may orphan-delete: the workspace goes, the state is dropped.
-    let b = build(
-        &owner,
-        w.id,
-        json!({"transition": "delete", "orphan": true}),
-    )
-    .await
-    .unwrap();
+    let b = owner
+        .try_create_build(w.id, &json!({"transition": "delete", "orphan": true}))
+        .await
+        .unwrap();
     assert_eq!(b.transition, "delete");
-    wait_ws(&owner, w.id, "deleted").await;
+    owner.wait_for_status(w.id, "deleted").await;
     let state = owner
         .send(
             reqwest::Method::GET,
@@ -581,11 +538,14 @@ async fn concurrent_builds_exactly_one_wins() {
     echo["stop"]["block"] = json!(true);
     let (t, _) = create_template(&owner, first.organization_id, "race", &echo).await;
     let w = create_ws(&owner, "me", t.id, "race", &[]).await.unwrap();
-    wait_ws(&owner, w.id, "running").await;
+    owner.wait_for_status(w.id, "running").await;
     let tasks: Vec<_> = (0..6)
         .map(|_| {
             let c = owner.clone();
-            tokio::spawn(async move { build(&c, w.id, json!({"transition": "stop"})).await })
+            tokio::spawn(async move {
+                c.try_create_build(w.id, &json!({"transition": "stop"}))
+                    .await
+            })
         })
         .collect();
     let mut wins = 0;
@@ -689,7 +649,7 @@ async fn cancel_pending_and_running_builds() {
     let w = create_ws(&member, "me", t.id, "running", &[])
         .await
         .unwrap();
-    let w = wait_ws(&member, w.id, "starting").await;
+    let w = member.wait_for_status(w.id, "starting").await;
     assert!(w.template_allow_user_cancel_workspace_jobs);
     let (status, _) = raw_json(
         &member,
@@ -703,7 +663,7 @@ async fn cancel_pending_and_running_builds() {
     .await;
     assert_eq!(status, 200);
     let started = Instant::now();
-    wait_ws(&member, w.id, "canceled").await;
+    member.wait_for_status(w.id, "canceled").await;
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -726,7 +686,7 @@ async fn visibility_404_versus_403() {
     .await;
     assert_eq!(status, 200);
     let w = create_ws(&alice, "me", t.id, "hers", &[]).await.unwrap();
-    wait_ws(&alice, w.id, "running").await;
+    alice.wait_for_status(w.id, "running").await;
 
     // Another member: it does not exist for them.
     let (status, _) = raw_json(&bob, "GET", &format!("/api/v2/workspaces/{}", w.id), None).await;
@@ -830,7 +790,7 @@ async fn put_state_replaces_the_state() {
     let (owner, _, t) = setup(&srv).await;
     let (member, _) = srv.member(&owner, "sid").await;
     let w = create_ws(&member, "me", t.id, "s", &[]).await.unwrap();
-    let w = wait_ws(&member, w.id, "running").await;
+    let w = member.wait_for_status(w.id, "running").await;
     let path = format!("/api/v2/workspacebuilds/{}/state", w.latest_build.id);
     // Only template managers see or change state.
     let (status, _) = raw_json(&member, "GET", &path, None).await;
@@ -888,14 +848,14 @@ async fn presets_give_builds_their_values() {
     );
     let big = presets[1]["ID"].as_str().unwrap().to_string();
 
-    let ws = crate::harness::workspace::create_ws(
-        &owner,
-        template.id,
-        "big",
-        json!({"template_version_preset_id": big,
+    let ws = owner
+        .create_workspace_with(
+            template.id,
+            "big",
+            json!({"template_version_preset_id": big,
                "rich_parameter_values": [{"name": "cpu", "value": "4"}]}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(
         ws.latest_build
             .template_version_preset_id

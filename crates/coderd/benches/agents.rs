@@ -14,7 +14,6 @@ use coderd_wire::proto::tailnet as tn;
 use futures_util::future::poll_fn;
 use futures_util::io::AsyncReadExt;
 use prost::Message as _;
-use reqwest::Method;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -25,7 +24,9 @@ mod common;
 #[path = "common/server.rs"]
 mod server;
 
-use common::{api, create_template, id};
+use common::echo::create_template;
+use common::workspace::WorkspaceApi;
+use common::SETUP_TIMEOUT;
 use server::{raise_fd_limit, Server};
 
 #[path = "../../../tests/support/ws_bytes.rs"]
@@ -253,31 +254,17 @@ async fn bench() {
             json!({"start": {"resources": [{"name": "vm", "type": "echo_vm", "agents": agents}]}});
         let (template, _) =
             create_template(&owner, first.organization_id, &format!("t{chunk}"), &echo).await;
-        let w = api(
-            &owner,
-            Method::POST,
-            "/api/v2/users/me/workspaces",
-            Some(json!({"template_id": template, "name": format!("w{chunk}")})),
-        )
-        .await;
-        workspaces.push(id(&w));
+        let w = owner
+            .create_workspace(template.id, &format!("w{chunk}"))
+            .await;
+        workspaces.push(w.id);
         tokens.extend(chunk_tokens);
     }
     // Wait for the builds.
     for w in &workspaces {
-        loop {
-            let ws = api(
-                &owner,
-                Method::GET,
-                &format!("/api/v2/workspaces/{w}"),
-                None,
-            )
+        owner
+            .wait_for_status_within(*w, "running", SETUP_TIMEOUT)
             .await;
-            if ws["latest_build"]["status"] == "running" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
     eprintln!(
         "{n} agents in {} workspaces built in {:?}",

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 use codersdk::Client;
 use futures_util::StreamExt;
-use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,7 +29,8 @@ use uuid::Uuid;
 mod common;
 #[path = "common/server.rs"]
 mod server;
-use common::{api, create_template, id};
+use common::echo::create_template;
+use common::workspace::WorkspaceApi;
 use server::{raise_fd_limit, Server};
 
 /// Watchers open at each measurement, cumulative; the last is the target.
@@ -46,6 +46,8 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Log lines of the log-following build, and how many such builds are followed.
 const LOG_LINES: usize = 20_000;
 const LOG_RUNS: usize = 3;
+/// How long a build may take to reach a status.
+const BUILD_WAIT: Duration = Duration::from_secs(120);
 /// How long the blocking build keeps the only provisioner daemon busy.
 const BLOCKER_MS: u64 = 1_500;
 
@@ -83,50 +85,6 @@ fn blocker_template() -> Value {
         "start": {"duration_ms": BLOCKER_MS},
         "stop": {"duration_ms": BLOCKER_MS}
     })
-}
-
-async fn create_workspace(c: &Client, template: Uuid, name: &str) -> Uuid {
-    let w = api(
-        c,
-        Method::POST,
-        "/api/v2/users/me/workspaces",
-        Some(json!({"template_id": template, "name": name})),
-    )
-    .await;
-    id(&w)
-}
-
-async fn build(c: &Client, ws: Uuid, transition: &str) -> Value {
-    api(
-        c,
-        Method::POST,
-        &format!("/api/v2/workspaces/{ws}/builds"),
-        Some(json!({"transition": transition})),
-    )
-    .await
-}
-
-/// Polls until the workspace's latest build has `status` (or, for a job status such as
-/// "running", its job has).
-async fn wait_status(c: &Client, ws: Uuid, status: &str, job: bool) {
-    let started = Instant::now();
-    loop {
-        let w = api(c, Method::GET, &format!("/api/v2/workspaces/{ws}"), None).await;
-        let b = &w["latest_build"];
-        let now = if job {
-            &b["job"]["status"]
-        } else {
-            &b["status"]
-        };
-        if now == status {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "workspace {ws} never became {status}: {b}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 // -- SSE watchers ---------------------------------------------------------------------------
@@ -405,7 +363,7 @@ async fn rounds(pool: &mut Pool, owner: &Client, ws: Uuid, db: &mut PgConnection
         let watching = pool.ok() - pool.progress.lost.load(Ordering::SeqCst);
         let updates = pool.progress.updates.load(Ordering::SeqCst);
         let queued = Instant::now();
-        let build_id = id(&build(owner, ws, transition).await);
+        let build_id = owner.create_build(ws, transition).await.id;
         let k = pool.changes;
         while pool.progress.seen(k).len() < watching && queued.elapsed() < ROUND_TIMEOUT {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -635,10 +593,11 @@ async fn follow_logs(
     db: &mut PgConnection,
 ) -> LogRun {
     // Occupy the only daemon, so that the followed build waits in the queue.
-    build(owner, blocker_ws, blocker_transition).await;
-    wait_status(owner, blocker_ws, "running", true).await;
-    let b = build(owner, logs_ws, "start").await;
-    let build_id = id(&b);
+    let blocker = owner.create_build(blocker_ws, blocker_transition).await;
+    owner
+        .wait_for_job_status(blocker.id, "running", BUILD_WAIT)
+        .await;
+    let build_id = owner.create_build(logs_ws, "start").await.id;
     let mut socket = open_logs(srv, token, build_id).await;
     let (job, started): (Uuid, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT j.id, j.started_at FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id \
@@ -664,8 +623,10 @@ async fn follow_logs(
     let mut socket = open_logs(srv, token, build_id).await;
     read_logs(&mut socket).await;
     let replay_secs = replay.elapsed().as_secs_f64();
-    build(owner, logs_ws, "stop").await;
-    wait_status(owner, logs_ws, "stopped", false).await;
+    owner.stop(logs_ws).await;
+    owner
+        .wait_for_status_within(logs_ws, "stopped", BUILD_WAIT)
+        .await;
     LogRun {
         messages,
         lines: LOG_LINES,
@@ -888,25 +849,36 @@ async fn run(srv: &Server, db: &mut PgConnection) -> (WatchReport, Vec<LogRun>) 
     let org = first.organization_id;
     let watched = create_template(&owner, org, "watched", &watched_template())
         .await
-        .0;
-    let ws = create_workspace(&owner, watched, "watched").await;
-    wait_status(&owner, ws, "running", false).await;
+        .0
+        .id;
+    let ws = owner.create_workspace(watched, "watched").await.id;
+    owner
+        .wait_for_status_within(ws, "running", BUILD_WAIT)
+        .await;
 
     let report = watchers(srv, &owner, &token, ws, db).await;
 
     let logs_template = create_template(&owner, org, "logs", &log_template())
         .await
-        .0;
+        .0
+        .id;
     let blocker_template = create_template(&owner, org, "blocker", &blocker_template())
         .await
-        .0;
+        .0
+        .id;
     // The first build of each: the log workspace's writes every line once, unfollowed.
-    let logs_ws = create_workspace(&owner, logs_template, "logs").await;
-    wait_status(&owner, logs_ws, "running", false).await;
-    build(&owner, logs_ws, "stop").await;
-    wait_status(&owner, logs_ws, "stopped", false).await;
-    let blocker_ws = create_workspace(&owner, blocker_template, "blocker").await;
-    wait_status(&owner, blocker_ws, "running", false).await;
+    let logs_ws = owner.create_workspace(logs_template, "logs").await.id;
+    owner
+        .wait_for_status_within(logs_ws, "running", BUILD_WAIT)
+        .await;
+    owner.stop(logs_ws).await;
+    owner
+        .wait_for_status_within(logs_ws, "stopped", BUILD_WAIT)
+        .await;
+    let blocker_ws = owner.create_workspace(blocker_template, "blocker").await.id;
+    owner
+        .wait_for_status_within(blocker_ws, "running", BUILD_WAIT)
+        .await;
     let mut runs = Vec::new();
     for i in 0..LOG_RUNS {
         let transition = if i % 2 == 0 { "stop" } else { "start" };
@@ -919,7 +891,9 @@ async fn run(srv: &Server, db: &mut PgConnection) -> (WatchReport, Vec<LogRun>) 
         );
         runs.push(r);
         let settled = if i % 2 == 0 { "stopped" } else { "running" };
-        wait_status(&owner, blocker_ws, settled, false).await;
+        owner
+            .wait_for_status_within(blocker_ws, settled, BUILD_WAIT)
+            .await;
     }
     (report, runs)
 }

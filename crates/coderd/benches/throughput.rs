@@ -30,7 +30,9 @@ mod common;
 #[path = "common/server.rs"]
 mod server;
 
-use common::{api, create_template, id};
+use common::echo::create_template;
+use common::workspace::WorkspaceApi;
+use common::{api, SETUP_TIMEOUT};
 use server::{raise_fd_limit, Server};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -222,14 +224,10 @@ async fn grow(owner: &Client, template: Uuid, have: &mut Vec<Uuid>, target: usiz
         for i in batch {
             let owner = owner.clone();
             tasks.push(tokio::spawn(async move {
-                let w = api(
-                    &owner,
-                    Method::POST,
-                    "/api/v2/users/me/workspaces",
-                    Some(json!({"name": format!("ws-{i}"), "template_id": template})),
-                )
-                .await;
-                id(&w)
+                owner
+                    .create_workspace(template, &format!("ws-{i}"))
+                    .await
+                    .id
             }));
         }
         for t in tasks {
@@ -238,24 +236,9 @@ async fn grow(owner: &Client, template: Uuid, have: &mut Vec<Uuid>, target: usiz
     }
     // Every build done (the last ones queued last).
     for w in have.iter().rev().take(16) {
-        loop {
-            let v = api(
-                &owner,
-                Method::GET,
-                &format!("/api/v2/workspaces/{w}"),
-                None,
-            )
+        owner
+            .wait_for_status_within(*w, "running", SETUP_TIMEOUT)
             .await;
-            let s = v["latest_build"]["status"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            if s == "running" {
-                break;
-            }
-            assert!(s != "failed", "a build failed: {v}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
     let made = have.len() - from;
     if made > 0 {
@@ -283,6 +266,7 @@ async fn bench() {
     let echo = json!({"start": {"resources": [{"name": "dev", "type": "echo_machine",
         "agents": [{"name": "main", "operating_system": "linux", "architecture": "amd64"}]}]}});
     let (template, _) = create_template(&owner, first.organization_id, "bench", &echo).await;
+    let template = template.id;
 
     let mut workspaces = Vec::new();
     let mut db = {

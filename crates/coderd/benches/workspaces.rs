@@ -24,7 +24,10 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 mod common;
-use common::{api, create_template, OWNER_EMAIL, OWNER_PASSWORD};
+use common::api;
+use common::echo::create_template;
+use common::users::{OWNER_EMAIL, OWNER_PASSWORD};
+use common::workspace::WorkspaceApi;
 
 /// Workspaces in all (two real ones, the rest copies).
 const WORKSPACES: i64 = 10_000;
@@ -33,6 +36,8 @@ const OWNERS: usize = 100;
 /// Timed requests per case, after `WARMUP` untimed ones.
 const REPS: usize = 50;
 const WARMUP: usize = 5;
+/// How long each of the real workspaces' builds may take.
+const SETUP_WAIT: Duration = Duration::from_secs(60);
 /// Requests whose statements are counted one by one.
 const COUNTED: usize = 5;
 
@@ -70,22 +75,6 @@ fn echo_template() -> Value {
         },
         "stop": {"resources": [{"name": "home", "type": "docker_volume"}]}
     })
-}
-
-async fn wait_status(c: &Client, ws: Uuid, status: &str) {
-    let started = Instant::now();
-    loop {
-        let w = api(c, Method::GET, &format!("/api/v2/workspaces/{ws}"), None).await;
-        if w["latest_build"]["status"] == status {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "workspace never became {status}: {}",
-            w["latest_build"]
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Copies rows of `table` selected by `from` (which names the source row `src` and the seed
@@ -173,32 +162,25 @@ async fn seed(client: &Client, db_url: &str) -> Seed {
     }
     let (template_a, version_a) = create_template(&owner, org, "bench-a", &echo_template()).await;
     let (template_b, version_b) = create_template(&owner, org, "bench-b", &echo_template()).await;
+    let (template_a, version_a) = (template_a.id, version_a.id);
+    let (template_b, version_b) = (template_b.id, version_b.id);
 
     let create = |name: &'static str| {
         let owner = owner.clone();
         async move {
-            let w = api(
-                &owner,
-                Method::POST,
-                "/api/v2/users/me/workspaces",
-                Some(json!({"template_id": template_a, "name": name})),
-            )
-            .await;
-            let id: Uuid = serde_json::from_value(w["id"].clone()).expect("workspace id");
-            wait_status(&owner, id, "running").await;
-            id
+            let w = owner.create_workspace(template_a, name).await;
+            owner
+                .wait_for_status_within(w.id, "running", SETUP_WAIT)
+                .await;
+            w.id
         }
     };
     let running = create("real-running").await;
     let stopped = create("real-stopped").await;
-    api(
-        &owner,
-        Method::POST,
-        &format!("/api/v2/workspaces/{stopped}/builds"),
-        Some(json!({"transition": "stop"})),
-    )
-    .await;
-    wait_status(&owner, stopped, "stopped").await;
+    owner.stop(stopped).await;
+    owner
+        .wait_for_status_within(stopped, "stopped", SETUP_WAIT)
+        .await;
     eprintln!(
         "users, templates and 2 real workspaces created through the API in {:.1} s",
         started.elapsed().as_secs_f64()

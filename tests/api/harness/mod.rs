@@ -3,13 +3,19 @@
 //! server on a random port, spoken to over HTTP through `codersdk::Client`. Every response the
 //! client receives is checked against the API reference.
 
+#[path = "../../support/echo.rs"]
 pub mod echo;
 pub mod replica;
 pub mod schema;
 pub mod tailnet;
+#[path = "../../support/users.rs"]
+mod users;
+#[path = "../../support/workspace.rs"]
 pub mod workspace;
 #[path = "../../support/ws_bytes.rs"]
 pub mod ws_bytes;
+
+pub use users::{create_owner, OWNER_EMAIL, OWNER_PASSWORD};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -17,12 +23,10 @@ use std::sync::{Arc, OnceLock};
 
 use coderd::config::ServerOptions;
 use coderd::server::{RunningServer, StartOptions};
-use codersdk::{Client, CreateFirstUserRequest, CreateFirstUserResponse, CreateUserRequest, User};
+use codersdk::{Client, CreateFirstUserResponse, CreateUserRequest, User};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-pub const OWNER_EMAIL: &str = "owner@example.com";
-pub const OWNER_PASSWORD: &str = "SomeSecurePassword!";
 pub const MEMBER_PASSWORD: &str = "AnotherSecurePassword!";
 
 const TEMPLATE_DB: &str = "coderd_test_template";
@@ -257,27 +261,6 @@ impl TestServer {
             .session_token;
         (self.client.with_token(token), user)
     }
-}
-
-/// Creates the first user (an owner) through an anonymous client of any server and returns a
-/// client logged in as them.
-pub async fn create_owner(anon: &Client) -> (Client, CreateFirstUserResponse) {
-    let first = anon
-        .create_first_user(&CreateFirstUserRequest {
-            email: OWNER_EMAIL.into(),
-            username: "owner".into(),
-            name: "Owner".into(),
-            password: OWNER_PASSWORD.into(),
-            trial: false,
-        })
-        .await
-        .expect("creating the first user");
-    let token = anon
-        .login_with_password(OWNER_EMAIL, OWNER_PASSWORD)
-        .await
-        .expect("logging in as the owner")
-        .session_token;
-    (anon.with_token(token), first)
 }
 
 /// A WebSocket request to `path` of a server at `base` (http://…), with a session token.

@@ -1,4 +1,4 @@
-//! Helpers for tests that need templates: echo archives, versions, and waiting for jobs.
+//! Templates for tests and benches: echo archives, versions, waiting for their imports.
 
 use std::time::{Duration, Instant};
 
@@ -103,16 +103,21 @@ pub async fn create_template(
     let v = create_version(client, org, echo, None).await;
     let v = wait_import(client, v.id).await;
     assert_eq!(v.job.status, "succeeded", "{:?}", v.job);
-    let t = client
+    let t = template_from(client, org, name, v.id).await;
+    (t, v)
+}
+
+/// A template `name` whose active version is `version`.
+pub async fn template_from(client: &Client, org: Uuid, name: &str, version: Uuid) -> Template {
+    client
         .create_template(
             org,
             &CreateTemplateRequest {
                 name: name.into(),
-                template_version_id: Some(v.id),
+                template_version_id: Some(version),
                 ..Default::default()
             },
         )
         .await
-        .expect("creating a template");
-    (t, v)
+        .unwrap_or_else(|e| panic!("creating template {name}: {e}"))
 }
