@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::jobs::{insert_job, NewJob};
-use crate::status::JobStatus;
+use crate::status::{JobStatus, Transition};
 use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
@@ -18,7 +18,7 @@ pub struct BuildRow {
     pub workspace_id: Uuid,
     pub template_version_id: Uuid,
     pub build_number: i32,
-    pub transition: String,
+    pub transition: Transition,
     pub initiator_id: Uuid,
     pub job_id: Uuid,
     pub deadline: DateTime<Utc>,
@@ -33,7 +33,7 @@ pub struct BuildRow {
 }
 
 pub(crate) const BUILD_COLUMNS: &str = "b.id, b.created_at, b.updated_at, b.workspace_id, b.template_version_id, \
-    b.build_number, b.transition::text AS transition, b.initiator_id, b.job_id, b.deadline, b.max_deadline, \
+    b.build_number, b.transition, b.initiator_id, b.job_id, b.deadline, b.max_deadline, \
     b.reason::text AS reason, b.daily_cost, b.template_version_preset_id, \
     COALESCE((SELECT j.completed_at IS NOT NULL FROM provisioner_jobs j WHERE j.id = b.job_id), false) AS job_done";
 
@@ -41,7 +41,7 @@ pub(crate) const BUILD_COLUMNS: &str = "b.id, b.created_at, b.updated_at, b.work
 pub struct NewBuild<'a> {
     pub id: Uuid,
     pub template_version_id: Uuid,
-    pub transition: &'a str,
+    pub transition: Transition,
     pub initiator_id: Uuid,
     pub reason: &'a str,
     pub state: Option<&'a [u8]>,
@@ -74,7 +74,7 @@ impl From<StoreError> for BuildInsertError {
 pub struct BuildContext {
     pub build_id: Uuid,
     pub build_number: i32,
-    pub transition: String,
+    pub transition: Transition,
     pub state: Vec<u8>,
     pub workspace_id: Uuid,
     pub workspace_name: String,
@@ -283,7 +283,7 @@ impl Store {
 
     pub async fn build_context(&self, build_id: Uuid) -> Result<BuildContext> {
         let mut ctx: BuildContext = sqlx::query_as(
-            "SELECT b.id AS build_id, b.build_number, b.transition::text AS transition, b.provisioner_state AS state, \
+            "SELECT b.id AS build_id, b.build_number, b.transition, b.provisioner_state AS state, \
                  w.id AS workspace_id, w.name AS workspace_name, o.id AS owner_id, o.username AS owner_name, \
                  o.email AS owner_email, t.id AS template_id, t.name AS template_name, v.name AS template_version, v.id AS template_version_id, \
                  w.ttl, w.autostart_schedule, t.default_ttl AS template_default_ttl, \
@@ -314,9 +314,9 @@ impl Store {
     }
 
     /// How many non-deleted workspaces' latest builds are in each job status (for /metrics).
-    pub async fn latest_build_status_counts(&self) -> Result<Vec<(String, i64)>> {
+    pub async fn latest_build_status_counts(&self) -> Result<Vec<(JobStatus, i64)>> {
         Ok(sqlx::query_as(
-            "SELECT j.job_status::text, count(*) FROM workspaces w \
+            "SELECT j.job_status, count(*) FROM workspaces w \
              JOIN workspace_latest_builds b ON b.workspace_id = w.id \
              JOIN provisioner_jobs j ON j.id = b.job_id \
              WHERE NOT w.deleted GROUP BY j.job_status",

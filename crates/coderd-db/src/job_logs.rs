@@ -12,7 +12,7 @@ pub struct LogRow {
     pub job_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub source: String,
-    pub level: String,
+    pub level: LogLevel,
     pub stage: String,
     pub output: String,
 }
@@ -66,7 +66,7 @@ impl Store {
     /// Logs of a job with id greater than `after`, oldest first.
     pub async fn logs_after(&self, job_id: Uuid, after: i64) -> Result<Vec<LogRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, job_id, created_at, source::text AS source, level::text AS level, stage, output \
+            "SELECT id, job_id, created_at, source::text AS source, level, stage, output \
              FROM provisioner_job_logs WHERE job_id = $1 AND id > $2 ORDER BY id",
         )
         .bind(job_id)

@@ -6,6 +6,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::model::{Resource, Timing};
+use crate::status::Transition;
 use crate::{Result, Store, StoreError};
 
 /// How a job ended, as the daemon reports it.
@@ -33,7 +34,7 @@ pub enum Completion<'a> {
 #[derive(Clone, Default)]
 pub struct Produced<'a> {
     /// (transition, resources) pairs.
-    pub resources: Vec<(&'a str, &'a [Resource])>,
+    pub resources: Vec<(Transition, &'a [Resource])>,
     pub timings: &'a [Timing],
     pub import: Option<ImportProduct<'a>>,
     pub build: Option<BuildProduct<'a>>,
@@ -114,7 +115,7 @@ impl Store {
             }
             Completion::Succeeded(p) => {
                 for (transition, resources) in &p.resources {
-                    insert_resources(&mut tx, id, transition, resources).await?;
+                    insert_resources(&mut tx, id, *transition, resources).await?;
                 }
                 insert_timings(&mut tx, id, p.timings).await?;
                 if let Some(import) = p.import {
@@ -150,14 +151,14 @@ impl Store {
 async fn insert_resources(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     job_id: Uuid,
-    transition: &str,
+    transition: Transition,
     resources: &[Resource],
 ) -> Result<()> {
     for (i, r) in resources.iter().enumerate() {
         let rid = Uuid::new_v4();
         sqlx::query(
             "INSERT INTO workspace_resources (id, created_at, job_id, transition, type, name, hide, icon, daily_cost, display_order) \
-             VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9)",
+             VALUES ($1, now(), $2, $3::text, $4, $5, $6, $7, $8, $9)",
         )
         .bind(rid)
         .bind(job_id)

@@ -34,7 +34,7 @@ pub struct JobRow {
     pub file_id: Uuid,
     pub tags: Json<BTreeMap<String, String>>,
     pub logs_overflowed: bool,
-    pub status: String,
+    pub status: JobStatus,
 }
 
 pub(crate) const JOB_COLUMNS: &str =
@@ -42,7 +42,7 @@ pub(crate) const JOB_COLUMNS: &str =
     j.completed_at, j.error, j.error_code, j.organization_id, j.initiator_id, \
     j.provisioner::text AS provisioner, j.type::text AS job_type, j.input, j.worker_id, \
     (SELECT d.name FROM provisioner_daemons d WHERE d.id = j.worker_id) AS worker_name, \
-    j.file_id, j.tags, j.logs_overflowed, j.job_status::text AS status";
+    j.file_id, j.tags, j.logs_overflowed, j.job_status AS status";
 
 pub struct NewJob<'a> {
     pub id: Uuid,
@@ -77,7 +77,7 @@ pub struct ReapedJob {
 pub struct JobFilter {
     pub organization_id: Uuid,
     pub ids: Vec<Uuid>,
-    pub statuses: Vec<String>,
+    pub statuses: Vec<JobStatus>,
     pub tags: Option<BTreeMap<String, String>>,
     pub initiator: Option<Uuid>,
     pub limit: i64,
@@ -157,7 +157,7 @@ impl Store {
             "SELECT {JOB_COLUMNS} FROM provisioner_jobs j \
              WHERE j.organization_id = $1 \
                AND (cardinality($2::uuid[]) = 0 OR j.id = ANY($2)) \
-               AND (cardinality($3::text[]) = 0 OR j.job_status::text = ANY($3)) \
+               AND (cardinality($3::provisioner_job_status[]) = 0 OR j.job_status = ANY($3)) \
                AND ($4::jsonb IS NULL OR j.tags @> $4) \
                AND ($5::uuid IS NULL OR j.initiator_id = $5) \
              ORDER BY j.created_at DESC, j.id DESC LIMIT $6"
@@ -432,9 +432,9 @@ impl Store {
     }
 
     /// How many unfinished provisioner jobs are in each (provisioner, status), for /metrics.
-    pub async fn active_job_counts(&self) -> Result<Vec<(String, String, i64)>> {
+    pub async fn active_job_counts(&self) -> Result<Vec<(String, JobStatus, i64)>> {
         Ok(sqlx::query_as(
-            "SELECT provisioner::text, job_status::text, count(*) FROM provisioner_jobs \
+            "SELECT provisioner::text, job_status, count(*) FROM provisioner_jobs \
              WHERE job_status = ANY($1) \
              GROUP BY provisioner, job_status",
         )

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::model::Resource;
-use crate::status::{agent_status_sql, AgentStatus};
+use crate::status::{agent_status_sql, AgentStatus, Transition};
 use crate::{Result, Store};
 
 /// One stored resource with its metadata, agents and apps.
@@ -17,7 +17,7 @@ pub struct ResourceRow {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
     pub job_id: Uuid,
-    pub transition: String,
+    pub transition: Transition,
     pub resource: Resource,
     pub agents: Vec<AgentRow>,
 }
@@ -132,7 +132,8 @@ impl Store {
 }
 
 /// A resource's columns (alias `r`), its metadata as JSON.
-pub(crate) const RESOURCE_COLUMNS: &str = "r.id, r.created_at, r.job_id, r.transition, \
+pub(crate) const RESOURCE_COLUMNS: &str = "r.id, r.created_at, r.job_id, \
+    r.transition::workspace_transition AS transition, \
     r.type AS kind, r.name, r.hide, r.icon, r.daily_cost, \
     COALESCE((SELECT json_agg(json_build_object('key', m.key, 'value', m.value, \
         'sensitive', m.sensitive) ORDER BY m.display_order) \
@@ -194,7 +195,7 @@ pub(crate) struct ResourceBase {
     id: Uuid,
     created_at: DateTime<Utc>,
     job_id: Uuid,
-    transition: String,
+    transition: Transition,
     kind: String,
     name: String,
     hide: bool,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::builds::{insert_build_tx, NewBuild};
 use crate::jobs::NewJob;
-use crate::status::{agent_status_sql, BuildStatus};
+use crate::status::{agent_status_sql, AgentStatus, BuildStatus, JobStatus, Transition};
 use crate::{Result, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
@@ -59,8 +59,8 @@ pub struct WorkspaceFilter {
     /// Case-insensitive substring.
     pub name: Option<String>,
     pub ids: Vec<Uuid>,
-    pub statuses: Vec<String>,
-    pub has_agent: Option<String>,
+    pub statuses: Vec<BuildStatus>,
+    pub has_agent: Option<AgentStatus>,
     pub dormant: Option<bool>,
     pub outdated: Option<bool>,
     pub last_used_before: Option<DateTime<Utc>>,
@@ -218,9 +218,7 @@ impl Store {
                 .push(")");
         }
         if !f.statuses.is_empty() {
-            let wanted: Vec<BuildStatus> =
-                f.statuses.iter().filter_map(|s| s.parse().ok()).collect();
-            let (jobs, transitions) = BuildStatus::pairs(&wanted);
+            let (jobs, transitions) = BuildStatus::pairs(&f.statuses);
             qb.push(" AND EXISTS (SELECT 1 FROM unnest(")
                 .push_bind(jobs)
                 .push("::provisioner_job_status[], ")
@@ -237,7 +235,7 @@ impl Store {
                 agent_status_sql!(),
                 " = "
             ))
-            .push_bind(status.clone())
+            .push_bind(status.as_str())
             .push(")");
         }
         if let Some(d) = f.dormant {
@@ -474,8 +472,8 @@ impl Store {
         &self,
         template_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, TemplateStats>> {
-        let durations: Vec<(Uuid, String, Option<f64>, Option<f64>)> = sqlx::query_as(
-            "SELECT w.template_id, b.transition::text, \
+        let durations: Vec<(Uuid, Transition, Option<f64>, Option<f64>)> = sqlx::query_as(
+            "SELECT w.template_id, b.transition, \
                  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM j.completed_at - j.started_at) * 1000), \
                  percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM j.completed_at - j.started_at) * 1000) \
              FROM workspace_builds b JOIN workspaces w ON w.id = b.workspace_id JOIN provisioner_jobs j ON j.id = b.job_id \
@@ -527,7 +525,7 @@ impl Store {
 #[derive(Debug, Default, Clone)]
 pub struct TemplateStats {
     /// transition → (p50, p95) in milliseconds.
-    pub build_ms: HashMap<String, (Option<i64>, Option<i64>)>,
+    pub build_ms: HashMap<Transition, (Option<i64>, Option<i64>)>,
     pub active_users: i64,
 }
 
@@ -543,11 +541,11 @@ pub struct LifecycleCandidate {
     pub deleting_at: Option<DateTime<Utc>>,
     pub last_used_at: DateTime<Utc>,
     pub automatic_updates: String,
-    pub build_transition: Option<String>,
+    pub build_transition: Option<Transition>,
     pub build_created_at: Option<DateTime<Utc>>,
     pub build_deadline: Option<DateTime<Utc>>,
     pub build_template_version_id: Option<Uuid>,
-    pub job_status: Option<String>,
+    pub job_status: Option<JobStatus>,
     pub job_completed_at: Option<DateTime<Utc>>,
     pub allow_user_autostart: bool,
     pub autostart_allowed_days: Vec<String>,
@@ -600,9 +598,9 @@ impl Store {
         Ok(sqlx::query_as(&format!(
             "SELECT w.id AS workspace_id, w.owner_id, o.status::text AS owner_status, w.template_id, \
                  w.autostart_schedule, w.dormant_at, w.deleting_at, w.last_used_at, \
-                 w.automatic_updates::text AS automatic_updates, b.transition::text AS build_transition, \
+                 w.automatic_updates::text AS automatic_updates, b.transition AS build_transition, \
                  b.created_at AS build_created_at, b.deadline AS build_deadline, \
-                 b.template_version_id AS build_template_version_id, j.job_status::text AS job_status, \
+                 b.template_version_id AS build_template_version_id, j.job_status, \
                  j.completed_at AS job_completed_at, t.allow_user_autostart, t.autostart_allowed_days, \
                  t.failure_ttl, t.time_til_dormant, t.time_til_dormant_autodelete \
              FROM {CANDIDATE_FROM} WHERE w.id = $1 AND NOT w.deleted"

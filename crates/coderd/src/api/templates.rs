@@ -182,8 +182,8 @@ pub fn routes(r: &mut Routes) {
 }
 
 fn render_with(t: TemplateRow, stats: Option<&coderd_db::TemplateStats>) -> Template {
-    let build_time_stats = ["start", "stop", "delete"]
-        .into_iter()
+    let build_time_stats = coderd_db::Transition::ALL
+        .iter()
         .map(|tr| {
             let (p50, p95) = stats
                 .and_then(|s| s.build_ms.get(tr))
@@ -705,9 +705,9 @@ async fn set_active_version(
         ));
     }
     let job = state.store.job(v.job_id).await?;
-    match job.status.as_str() {
-        "succeeded" => {}
-        "pending" | "running" => {
+    match job.status {
+        coderd_db::JobStatus::Succeeded => {}
+        coderd_db::JobStatus::Pending | coderd_db::JobStatus::Running => {
             return Err(ApiError::bad_request(
                 "The provided template version is being imported!",
             ))

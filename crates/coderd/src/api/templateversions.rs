@@ -653,7 +653,7 @@ async fn create_dry_run(
 ) -> ApiResult<Json<ProvisionerJob>> {
     let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
     let import = state.store.job(v.job_id).await?;
-    if import.status != "succeeded" {
+    if import.status != coderd_db::JobStatus::Succeeded {
         return Err(ApiError::bad_request(
             "Template version import job hasn't completed!",
         ));

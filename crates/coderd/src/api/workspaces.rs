@@ -458,17 +458,16 @@ fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Se
                     }
                 }
             }
-            Some("status") => match v.as_str() {
-                "pending" | "starting" | "running" | "stopping" | "stopped" | "failed"
-                | "canceling" | "canceled" | "deleting" | "deleted" => f.statuses.push(v),
-                _ => {
+            Some("status") => match v.parse::<coderd_db::BuildStatus>() {
+                Ok(s) => f.statuses.push(s),
+                Err(_) => {
                     bad = bad
                         .with_validation("status", format!("{v:?} is not a valid workspace status"))
                 }
             },
-            Some("has-agent") => match v.as_str() {
-                "connecting" | "connected" | "disconnected" | "timeout" => f.has_agent = Some(v),
-                _ => {
+            Some("has-agent") => match v.parse::<coderd_db::AgentStatus>() {
+                Ok(s) => f.has_agent = Some(s),
+                Err(_) => {
                     bad = bad
                         .with_validation("has-agent", format!("{v:?} is not a valid agent status"))
                 }
@@ -777,7 +776,7 @@ async fn set_ttl(
     if ttl.is_none() {
         // No TTL, no autostop: a running workspace keeps running.
         if let Some(b) = state.store.latest_builds(&[w.id]).await?.pop() {
-            if b.transition == "start" {
+            if b.transition == coderd_db::Transition::Start {
                 state
                     .store
                     .set_build_deadline(b.id, schedule::zero_time())
@@ -859,8 +858,10 @@ async fn extend(
         .pop()
         .ok_or_else(|| ApiError::conflict("Workspace has no builds."))?;
     let job = state.store.job(build.job_id).await?;
-    if build.transition != "start" || job.status != "succeeded" {
-        let status = if job.status == "succeeded" {
+    if build.transition != coderd_db::Transition::Start
+        || job.status != coderd_db::JobStatus::Succeeded
+    {
+        let status = if job.status == coderd_db::JobStatus::Succeeded {
             build.transition.as_str()
         } else {
             job.status.as_str()

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use coderd_db::{
-    mutate_tags, BuildInsertError, BuildRow, JobRow, NewBuild, NewJob, NewWorkspace, StoreError,
-    TemplateRow, VersionRow, WorkspaceRow,
+    mutate_tags, BuildInsertError, BuildRow, JobRow, JobStatus, NewBuild, NewJob, NewWorkspace,
+    StoreError, TemplateRow, Transition, VersionRow, WorkspaceRow,
 };
 use codersdk::WorkspaceBuildParameter;
 use uuid::Uuid;
@@ -40,9 +40,9 @@ pub async fn buildable(
         ));
     }
     let import = state.store.job(version.job_id).await?;
-    match import.status.as_str() {
-        "succeeded" => Ok(Buildable { version, import }),
-        s @ ("pending" | "running") => Err(ApiError::new(
+    match import.status {
+        JobStatus::Succeeded => Ok(Buildable { version, import }),
+        s @ (JobStatus::Pending | JobStatus::Running) => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             format!("The provided template version is {s}. Wait for it to complete importing!"),
         )),
@@ -148,7 +148,7 @@ pub async fn create_workspace(
             NewBuild {
                 id: build_id,
                 template_version_id: b.version.id,
-                transition: "start",
+                transition: Transition::Start,
                 initiator_id: initiator,
                 reason: "initiator",
                 state: None,
@@ -170,7 +170,7 @@ pub async fn create_workspace(
 
 /// What a new build of an existing workspace asks for.
 pub struct BuildSpec<'a> {
-    pub transition: &'a str,
+    pub transition: Transition,
     pub version_id: Option<Uuid>,
     pub initiator: Uuid,
     pub reason: &'a str,
@@ -194,7 +194,7 @@ pub async fn create_build(
         .await?
         .into_iter()
         .next();
-    let use_active = spec.transition == "start"
+    let use_active = spec.transition == Transition::Start
         && (template.require_active_version || ws.automatic_updates == "always");
     let version_id = match (spec.version_id, &latest) {
         (Some(v), _) => v,
@@ -202,7 +202,7 @@ pub async fn create_build(
         (None, Some(l)) => l.template_version_id,
         (None, None) => template.active_version_id,
     };
-    if spec.transition == "start" && ws.dormant_at.is_some() {
+    if spec.transition == Transition::Start && ws.dormant_at.is_some() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "Cannot start a dormant workspace.",
@@ -211,7 +211,7 @@ pub async fn create_build(
     let b = buildable(state, template, version_id).await?;
     if let Some(l) = &latest {
         let job = state.store.job(l.job_id).await?;
-        if matches!(job.status.as_str(), "pending" | "running" | "canceling") {
+        if job.status.is_active() {
             return Err(ApiError::conflict("A workspace build is already active."));
         }
     }
