@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
 use coderd_db::schedule::{self, Weekly};
-use coderd_db::{JobStatus, LifecycleCandidate, NewLog, Transition, SYSTEM_USER_ID};
+use coderd_db::{
+    JobStatus, LifecycleCandidate, NewLog, StoreResultExt, Transition, SYSTEM_USER_ID,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -182,10 +184,8 @@ impl Executor {
     ) -> anyhow::Result<Option<Decision>> {
         let store = &self.state.store;
         // Re-read under the lock: another replica may have acted already.
-        let c = match store.lifecycle_candidate(id).await {
-            Ok(c) => c,
-            Err(coderd_db::StoreError::NotFound) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(c) = store.lifecycle_candidate(id).await.optional()? else {
+            return Ok(None);
         };
         let Some(d) = decide(&c, tick) else {
             self.refresh_next_start(&c, tick).await;

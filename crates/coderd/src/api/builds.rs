@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use coderd_db::{BuildRow, StoreError, TemplateRow, WorkspaceRow};
+use coderd_db::{BuildRow, StoreResultExt, TemplateRow, WorkspaceRow};
 use codersdk::{
     CreateWorkspaceBuildRequest, UpdateWorkspaceBuildStateRequest, WorkspaceBuild,
     WorkspaceBuildParameter, WorkspaceBuildTimings, WorkspaceResource,
@@ -234,14 +234,11 @@ async fn list(
     };
     errs.finish()?;
     if let Some(after) = page.after_id {
-        match state.store.build(after).await {
-            Ok(b) if b.workspace_id == w.id => {}
-            Ok(_) | Err(StoreError::NotFound) => {
-                return Err(ApiError::bad_request(format!(
-                    "Record at \"after_id\" ({after}) does not exist."
-                )))
-            }
-            Err(e) => return Err(e.into()),
+        let found = state.store.build(after).await.optional()?;
+        if !found.is_some_and(|b| b.workspace_id == w.id) {
+            return Err(ApiError::bad_request(format!(
+                "Record at \"after_id\" ({after}) does not exist."
+            )));
         }
     }
     let rows = state

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
+use coderd_db::StoreResultExt;
 use coderd_db::{
     mutate_tags, BuildInsertError, BuildRow, JobRow, JobStatus, NewBuild, NewJob, NewWorkspace,
     StoreError, TemplateRow, Transition, VersionRow, WorkspaceRow,
@@ -12,7 +13,7 @@ use codersdk::WorkspaceBuildParameter;
 use uuid::Uuid;
 
 use super::parameters;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ConflictExt};
 use crate::state::AppState;
 
 /// A version ready to build from: its import succeeded.
@@ -27,13 +28,12 @@ pub async fn buildable(
     template: &TemplateRow,
     version_id: Uuid,
 ) -> ApiResult<Buildable> {
-    let version = match state.store.version(version_id).await {
-        Ok(v) => v,
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::bad_request("template version does not exist"))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let version = state
+        .store
+        .version(version_id)
+        .await
+        .optional()?
+        .ok_or_else(|| ApiError::bad_request("template version does not exist"))?;
     if version.template_id != Some(template.id) {
         return Err(ApiError::bad_request(
             "template version doesn't match template",
@@ -158,12 +158,7 @@ pub async fn create_workspace(
             job,
         )
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::duplicate(format!("Workspace {name:?} already exists."), "name")
-            }
-            e => e.into(),
-        })?;
+        .on_conflict("name", format!("Workspace {name:?} already exists."))?;
     after_queue(state, job_id, owner, ws.id).await;
     Ok(ws)
 }
