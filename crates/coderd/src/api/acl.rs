@@ -85,7 +85,7 @@ pub async fn patched(
     }
     for id in groups.keys() {
         let group = state.store.group(*id).await.optional()?;
-        if !group.is_some_and(|g| g.organization_id == org) {
+        if group.filter(|g| g.organization_id == org).is_none() {
             return Err(fail(vec![(
                 fields.1.into(),
                 format!("Group {id} does not exist in the organization."),

@@ -235,7 +235,7 @@ async fn list(
     errs.finish()?;
     if let Some(after) = page.after_id {
         let found = state.store.build(after).await.optional()?;
-        if !found.is_some_and(|b| b.workspace_id == w.id) {
+        if found.filter(|b| b.workspace_id == w.id).is_none() {
             return Err(ApiError::bad_request(format!(
                 "Record at \"after_id\" ({after}) does not exist."
             )));

@@ -228,12 +228,10 @@ async fn member_ids(
         let id = Uuid::parse_str(r).map_err(|e| {
             ApiError::bad_request(format!("Invalid UUID {r:?}.")).with_detail(e.to_string())
         })?;
-        if field == "add_users" {
-            if state.store.membership(org, id).await.optional()?.is_none() {
-                return Err(ApiError::bad_request(format!(
-                    "User {r:?} must be a member of the group's organization."
-                )));
-            }
+        if field == "add_users" && state.store.membership(org, id).await.optional()?.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "User {r:?} must be a member of the group's organization."
+            )));
         }
         out.push(id);
     }

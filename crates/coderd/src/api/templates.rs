@@ -636,7 +636,7 @@ async fn versions(
     let page = Pagination::parse(&q)?;
     if let Some(after) = page.after_id {
         let found = state.store.version(after).await.optional()?;
-        if !found.is_some_and(|v| v.template_id == Some(t.id)) {
+        if found.filter(|v| v.template_id == Some(t.id)).is_none() {
             return Err(ApiError::bad_request(format!(
                 "Record at \"after_id\" ({after}) does not exist."
             )));

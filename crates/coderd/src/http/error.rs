@@ -18,7 +18,7 @@ pub struct ApiError {
     cause: Option<String>,
     /// The unique constraint whose violation this is the default answer to, so that
     /// [`ApiError::on_constraint`] can answer it better; never sent.
-    constraint: Option<String>,
+    constraint: Option<Box<str>>,
 }
 
 /// A response's internal cause (see [`ApiError::internal`]), put in its extensions for the
@@ -137,7 +137,7 @@ impl ApiError {
     /// [`ApiError::duplicate`]`(message, field)` instead. Anything else is left as it is.
     pub fn on_constraint(self, constraint: &str, field: &str, message: impl Into<String>) -> Self {
         match &self.constraint {
-            Some(c) if c == constraint => Self::duplicate(message, field),
+            Some(c) if **c == *constraint => Self::duplicate(message, field),
             _ => self,
         }
     }
@@ -188,7 +188,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::not_found(),
             // The constraint's name is the schema's business: kept for `on_constraint`, not sent.
             StoreError::Conflict(constraint) => ApiError {
-                constraint: Some(constraint),
+                constraint: Some(constraint.into()),
                 ..ApiError::conflict("The resource conflicts with an existing one.")
                     .with_detail("A value that must be unique is already in use.")
             },
