@@ -117,9 +117,9 @@ impl Store {
              ORDER BY b.build_number DESC LIMIT 1",
         )
         .bind(token)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::from)
     }
 
     /// Records a connection: first and last connected now, not disconnected, held by `replica`.

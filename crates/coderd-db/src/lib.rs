@@ -2,15 +2,23 @@
 //! aggregate; the HTTP layer sees plain row structs and [`StoreError`].
 
 mod agents;
+mod api_keys;
+mod builds;
 pub mod builtin;
 mod files;
 mod groups;
+mod job_logs;
+mod job_results;
 mod jobs;
 pub mod model;
 mod organizations;
+mod provisioner_daemons;
 pub mod pubsub;
 mod render;
+mod resources;
 pub mod schedule;
+mod status;
+mod template_versions;
 mod templates;
 mod users;
 mod workspaces;
@@ -28,26 +36,34 @@ pub use files::FileRow;
 
 /// The system user that initiates automatic builds (hidden from user listings).
 pub const SYSTEM_USER_ID: uuid::Uuid = uuid::uuid!("c42fdf75-3097-471c-8c33-fb52454d81c0");
+pub use api_keys::{ActorRow, ApiKeyRow, NewApiKey};
+pub use builds::{BuildContext, BuildInsertError, BuildRow, NewBuild};
 pub use groups::{GroupFilter, GroupMemberRow, GroupRow, NewGroup, UpdateGroup};
-pub use jobs::{
-    insert_job, mutate_tags, AgentRow, AppRow, CancelOutcome, Completion, DaemonRow, ImportProduct,
-    JobFilter, JobRow, LogRow, NewDaemon, NewJob, NewLog, Produced, ReapedJob, ResourceRow,
-};
+pub use job_logs::{LogRow, NewLog};
+pub use job_results::{BuildProduct, Completion, ImportProduct, Produced};
+pub use jobs::{insert_job, mutate_tags, CancelOutcome, JobFilter, JobRow, NewJob, ReapedJob};
 pub use organizations::{MemberWithUserRow, MembershipRow, NewOrganization, OrganizationRow};
+pub use provisioner_daemons::{DaemonRow, NewDaemon};
 pub use render::RenderRows;
-pub use templates::{
-    CreateTemplateError, NewVersion, TemplateFields, TemplateRow, TemplateSearch,
-    TemplateVisibility, VersionRow,
+pub use resources::{AgentRow, AppRow, ResourceRow};
+pub use status::{
+    AgentStatus, BuildStatus, DaemonStatus, JobStatus, LogLevel, Transition, UnknownValue,
 };
-pub use users::{ActorRow, ApiKeyRow, GitSshKeyRow, NewApiKey, NewUser, UserFilter, UserRow};
+pub use template_versions::{NewVersion, VersionRow};
+pub use templates::{
+    CreateTemplateError, TemplateFields, TemplateRow, TemplateSearch, TemplateVisibility,
+};
+pub use users::{GitSshKeyRow, NewUser, UserFilter, UserRow};
 pub use workspaces::{
-    BuildContext, BuildInsertError, BuildProduct, BuildRow, LifecycleCandidate, LifecycleLock,
-    NewBuild, NewWorkspace, TemplateStats, WorkspaceFilter, WorkspaceRow, WorkspaceVisibility,
+    LifecycleCandidate, LifecycleLock, NewWorkspace, TemplateStats, WorkspaceFilter, WorkspaceRow,
+    WorkspaceVisibility,
 };
 
 /// The migrations in `migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
+/// What went wrong in the store, in the terms a caller acts on: the row is not there, a value
+/// that must be unique is taken (and by which constraint), or anything else.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
@@ -72,6 +88,14 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
+    /// The unique constraint this error violated, if that is what it is.
+    pub fn conflict(&self) -> Option<&str> {
+        match self {
+            StoreError::Conflict(constraint) => Some(constraint),
+            _ => None,
+        }
+    }
+
     /// The database could not be reached (down, restarting, or no connection free within
     /// [`ACQUIRE_TIMEOUT`]): worth retrying, and not the caller's fault.
     pub fn is_unavailable(&self) -> bool {
@@ -99,6 +123,22 @@ fn sqlx_unavailable(e: &sqlx::Error) -> bool {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What a caller does with a store result before answering with it.
+pub trait StoreResultExt<T> {
+    /// A missing row becomes `Ok(None)`; every other error stays one.
+    fn optional(self) -> Result<Option<T>>;
+}
+
+impl<T> StoreResultExt<T> for Result<T> {
+    fn optional(self) -> Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
 
 /// How long a query waits for a free connection (or for the database to accept one) before
 /// failing: a request during an outage answers 503 quickly instead of hanging.

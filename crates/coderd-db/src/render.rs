@@ -12,14 +12,17 @@ use serde::de::DeserializeOwned;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::jobs::{
-    assemble_resources, ResourceBase, AGENT_APPS, AGENT_COLUMNS, DAEMON_COLUMNS, JOB_COLUMNS,
-    RESOURCE_COLUMNS,
-};
+use crate::builds::BUILD_COLUMNS;
+use crate::jobs::JOB_COLUMNS;
 use crate::organizations::ORG_COLUMNS;
-use crate::templates::{TEMPLATE_COLUMNS, TEMPLATE_FROM, VERSION_COLUMNS, VERSION_FROM};
+use crate::provisioner_daemons::DAEMON_COLUMNS;
+use crate::resources::{
+    assemble_resources, ResourceBase, AGENT_APPS, AGENT_COLUMNS, RESOURCE_COLUMNS,
+};
+use crate::template_versions::{VERSION_COLUMNS, VERSION_FROM};
+use crate::templates::{TEMPLATE_COLUMNS, TEMPLATE_FROM};
 use crate::users::USER_COLUMNS;
-use crate::workspaces::{BUILD_COLUMNS, WS_COLUMNS};
+use crate::workspaces::WS_COLUMNS;
 use crate::{
     AgentRow, BuildRow, DaemonRow, JobRow, OrganizationRow, ResourceRow, Result, Store,
     TemplateRow, UserRow, VersionRow, WorkspaceRow,

@@ -1,4 +1,5 @@
-//! Workspaces and their builds (with build parameters and provisioner state).
+//! Workspaces: creation (with the first build), the listing and its filters, settings, usage,
+//! template statistics, and what the lifecycle executor reads and locks.
 
 use std::collections::HashMap;
 
@@ -6,8 +7,10 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::jobs::{insert_job, NewJob};
-use crate::{Result, Store, StoreError};
+use crate::builds::{insert_build_tx, NewBuild};
+use crate::jobs::NewJob;
+use crate::status::{agent_status_sql, AgentStatus, BuildStatus, JobStatus, Transition};
+use crate::{Result, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct WorkspaceRow {
@@ -35,33 +38,6 @@ pub(crate) const WS_COLUMNS: &str = "w.id, w.created_at, w.updated_at, w.owner_i
     w.deleted, w.name, w.autostart_schedule, w.ttl, w.last_used_at, w.dormant_at, w.deleting_at, \
     w.automatic_updates::text AS automatic_updates, w.favorite, w.next_start_at, w.user_acl, w.group_acl";
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
-pub struct BuildRow {
-    pub id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub workspace_id: Uuid,
-    pub template_version_id: Uuid,
-    pub build_number: i32,
-    pub transition: String,
-    pub initiator_id: Uuid,
-    pub job_id: Uuid,
-    pub deadline: DateTime<Utc>,
-    pub max_deadline: DateTime<Utc>,
-    pub reason: String,
-    pub daily_cost: i32,
-    /// Whether the build's job had completed when this row was read. The job completes in the
-    /// same transaction that writes the build's deadline and state, so a job read later that
-    /// has completed while this is false means the row predates that write.
-    pub job_done: bool,
-    pub template_version_preset_id: Option<Uuid>,
-}
-
-pub(crate) const BUILD_COLUMNS: &str = "b.id, b.created_at, b.updated_at, b.workspace_id, b.template_version_id, \
-    b.build_number, b.transition::text AS transition, b.initiator_id, b.job_id, b.deadline, b.max_deadline, \
-    b.reason::text AS reason, b.daily_cost, b.template_version_preset_id, \
-    COALESCE((SELECT j.completed_at IS NOT NULL FROM provisioner_jobs j WHERE j.id = b.job_id), false) AS job_done";
-
 pub struct NewWorkspace<'a> {
     pub id: Uuid,
     pub owner_id: Uuid,
@@ -74,38 +50,6 @@ pub struct NewWorkspace<'a> {
     pub next_start_at: Option<DateTime<Utc>>,
 }
 
-/// A build to queue; `state: None` carries the previous build's state over.
-pub struct NewBuild<'a> {
-    pub id: Uuid,
-    pub template_version_id: Uuid,
-    pub transition: &'a str,
-    pub initiator_id: Uuid,
-    pub reason: &'a str,
-    pub state: Option<&'a [u8]>,
-    pub parameters: &'a [(String, String)],
-    /// The preset the build was made with.
-    pub preset_id: Option<Uuid>,
-}
-
-#[derive(Debug)]
-pub enum BuildInsertError {
-    /// The latest build's job is still pending, running or canceling.
-    Active,
-    Store(StoreError),
-}
-
-impl From<sqlx::Error> for BuildInsertError {
-    fn from(e: sqlx::Error) -> Self {
-        BuildInsertError::Store(e.into())
-    }
-}
-
-impl From<StoreError> for BuildInsertError {
-    fn from(e: StoreError) -> Self {
-        BuildInsertError::Store(e)
-    }
-}
-
 /// Filters of `GET /workspaces?q=`, and the caller's visibility.
 #[derive(Debug, Default, Clone)]
 pub struct WorkspaceFilter {
@@ -115,8 +59,8 @@ pub struct WorkspaceFilter {
     /// Case-insensitive substring.
     pub name: Option<String>,
     pub ids: Vec<Uuid>,
-    pub statuses: Vec<String>,
-    pub has_agent: Option<String>,
+    pub statuses: Vec<BuildStatus>,
+    pub has_agent: Option<AgentStatus>,
     pub dormant: Option<bool>,
     pub outdated: Option<bool>,
     pub last_used_before: Option<DateTime<Utc>>,
@@ -144,88 +88,6 @@ pub struct WorkspaceVisibility {
     /// Organizations whose workspaces the viewer may all read.
     pub orgs: Vec<Uuid>,
     pub groups: Vec<Uuid>,
-}
-
-/// What a daemon needs to run a workspace build.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct BuildContext {
-    pub build_id: Uuid,
-    pub build_number: i32,
-    pub transition: String,
-    pub state: Vec<u8>,
-    pub workspace_id: Uuid,
-    pub workspace_name: String,
-    pub owner_id: Uuid,
-    pub owner_name: String,
-    pub owner_email: String,
-    pub template_id: Uuid,
-    pub template_name: String,
-    pub template_version: String,
-    pub template_version_id: Uuid,
-    pub ttl: Option<i64>,
-    pub autostart_schedule: Option<String>,
-    pub template_default_ttl: i64,
-    pub template_allow_user_autostop: bool,
-    pub autostop_requirement_days_of_week: Vec<String>,
-    pub autostop_requirement_weeks: i64,
-    pub owner_quiet_hours: String,
-    #[sqlx(skip)]
-    pub parameters: Vec<(String, String)>,
-}
-
-/// What a finished build writes back, in the transaction that completes its job.
-#[derive(Clone)]
-pub struct BuildProduct<'a> {
-    pub build_id: Uuid,
-    pub workspace_id: Uuid,
-    pub state: Option<&'a [u8]>,
-    pub deadline: DateTime<Utc>,
-    pub max_deadline: DateTime<Utc>,
-    pub daily_cost: i32,
-    pub delete_workspace: bool,
-}
-
-async fn insert_build_tx(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    workspace_id: Uuid,
-    number: i32,
-    state: &[u8],
-    b: &NewBuild<'_>,
-    job: &NewJob<'_>,
-) -> Result<()> {
-    insert_job(tx, job).await?;
-    sqlx::query(
-        "INSERT INTO workspace_builds (id, created_at, updated_at, workspace_id, template_version_id, build_number, \
-             transition, initiator_id, provisioner_state, job_id, reason, template_version_preset_id) \
-         VALUES ($1, clock_timestamp(), clock_timestamp(), $2, $3, $4, $5::workspace_transition, $6, $7, $8, $9::build_reason, $10)",
-    )
-    .bind(b.id)
-    .bind(workspace_id)
-    .bind(b.template_version_id)
-    .bind(number)
-    .bind(b.transition)
-    .bind(b.initiator_id)
-    .bind(state)
-    .bind(job.id)
-    .bind(b.reason)
-    .bind(b.preset_id)
-    .execute(&mut **tx)
-    .await?;
-    let (names, values): (Vec<&str>, Vec<&str>) = b
-        .parameters
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .unzip();
-    sqlx::query(
-        "INSERT INTO workspace_build_parameters (workspace_build_id, name, value) \
-         SELECT $1, unnest($2::text[]), unnest($3::text[])",
-    )
-    .bind(b.id)
-    .bind(&names)
-    .bind(&values)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 impl Store {
@@ -256,41 +118,6 @@ impl Store {
         insert_build_tx(&mut tx, w.id, 1, b.state.unwrap_or_default(), &b, &job).await?;
         tx.commit().await?;
         self.workspace(w.id).await
-    }
-
-    /// Queues the next build of a workspace. The workspace row is locked first, so of several
-    /// concurrent requests exactly one proceeds and the others see its build as active.
-    pub async fn insert_build(
-        &self,
-        workspace_id: Uuid,
-        b: NewBuild<'_>,
-        job: NewJob<'_>,
-    ) -> std::result::Result<BuildRow, BuildInsertError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
-            .bind(workspace_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let latest: Option<(i32, Vec<u8>, String)> = sqlx::query_as(
-            "SELECT b.build_number, b.provisioner_state, j.job_status::text FROM workspace_builds b \
-             JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.workspace_id = $1 \
-             ORDER BY b.build_number DESC LIMIT 1",
-        )
-        .bind(workspace_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (number, state) = match &latest {
-            Some((_, _, status))
-                if matches!(status.as_str(), "pending" | "running" | "canceling") =>
-            {
-                return Err(BuildInsertError::Active)
-            }
-            Some((n, state, _)) => (n + 1, b.state.unwrap_or(state)),
-            None => (1, b.state.unwrap_or_default()),
-        };
-        insert_build_tx(&mut tx, workspace_id, number, state, &b, &job).await?;
-        tx.commit().await?;
-        Ok(self.build(b.id).await?)
     }
 
     pub async fn workspace(&self, id: Uuid) -> Result<WorkspaceRow> {
@@ -391,29 +218,24 @@ impl Store {
                 .push(")");
         }
         if !f.statuses.is_empty() {
-            qb.push(
-                " AND (CASE WHEN lj.job_status = 'running' AND lb.transition = 'start' THEN 'starting' \
-                  WHEN lj.job_status = 'running' AND lb.transition = 'stop' THEN 'stopping' \
-                  WHEN lj.job_status = 'running' AND lb.transition = 'delete' THEN 'deleting' \
-                  WHEN lj.job_status = 'succeeded' AND lb.transition = 'start' THEN 'running' \
-                  WHEN lj.job_status = 'succeeded' AND lb.transition = 'stop' THEN 'stopped' \
-                  WHEN lj.job_status = 'succeeded' AND lb.transition = 'delete' THEN 'deleted' \
-                  ELSE lj.job_status::text END) = ANY(",
-            )
-            .push_bind(f.statuses.clone())
-            .push(")");
+            let (jobs, transitions) = BuildStatus::pairs(&f.statuses);
+            qb.push(" AND EXISTS (SELECT 1 FROM unnest(")
+                .push_bind(jobs)
+                .push("::provisioner_job_status[], ")
+                .push_bind(transitions)
+                .push(
+                    "::workspace_transition[]) AS s(job_status, transition) \
+                 WHERE s.job_status = lj.job_status AND s.transition = lb.transition)",
+                );
         }
         if let Some(status) = &f.has_agent {
-            qb.push(
+            qb.push(concat!(
                 " AND EXISTS (SELECT 1 FROM workspace_resources r JOIN workspace_agents a ON a.resource_id = r.id \
-                  WHERE r.job_id = lb.job_id AND (CASE \
-                    WHEN a.first_connected_at IS NULL AND a.connection_timeout_seconds > 0 \
-                         AND now() - a.created_at > a.connection_timeout_seconds * interval '1 second' THEN 'timeout' \
-                    WHEN a.first_connected_at IS NULL THEN 'connecting' \
-                    WHEN a.disconnected_at IS NOT NULL THEN 'disconnected' \
-                    ELSE 'connected' END) = ",
-            )
-            .push_bind(status.clone())
+                  WHERE r.job_id = lb.job_id AND ",
+                agent_status_sql!(),
+                " = "
+            ))
+            .push_bind(status.as_str())
             .push(")");
         }
         if let Some(d) = f.dormant {
@@ -497,139 +319,6 @@ impl Store {
             None => 0,
         };
         Ok((rows.into_iter().map(|(w, _)| w).collect(), total))
-    }
-
-    /// Latest build of each given workspace.
-    pub async fn latest_builds(&self, workspace_ids: &[Uuid]) -> Result<Vec<BuildRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {BUILD_COLUMNS} FROM workspace_latest_builds b WHERE b.workspace_id = ANY($1)"
-        ))
-        .bind(workspace_ids)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    pub async fn build(&self, id: Uuid) -> Result<BuildRow> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.id = $1"
-        ))
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    pub async fn builds_by_ids(&self, ids: &[Uuid]) -> Result<Vec<BuildRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.id = ANY($1)"
-        ))
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    pub async fn build_by_job(&self, job_id: Uuid) -> Result<BuildRow> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.job_id = $1"
-        ))
-        .bind(job_id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    pub async fn build_by_number(&self, workspace_id: Uuid, number: i32) -> Result<BuildRow> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.workspace_id = $1 AND b.build_number = $2"
-        ))
-        .bind(workspace_id)
-        .bind(number)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// A workspace's builds, newest first.
-    pub async fn list_builds(
-        &self,
-        workspace_id: Uuid,
-        after: Option<Uuid>,
-        since: Option<DateTime<Utc>>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<BuildRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.workspace_id = $1 \
-               AND ($2::uuid IS NULL OR b.build_number < (SELECT build_number FROM workspace_builds WHERE id = $2)) \
-               AND ($3::timestamptz IS NULL OR b.created_at >= $3) \
-             ORDER BY b.build_number DESC LIMIT NULLIF($4, 0) OFFSET $5"
-        ))
-        .bind(workspace_id)
-        .bind(after)
-        .bind(since)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// Parameters of each given build, in name order.
-    pub async fn build_parameters(
-        &self,
-        build_ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<(String, String)>>> {
-        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
-            "SELECT workspace_build_id, name, value FROM workspace_build_parameters \
-             WHERE workspace_build_id = ANY($1) ORDER BY name",
-        )
-        .bind(build_ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: HashMap<Uuid, Vec<(String, String)>> = HashMap::new();
-        for (b, n, v) in rows {
-            out.entry(b).or_default().push((n, v));
-        }
-        Ok(out)
-    }
-
-    pub async fn build_state(&self, build_id: Uuid) -> Result<Vec<u8>> {
-        Ok(
-            sqlx::query_scalar("SELECT provisioner_state FROM workspace_builds WHERE id = $1")
-                .bind(build_id)
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn set_build_state(&self, build_id: Uuid, state: &[u8]) -> Result<()> {
-        sqlx::query(
-            "UPDATE workspace_builds SET provisioner_state = $2, updated_at = now() WHERE id = $1",
-        )
-        .bind(build_id)
-        .bind(state)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn build_context(&self, build_id: Uuid) -> Result<BuildContext> {
-        let mut ctx: BuildContext = sqlx::query_as(
-            "SELECT b.id AS build_id, b.build_number, b.transition::text AS transition, b.provisioner_state AS state, \
-                 w.id AS workspace_id, w.name AS workspace_name, o.id AS owner_id, o.username AS owner_name, \
-                 o.email AS owner_email, t.id AS template_id, t.name AS template_name, v.name AS template_version, v.id AS template_version_id, \
-                 w.ttl, w.autostart_schedule, t.default_ttl AS template_default_ttl, \
-                 t.allow_user_autostop AS template_allow_user_autostop, t.autostop_requirement_days_of_week, \
-                 t.autostop_requirement_weeks, o.quiet_hours_schedule AS owner_quiet_hours \
-             FROM workspace_builds b JOIN workspaces w ON w.id = b.workspace_id JOIN users o ON o.id = w.owner_id \
-             JOIN templates t ON t.id = w.template_id JOIN template_versions v ON v.id = b.template_version_id \
-             WHERE b.id = $1",
-        )
-        .bind(build_id)
-        .fetch_one(&self.pool)
-        .await?;
-        ctx.parameters = self
-            .build_parameters(&[build_id])
-            .await?
-            .remove(&build_id)
-            .unwrap_or_default();
-        Ok(ctx)
     }
 
     // -- workspace settings ------------------------------------------------------------------
@@ -752,15 +441,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_build_deadline(&self, build_id: Uuid, deadline: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE workspace_builds SET deadline = $2, updated_at = now() WHERE id = $1")
-            .bind(build_id)
-            .bind(deadline)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub async fn template_has_workspaces(&self, template_id: Uuid) -> Result<bool> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM workspaces WHERE template_id = $1 AND NOT deleted)",
@@ -792,8 +472,8 @@ impl Store {
         &self,
         template_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, TemplateStats>> {
-        let durations: Vec<(Uuid, String, Option<f64>, Option<f64>)> = sqlx::query_as(
-            "SELECT w.template_id, b.transition::text, \
+        let durations: Vec<(Uuid, Transition, Option<f64>, Option<f64>)> = sqlx::query_as(
+            "SELECT w.template_id, b.transition, \
                  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM j.completed_at - j.started_at) * 1000), \
                  percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM j.completed_at - j.started_at) * 1000) \
              FROM workspace_builds b JOIN workspaces w ON w.id = b.workspace_id JOIN provisioner_jobs j ON j.id = b.job_id \
@@ -845,32 +525,8 @@ impl Store {
 #[derive(Debug, Default, Clone)]
 pub struct TemplateStats {
     /// transition → (p50, p95) in milliseconds.
-    pub build_ms: HashMap<String, (Option<i64>, Option<i64>)>,
+    pub build_ms: HashMap<Transition, (Option<i64>, Option<i64>)>,
     pub active_users: i64,
-}
-
-pub(crate) async fn store_build(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    b: &BuildProduct<'_>,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE workspace_builds SET provisioner_state = COALESCE($2, provisioner_state), deadline = $3, \
-             max_deadline = $4, daily_cost = $5, updated_at = now() WHERE id = $1",
-    )
-    .bind(b.build_id)
-    .bind(b.state)
-    .bind(b.deadline)
-    .bind(b.max_deadline)
-    .bind(b.daily_cost)
-    .execute(&mut **tx)
-    .await?;
-    if b.delete_workspace {
-        sqlx::query("UPDATE workspaces SET deleted = true, updated_at = now() WHERE id = $1")
-            .bind(b.workspace_id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 /// What the lifecycle executor decides on, read fresh under the workspace's lock.
@@ -885,11 +541,11 @@ pub struct LifecycleCandidate {
     pub deleting_at: Option<DateTime<Utc>>,
     pub last_used_at: DateTime<Utc>,
     pub automatic_updates: String,
-    pub build_transition: Option<String>,
+    pub build_transition: Option<Transition>,
     pub build_created_at: Option<DateTime<Utc>>,
     pub build_deadline: Option<DateTime<Utc>>,
     pub build_template_version_id: Option<Uuid>,
-    pub job_status: Option<String>,
+    pub job_status: Option<JobStatus>,
     pub job_completed_at: Option<DateTime<Utc>>,
     pub allow_user_autostart: bool,
     pub autostart_allowed_days: Vec<String>,
@@ -942,9 +598,9 @@ impl Store {
         Ok(sqlx::query_as(&format!(
             "SELECT w.id AS workspace_id, w.owner_id, o.status::text AS owner_status, w.template_id, \
                  w.autostart_schedule, w.dormant_at, w.deleting_at, w.last_used_at, \
-                 w.automatic_updates::text AS automatic_updates, b.transition::text AS build_transition, \
+                 w.automatic_updates::text AS automatic_updates, b.transition AS build_transition, \
                  b.created_at AS build_created_at, b.deadline AS build_deadline, \
-                 b.template_version_id AS build_template_version_id, j.job_status::text AS job_status, \
+                 b.template_version_id AS build_template_version_id, j.job_status, \
                  j.completed_at AS job_completed_at, t.allow_user_autostart, t.autostart_allowed_days, \
                  t.failure_ttl, t.time_til_dormant, t.time_til_dormant_autodelete \
              FROM {CANDIDATE_FROM} WHERE w.id = $1 AND NOT w.deleted"
@@ -972,30 +628,5 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-}
-
-impl Store {
-    /// How many non-deleted workspaces' latest builds are in each job status (for /metrics).
-    pub async fn latest_build_status_counts(&self) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT j.job_status::text, count(*) FROM workspaces w \
-             JOIN workspace_latest_builds b ON b.workspace_id = w.id \
-             JOIN provisioner_jobs j ON j.id = b.job_id \
-             WHERE NOT w.deleted GROUP BY j.job_status",
-        )
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// How many unfinished provisioner jobs are in each (provisioner, status), for /metrics.
-    pub async fn active_job_counts(&self) -> Result<Vec<(String, String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT provisioner::text, job_status::text, count(*) FROM provisioner_jobs \
-             WHERE job_status IN ('pending', 'running', 'canceling') \
-             GROUP BY provisioner, job_status",
-        )
-        .fetch_all(&self.pool)
-        .await?)
     }
 }

@@ -260,7 +260,10 @@ impl Daemon {
         let failure_message = outcome.as_ref().err().map(Failure::to_string);
         let how = match &outcome {
             Ok(Outcome::Import(r)) => Completion::Succeeded(Produced {
-                resources: vec![("start", &r.start_resources), ("stop", &r.stop_resources)],
+                resources: vec![
+                    (Transition::Start, &r.start_resources),
+                    (Transition::Stop, &r.stop_resources),
+                ],
                 timings: &[],
                 import: Some(ImportProduct {
                     template_version_id: version,
@@ -272,15 +275,12 @@ impl Daemon {
                 build: None,
             }),
             Ok(Outcome::DryRun { resources }) => Completion::Succeeded(Produced {
-                resources: vec![("start", resources)],
+                resources: vec![(Transition::Start, resources)],
                 ..Default::default()
             }),
             Ok(Outcome::Build(b)) => Completion::Succeeded(Produced {
                 resources: vec![(
-                    build
-                        .as_ref()
-                        .map(|c| c.transition.as_str())
-                        .unwrap_or("start"),
+                    build.as_ref().map_or(Transition::Start, |c| c.transition),
                     &b.resources,
                 )],
                 timings: &b.timings,
@@ -485,13 +485,8 @@ impl Daemon {
                         value: v.value,
                     })
                     .collect();
-                let transition = match ctx.transition.as_str() {
-                    "stop" => Transition::Stop,
-                    "delete" => Transition::Delete,
-                    _ => Transition::Start,
-                };
                 let kind = JobKind::Build {
-                    transition,
+                    transition: ctx.transition,
                     parameters: ctx
                         .parameters
                         .iter()
@@ -586,7 +581,7 @@ impl Daemon {
 fn finish_build<'a>(ctx: &BuildContext, result: &'a crate::BuildResult) -> BuildProduct<'a> {
     let zero = schedule::zero_time();
     let now = chrono::Utc::now();
-    let (deadline, max_deadline) = if ctx.transition == "start" {
+    let (deadline, max_deadline) = if ctx.transition == Transition::Start {
         let quiet = schedule::parse_quiet_hours(&ctx.owner_quiet_hours)
             .or_else(|_| schedule::parse_quiet_hours(schedule::DEFAULT_QUIET_HOURS))
             .ok();
@@ -626,7 +621,7 @@ fn finish_build<'a>(ctx: &BuildContext, result: &'a crate::BuildResult) -> Build
         deadline,
         max_deadline,
         daily_cost: result.resources.iter().map(|r| r.daily_cost).sum(),
-        delete_workspace: ctx.transition == "delete",
+        delete_workspace: ctx.transition == Transition::Delete,
     }
 }
 

@@ -65,23 +65,8 @@ pub enum JobKind {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transition {
-    Start,
-    Stop,
-    Delete,
-}
-
-impl Transition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transition::Start => "start",
-            Transition::Stop => "stop",
-            Transition::Delete => "delete",
-        }
-    }
-}
+/// What a build does: the store's enum, so a build row's transition needs no translation.
+pub use coderd_db::Transition;
 
 /// Facts about the workspace being built, as Coder's Terraform provider receives them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

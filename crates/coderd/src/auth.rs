@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
+use coderd_db::StoreResultExt;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -146,12 +147,9 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
             state.actors.count(false);
             state.actors.forget_key(id);
             let generation = state.actors.generation();
-            match state.store.actor_by_key_id(id).await {
-                Ok(row) => state.actors.insert(generation, row),
-                Err(coderd_db::StoreError::NotFound) => {
-                    return Err(signed_out("API key is invalid."))
-                }
-                Err(e) => return Err(e.into()),
+            match state.store.actor_by_key_id(id).await.optional()? {
+                Some(row) => state.actors.insert(generation, row),
+                None => return Err(signed_out("API key is invalid.")),
             }
         }
     };

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
 use coderd_db::schedule::{self, Weekly};
-use coderd_db::{LifecycleCandidate, NewLog, SYSTEM_USER_ID};
+use coderd_db::{
+    JobStatus, LifecycleCandidate, NewLog, StoreResultExt, Transition, SYSTEM_USER_ID,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -19,13 +21,6 @@ use crate::state::AppState;
 
 /// Failed automatic deletes are retried after this long.
 const AUTODELETE_RETRY: chrono::Duration = chrono::Duration::hours(24);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    Start,
-    Stop,
-    Delete,
-}
 
 /// What the executor does to one workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +56,13 @@ fn ns(n: i64) -> chrono::Duration {
 
 /// Coder's `getNextTransition`: what, if anything, is due for `c` at `tick`.
 pub fn decide(c: &LifecycleCandidate, tick: DateTime<Utc>) -> Option<Decision> {
-    let job = c.job_status.as_deref().unwrap_or("");
-    if matches!(job, "pending" | "running" | "canceling") {
+    if c.job_status.is_some_and(JobStatus::is_active) {
         return None;
     }
-    let transition = c.build_transition.as_deref().unwrap_or("");
+    let transition = c.build_transition;
     let dormant = c.dormant_at.is_some();
     let suspended = c.owner_status == "suspended";
-    let failed = job == "failed";
+    let failed = c.job_status == Some(JobStatus::Failed);
     let stop = |reason| {
         Some(Decision {
             transition: Some(Transition::Stop),
@@ -78,14 +72,19 @@ pub fn decide(c: &LifecycleCandidate, tick: DateTime<Utc>) -> Option<Decision> {
     };
 
     // 1. Autostop: the deadline passed, or the owner was suspended.
-    if !failed && !dormant && transition == "start" {
+    if !failed && !dormant && transition == Some(Transition::Start) {
         let deadline = c.build_deadline.filter(|d| !schedule::is_zero(*d));
         if suspended || deadline.is_some_and(|d| tick >= d) {
             return stop("autostop");
         }
     }
     // 2. Autostart: the schedule fired since the last build, for an active owner.
-    if !failed && !dormant && !suspended && transition == "stop" && c.allow_user_autostart {
+    if !failed
+        && !dormant
+        && !suspended
+        && transition == Some(Transition::Stop)
+        && c.allow_user_autostart
+    {
         if let (Some(raw), Some(created)) = (c.autostart_schedule.as_deref(), c.build_created_at) {
             if let Ok(s) = Weekly::parse(raw) {
                 if next_allowed_autostart(&s, created, &c.autostart_allowed_days)
@@ -101,7 +100,7 @@ pub fn decide(c: &LifecycleCandidate, tick: DateTime<Utc>) -> Option<Decision> {
         }
     }
     // 3. A failed start is stopped once the template's failure TTL has passed.
-    if failed && transition == "start" && c.failure_ttl > 0 {
+    if failed && transition == Some(Transition::Start) && c.failure_ttl > 0 {
         if let Some(done) = c.job_completed_at {
             if tick - done >= ns(c.failure_ttl) {
                 return stop("failedstop");
@@ -110,7 +109,7 @@ pub fn decide(c: &LifecycleCandidate, tick: DateTime<Utc>) -> Option<Decision> {
     }
     // 4. Dormancy after the template's idle time (and a stop if it was running).
     if !dormant && c.time_til_dormant > 0 && tick - c.last_used_at >= ns(c.time_til_dormant) {
-        let running = transition == "start" && !failed;
+        let running = transition == Some(Transition::Start) && !failed;
         return Some(Decision {
             transition: running.then_some(Transition::Stop),
             reason: "dormancy",
@@ -120,7 +119,7 @@ pub fn decide(c: &LifecycleCandidate, tick: DateTime<Utc>) -> Option<Decision> {
     // 5. Auto-delete of dormant workspaces (a failed delete is retried after a day).
     if dormant && c.time_til_dormant_autodelete > 0 {
         if let Some(at) = c.deleting_at {
-            let retry_wait = transition == "delete"
+            let retry_wait = transition == Some(Transition::Delete)
                 && failed
                 && c.job_completed_at
                     .is_some_and(|done| tick - done < AUTODELETE_RETRY);
@@ -185,10 +184,8 @@ impl Executor {
     ) -> anyhow::Result<Option<Decision>> {
         let store = &self.state.store;
         // Re-read under the lock: another replica may have acted already.
-        let c = match store.lifecycle_candidate(id).await {
-            Ok(c) => c,
-            Err(coderd_db::StoreError::NotFound) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(c) = store.lifecycle_candidate(id).await.optional()? else {
+            return Ok(None);
         };
         let Some(d) = decide(&c, tick) else {
             self.refresh_next_start(&c, tick).await;
@@ -206,13 +203,9 @@ impl Executor {
             store.set_dormant(id, true, deleting_at).await?;
         }
         if let Some(t) = d.transition {
-            let transition = match t {
-                Transition::Start => "start",
-                Transition::Stop => "stop",
-                Transition::Delete => "delete",
-            };
+            let transition = t.as_str();
             let spec = |version| BuildSpec {
-                transition,
+                transition: t,
                 version_id: version,
                 initiator: SYSTEM_USER_ID,
                 reason: d.reason,
@@ -310,11 +303,11 @@ mod tests {
             deleting_at: None,
             last_used_at: t("2024-05-13T08:00:00Z"),
             automatic_updates: "never".into(),
-            build_transition: Some("start".into()),
+            build_transition: Some(Transition::Start),
             build_created_at: Some(t("2024-05-13T08:00:00Z")),
             build_deadline: Some(t(deadline)),
             build_template_version_id: None,
-            job_status: Some("succeeded".into()),
+            job_status: Some(JobStatus::Succeeded),
             job_completed_at: Some(t("2024-05-13T08:01:00Z")),
             allow_user_autostart: true,
             autostart_allowed_days: schedule::DAYS_OF_WEEK
@@ -355,7 +348,7 @@ mod tests {
             Some((Some(Transition::Stop), "autostop"))
         );
         let mut busy = running("2024-05-13T12:00:00Z");
-        busy.job_status = Some("running".into());
+        busy.job_status = Some(JobStatus::Running);
         assert_eq!(
             decide(&busy, t("2024-05-14T00:00:00Z")),
             None,
@@ -365,7 +358,7 @@ mod tests {
 
     fn stopped(schedule: &str, created: &str) -> LifecycleCandidate {
         let mut c = running("0001-01-01T00:00:00Z");
-        c.build_transition = Some("stop".into());
+        c.build_transition = Some(Transition::Stop);
         c.autostart_schedule = Some(schedule.into());
         c.build_created_at = Some(t(created));
         c
@@ -415,7 +408,7 @@ mod tests {
     #[test]
     fn failed_starts_dormancy_and_autodelete() {
         let mut failed = running("0001-01-01T00:00:00Z");
-        failed.job_status = Some("failed".into());
+        failed.job_status = Some(JobStatus::Failed);
         failed.failure_ttl = 3_600_000_000_000;
         assert_eq!(decide(&failed, t("2024-05-13T09:00:00Z")), None);
         assert_eq!(
@@ -447,8 +440,8 @@ mod tests {
             Some((Some(Transition::Delete), "autodelete"))
         );
         let mut retry = dormant.clone();
-        retry.build_transition = Some("delete".into());
-        retry.job_status = Some("failed".into());
+        retry.build_transition = Some(Transition::Delete);
+        retry.job_status = Some(JobStatus::Failed);
         retry.job_completed_at = Some(t("2024-05-21T08:01:00Z"));
         assert_eq!(
             decide(&retry, t("2024-05-22T08:00:00Z")),

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use coderd_db::StoreError;
+use coderd_db::StoreResultExt;
 use uuid::Uuid;
 
 use crate::http::error::{ApiError, ApiResult};
@@ -76,27 +76,20 @@ pub async fn patched(
         return Err(fail(bad));
     }
     for id in users.keys() {
-        match state.store.membership(org, *id).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                return Err(fail(vec![(
-                    fields.0.into(),
-                    format!("User {id} is not a member of the organization."),
-                )]))
-            }
-            Err(e) => return Err(e.into()),
+        if state.store.membership(org, *id).await.optional()?.is_none() {
+            return Err(fail(vec![(
+                fields.0.into(),
+                format!("User {id} is not a member of the organization."),
+            )]));
         }
     }
     for id in groups.keys() {
-        match state.store.group(*id).await {
-            Ok(g) if g.organization_id == org => {}
-            Ok(_) | Err(StoreError::NotFound) => {
-                return Err(fail(vec![(
-                    fields.1.into(),
-                    format!("Group {id} does not exist in the organization."),
-                )]))
-            }
-            Err(e) => return Err(e.into()),
+        let group = state.store.group(*id).await.optional()?;
+        if group.filter(|g| g.organization_id == org).is_none() {
+            return Err(fail(vec![(
+                fields.1.into(),
+                format!("Group {id} does not exist in the organization."),
+            )]));
         }
     }
     Ok((users, groups))

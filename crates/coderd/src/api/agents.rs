@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use coderd_db::{AgentIdentity, StoreError};
+use coderd_db::AgentIdentity;
+use coderd_db::StoreResultExt;
 use codersdk::{WorkspaceAgent, WorkspaceAgentLog};
 use uuid::Uuid;
 
@@ -173,11 +174,13 @@ async fn agent_from_request(
     let Ok(token) = Uuid::parse_str(&token) else {
         return Err(unauthorized("Workspace agent token invalid."));
     };
-    match state.store.agent_by_token(token).await {
-        Ok(a) if a.is_latest => Ok(a),
-        Ok(_) | Err(StoreError::NotFound) => Err(unauthorized("Workspace agent not authorized.")),
-        Err(e) => Err(e.into()),
-    }
+    state
+        .store
+        .agent_by_token(token)
+        .await
+        .optional()?
+        .filter(|a| a.is_latest)
+        .ok_or_else(|| unauthorized("Workspace agent not authorized."))
 }
 
 /// Upstream's version rule: the same major and a minor no newer than ours.

@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use coderd_db::{StoreError, UserRow};
+use coderd_db::{StoreResultExt, UserRow};
 use codersdk::{ApiKey, ApiKeyWithOwner, CreateTokenRequest, GenerateApiKeyResponse, TokenConfig};
 
 use super::resolve;
 use super::routes::Routes;
 use super::sessions::issue_key;
 use crate::authz::{Action, Actor, Object, Resource};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ConflictExt};
 use crate::http::json::{created, ok, Body, Json};
 use crate::http::params::QueryParams;
 use crate::state::AppState;
@@ -134,13 +134,10 @@ async fn create_token(
     }
     let key = issue_key(&state, u.id, "token", lifetime, &name, client)
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::duplicate(
-                format!("A token with name {name:?} already exists."),
-                "name",
-            ),
-            e => e.into(),
-        })?;
+        .on_conflict(
+            "name",
+            format!("A token with name {name:?} already exists."),
+        )?;
     Ok(created(GenerateApiKeyResponse { key }))
 }
 
@@ -206,11 +203,13 @@ async fn token_by_name(
 }
 
 async fn key_of(state: &AppState, owner: &UserRow, id: &str) -> ApiResult<coderd_db::ApiKeyRow> {
-    match state.store.api_key(id).await {
-        Ok(k) if k.user_id == owner.id => Ok(k),
-        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found()),
-        Err(e) => Err(e.into()),
-    }
+    state
+        .store
+        .api_key(id)
+        .await
+        .optional()?
+        .filter(|k| k.user_id == owner.id)
+        .ok_or_else(ApiError::not_found)
 }
 
 async fn key_by_id(

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use coderd_db::StoreError;
+use coderd_db::StoreResultExt;
 use codersdk::{
     CreateWorkspaceBuildRequest, UpdateWorkspaceBuildStateRequest, WorkspaceBuild,
     WorkspaceBuildParameter, WorkspaceBuildTimings, WorkspaceResource,
@@ -111,7 +111,7 @@ async fn create(
 ) -> ApiResult<Json<WorkspaceBuild>> {
     // The workspace first: who may not read it learns nothing from the body's validation.
     let (w, t) = workspace.allow(Action::Read)?;
-    if req.orphan && req.transition != "delete" {
+    if req.orphan && req.transition != coderd_db::Transition::Delete.as_str() {
         return Err(ApiError::bad_request(
             "Orphan is only permitted when deleting a workspace.",
         ));
@@ -121,14 +121,14 @@ async fn create(
             "ProvisionerState cannot be set alongside Orphan since state intent is unclear.",
         ));
     }
-    if !matches!(req.transition.as_str(), "start" | "stop" | "delete") {
+    let Ok(transition) = req.transition.parse::<coderd_db::Transition>() else {
         let tag = if req.transition.is_empty() {
             "required"
         } else {
             "oneof"
         };
         return Err(ApiError::validation_tag("transition", tag, &req.transition));
-    }
+    };
     if !req.log_level.is_empty() && req.log_level != "debug" {
         return Err(ApiError::validation_tag(
             "log_level",
@@ -138,9 +138,9 @@ async fn create(
     }
     // Upstream's action per transition; a dormant workspace is woken by a settings change,
     // so starting one needs `update`.
-    let action = match req.transition.as_str() {
-        "delete" => Action::Delete,
-        "stop" => Action::Stop,
+    let action = match transition {
+        coderd_db::Transition::Delete => Action::Delete,
+        coderd_db::Transition::Stop => Action::Stop,
         _ if w.dormant_at.is_some() => Action::Update,
         _ => Action::Start,
     };
@@ -182,7 +182,7 @@ async fn create(
         &w,
         &t,
         BuildSpec {
-            transition: &req.transition,
+            transition,
             version_id: req.template_version_id.filter(|v| !v.is_nil()),
             initiator: actor.user_id,
             reason: "initiator",
@@ -213,14 +213,11 @@ async fn list(
     };
     errs.finish()?;
     if let Some(after) = page.after_id {
-        match state.store.build(after).await {
-            Ok(b) if b.workspace_id == w.id => {}
-            Ok(_) | Err(StoreError::NotFound) => {
-                return Err(ApiError::bad_request(format!(
-                    "Record at \"after_id\" ({after}) does not exist."
-                )))
-            }
-            Err(e) => return Err(e.into()),
+        let found = state.store.build(after).await.optional()?;
+        if found.filter(|b| b.workspace_id == w.id).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "Record at \"after_id\" ({after}) does not exist."
+            )));
         }
     }
     let rows = state

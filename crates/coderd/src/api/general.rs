@@ -181,11 +181,7 @@ async fn authcheck_one(
                 );
             }
         };
-        return match found {
-            Ok(allowed) => Ok(allowed),
-            Err(coderd_db::StoreError::NotFound) => Ok(false),
-            Err(e) => Err(e.into()),
-        };
+        return Ok(coderd_db::StoreResultExt::optional(found)?.unwrap_or(false));
     }
     let parse = |s: &str| uuid::Uuid::parse_str(s).ok();
     let owner = if c.object.owner_id == "me" {

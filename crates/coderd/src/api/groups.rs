@@ -2,7 +2,7 @@
 //! is the organization's) whose members are exactly the organization's members.
 
 use axum::extract::{Path, RawQuery, State};
-use coderd_db::{GroupFilter, GroupRow, NewGroup, StoreError, UpdateGroup};
+use coderd_db::{GroupFilter, GroupRow, NewGroup, StoreResultExt, UpdateGroup};
 use codersdk::{CreateGroupRequest, Group, PatchGroupRequest};
 use uuid::Uuid;
 
@@ -10,7 +10,7 @@ use super::resolve;
 use super::resolve::org_for;
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ConflictExt};
 use crate::http::json::{created, ok, Body, Json};
 use crate::http::params::{parse_uuid, QueryErrors, QueryParams};
 use crate::state::AppState;
@@ -105,15 +105,6 @@ fn check_quota(quota: i64) -> ApiResult<i32> {
         .ok_or_else(|| ApiError::validation_tag("quota_allowance", "min", &quota.to_string()))
 }
 
-fn duplicate_group(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::Conflict(_) => {
-            ApiError::duplicate(format!("A group named {name:?} already exists."), "name")
-        }
-        e => e.into(),
-    }
-}
-
 async fn list_in_org(
     State(state): State<AppState>,
     actor: Actor,
@@ -149,7 +140,10 @@ async fn create(
             quota_allowance: quota,
         })
         .await
-        .map_err(duplicate_group(&req.name))?;
+        .on_conflict(
+            "name",
+            format!("A group named {:?} already exists.", req.name),
+        )?;
     Ok(created(one(&state, g).await?))
 }
 
@@ -234,16 +228,10 @@ async fn member_ids(
         let id = Uuid::parse_str(r).map_err(|e| {
             ApiError::bad_request(format!("Invalid UUID {r:?}.")).with_detail(e.to_string())
         })?;
-        if field == "add_users" {
-            match state.store.membership(org, id).await {
-                Ok(_) => {}
-                Err(StoreError::NotFound) => {
-                    return Err(ApiError::bad_request(format!(
-                        "User {r:?} must be a member of the group's organization."
-                    )))
-                }
-                Err(e) => return Err(e.into()),
-            }
+        if field == "add_users" && state.store.membership(org, id).await.optional()?.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "User {r:?} must be a member of the group's organization."
+            )));
         }
         out.push(id);
     }
@@ -300,7 +288,7 @@ async fn patch(
             },
         )
         .await
-        .map_err(duplicate_group(&name))?;
+        .on_conflict("name", format!("A group named {name:?} already exists."))?;
     Ok(ok(one(&state, updated).await?))
 }
 

@@ -117,7 +117,7 @@ async fn refresh_from_database(state: &AppState) {
             m.workspace_latest_build.reset();
             for (status, n) in rows {
                 m.workspace_latest_build
-                    .with_label_values(&[&status])
+                    .with_label_values(&[status.as_str()])
                     .set(n);
             }
         }
@@ -128,7 +128,7 @@ async fn refresh_from_database(state: &AppState) {
             m.provisioner_jobs.reset();
             for (provisioner, status, n) in rows {
                 m.provisioner_jobs
-                    .with_label_values(&[&provisioner, &status])
+                    .with_label_values(&[provisioner.as_str(), status.as_str()])
                     .set(n);
             }
         }

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use coderd_db::{MemberWithUserRow, NewOrganization, StoreError};
+use coderd_db::{MemberWithUserRow, NewOrganization, StoreError, StoreResultExt};
 use codersdk::{
     AssignableRoles, CreateOrganizationRequest, Organization, OrganizationMember,
     OrganizationMemberWithUserData, UpdateOrganizationRequest, UpdateRoles,
@@ -13,7 +13,7 @@ use super::resolve;
 use super::resolve::org_for;
 use super::routes::Routes;
 use crate::authz::{Action, Actor, Object, Resource, ORG_ROLES};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ConflictExt};
 use crate::http::json::{created, message, ok, Body, Json};
 use crate::state::AppState;
 use crate::views::convert;
@@ -106,16 +106,6 @@ pub fn routes(r: &mut Routes) {
     .ok::<codersdk::OrganizationMember>(200);
 }
 
-fn duplicate_org(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::Conflict(_) => ApiError::duplicate(
-            format!("Organization already exists with the name {name:?}."),
-            "name",
-        ),
-        e => e.into(),
-    }
-}
-
 async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Organization>>> {
     let all = actor.can(Action::Read, Object::site(Resource::Organization));
     let rows = state
@@ -156,7 +146,10 @@ async fn create(
             creator: actor.user_id,
         })
         .await
-        .map_err(duplicate_org(&req.name))?;
+        .on_conflict(
+            "name",
+            format!("Organization already exists with the name {:?}.", req.name),
+        )?;
     Ok(created(convert::organization(org)))
 }
 
@@ -201,7 +194,10 @@ async fn update(
         .store
         .update_organization(org.id, &name, &display, &description, &icon)
         .await
-        .map_err(duplicate_org(&name))?;
+        .on_conflict(
+            "name",
+            format!("Organization already exists with the name {name:?}."),
+        )?;
     Ok(ok(convert::organization(updated)))
 }
 
@@ -270,11 +266,7 @@ async fn member(
     )
     .await?;
     let user = resolve::user(&state, Some(&actor), &user).await?;
-    let membership = match state.store.membership(org.id, user.id).await {
-        Ok(m) => m,
-        Err(StoreError::NotFound) => return Err(ApiError::not_found()),
-        Err(e) => return Err(e.into()),
-    };
+    let membership = state.store.membership(org.id, user.id).await?;
     Ok(ok(member_with_user(
         org.id,
         MemberWithUserRow { membership, user },
@@ -338,6 +330,13 @@ async fn add_member(
     Ok(ok(convert::member(u.id, &m)))
 }
 
+fn not_a_member() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "User is not a member of this organization.",
+    )
+}
+
 async fn remove_member(
     State(state): State<AppState>,
     actor: Actor,
@@ -352,14 +351,13 @@ async fn remove_member(
     )
     .await?;
     let u = resolve::user(&state, Some(&actor), &user).await?;
-    match state.store.delete_member(org.id, u.id).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(StoreError::NotFound) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "User is not a member of this organization.",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    state
+        .store
+        .delete_member(org.id, u.id)
+        .await
+        .optional()?
+        .ok_or_else(not_a_member)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn update_member_roles(
@@ -382,16 +380,12 @@ async fn update_member_roles(
             "You cannot change your own organization roles.",
         ));
     }
-    let current = match state.store.membership(org.id, u.id).await {
-        Ok(m) => m,
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "User is not a member of this organization.",
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let current = state
+        .store
+        .membership(org.id, u.id)
+        .await
+        .optional()?
+        .ok_or_else(not_a_member)?;
     // As upstream, where the implied `organization-member` role always counts as assigned:
     // only those who may assign roles in this organization may call this, even to change
     // nothing.

@@ -145,7 +145,7 @@ async fn daemons(
         let m = views.render(j).metadata;
         Some(ProvisionerDaemonJob {
             id: j.id,
-            status: j.status.clone(),
+            status: j.status.to_string(),
             template_name: m.template_name,
             template_icon: m.template_icon,
             template_display_name: m.template_display_name,
@@ -155,13 +155,8 @@ async fn daemons(
     let out: Vec<ProvisionerDaemon> = rows
         .iter()
         .map(|d| {
-            let status = if (now - d.last_seen_at).num_seconds() >= 90 {
-                "offline"
-            } else if d.current_job_id.is_some() {
-                "busy"
-            } else {
-                "idle"
-            };
+            let status =
+                coderd_db::DaemonStatus::of(d.last_seen_at, d.current_job_id.is_some(), now);
             ProvisionerDaemon {
                 id: d.id,
                 organization_id: org.id,
@@ -174,7 +169,7 @@ async fn daemons(
                 api_version: d.api_version.clone(),
                 provisioners: d.provisioners.clone(),
                 tags: d.tags.0.clone(),
-                status: status.into(),
+                status: status.to_string(),
                 current_job: summary(d.current_job_id),
                 previous_job: summary(d.previous_job_id),
             }
@@ -221,7 +216,7 @@ async fn jobs(
         .list_jobs(&JobFilter {
             organization_id: org,
             ids: f.ids,
-            statuses: f.statuses,
+            statuses: f.statuses.iter().filter_map(|s| s.parse().ok()).collect(),
             tags: f.tags,
             initiator,
             limit: f.limit,

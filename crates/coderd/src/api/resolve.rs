@@ -8,8 +8,8 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use coderd_db::{
-    BuildRow, OrganizationRow, StoreError, TemplateRow, TemplateVisibility, UserRow, VersionRow,
-    WorkspaceRow,
+    BuildRow, OrganizationRow, StoreResultExt, TemplateRow, TemplateVisibility, UserRow,
+    VersionRow, WorkspaceRow,
 };
 use uuid::Uuid;
 
@@ -33,11 +33,7 @@ pub async fn user(state: &AppState, actor: Option<&Actor>, raw: &str) -> ApiResu
     } else {
         state.store.user_by_username_or_email(raw).await
     };
-    match found {
-        Ok(u) => Ok(u),
-        Err(StoreError::NotFound) => Err(no_such_user(raw)),
-        Err(e) => Err(e.into()),
-    }
+    found.optional()?.ok_or_else(|| no_such_user(raw))
 }
 
 /// `{user}` that the actor must be allowed to read. One they may not read answers as one that
@@ -261,11 +257,7 @@ pub async fn version_for(
 ) -> ApiResult<(VersionRow, Option<TemplateRow>)> {
     let v = state.store.version(parse_uuid(raw)?).await?;
     let t = match v.template_id {
-        Some(id) => match state.store.template(id).await {
-            Ok(t) => Some(t),
-            Err(StoreError::NotFound) => return Err(ApiError::not_found()),
-            Err(e) => return Err(e.into()),
-        },
+        Some(id) => Some(state.store.template(id).await?),
         None => None,
     };
     if !version_allowed(actor, Action::Read, &v, t.as_ref()) {

@@ -3,7 +3,8 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use chrono::Utc;
-use coderd_db::{NewApiKey, StoreError};
+use coderd_db::NewApiKey;
+use coderd_db::{StoreError, StoreResultExt};
 use uuid::Uuid;
 
 use crate::auth::{generate_token, verify_password};
@@ -76,11 +77,12 @@ pub async fn password_login(
             "Password authentication is disabled.",
         ));
     }
-    let user = match state.store.user_by_username_or_email(email).await {
-        Ok(u) if u.email.eq_ignore_ascii_case(email) => Some(u),
-        Ok(_) | Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let user = state
+        .store
+        .user_by_username_or_email(email)
+        .await
+        .optional()?
+        .filter(|u| u.email.eq_ignore_ascii_case(email));
     let hash = user
         .as_ref()
         .map(|u| u.hashed_password.clone())

@@ -8,9 +8,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coderd_db::schedule::DAYS_OF_WEEK;
-use coderd_db::{
-    CreateTemplateError, GroupFilter, StoreError, TemplateFields, TemplateRow, TemplateSearch,
-};
+use coderd_db::StoreResultExt;
+use coderd_db::{CreateTemplateError, GroupFilter, TemplateFields, TemplateRow, TemplateSearch};
 use codersdk::{
     AclAvailable, ArchiveTemplateVersionsRequest, CreateTemplateRequest, DausResponse, Template,
     TemplateAcl, TemplateAutostartRequirement, TemplateAutostopRequirement, TemplateExample,
@@ -24,7 +23,7 @@ use super::resolve::{readable_by_name, template_for, visibility, TemplateParam};
 use super::routes::{Param, Routes};
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ConflictExt};
 use crate::http::json::{created, message, ok, Body, BodyWithRaw, Json};
 use crate::http::params::{Pagination, QueryParams};
 use crate::search::{self, SearchValues};
@@ -185,8 +184,8 @@ pub fn routes(r: &mut Routes) {
 }
 
 fn render_with(t: TemplateRow, stats: Option<&coderd_db::TemplateStats>) -> Template {
-    let build_time_stats = ["start", "stop", "delete"]
-        .into_iter()
+    let build_time_stats = coderd_db::Transition::ALL
+        .iter()
         .map(|tr| {
             let (p50, p95) = stats
                 .and_then(|s| s.build_ms.get(tr))
@@ -332,16 +331,6 @@ fn validate(f: &TemplateFields, message: &str) -> ApiResult<()> {
     }
 }
 
-fn duplicate_template(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::Conflict(_) => ApiError::duplicate(
-            format!("Template with name {name:?} already exists."),
-            "name",
-        ),
-        e => e.into(),
-    }
-}
-
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -417,7 +406,10 @@ async fn create(
                 ApiError::bad_request(format!("Template version {version_id} is archived."))
                     .with_validation("template_version_id", "Template version is archived.")
             }
-            CreateTemplateError::Store(e) => duplicate_template(&req.name)(e),
+            CreateTemplateError::Store(e) => ApiError::from(e).on_conflict(
+                "name",
+                format!("Template with name {:?} already exists.", req.name),
+            ),
         })?;
     Ok(created(render(&state, t).await?).into_response())
 }
@@ -491,11 +483,12 @@ async fn search_filter(
     if let Some(org) = v.string("organization").filter(|s| !s.is_empty()) {
         let found = match Uuid::parse_str(&org) {
             Ok(id) => Some(id),
-            Err(_) => match state.store.organization_by_name(&org).await {
-                Ok(o) => Some(o.id),
-                Err(StoreError::NotFound) => None,
-                Err(e) => return Err(e.into()),
-            },
+            Err(_) => state
+                .store
+                .organization_by_name(&org)
+                .await
+                .optional()?
+                .map(|o| o.id),
         };
         match found {
             Some(id) => f.organization_id = Some(id),
@@ -615,7 +608,10 @@ async fn update(
         .store
         .update_template(t.id, &f, groups.as_ref())
         .await
-        .map_err(duplicate_template(&f.name))?;
+        .on_conflict(
+            "name",
+            format!("Template with name {:?} already exists.", f.name),
+        )?;
     publish_template(&state, t.id).await;
     Ok(ok(render(&state, updated).await?).into_response())
 }
@@ -642,14 +638,11 @@ async fn versions(
     let q = QueryParams::parse(raw.as_deref());
     let page = Pagination::parse(&q)?;
     if let Some(after) = page.after_id {
-        match state.store.version(after).await {
-            Ok(v) if v.template_id == Some(t.id) => {}
-            Ok(_) | Err(StoreError::NotFound) => {
-                return Err(ApiError::bad_request(format!(
-                    "Record at \"after_id\" ({after}) does not exist."
-                )))
-            }
-            Err(e) => return Err(e.into()),
+        let found = state.store.version(after).await.optional()?;
+        if found.filter(|v| v.template_id == Some(t.id)).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "Record at \"after_id\" ({after}) does not exist."
+            )));
         }
     }
     let include_archived = q.get("include_archived") == Some("true");
@@ -687,16 +680,15 @@ async fn set_active_version(
     Body(req): Body<UpdateActiveTemplateVersion>,
 ) -> ApiResult<Response> {
     let t = template_for(&state, &actor, &id, Action::Update).await?;
-    let v = match state.store.version(req.id).await {
-        Ok(v) => v,
-        Err(StoreError::NotFound) => {
-            return Err(
-                ApiError::new(StatusCode::NOT_FOUND, "Template version not found.")
-                    .with_validation("id", "Template version not found."),
-            )
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let v = state
+        .store
+        .version(req.id)
+        .await
+        .optional()?
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "Template version not found.")
+                .with_validation("id", "Template version not found.")
+        })?;
     if v.template_id != Some(t.id) {
         return Err(ApiError::bad_request(
             "The provided template version doesn't belong to the specified template.",
@@ -708,9 +700,9 @@ async fn set_active_version(
         ));
     }
     let job = state.store.job(v.job_id).await?;
-    match job.status.as_str() {
-        "succeeded" => {}
-        "pending" | "running" => {
+    match job.status {
+        coderd_db::JobStatus::Succeeded => {}
+        coderd_db::JobStatus::Pending | coderd_db::JobStatus::Running => {
             return Err(ApiError::bad_request(
                 "The provided template version is being imported!",
             ))

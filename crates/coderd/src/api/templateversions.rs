@@ -4,7 +4,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, VersionRow};
+use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, StoreResultExt, VersionRow};
 use codersdk::{
     CreateTemplateVersionDryRunRequest, CreateTemplateVersionRequest, PatchTemplateVersionRequest,
     ProvisionerJob, TemplateVersion, TemplateVersionParameter, TemplateVersionVariable,
@@ -17,7 +17,7 @@ use super::resolve::{version_for, VersionParam};
 use super::routes::Routes;
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ConflictExt};
 use crate::http::json::{created, message, ok, Body, Json};
 use crate::state::AppState;
 use crate::views::jobs::{self, matched_provisioners};
@@ -209,14 +209,8 @@ pub fn routes(r: &mut Routes) {
     .ok::<codersdk::MatchedProvisioners>(200);
 }
 
-fn duplicate_version(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::Conflict(_) => ApiError::duplicate(
-            format!("A template version with name {name:?} already exists for this template."),
-            "name",
-        ),
-        e => e.into(),
-    }
+fn duplicate_version(name: &str) -> String {
+    format!("A template version with name {name:?} already exists for this template.")
 }
 
 async fn create(
@@ -253,16 +247,13 @@ async fn create(
         return Err(invalid);
     }
     if let Some(template_id) = req.template_id.filter(|id| !id.is_nil()) {
-        let t = match state.store.template(template_id).await {
-            Ok(t) if t.organization_id == org.id => t,
-            Ok(_) | Err(StoreError::NotFound) => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "Template does not exist.",
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let t = state
+            .store
+            .template(template_id)
+            .await
+            .optional()?
+            .filter(|t| t.organization_id == org.id)
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Template does not exist."))?;
         if !actor.can_template(Action::Update, org.id, &t.user_acl.0, &t.group_acl.0) {
             return Err(ApiError::forbidden());
         }
@@ -282,13 +273,12 @@ async fn create(
             ))
         }
         (Some(file_id), _) => {
-            let file = match state.store.file(file_id).await {
-                Ok(f) => f,
-                Err(StoreError::NotFound) => {
-                    return Err(ApiError::new(StatusCode::NOT_FOUND, "File not found."))
-                }
-                Err(e) => return Err(e.into()),
-            };
+            let file = state
+                .store
+                .file(file_id)
+                .await
+                .optional()?
+                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "File not found."))?;
             if !actor.can(
                 Action::Read,
                 Object::owned_by(Resource::File, file.created_by),
@@ -361,7 +351,7 @@ async fn create(
                 attempts += 1;
                 name = resolve::random_name();
             }
-            other => break other.map_err(duplicate_version(&name))?,
+            other => break other.on_conflict("name", duplicate_version(&name))?,
         }
     };
     let job = state.store.job(job_id).await?;
@@ -399,7 +389,7 @@ async fn update(
         .store
         .update_version(v.id, &name, &message)
         .await
-        .map_err(duplicate_version(&name))?;
+        .on_conflict("name", duplicate_version(&name))?;
     Ok(ok(render_one(&state, updated).await?))
 }
 
@@ -612,21 +602,19 @@ async fn previous(
     let org = resolve::organization(&state, &actor, &org).await?;
     let t = super::resolve::readable_by_name(&state, &actor, org.id, &template).await?;
     let not_found = |message: String| ApiError::new(StatusCode::NOT_FOUND, message);
-    let v = match state.store.version_by_name(t.id, &name).await {
-        Err(StoreError::NotFound) => {
-            return Err(not_found(format!(
-                "No template version found by name {name:?}."
-            )))
-        }
-        other => other?,
-    };
-    match state.store.previous_version(t.id, &v).await {
-        Ok(prev) => Ok(ok(render_one(&state, prev).await?)),
-        Err(StoreError::NotFound) => Err(not_found(format!(
-            "No previous template version found for {name:?}."
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    let v = state
+        .store
+        .version_by_name(t.id, &name)
+        .await
+        .optional()?
+        .ok_or_else(|| not_found(format!("No template version found by name {name:?}.")))?;
+    let prev = state
+        .store
+        .previous_version(t.id, &v)
+        .await
+        .optional()?
+        .ok_or_else(|| not_found(format!("No previous template version found for {name:?}.")))?;
+    Ok(ok(render_one(&state, prev).await?))
 }
 
 // -- dry runs ------------------------------------------------------------------------------
@@ -639,7 +627,7 @@ async fn create_dry_run(
 ) -> ApiResult<Json<ProvisionerJob>> {
     let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
     let import = state.store.job(v.job_id).await?;
-    if import.status != "succeeded" {
+    if import.status != coderd_db::JobStatus::Succeeded {
         return Err(ApiError::bad_request(
             "Template version import job hasn't completed!",
         ));
@@ -676,15 +664,12 @@ async fn dry_run_job(state: &AppState, actor: &Actor, id: &str, job: &str) -> Ap
     let (v, _) = version_for(state, actor, id, Action::Read).await?;
     let job_id = Uuid::parse_str(job)
         .map_err(|_| ApiError::bad_request(format!("Job ID {job:?} must be a valid UUID.")))?;
-    let job = match state.store.job(job_id).await {
-        Err(coderd_db::StoreError::NotFound) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("Provisioner job {:?} not found.", job_id.to_string()),
-            ))
-        }
-        other => other?,
-    };
+    let job = state.store.job(job_id).await.optional()?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Provisioner job {:?} not found.", job_id.to_string()),
+        )
+    })?;
     let initiators_workspaces = Object {
         resource: Resource::Workspace,
         org: Some(v.organization_id),

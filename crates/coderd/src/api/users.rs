@@ -8,6 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use coderd_db::StoreResultExt;
 use coderd_db::{NewUser, StoreError, UserFilter};
 use codersdk::{
     AssignableRoles, AuthMethod, AuthMethods, CreateFirstUserRequest, CreateFirstUserResponse,
@@ -21,7 +22,7 @@ use super::routes::{Limit, Param, Routes};
 use super::sessions::{issue_key, password_login, session_cookie};
 use crate::auth::{hash_password, validate_password, verify_password};
 use crate::authz::{site_role_permissions, Action, Actor, Object, Resource, SITE_ROLES};
-use crate::http::error::{tag_detail, ApiError, ApiResult};
+use crate::http::error::{tag_detail, ApiError, ApiResult, ConflictExt};
 use crate::http::json::{created, message, ok, Body, Json};
 use crate::http::params::{parse_time, Pagination, QueryParams};
 use crate::search;
@@ -181,18 +182,11 @@ fn validate_identity(email: &str, username: &str) -> ApiResult<()> {
     }
 }
 
+/// The answer to a new user whose email or username is taken.
 fn duplicate_user(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict(c) => {
-            let field = if c.contains("email") {
-                "email"
-            } else {
-                "username"
-            };
-            ApiError::duplicate("User already exists.", field)
-        }
-        e => e.into(),
-    }
+    ApiError::from(e)
+        .on_constraint("users_email_lower_idx", "email", "User already exists.")
+        .on_conflict("username", "User already exists.")
 }
 
 async fn first_user_exists(State(state): State<AppState>) -> ApiResult<Response> {
@@ -424,15 +418,17 @@ async fn create_user(
         orgs.push(state.store.default_organization().await?.id);
     }
     for org in &orgs {
-        match state.store.organization_by_id(*org).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("Organization does not exist with the provided id {org:?}."),
-                ))
-            }
-            Err(e) => return Err(e.into()),
+        if state
+            .store
+            .organization_by_id(*org)
+            .await
+            .optional()?
+            .is_none()
+        {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("Organization does not exist with the provided id {org:?}."),
+            ));
         }
     }
     orgs.sort();
@@ -684,12 +680,7 @@ async fn update_profile(
         .store
         .update_user_profile(u.id, &req.username, req.name.trim())
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::duplicate("A user with this username already exists.", "username")
-            }
-            e => e.into(),
-        })?;
+        .on_conflict("username", "A user with this username already exists.")?;
     Ok(ok(convert::user(updated)))
 }
 

@@ -12,9 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use coderd_db::schedule::{self, Weekly};
+use coderd_db::StoreResultExt;
 use coderd_db::{
-    GroupFilter, NewWorkspace, StoreError, TemplateRow, WorkspaceFilter, WorkspaceRow,
-    WorkspaceVisibility,
+    GroupFilter, NewWorkspace, TemplateRow, WorkspaceFilter, WorkspaceRow, WorkspaceVisibility,
 };
 use codersdk::{
     CreateWorkspaceRequest, PostWorkspaceUsageRequest, PutExtendWorkspaceRequest,
@@ -30,7 +30,7 @@ use super::resolve::{check_workspace, workspace_for, WorkspaceParam};
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::domain::parameters;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ConflictExt};
 use crate::http::json::{created, message, ok, Body, Json};
 use crate::http::params::{parse_time, parse_uuid, Pagination, QueryParams};
 use crate::search;
@@ -265,26 +265,21 @@ async fn create(
                 "You must specify either a template_id or a template_version_id.",
             ))
         }
-        (Some(id), None) => match state.store.template(id).await {
-            Ok(t) => {
-                let v = t.active_version_id;
-                (t, v)
-            }
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::bad_request(format!(
-                    "Template {:?} doesn't exist.",
-                    id.to_string()
-                ))
-                .with_validation("template_id", "template not found"))
-            }
-            Err(e) => return Err(e.into()),
-        },
+        (Some(id), None) => {
+            let t = state.store.template(id).await.optional()?.ok_or_else(|| {
+                ApiError::bad_request(format!("Template {:?} doesn't exist.", id.to_string()))
+                    .with_validation("template_id", "template not found")
+            })?;
+            let v = t.active_version_id;
+            (t, v)
+        }
         (None, Some(vid)) => {
-            let template_id = match state.store.version(vid).await {
-                Ok(v) => v.template_id,
-                Err(StoreError::NotFound) => None,
-                Err(e) => return Err(e.into()),
-            };
+            let template_id = state
+                .store
+                .version(vid)
+                .await
+                .optional()?
+                .and_then(|v| v.template_id);
             let Some(template_id) = template_id else {
                 return Err(ApiError::bad_request(format!(
                     "Template version {:?} doesn't exist.",
@@ -292,15 +287,14 @@ async fn create(
                 ))
                 .with_validation("template_version_id", "template version not found"));
             };
-            match state.store.template(template_id).await {
-                Ok(t) => (t, vid),
-                Err(StoreError::NotFound) => {
+            match state.store.template(template_id).await.optional()? {
+                Some(t) => (t, vid),
+                None => {
                     return Err(ApiError::new(
                         StatusCode::NOT_FOUND,
                         "Template has been deleted!",
                     ))
                 }
-                Err(e) => return Err(e.into()),
             }
         }
     };
@@ -359,19 +353,17 @@ async fn create(
         };
         return Err(ApiError::validation_tag("name", tag, &req.name));
     }
-    match state
+    if state
         .store
         .workspace_by_owner_and_name(owner.id, &req.name, false)
         .await
+        .optional()?
+        .is_some()
     {
-        Ok(_) => {
-            return Err(ApiError::duplicate(
-                format!("Workspace {:?} already exists.", req.name),
-                "name",
-            ))
-        }
-        Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e.into()),
+        return Err(ApiError::duplicate(
+            format!("Workspace {:?} already exists.", req.name),
+            "name",
+        ));
     }
     let schedule = match req.autostart_schedule.as_deref().filter(|s| !s.is_empty()) {
         Some(raw) if template.allow_user_autostart => {
@@ -461,17 +453,16 @@ fn search_filter(state_actor: &Actor, q: &str) -> ApiResult<(WorkspaceFilter, Se
                     }
                 }
             }
-            Some("status") => match v.as_str() {
-                "pending" | "starting" | "running" | "stopping" | "stopped" | "failed"
-                | "canceling" | "canceled" | "deleting" | "deleted" => f.statuses.push(v),
-                _ => {
+            Some("status") => match v.parse::<coderd_db::BuildStatus>() {
+                Ok(s) => f.statuses.push(s),
+                Err(_) => {
                     bad = bad
                         .with_validation("status", format!("{v:?} is not a valid workspace status"))
                 }
             },
-            Some("has-agent") => match v.as_str() {
-                "connecting" | "connected" | "disconnected" | "timeout" => f.has_agent = Some(v),
-                _ => {
+            Some("has-agent") => match v.parse::<coderd_db::AgentStatus>() {
+                Ok(s) => f.has_agent = Some(s),
+                Err(_) => {
                     bad = bad
                         .with_validation("has-agent", format!("{v:?} is not a valid agent status"))
                 }
@@ -549,7 +540,12 @@ impl SearchLookups {
         if let Some(user) = self.shared_with_user {
             let found = match Uuid::parse_str(&user) {
                 Ok(id) => Some(id),
-                Err(_) => lookup(state.store.user_by_username_or_email(&user).await)?.map(|u| u.id),
+                Err(_) => state
+                    .store
+                    .user_by_username_or_email(&user)
+                    .await
+                    .optional()?
+                    .map(|u| u.id),
             };
             match found {
                 Some(id) => f.shared_with_user = Some(id),
@@ -569,18 +565,22 @@ impl SearchLookups {
                 Ok(id) => Some(id),
                 Err(_) => {
                     let (org, name) = match group.split_once('/') {
-                        Some((org, name)) => {
-                            (lookup(state.store.organization_by_name(org).await)?, name)
-                        }
+                        Some((org, name)) => (
+                            state.store.organization_by_name(org).await.optional()?,
+                            name,
+                        ),
                         None => (
                             Some(state.store.default_organization().await?),
                             group.as_str(),
                         ),
                     };
                     match org {
-                        Some(org) => {
-                            lookup(state.store.group_by_name(org.id, name).await)?.map(|g| g.id)
-                        }
+                        Some(org) => state
+                            .store
+                            .group_by_name(org.id, name)
+                            .await
+                            .optional()?
+                            .map(|g| g.id),
                         None => None,
                     }
                 }
@@ -599,15 +599,6 @@ impl SearchLookups {
             }
         }
         Ok(())
-    }
-}
-
-/// `None` for a row that does not exist; other store errors stay errors.
-fn lookup<T>(r: Result<T, coderd_db::StoreError>) -> ApiResult<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(coderd_db::StoreError::NotFound) => Ok(None),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -724,12 +715,7 @@ async fn rename(
         .store
         .rename_workspace(w.id, &req.name)
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::duplicate(format!("Workspace {:?} already exists.", req.name), "name")
-            }
-            e => e.into(),
-        })?;
+        .on_conflict("name", format!("Workspace {:?} already exists.", req.name))?;
     crate::domain::builds::publish_workspace(&state, w.owner_id, w.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -780,7 +766,7 @@ async fn set_ttl(
     if ttl.is_none() {
         // No TTL, no autostop: a running workspace keeps running.
         if let Some(b) = state.store.latest_builds(&[w.id]).await?.pop() {
-            if b.transition == "start" {
+            if b.transition == coderd_db::Transition::Start {
                 state
                     .store
                     .set_build_deadline(b.id, schedule::zero_time())
@@ -862,8 +848,10 @@ async fn extend(
         .pop()
         .ok_or_else(|| ApiError::conflict("Workspace has no builds."))?;
     let job = state.store.job(build.job_id).await?;
-    if build.transition != "start" || job.status != "succeeded" {
-        let status = if job.status == "succeeded" {
+    if build.transition != coderd_db::Transition::Start
+        || job.status != coderd_db::JobStatus::Succeeded
+    {
+        let status = if job.status == coderd_db::JobStatus::Succeeded {
             build.transition.as_str()
         } else {
             job.status.as_str()

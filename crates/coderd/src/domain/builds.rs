@@ -4,15 +4,16 @@
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
+use coderd_db::StoreResultExt;
 use coderd_db::{
-    mutate_tags, BuildInsertError, BuildRow, JobRow, NewBuild, NewJob, NewWorkspace, StoreError,
-    TemplateRow, VersionRow, WorkspaceRow,
+    mutate_tags, BuildInsertError, BuildRow, JobRow, JobStatus, NewBuild, NewJob, NewWorkspace,
+    StoreError, TemplateRow, Transition, VersionRow, WorkspaceRow,
 };
 use codersdk::WorkspaceBuildParameter;
 use uuid::Uuid;
 
 use super::parameters;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ConflictExt};
 use crate::state::AppState;
 
 /// A version ready to build from: its import succeeded.
@@ -27,22 +28,21 @@ pub async fn buildable(
     template: &TemplateRow,
     version_id: Uuid,
 ) -> ApiResult<Buildable> {
-    let version = match state.store.version(version_id).await {
-        Ok(v) => v,
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::bad_request("template version does not exist"))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let version = state
+        .store
+        .version(version_id)
+        .await
+        .optional()?
+        .ok_or_else(|| ApiError::bad_request("template version does not exist"))?;
     if version.template_id != Some(template.id) {
         return Err(ApiError::bad_request(
             "template version doesn't match template",
         ));
     }
     let import = state.store.job(version.job_id).await?;
-    match import.status.as_str() {
-        "succeeded" => Ok(Buildable { version, import }),
-        s @ ("pending" | "running") => Err(ApiError::new(
+    match import.status {
+        JobStatus::Succeeded => Ok(Buildable { version, import }),
+        s @ (JobStatus::Pending | JobStatus::Running) => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             format!("The provided template version is {s}. Wait for it to complete importing!"),
         )),
@@ -148,7 +148,7 @@ pub async fn create_workspace(
             NewBuild {
                 id: build_id,
                 template_version_id: b.version.id,
-                transition: "start",
+                transition: Transition::Start,
                 initiator_id: initiator,
                 reason: "initiator",
                 state: None,
@@ -158,19 +158,14 @@ pub async fn create_workspace(
             job,
         )
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::duplicate(format!("Workspace {name:?} already exists."), "name")
-            }
-            e => e.into(),
-        })?;
+        .on_conflict("name", format!("Workspace {name:?} already exists."))?;
     after_queue(state, job_id, owner, ws.id).await;
     Ok(ws)
 }
 
 /// What a new build of an existing workspace asks for.
 pub struct BuildSpec<'a> {
-    pub transition: &'a str,
+    pub transition: Transition,
     pub version_id: Option<Uuid>,
     pub initiator: Uuid,
     pub reason: &'a str,
@@ -194,7 +189,7 @@ pub async fn create_build(
         .await?
         .into_iter()
         .next();
-    let use_active = spec.transition == "start"
+    let use_active = spec.transition == Transition::Start
         && (template.require_active_version || ws.automatic_updates == "always");
     let version_id = match (spec.version_id, &latest) {
         (Some(v), _) => v,
@@ -202,7 +197,7 @@ pub async fn create_build(
         (None, Some(l)) => l.template_version_id,
         (None, None) => template.active_version_id,
     };
-    if spec.transition == "start" && ws.dormant_at.is_some() {
+    if spec.transition == Transition::Start && ws.dormant_at.is_some() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "Cannot start a dormant workspace.",
@@ -211,7 +206,7 @@ pub async fn create_build(
     let b = buildable(state, template, version_id).await?;
     if let Some(l) = &latest {
         let job = state.store.job(l.job_id).await?;
-        if matches!(job.status.as_str(), "pending" | "running" | "canceling") {
+        if job.status.is_active() {
             return Err(ApiError::conflict("A workspace build is already active."));
         }
     }

@@ -16,6 +16,9 @@ pub struct ApiError {
     pub kind: ErrorKind,
     /// The cause that was logged and not sent, for the request's access log line.
     cause: Option<String>,
+    /// The unique constraint whose violation this is the default answer to, so that
+    /// [`ApiError::on_constraint`] can answer it better; never sent.
+    constraint: Option<Box<str>>,
 }
 
 /// A response's internal cause (see [`ApiError::internal`]), put in its extensions for the
@@ -51,6 +54,7 @@ impl ApiError {
             },
             kind: ErrorKind::Other,
             cause: None,
+            constraint: None,
         }
     }
 
@@ -128,6 +132,50 @@ impl ApiError {
         Self::conflict(message)
             .with_validation(field, "This value is already in use and should be unique.")
     }
+
+    /// When this is the default answer to a violation of unique constraint `constraint`:
+    /// [`ApiError::duplicate`]`(message, field)` instead. Anything else is left as it is.
+    pub fn on_constraint(self, constraint: &str, field: &str, message: impl Into<String>) -> Self {
+        match &self.constraint {
+            Some(c) if **c == *constraint => Self::duplicate(message, field),
+            _ => self,
+        }
+    }
+
+    /// Like [`ApiError::on_constraint`], for a violation of any unique constraint.
+    pub fn on_conflict(self, field: &str, message: impl Into<String>) -> Self {
+        match self.constraint {
+            Some(_) => Self::duplicate(message, field),
+            None => self,
+        }
+    }
+}
+
+/// [`ApiError::on_constraint`] and [`ApiError::on_conflict`] on a result, usually a store
+/// call's: `store.insert_group(..).await.on_conflict("name", "A group named .. exists.")?`.
+pub trait ConflictExt<T> {
+    fn on_constraint(
+        self,
+        constraint: &str,
+        field: &str,
+        message: impl Into<String>,
+    ) -> ApiResult<T>;
+    fn on_conflict(self, field: &str, message: impl Into<String>) -> ApiResult<T>;
+}
+
+impl<T, E: Into<ApiError>> ConflictExt<T> for Result<T, E> {
+    fn on_constraint(
+        self,
+        constraint: &str,
+        field: &str,
+        message: impl Into<String>,
+    ) -> ApiResult<T> {
+        self.map_err(|e| e.into().on_constraint(constraint, field, message))
+    }
+
+    fn on_conflict(self, field: &str, message: impl Into<String>) -> ApiResult<T> {
+        self.map_err(|e| e.into().on_conflict(field, message))
+    }
 }
 
 pub fn tag_detail(tag: &str, value: &str) -> String {
@@ -138,10 +186,12 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict(constraint) => {
-                ApiError::conflict("The resource conflicts with an existing one.")
-                    .with_detail(format!("unique constraint {constraint:?} violated"))
-            }
+            // The constraint's name is the schema's business: kept for `on_constraint`, not sent.
+            StoreError::Conflict(constraint) => ApiError {
+                constraint: Some(constraint.into()),
+                ..ApiError::conflict("The resource conflicts with an existing one.")
+                    .with_detail("A value that must be unique is already in use.")
+            },
             e if e.is_unavailable() => ApiError::database_unavailable("Database query failed", e),
             StoreError::Database(e) => ApiError::internal("Database query failed", e),
         }
@@ -161,5 +211,43 @@ impl IntoResponse for ApiError {
             resp.extensions_mut().insert(ErrorCause(cause));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violated(constraint: &str) -> ApiResult<()> {
+        Err(StoreError::Conflict(constraint.into()).into())
+    }
+
+    #[test]
+    fn the_default_conflict_names_no_constraint() {
+        let e = violated("users_email_lower_idx").unwrap_err();
+        assert_eq!(e.status, StatusCode::CONFLICT);
+        assert!(!e.body.detail.contains("users_email_lower_idx"), "{e:?}");
+        assert!(e.body.validations.is_empty());
+    }
+
+    #[test]
+    fn a_named_constraint_answers_its_field() {
+        let answer = |c: &str| {
+            violated(c)
+                .on_constraint("users_email_lower_idx", "email", "User already exists.")
+                .on_conflict("username", "User already exists.")
+                .unwrap_err()
+        };
+        assert_eq!(
+            answer("users_email_lower_idx").body.validations[0].field,
+            "email"
+        );
+        assert_eq!(
+            answer("users_username_lower_idx").body.validations[0].field,
+            "username"
+        );
+        let other: ApiResult<()> = Err(ApiError::not_found());
+        let e = other.on_conflict("name", "taken").unwrap_err();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
     }
 }

@@ -13,22 +13,6 @@ use crate::views::jobs;
 use crate::views::jobs::{matched_provisioners, JobViews};
 use crate::views::loaded::Loaded;
 
-/// Coder's build status from the job's status and the transition.
-pub fn status(job_status: &str, transition: &str) -> &'static str {
-    match (job_status, transition) {
-        ("pending", _) => "pending",
-        ("running", "start") => "starting",
-        ("running", "stop") => "stopping",
-        ("running", "delete") => "deleting",
-        ("succeeded", "start") => "running",
-        ("succeeded", "stop") => "stopped",
-        ("succeeded", "delete") => "deleted",
-        ("canceling", _) => "canceling",
-        ("canceled", _) => "canceled",
-        _ => "failed",
-    }
-}
-
 /// Renders builds with their jobs, resources, versions and people.
 pub async fn render(state: &AppState, builds: Vec<BuildRow>) -> ApiResult<Vec<WorkspaceBuild>> {
     render_with(state, builds, &mut Loaded::default()).await
@@ -119,8 +103,8 @@ pub async fn render_with(
                     .map(|v| v.name.clone())
                     .unwrap_or_default(),
                 build_number: b.build_number,
-                status: status(&j.status, &b.transition).into(),
-                transition: b.transition,
+                status: coderd_db::BuildStatus::of(j.status, b.transition).to_string(),
+                transition: b.transition.to_string(),
                 initiator_id: b.initiator_id,
                 initiator_name: users
                     .get(&b.initiator_id)

@@ -17,9 +17,6 @@ use crate::http::error::ApiResult;
 use crate::state::AppState;
 use crate::views::loaded::Loaded;
 
-/// A daemon seen within this long counts as available.
-const DAEMON_STALE_SECS: i64 = 90;
-
 /// Coder's tag matching: an untagged job needs an untagged daemon; otherwise the daemon's tags
 /// must contain the job's.
 pub fn tags_match(daemon: &BTreeMap<String, String>, job: &BTreeMap<String, String>) -> bool {
@@ -37,7 +34,7 @@ fn daemon_matches(d: &DaemonRow, provisioner: &str, tags: &BTreeMap<String, Stri
 }
 
 fn is_available(d: &DaemonRow, now: DateTime<Utc>) -> bool {
-    (now - d.last_seen_at).num_seconds() < DAEMON_STALE_SECS
+    coderd_db::DaemonStatus::of(d.last_seen_at, false, now) != coderd_db::DaemonStatus::Offline
 }
 
 /// Daemons that could run a job with this provisioner and these tags.
@@ -79,7 +76,7 @@ impl JobViews {
         // Only a pending job has a place in the queue (and a job never becomes pending again).
         let pending: Vec<Uuid> = jobs
             .iter()
-            .filter(|j| j.status == "pending")
+            .filter(|j| j.status == coderd_db::JobStatus::Pending)
             .map(|j| j.id)
             .collect();
         let positions = state.store.queue_positions(&pending).await?;
@@ -157,7 +154,7 @@ impl JobViews {
     pub fn render(&self, j: &JobRow) -> ProvisionerJob {
         let (queue_position, queue_size) = self.positions.get(&j.id).copied().unwrap_or((0, 0));
         let now = Utc::now();
-        let available_workers = if j.status == "pending" {
+        let available_workers = if j.status == coderd_db::JobStatus::Pending {
             self.daemons(j.organization_id)
                 .iter()
                 .filter(|d| daemon_matches(d, &j.provisioner, &j.tags.0) && is_available(d, now))
@@ -174,7 +171,7 @@ impl JobViews {
             canceled_at: j.canceled_at,
             error: j.error.clone().unwrap_or_default(),
             error_code: j.error_code.clone().filter(|c| !c.is_empty()),
-            status: j.status.clone(),
+            status: j.status.to_string(),
             worker_id: j.worker_id,
             worker_name: j.worker_name.clone().unwrap_or_default(),
             file_id: j.file_id,
@@ -214,7 +211,7 @@ pub fn log(l: LogRow) -> ProvisionerJobLog {
         id: l.id,
         created_at: l.created_at,
         log_source: l.source,
-        log_level: l.level,
+        log_level: l.level.to_string(),
         stage: l.stage,
         output: l.output,
     }
@@ -300,30 +297,6 @@ where
     Ok(jobs)
 }
 
-/// How long after its replica last refreshed it a connection counts as lost (the replica
-/// died): three missed heartbeats.
-const AGENT_INACTIVE: chrono::Duration = chrono::Duration::seconds(30);
-
-/// Upstream's agent status, from the connection's timestamps alone, so every replica agrees.
-fn agent_status(a: &AgentRow, now: DateTime<Utc>) -> (&'static str, &'static str) {
-    let Some(last) = a
-        .last_connected_at
-        .filter(|_| a.first_connected_at.is_some())
-    else {
-        let waited = (now - a.created_at).num_seconds();
-        if a.connection_timeout_seconds > 0 && waited > i64::from(a.connection_timeout_seconds) {
-            return ("timeout", "agent is taking too long to connect");
-        }
-        return ("connecting", "agent is connecting");
-    };
-    let lost = a.disconnected_at.is_some_and(|d| d >= last) || now - last > AGENT_INACTIVE;
-    if lost {
-        ("disconnected", "agent has lost connection")
-    } else {
-        ("connected", "")
-    }
-}
-
 /// Agents by id, rendered.
 pub async fn agents_by_ids(state: &AppState, ids: &[Uuid]) -> ApiResult<Vec<WorkspaceAgent>> {
     Ok(state
@@ -336,7 +309,6 @@ pub async fn agents_by_ids(state: &AppState, ids: &[Uuid]) -> ApiResult<Vec<Work
 }
 
 pub fn agent(a: &AgentRow) -> WorkspaceAgent {
-    let (status, reason) = agent_status(a, Utc::now());
     WorkspaceAgent {
         id: a.id,
         parent_id: None,
@@ -347,7 +319,7 @@ pub fn agent(a: &AgentRow) -> WorkspaceAgent {
         disconnected_at: a.disconnected_at,
         started_at: a.started_at,
         ready_at: a.ready_at,
-        status: status.into(),
+        status: a.status.to_string(),
         lifecycle_state: a.lifecycle_state.clone(),
         name: a.name.clone(),
         resource_id: a.resource_id,
@@ -393,8 +365,8 @@ pub fn agent(a: &AgentRow) -> WorkspaceAgent {
         troubleshooting_url: a.troubleshooting_url.clone(),
         subsystems: a.subsystems.clone(),
         health: WorkspaceAgentHealth {
-            healthy: status == "connected",
-            reason: reason.into(),
+            healthy: a.status == coderd_db::AgentStatus::Connected,
+            reason: a.status.reason().into(),
         },
         display_apps: a.display_apps.clone(),
         log_sources: Vec::new(),
@@ -408,7 +380,7 @@ pub fn resource(r: ResourceRow) -> WorkspaceResource {
         id: r.id,
         created_at: r.created_at,
         job_id: r.job_id,
-        workspace_transition: r.transition,
+        workspace_transition: r.transition.to_string(),
         kind: r.resource.kind,
         name: r.resource.name,
         hide: r.resource.hide,

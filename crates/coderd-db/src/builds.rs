@@ -1,0 +1,327 @@
+//! Workspace builds: queueing one (with its job), reading them, their parameters and
+//! provisioner state, and what a daemon needs to run one.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::jobs::{insert_job, NewJob};
+use crate::status::{JobStatus, Transition};
+use crate::{Result, Store, StoreError};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+pub struct BuildRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub workspace_id: Uuid,
+    pub template_version_id: Uuid,
+    pub build_number: i32,
+    pub transition: Transition,
+    pub initiator_id: Uuid,
+    pub job_id: Uuid,
+    pub deadline: DateTime<Utc>,
+    pub max_deadline: DateTime<Utc>,
+    pub reason: String,
+    pub daily_cost: i32,
+    /// Whether the build's job had completed when this row was read. The job completes in the
+    /// same transaction that writes the build's deadline and state, so a job read later that
+    /// has completed while this is false means the row predates that write.
+    pub job_done: bool,
+    pub template_version_preset_id: Option<Uuid>,
+}
+
+pub(crate) const BUILD_COLUMNS: &str = "b.id, b.created_at, b.updated_at, b.workspace_id, b.template_version_id, \
+    b.build_number, b.transition, b.initiator_id, b.job_id, b.deadline, b.max_deadline, \
+    b.reason::text AS reason, b.daily_cost, b.template_version_preset_id, \
+    COALESCE((SELECT j.completed_at IS NOT NULL FROM provisioner_jobs j WHERE j.id = b.job_id), false) AS job_done";
+
+/// A build to queue; `state: None` carries the previous build's state over.
+pub struct NewBuild<'a> {
+    pub id: Uuid,
+    pub template_version_id: Uuid,
+    pub transition: Transition,
+    pub initiator_id: Uuid,
+    pub reason: &'a str,
+    pub state: Option<&'a [u8]>,
+    pub parameters: &'a [(String, String)],
+    /// The preset the build was made with.
+    pub preset_id: Option<Uuid>,
+}
+
+#[derive(Debug)]
+pub enum BuildInsertError {
+    /// The latest build's job is still pending, running or canceling.
+    Active,
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for BuildInsertError {
+    fn from(e: sqlx::Error) -> Self {
+        BuildInsertError::Store(e.into())
+    }
+}
+
+impl From<StoreError> for BuildInsertError {
+    fn from(e: StoreError) -> Self {
+        BuildInsertError::Store(e)
+    }
+}
+
+/// What a daemon needs to run a workspace build.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BuildContext {
+    pub build_id: Uuid,
+    pub build_number: i32,
+    pub transition: Transition,
+    pub state: Vec<u8>,
+    pub workspace_id: Uuid,
+    pub workspace_name: String,
+    pub owner_id: Uuid,
+    pub owner_name: String,
+    pub owner_email: String,
+    pub template_id: Uuid,
+    pub template_name: String,
+    pub template_version: String,
+    pub template_version_id: Uuid,
+    pub ttl: Option<i64>,
+    pub autostart_schedule: Option<String>,
+    pub template_default_ttl: i64,
+    pub template_allow_user_autostop: bool,
+    pub autostop_requirement_days_of_week: Vec<String>,
+    pub autostop_requirement_weeks: i64,
+    pub owner_quiet_hours: String,
+    #[sqlx(skip)]
+    pub parameters: Vec<(String, String)>,
+}
+
+pub(crate) async fn insert_build_tx(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    workspace_id: Uuid,
+    number: i32,
+    state: &[u8],
+    b: &NewBuild<'_>,
+    job: &NewJob<'_>,
+) -> Result<()> {
+    insert_job(tx, job).await?;
+    sqlx::query(
+        "INSERT INTO workspace_builds (id, created_at, updated_at, workspace_id, template_version_id, build_number, \
+             transition, initiator_id, provisioner_state, job_id, reason, template_version_preset_id) \
+         VALUES ($1, clock_timestamp(), clock_timestamp(), $2, $3, $4, $5::workspace_transition, $6, $7, $8, $9::build_reason, $10)",
+    )
+    .bind(b.id)
+    .bind(workspace_id)
+    .bind(b.template_version_id)
+    .bind(number)
+    .bind(b.transition)
+    .bind(b.initiator_id)
+    .bind(state)
+    .bind(job.id)
+    .bind(b.reason)
+    .bind(b.preset_id)
+    .execute(&mut **tx)
+    .await?;
+    let (names, values): (Vec<&str>, Vec<&str>) = b
+        .parameters
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .unzip();
+    sqlx::query(
+        "INSERT INTO workspace_build_parameters (workspace_build_id, name, value) \
+         SELECT $1, unnest($2::text[]), unnest($3::text[])",
+    )
+    .bind(b.id)
+    .bind(&names)
+    .bind(&values)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Queues the next build of a workspace. The workspace row is locked first, so of several
+    /// concurrent requests exactly one proceeds and the others see its build as active.
+    pub async fn insert_build(
+        &self,
+        workspace_id: Uuid,
+        b: NewBuild<'_>,
+        job: NewJob<'_>,
+    ) -> std::result::Result<BuildRow, BuildInsertError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
+            .bind(workspace_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let latest: Option<(i32, Vec<u8>, JobStatus)> = sqlx::query_as(
+            "SELECT b.build_number, b.provisioner_state, j.job_status FROM workspace_builds b \
+             JOIN provisioner_jobs j ON j.id = b.job_id WHERE b.workspace_id = $1 \
+             ORDER BY b.build_number DESC LIMIT 1",
+        )
+        .bind(workspace_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (number, state) = match &latest {
+            Some((_, _, status)) if status.is_active() => return Err(BuildInsertError::Active),
+            Some((n, state, _)) => (n + 1, b.state.unwrap_or(state)),
+            None => (1, b.state.unwrap_or_default()),
+        };
+        insert_build_tx(&mut tx, workspace_id, number, state, &b, &job).await?;
+        tx.commit().await?;
+        Ok(self.build(b.id).await?)
+    }
+
+    /// Latest build of each given workspace.
+    pub async fn latest_builds(&self, workspace_ids: &[Uuid]) -> Result<Vec<BuildRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {BUILD_COLUMNS} FROM workspace_latest_builds b WHERE b.workspace_id = ANY($1)"
+        ))
+        .bind(workspace_ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn build(&self, id: Uuid) -> Result<BuildRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn builds_by_ids(&self, ids: &[Uuid]) -> Result<Vec<BuildRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn build_by_job(&self, job_id: Uuid) -> Result<BuildRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.job_id = $1"
+        ))
+        .bind(job_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn build_by_number(&self, workspace_id: Uuid, number: i32) -> Result<BuildRow> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.workspace_id = $1 AND b.build_number = $2"
+        ))
+        .bind(workspace_id)
+        .bind(number)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A workspace's builds, newest first.
+    pub async fn list_builds(
+        &self,
+        workspace_id: Uuid,
+        after: Option<Uuid>,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<BuildRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {BUILD_COLUMNS} FROM workspace_builds b WHERE b.workspace_id = $1 \
+               AND ($2::uuid IS NULL OR b.build_number < (SELECT build_number FROM workspace_builds WHERE id = $2)) \
+               AND ($3::timestamptz IS NULL OR b.created_at >= $3) \
+             ORDER BY b.build_number DESC LIMIT NULLIF($4, 0) OFFSET $5"
+        ))
+        .bind(workspace_id)
+        .bind(after)
+        .bind(since)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Parameters of each given build, in name order.
+    pub async fn build_parameters(
+        &self,
+        build_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<(String, String)>>> {
+        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT workspace_build_id, name, value FROM workspace_build_parameters \
+             WHERE workspace_build_id = ANY($1) ORDER BY name",
+        )
+        .bind(build_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<Uuid, Vec<(String, String)>> = HashMap::new();
+        for (b, n, v) in rows {
+            out.entry(b).or_default().push((n, v));
+        }
+        Ok(out)
+    }
+
+    pub async fn build_state(&self, build_id: Uuid) -> Result<Vec<u8>> {
+        Ok(
+            sqlx::query_scalar("SELECT provisioner_state FROM workspace_builds WHERE id = $1")
+                .bind(build_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_build_state(&self, build_id: Uuid, state: &[u8]) -> Result<()> {
+        sqlx::query(
+            "UPDATE workspace_builds SET provisioner_state = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(build_id)
+        .bind(state)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn build_context(&self, build_id: Uuid) -> Result<BuildContext> {
+        let mut ctx: BuildContext = sqlx::query_as(
+            "SELECT b.id AS build_id, b.build_number, b.transition, b.provisioner_state AS state, \
+                 w.id AS workspace_id, w.name AS workspace_name, o.id AS owner_id, o.username AS owner_name, \
+                 o.email AS owner_email, t.id AS template_id, t.name AS template_name, v.name AS template_version, v.id AS template_version_id, \
+                 w.ttl, w.autostart_schedule, t.default_ttl AS template_default_ttl, \
+                 t.allow_user_autostop AS template_allow_user_autostop, t.autostop_requirement_days_of_week, \
+                 t.autostop_requirement_weeks, o.quiet_hours_schedule AS owner_quiet_hours \
+             FROM workspace_builds b JOIN workspaces w ON w.id = b.workspace_id JOIN users o ON o.id = w.owner_id \
+             JOIN templates t ON t.id = w.template_id JOIN template_versions v ON v.id = b.template_version_id \
+             WHERE b.id = $1",
+        )
+        .bind(build_id)
+        .fetch_one(&self.pool)
+        .await?;
+        ctx.parameters = self
+            .build_parameters(&[build_id])
+            .await?
+            .remove(&build_id)
+            .unwrap_or_default();
+        Ok(ctx)
+    }
+
+    pub async fn set_build_deadline(&self, build_id: Uuid, deadline: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE workspace_builds SET deadline = $2, updated_at = now() WHERE id = $1")
+            .bind(build_id)
+            .bind(deadline)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many non-deleted workspaces' latest builds are in each job status (for /metrics).
+    pub async fn latest_build_status_counts(&self) -> Result<Vec<(JobStatus, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT j.job_status, count(*) FROM workspaces w \
+             JOIN workspace_latest_builds b ON b.workspace_id = w.id \
+             JOIN provisioner_jobs j ON j.id = b.job_id \
+             WHERE NOT w.deleted GROUP BY j.job_status",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
