@@ -8,6 +8,9 @@
 //! actor may not see the object, 403 when they see it but may not act, otherwise anything but
 //! those. An operation of the reference without a rule fails the test, and so does a rule for
 //! an operation the reference does not have.
+//!
+//! Longer than 800 lines on purpose: one test, and a third of the file is its table of rules,
+//! one row per operation of the reference, which reads best in one place.
 
 use std::collections::BTreeSet;
 use std::time::Duration;

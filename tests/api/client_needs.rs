@@ -1,5 +1,7 @@
 //! What real Coder clients (the CLI, VS Code, JetBrains, terraform-provider-coderd, the
 //! dashboard) were seen to need beyond the reference: each behaviour here is upstream's.
+//!
+//! Longer than 800 lines on purpose: one test per client behaviour, each independent.
 
 use codersdk::{Client, Template, UpdateTemplateMeta};
 use reqwest::Method;

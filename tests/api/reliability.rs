@@ -3,6 +3,9 @@
 //! every stream cleanly; a database outage fails no build that finished; log lines carry only
 //! their own job; a pool of one works; dead daemons expire; and replicas killed at random
 //! through a few hundred builds lose none and run none twice.
+//!
+//! Longer than 800 lines on purpose: 8 independent fault tests, each with the process handling
+//! it needs written out.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

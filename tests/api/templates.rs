@@ -1,5 +1,8 @@
 //! Template API tests: creation from imported echo versions, reading, listing, settings,
 //! versions (pagination, active version, renaming, archiving), ACLs, deletion, examples and DAUs.
+//!
+//! Longer than 800 lines on purpose: 16 independent tests of one resource, each on the shared
+//! fixtures; splitting the file would only scatter them.
 
 use codersdk::{
     AclAvailable, ArchiveTemplateVersionsRequest, ArchiveTemplateVersionsResponse, Client,

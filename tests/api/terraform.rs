@@ -5,6 +5,9 @@
 //! use the coder provider (`coder_parameter`, `coder_agent`, ...) also need it installable
 //! offline: `TF_CLI_CONFIG_FILE` naming the filesystem mirror `tests/peers/build.sh` writes
 //! (`.ci/run` sets it); without one those tests print their own SKIPPED line.
+//!
+//! Longer than 800 lines on purpose: 10 independent end-to-end tests of one provisioner, with
+//! the templates they import written inline.
 
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! Workspaces and builds: the full lifecycle, Coder's checks and their status codes, cancel,
 //! concurrency, visibility, and statistics that come from builds.
+//!
+//! Longer than 800 lines on purpose: 8 independent tests of one resource.
 
 use std::time::{Duration, Instant};
 
