@@ -354,6 +354,21 @@ impl BuildParam {
     }
 }
 
+/// The `{user}` of the path, readable by the caller ([`readable_user`]: one they may not read
+/// answers as one that does not exist), loaded before the handler runs.
+pub struct UserParam(pub UserRow);
+
+impl FromRequestParts<AppState> for UserParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("user").map(String::as_str).unwrap_or("");
+        Ok(UserParam(readable_user(state, &actor, raw).await?))
+    }
+}
+
 /// The path's parameters by name, decoded.
 async fn path_params(parts: &mut Parts, state: &AppState) -> ApiResult<HashMap<String, String>> {
     let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)

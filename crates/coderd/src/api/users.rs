@@ -18,6 +18,7 @@ use codersdk::{
 use uuid::Uuid;
 
 use super::resolve;
+use super::resolve::UserParam;
 use super::routes::{Limit, Param, Routes};
 use super::sessions::{issue_key, password_login, session_cookie};
 use crate::auth::{hash_password, validate_password, verify_password};
@@ -687,9 +688,8 @@ async fn update_profile(
 async fn user_organizations(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<Vec<Organization>>> {
-    let u = resolve::readable_user(&state, &actor, &user).await?;
     let orgs = state.store.list_organizations(Some(u.id)).await?;
     Ok(ok(orgs
         .into_iter()
@@ -740,10 +740,8 @@ fn quiet_hours_response(raw: &str) -> ApiResult<codersdk::UserQuietHoursSchedule
 
 async fn quiet_hours(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<codersdk::UserQuietHoursScheduleResponse>> {
-    let u = resolve::readable_user(&state, &actor, &user).await?;
     Ok(ok(quiet_hours_response(
         &state.store.quiet_hours(u.id).await?,
     )?))
@@ -771,12 +769,7 @@ async fn set_quiet_hours(
 }
 
 /// `GET /users/{user}/login-type`: how the user signs in.
-async fn login_type(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(user): Path<String>,
-) -> ApiResult<Json<codersdk::UserLoginType>> {
-    let u = resolve::readable_user(&state, &actor, &user).await?;
+async fn login_type(UserParam(u): UserParam) -> ApiResult<Json<codersdk::UserLoginType>> {
     Ok(ok(codersdk::UserLoginType {
         login_type: u.login_type,
     }))
@@ -846,10 +839,8 @@ const TERMINAL_FONTS: [&str; 5] = [
 
 async fn appearance(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<codersdk::UserAppearanceSettings>> {
-    let u = resolve::readable_user(&state, &actor, &user).await?;
     let (theme_preference, terminal_font) = state.store.appearance(u.id).await?;
     Ok(ok(codersdk::UserAppearanceSettings {
         theme_preference,
