@@ -7,7 +7,7 @@ use codersdk::{CreateGroupRequest, Group, PatchGroupRequest};
 use uuid::Uuid;
 
 use super::resolve;
-use super::resolve::org_for;
+use super::resolve::{org_for, OrgParam};
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult, ConflictExt};
@@ -107,10 +107,9 @@ fn check_quota(quota: i64) -> ApiResult<i32> {
 
 async fn list_in_org(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
+    organization: OrgParam,
 ) -> ApiResult<Json<Vec<Group>>> {
-    let org = org_for(&state, &actor, &org, Resource::Group, Action::Read).await?;
+    let org = organization.allow(Resource::Group, Action::Read)?;
     let groups = state
         .store
         .list_groups(&GroupFilter {
@@ -123,11 +122,10 @@ async fn list_in_org(
 
 async fn create(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
+    organization: OrgParam,
     Body(req): Body<CreateGroupRequest>,
 ) -> ApiResult<Json<Group>> {
-    let org = org_for(&state, &actor, &org, Resource::Group, Action::Create).await?;
+    let org = organization.allow(Resource::Group, Action::Create)?;
     check_name(&req.name)?;
     let quota = check_quota(req.quota_allowance)?;
     let g = state

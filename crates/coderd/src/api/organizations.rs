@@ -10,7 +10,7 @@ use codersdk::{
 };
 
 use super::resolve;
-use super::resolve::org_for;
+use super::resolve::{org_for, OrgParam};
 use super::routes::Routes;
 use crate::authz::{Action, Actor, Object, Resource, ORG_ROLES};
 use crate::http::error::{ApiError, ApiResult, ConflictExt};
@@ -165,11 +165,10 @@ async fn get_one(
 
 async fn update(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
+    organization: OrgParam,
     Body(req): Body<UpdateOrganizationRequest>,
 ) -> ApiResult<Json<Organization>> {
-    let org = org_for(&state, &actor, &org, Resource::Organization, Action::Update).await?;
+    let org = organization.allow(Resource::Organization, Action::Update)?;
     let name = req
         .name
         .filter(|n| !n.is_empty())
@@ -201,12 +200,8 @@ async fn update(
     Ok(ok(convert::organization(updated)))
 }
 
-async fn delete(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
-) -> ApiResult<Response> {
-    let org = org_for(&state, &actor, &org, Resource::Organization, Action::Delete).await?;
+async fn delete(State(state): State<AppState>, organization: OrgParam) -> ApiResult<Response> {
+    let org = organization.allow(Resource::Organization, Action::Delete)?;
     if org.is_default {
         return Err(ApiError::bad_request(
             "Default organization cannot be deleted.",
@@ -218,17 +213,9 @@ async fn delete(
 
 async fn members(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
+    organization: OrgParam,
 ) -> ApiResult<Json<Vec<OrganizationMemberWithUserData>>> {
-    let org = org_for(
-        &state,
-        &actor,
-        &org,
-        Resource::OrganizationMember,
-        Action::Read,
-    )
-    .await?;
+    let org = organization.allow(Resource::OrganizationMember, Action::Read)?;
     let rows = state.store.list_members(org.id).await?;
     Ok(ok(rows
         .into_iter()
@@ -276,11 +263,9 @@ async fn member(
 /// `GET /organizations/{organization}/members/roles`: the organization's built-in roles
 /// (`organization-member` is implied), each saying whether the caller may assign it.
 async fn assignable_member_roles(
-    State(state): State<AppState>,
     actor: Actor,
-    Path(org): Path<String>,
+    OrgParam { org, .. }: OrgParam,
 ) -> ApiResult<Json<Vec<AssignableRoles>>> {
-    let org = resolve::organization(&state, &actor, &org).await?;
     if !actor.can(
         Action::Read,
         Object::in_org(Resource::AssignOrgRole, org.id),

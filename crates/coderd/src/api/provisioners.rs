@@ -9,6 +9,7 @@ use codersdk::{ProvisionerDaemon, ProvisionerDaemonJob, ProvisionerJob};
 use uuid::Uuid;
 
 use super::resolve;
+use super::resolve::OrgParam;
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
@@ -113,10 +114,9 @@ fn filters(q: &QueryParams, statuses: &[&str]) -> ApiResult<Filters> {
 async fn daemons(
     State(state): State<AppState>,
     actor: Actor,
-    Path(org): Path<String>,
+    OrgParam { org, .. }: OrgParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<ProvisionerDaemon>>> {
-    let org = resolve::organization(&state, &actor, &org).await?;
     if !actor.can(
         Action::Read,
         Object::in_org(Resource::ProvisionerDaemon, org.id),

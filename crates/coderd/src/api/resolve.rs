@@ -369,6 +369,39 @@ impl FromRequestParts<AppState> for UserParam {
     }
 }
 
+/// The `{organization}` of the path (id or name), readable by the caller (404 otherwise); the
+/// handler then asks for the action it needs on a resource inside it
+/// ([`OrgParam::allow`]: 403 without it).
+pub struct OrgParam {
+    pub org: OrganizationRow,
+    actor: Actor,
+}
+
+impl FromRequestParts<AppState> for OrgParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("organization").map(String::as_str).unwrap_or("");
+        let org = organization(state, &actor, raw).await?;
+        Ok(OrgParam { org, actor })
+    }
+}
+
+impl OrgParam {
+    /// The organization, if the caller may take `action` on `resource` inside it.
+    pub fn allow(self, resource: Resource, action: Action) -> ApiResult<OrganizationRow> {
+        if !self
+            .actor
+            .can(action, Object::in_org(resource, self.org.id))
+        {
+            return Err(ApiError::forbidden());
+        }
+        Ok(self.org)
+    }
+}
+
 /// The path's parameters by name, decoded.
 async fn path_params(parts: &mut Parts, state: &AppState) -> ApiResult<HashMap<String, String>> {
     let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)

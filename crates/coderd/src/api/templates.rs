@@ -18,7 +18,7 @@ use codersdk::{
 };
 use uuid::Uuid;
 
-use super::resolve::org_for;
+use super::resolve::OrgParam;
 use super::resolve::{readable_by_name, template_for, visibility, TemplateParam};
 use super::routes::{Param, Routes};
 use super::{examples, resolve};
@@ -334,10 +334,10 @@ fn validate(f: &TemplateFields, message: &str) -> ApiResult<()> {
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
-    Path(org): Path<String>,
+    organization: OrgParam,
     Body(req): Body<CreateTemplateRequest>,
 ) -> ApiResult<Response> {
-    let org = org_for(&state, &actor, &org, Resource::Template, Action::Create).await?;
+    let org = organization.allow(Resource::Template, Action::Create)?;
     let Some(version_id) = req.template_version_id.filter(|id| !id.is_nil()) else {
         return Err(ApiError::validation_tag(
             "template_version_id",
@@ -417,10 +417,9 @@ async fn create(
 async fn list_in_org(
     State(state): State<AppState>,
     actor: Actor,
-    Path(org): Path<String>,
+    OrgParam { org, .. }: OrgParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Template>>> {
-    let org = resolve::organization(&state, &actor, &org).await?;
     let mut search = search_filter(&state, &actor, raw.as_deref()).await?;
     search.organization_id = Some(org.id);
     let rows = state
@@ -870,11 +869,9 @@ async fn list_examples(
 }
 
 async fn org_examples(
-    State(state): State<AppState>,
     actor: Actor,
-    Path(org): Path<String>,
+    OrgParam { org, .. }: OrgParam,
 ) -> ApiResult<Json<Vec<TemplateExample>>> {
-    let org = resolve::organization(&state, &actor, &org).await?;
     examples_in(&actor, org.id)
 }
 

@@ -12,7 +12,7 @@ use codersdk::{
 };
 use uuid::Uuid;
 
-use super::resolve::org_for;
+use super::resolve::OrgParam;
 use super::resolve::{version_for, VersionParam};
 use super::routes::Routes;
 use super::{examples, resolve};
@@ -216,10 +216,10 @@ fn duplicate_version(name: &str) -> String {
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
-    Path(org): Path<String>,
+    organization: OrgParam,
     Body(req): Body<CreateTemplateVersionRequest>,
 ) -> ApiResult<Json<TemplateVersion>> {
-    let org = org_for(&state, &actor, &org, Resource::Template, Action::Create).await?;
+    let org = organization.allow(Resource::Template, Action::Create)?;
     let mut invalid = ApiError::bad_request("Validation failed.");
     if req.storage_method != "file" {
         let tag = if req.storage_method.is_empty() {
