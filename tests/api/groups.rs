@@ -40,12 +40,8 @@ async fn everyone_group_contains_every_member() {
     assert_eq!(status, 400);
 }
 
-#[tokio::test]
-async fn group_names_and_quotas_are_validated() {
-    let srv = TestServer::start().await;
-    let (owner, first) = srv.owner().await;
-    let org = first.organization_id;
-
+/// Creates group "devs" (quota 5) in `org`: empty, made by a user.
+async fn create_devs(owner: &Client, org: Uuid) -> Group {
     let g = owner
         .create_group(
             org,
@@ -61,6 +57,16 @@ async fn group_names_and_quotas_are_validated() {
         (g.total_member_count, g.quota_allowance, g.source.as_str()),
         (0, 5, "user")
     );
+    g
+}
+
+#[tokio::test]
+async fn group_names_and_quotas_are_validated() {
+    let srv = TestServer::start().await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+
+    create_devs(&owner, org).await;
     let dup = owner
         .create_group(
             org,
@@ -114,21 +120,7 @@ async fn devs() -> Devs {
     let (member, amy) = srv.member(&owner, "amy").await;
     let org = first.organization_id;
 
-    let g = owner
-        .create_group(
-            org,
-            &CreateGroupRequest {
-                name: "devs".into(),
-                quota_allowance: 5,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (g.total_member_count, g.quota_allowance, g.source.as_str()),
-        (0, 5, "user")
-    );
+    let g = create_devs(&owner, org).await;
     let g = owner
         .patch_group(
             g.id,

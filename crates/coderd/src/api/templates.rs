@@ -29,8 +29,7 @@ use crate::http::params::{Pagination, QueryParams};
 use crate::search::{self, SearchValues};
 use crate::state::AppState;
 use crate::views::convert;
-
-const NS_PER_MS: i64 = 1_000_000;
+use crate::views::convert::NS_PER_MS;
 
 /// Tells watchers of the template's workspaces that the template changed.
 async fn publish_template(state: &AppState, id: Uuid) {

@@ -35,10 +35,10 @@ use crate::http::json::{created, message, ok, Body, Json};
 use crate::http::params::{parse_time, parse_uuid, Pagination, QueryParams};
 use crate::search;
 use crate::state::AppState;
+use crate::views::convert::NS_PER_MS;
 use crate::views::loaded::Loaded;
 use crate::views::workspaces::{render_one, render_with};
 
-const NS_PER_MS: i64 = 1_000_000;
 const MINUTE_MS: i64 = 60_000;
 const MAX_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 

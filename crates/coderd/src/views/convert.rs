@@ -5,6 +5,9 @@ use codersdk::{ApiKey, Group, Organization, OrganizationMember, ReducedUser, Sli
 
 use crate::authz::{org_role_display_name, site_role_display_name};
 
+/// Go's `time.Duration` is nanoseconds; the API speaks milliseconds.
+pub const NS_PER_MS: i64 = 1_000_000;
+
 pub fn site_roles(names: &[String]) -> Vec<SlimRole> {
     names
         .iter()

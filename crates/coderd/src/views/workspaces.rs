@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::views::convert::NS_PER_MS;
 use crate::views::loaded::Loaded;
 
 /// Renders workspaces as `viewer` sees them.
@@ -171,8 +172,6 @@ pub async fn render_with(
         })
         .collect()
 }
-
-const NS_PER_MS: i64 = 1_000_000;
 
 pub async fn render_one(state: &AppState, viewer: Uuid, w: WorkspaceRow) -> ApiResult<Workspace> {
     Ok(render(state, viewer, vec![w]).await?.remove(0))
