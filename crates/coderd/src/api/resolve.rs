@@ -46,6 +46,15 @@ pub async fn readable_user(state: &AppState, actor: &Actor, raw: &str) -> ApiRes
     Ok(u)
 }
 
+/// The `{user}` ([`UserParam`]: readable already), if the caller may take `action` on it: 403
+/// otherwise.
+pub fn allow_user(actor: &Actor, u: UserRow, action: Action) -> ApiResult<UserRow> {
+    if !actor.can(action, Object::user(u.id)) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(u)
+}
+
 pub fn no_such_user(raw: &str) -> ApiError {
     ApiError::bad_request("\"user\" must be an existing uuid or username.")
         .with_detail(format!("queried user={raw:?}"))
