@@ -8,7 +8,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use coderd_db::{
-    BuildRow, OrganizationRow, StoreResultExt, TemplateRow, TemplateVisibility, UserRow,
+    BuildRow, JobRow, OrganizationRow, StoreResultExt, TemplateRow, TemplateVisibility, UserRow,
     VersionRow, WorkspaceRow,
 };
 use uuid::Uuid;
@@ -17,6 +17,7 @@ use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::params::parse_uuid;
 use crate::state::AppState;
+use crate::views::jobs::input_uuid;
 
 /// `{user}`: `me`, a UUID, or a username (case-insensitive). Unknown users answer 400, as
 /// Coder's does; existence is not hidden, handlers authorize afterwards.
@@ -258,7 +259,7 @@ pub fn version_allowed(
 }
 
 /// The `{templateversion}` of the path, checked for `action`: 404 unreadable, 403 read-only.
-pub async fn version_for(
+async fn version_for(
     state: &AppState,
     actor: &Actor,
     raw: &str,
@@ -313,6 +314,45 @@ impl VersionParam {
             return Err(ApiError::forbidden());
         }
         Ok((self.version, self.template))
+    }
+}
+
+/// The dry-run job `{jobID}` of the path's `{templateversion}` (readable, as
+/// [`VersionParam`] decides), as upstream's handler decides: a job id that is no UUID answers
+/// 400, a job that does not exist 404; one that is not a dry run of this version, or whose
+/// initiator's workspaces (in the version's organization) the caller may not read, 403.
+pub struct DryRunParam(pub JobRow);
+
+impl FromRequestParts<AppState> for DryRunParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let (v, _) = VersionParam::from_request_parts(parts, state)
+            .await?
+            .allow(Action::Read)?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("jobID").map(String::as_str).unwrap_or("");
+        let job_id = Uuid::parse_str(raw)
+            .map_err(|_| ApiError::bad_request(format!("Job ID {raw:?} must be a valid UUID.")))?;
+        let job = state.store.job(job_id).await.optional()?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("Provisioner job {:?} not found.", job_id.to_string()),
+            )
+        })?;
+        let initiators_workspaces = Object {
+            resource: Resource::Workspace,
+            org: Some(v.organization_id),
+            owner: Some(job.initiator_id),
+        };
+        let allowed = job.job_type == "template_version_dry_run"
+            && actor.can(Action::Read, initiators_workspaces)
+            && input_uuid(&job, "template_version_id") == Some(v.id);
+        if !allowed {
+            return Err(ApiError::forbidden());
+        }
+        Ok(DryRunParam(job))
     }
 }
 
@@ -447,18 +487,6 @@ impl TemplateParam {
     }
 }
 
-/// The `{template}` of the path, checked for `action` (404 unreadable, 403 read-only).
-pub async fn template_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    action: Action,
-) -> ApiResult<TemplateRow> {
-    let t = state.store.template(parse_uuid(raw)?).await?;
-    check(actor, &t, action)?;
-    Ok(t)
-}
-
 pub fn check(actor: &Actor, t: &TemplateRow, action: Action) -> ApiResult<()> {
     if !actor.can_template(
         Action::Read,
@@ -474,15 +502,22 @@ pub fn check(actor: &Actor, t: &TemplateRow, action: Action) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn readable_by_name(
-    state: &AppState,
-    actor: &Actor,
-    org: Uuid,
-    name: &str,
-) -> ApiResult<TemplateRow> {
-    let t = state.store.template_by_name(org, name).await?;
-    check(actor, &t, Action::Read)?;
-    Ok(t)
+/// The `{templatename}` of the path's `{organization}` (both readable by the caller: 404
+/// otherwise), as upstream's handlers look a template up by name.
+pub struct TemplateByNameParam(pub TemplateRow);
+
+impl FromRequestParts<AppState> for TemplateByNameParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let org = OrgParam::from_request_parts(parts, state).await?.org;
+        let params = path_params(parts, state).await?;
+        let name = params.get("templatename").map(String::as_str).unwrap_or("");
+        let t = state.store.template_by_name(org.id, name).await?;
+        check(&actor, &t, Action::Read)?;
+        Ok(TemplateByNameParam(t))
+    }
 }
 
 pub fn visibility(actor: &Actor) -> TemplateVisibility {
