@@ -8,8 +8,8 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use coderd_db::{
-    BuildRow, JobRow, OrganizationRow, StoreResultExt, TemplateRow, TemplateVisibility, UserRow,
-    VersionRow, WorkspaceRow,
+    BuildRow, GroupRow, JobRow, OrganizationRow, StoreResultExt, TemplateRow, TemplateVisibility,
+    UserRow, VersionRow, WorkspaceRow,
 };
 use uuid::Uuid;
 
@@ -353,6 +353,66 @@ impl FromRequestParts<AppState> for DryRunParam {
             return Err(ApiError::forbidden());
         }
         Ok(DryRunParam(job))
+    }
+}
+
+/// The `{group}` of the path, readable by the caller: 400 for an id that is no UUID, 404 for a
+/// group that does not exist or that they may not read (upstream's `groupparam.go`); the
+/// handler then asks for the action it needs ([`GroupParam::allow`]: 403 without it).
+pub struct GroupParam {
+    pub group: GroupRow,
+    actor: Actor,
+}
+
+impl FromRequestParts<AppState> for GroupParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("group").map(String::as_str).unwrap_or("");
+        let group = state.store.group(parse_uuid(raw)?).await?;
+        let param = GroupParam { group, actor };
+        if !param.may(Action::Read) {
+            return Err(ApiError::not_found());
+        }
+        Ok(param)
+    }
+}
+
+impl GroupParam {
+    fn may(&self, action: Action) -> bool {
+        self.actor.can(
+            action,
+            Object::in_org(Resource::Group, self.group.organization_id),
+        )
+    }
+
+    /// The group, if the caller may take `action` on it.
+    pub fn allow(self, action: Action) -> ApiResult<GroupRow> {
+        if !self.may(action) {
+            return Err(ApiError::forbidden());
+        }
+        Ok(self.group)
+    }
+}
+
+/// The `{groupName}` of the path's `{organization}`: 404 for an organization the caller may
+/// not read, 403 when they may not read its groups, 404 for no such group.
+pub struct GroupByNameParam(pub GroupRow);
+
+impl FromRequestParts<AppState> for GroupByNameParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let org = OrgParam::from_request_parts(parts, state)
+            .await?
+            .allow(Resource::Group, Action::Read)?;
+        let params = path_params(parts, state).await?;
+        let name = params.get("groupName").map(String::as_str).unwrap_or("");
+        Ok(GroupByNameParam(
+            state.store.group_by_name(org.id, name).await?,
+        ))
     }
 }
 
