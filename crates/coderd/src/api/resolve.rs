@@ -8,8 +8,8 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use coderd_db::{
-    BuildRow, GroupRow, JobRow, OrganizationRow, StoreResultExt, TemplateRow, TemplateVisibility,
-    UserRow, VersionRow, WorkspaceRow,
+    BuildRow, FileRow, GroupRow, JobRow, OrganizationRow, StoreResultExt, TemplateRow,
+    TemplateVisibility, UserRow, VersionRow, WorkspaceRow,
 };
 use uuid::Uuid;
 
@@ -413,6 +413,28 @@ impl FromRequestParts<AppState> for GroupByNameParam {
         Ok(GroupByNameParam(
             state.store.group_by_name(org.id, name).await?,
         ))
+    }
+}
+
+/// The `{fileID}` of the path, readable by the caller: 400 for an id that is no UUID, 404 for
+/// a file that does not exist or that they may not read.
+pub struct FileParam(pub FileRow);
+
+impl FromRequestParts<AppState> for FileParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("fileID").map(String::as_str).unwrap_or("");
+        let file = state.store.file(parse_uuid(raw)?).await?;
+        if !actor.can(
+            Action::Read,
+            Object::owned_by(Resource::File, file.created_by),
+        ) {
+            return Err(ApiError::not_found());
+        }
+        Ok(FileParam(file))
     }
 }
 
