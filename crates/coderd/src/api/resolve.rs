@@ -618,22 +618,6 @@ pub fn visibility(actor: &Actor) -> TemplateVisibility {
     }
 }
 
-/// The `{organization}` of the path, checked for `action` on `resource` inside it.
-pub async fn org_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    resource: Resource,
-    action: Action,
-) -> ApiResult<OrganizationRow> {
-    // Whoever can see the organization learns that they may not do this (403).
-    let org = organization(state, actor, raw).await?;
-    if !actor.can(action, Object::in_org(resource, org.id)) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(org)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
