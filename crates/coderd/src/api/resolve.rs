@@ -531,6 +531,40 @@ impl OrgParam {
         }
         Ok(self.org)
     }
+
+    /// The organization, if the caller may read `resource` inside it: 404 otherwise, as for
+    /// what they may not see at all.
+    pub fn visible(self, resource: Resource) -> ApiResult<OrganizationRow> {
+        if !self
+            .actor
+            .can(Action::Read, Object::in_org(resource, self.org.id))
+        {
+            return Err(ApiError::not_found());
+        }
+        Ok(self.org)
+    }
+}
+
+/// The provisioner job `{job}` of the path's `{organization}`, for those who may read the
+/// organization's jobs (404 otherwise, as for an organization they may not read): 400 for an
+/// id that is no UUID, 404 for no such job in this organization.
+pub struct OrgJobParam(pub JobRow);
+
+impl FromRequestParts<AppState> for OrgJobParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let org = OrgParam::from_request_parts(parts, state)
+            .await?
+            .visible(Resource::ProvisionerJobs)?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("job").map(String::as_str).unwrap_or("");
+        let job = state.store.job(parse_uuid(raw)?).await?;
+        if job.organization_id != org.id {
+            return Err(ApiError::not_found());
+        }
+        Ok(OrgJobParam(job))
+    }
 }
 
 /// The path's parameters by name, decoded.
