@@ -148,7 +148,14 @@ impl FromRequestParts<AppState> for WorkspaceParam {
         let actor = Actor::from_request_parts(parts, state).await?;
         let params = path_params(parts, state).await?;
         let raw = params.get("workspace").map(String::as_str).unwrap_or("");
-        let workspace = state.store.workspace(parse_uuid(raw)?).await?;
+        WorkspaceParam::load(state, actor, parse_uuid(raw)?).await
+    }
+}
+
+impl WorkspaceParam {
+    /// Workspace `id` and its template, readable by `actor` (404 otherwise).
+    async fn load(state: &AppState, actor: Actor, id: Uuid) -> ApiResult<Self> {
+        let workspace = state.store.workspace(id).await?;
         if !may(&actor, &workspace, Action::Read) {
             return Err(ApiError::not_found());
         }
@@ -164,9 +171,7 @@ impl FromRequestParts<AppState> for WorkspaceParam {
             actor,
         })
     }
-}
 
-impl WorkspaceParam {
     /// The workspace and its template, if the caller may take `action` on it and it is not
     /// deleted.
     pub fn allow(self, action: Action) -> ApiResult<(WorkspaceRow, TemplateRow)> {
@@ -178,6 +183,34 @@ impl WorkspaceParam {
     pub fn allow_deleted(self, action: Action) -> ApiResult<(WorkspaceRow, TemplateRow)> {
         check_workspace(&self.actor, &self.workspace, action, true)?;
         Ok((self.workspace, self.template))
+    }
+}
+
+/// The `{workspaceagent}` of the path (400 for an id that is no UUID, 404 for no such agent)
+/// and its workspace, readable by the caller (404 otherwise), as upstream's
+/// `workspaceagentparam.go` and the workspace's authorization decide; the handler then asks
+/// for the action it needs on the workspace ([`AgentParam::workspace`]).
+pub struct AgentParam {
+    pub agent_id: Uuid,
+    pub workspace: WorkspaceParam,
+}
+
+impl FromRequestParts<AppState> for AgentParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params
+            .get("workspaceagent")
+            .map(String::as_str)
+            .unwrap_or("");
+        let agent_id = parse_uuid(raw)?;
+        let workspace_id = state.store.workspace_of_agent(agent_id).await?;
+        Ok(AgentParam {
+            agent_id,
+            workspace: WorkspaceParam::load(state, actor, workspace_id).await?,
+        })
     }
 }
 
