@@ -175,13 +175,13 @@ impl WorkspaceParam {
     /// The workspace and its template, if the caller may take `action` on it and it is not
     /// deleted.
     pub fn allow(self, action: Action) -> ApiResult<(WorkspaceRow, TemplateRow)> {
-        check_workspace(&self.actor, &self.workspace, action, false)?;
+        check_workspace(&self.actor, &self.workspace, action, Deleted::Gone)?;
         Ok((self.workspace, self.template))
     }
 
     /// As [`WorkspaceParam::allow`], deleted workspaces included.
     pub fn allow_deleted(self, action: Action) -> ApiResult<(WorkspaceRow, TemplateRow)> {
-        check_workspace(&self.actor, &self.workspace, action, true)?;
+        check_workspace(&self.actor, &self.workspace, action, Deleted::Included)?;
         Ok((self.workspace, self.template))
     }
 }
@@ -214,17 +214,37 @@ impl FromRequestParts<AppState> for AgentParam {
     }
 }
 
-/// The `{workspace}` of the path and its template, checked for `action`: 404 unreadable, 403
-/// read-only, 410 deleted (unless `include_deleted`).
+/// What a deleted workspace answers: 410 (`Gone`), or what a live one would (`Included`, as
+/// `?include_deleted=true` asks and as a build, an agent or a watch of it always does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    Gone,
+    Included,
+}
+
+impl Deleted {
+    /// `Included` when `include` (a parsed `?include_deleted=`), `Gone` otherwise.
+    pub fn included_if(include: bool) -> Deleted {
+        if include {
+            Deleted::Included
+        } else {
+            Deleted::Gone
+        }
+    }
+}
+
+/// Workspace `id` (one that a row, not the path, names: the path's is a [`WorkspaceParam`])
+/// and its template, checked for `action`: 404 unreadable, 403 read-only, 410 deleted (unless
+/// `Deleted::Included`).
 pub async fn workspace_for(
     state: &AppState,
     actor: &Actor,
-    raw: &str,
+    id: Uuid,
     action: Action,
-    include_deleted: bool,
+    deleted: Deleted,
 ) -> ApiResult<(WorkspaceRow, TemplateRow)> {
-    let w = state.store.workspace(parse_uuid(raw)?).await?;
-    check_workspace(actor, &w, action, include_deleted)?;
+    let w = state.store.workspace(id).await?;
+    check_workspace(actor, &w, action, deleted)?;
     let t = state
         .store
         .templates_by_ids(&[w.template_id])
@@ -235,17 +255,17 @@ pub async fn workspace_for(
 }
 
 /// Whether `actor` may do `action` to workspace `w`: 404 unreadable, 403 read-only, 410
-/// deleted (unless `include_deleted`).
+/// deleted (unless `Deleted::Included`).
 pub fn check_workspace(
     actor: &Actor,
     w: &WorkspaceRow,
     action: Action,
-    include_deleted: bool,
+    deleted: Deleted,
 ) -> ApiResult<()> {
     if !may(actor, w, Action::Read) {
         return Err(ApiError::not_found());
     }
-    if w.deleted && !include_deleted {
+    if w.deleted && deleted == Deleted::Gone {
         return Err(ApiError::new(
             StatusCode::GONE,
             format!(
@@ -493,9 +513,9 @@ impl FromRequestParts<AppState> for BuildParam {
         let (workspace, template) = workspace_for(
             state,
             &actor,
-            &build.workspace_id.to_string(),
+            build.workspace_id,
             Action::Read,
-            true,
+            Deleted::Included,
         )
         .await?;
         Ok(BuildParam {
@@ -530,6 +550,21 @@ impl FromRequestParts<AppState> for UserParam {
         let params = path_params(parts, state).await?;
         let raw = params.get("user").map(String::as_str).unwrap_or("");
         Ok(UserParam(readable_user(state, &actor, raw).await?))
+    }
+}
+
+/// The `{user}` of the path as the owner of the workspace the path names next: any user (400
+/// for none, as [`user`]); whether the caller learns anything is decided by the workspace.
+pub struct OwnerParam(pub UserRow);
+
+impl FromRequestParts<AppState> for OwnerParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("user").map(String::as_str).unwrap_or("");
+        Ok(OwnerParam(user(state, Some(&actor), raw).await?))
     }
 }
 
