@@ -1,6 +1,9 @@
-//! The objects a URL names, loaded and authorized once: `{user}`, `{organization}`,
-//! `{workspace}` and `{template}` (the typed [`WorkspaceParam`] and [`TemplateParam`]
-//! extractors, and loader functions for ids that come from elsewhere), and the name rules.
+//! The objects a URL names, loaded and authorized once, as upstream's `httpmw` parameter
+//! middleware does: typed extractors for `{user}`, `{organization}`, `{workspace}`,
+//! `{workspaceagent}`, `{workspacebuild}`, `{template}`, `{templatename}`,
+//! `{templateversion}` and its dry runs, `{group}`, `{groupName}`, `{fileID}` and an
+//! organization's provisioner `{job}`; loader functions for ids that come from elsewhere (a
+//! row, a body, a query); and the name rules.
 
 use std::collections::HashMap;
 
