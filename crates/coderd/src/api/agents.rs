@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coderd_db::AgentIdentity;
@@ -15,12 +15,13 @@ use coderd_db::StoreResultExt;
 use codersdk::{WorkspaceAgent, WorkspaceAgentLog};
 use uuid::Uuid;
 
+use super::resolve::AgentParam;
 use super::routes::{Param, Routes};
 use crate::agentapi::AgentApi;
 use crate::authz::{Action, Actor};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{ok, Json};
-use crate::http::params::{parse_uuid, QueryParams};
+use crate::http::params::QueryParams;
 use crate::http::ws_io::Upgrade;
 use crate::http::ws_io::WsIo;
 use crate::state::AppState;
@@ -291,13 +292,9 @@ fn connection_info(state: &AppState) -> serde_json::Value {
 /// `GET /workspaceagents/{id}/connection`: for anyone who may read the agent's workspace.
 async fn connection(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    agent: AgentParam,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let id = parse_uuid(&id)?;
-    let workspace = state.store.workspace_of_agent(id).await?;
-    super::resolve::workspace_for(&state, &actor, &workspace.to_string(), Action::Read, true)
-        .await?;
+    agent.workspace.allow_deleted(Action::Read)?;
     Ok(ok(connection_info(&state)))
 }
 
@@ -314,16 +311,15 @@ async fn connection_generic(
 /// workspace gets in; anyone else is told the agent does not exist, as upstream does.
 async fn coordinate(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    agent: AgentParam,
     RawQuery(raw): RawQuery,
     ws: Upgrade,
 ) -> ApiResult<Response> {
-    let agent = parse_uuid(&id)?;
-    let workspace = state.store.workspace_of_agent(agent).await?;
-    match super::resolve::workspace_for(&state, &actor, &workspace.to_string(), Action::Ssh, false)
-        .await
-    {
+    let AgentParam {
+        agent_id: agent,
+        workspace,
+    } = agent;
+    match workspace.allow(Action::Ssh) {
         Ok(_) => {}
         Err(e) if e.status == StatusCode::FORBIDDEN => return Err(ApiError::not_found()),
         Err(e) => return Err(e),
@@ -484,12 +480,10 @@ async fn me_app_status(
     }))
 }
 
-/// The agent `{workspaceagent}` and its workspace, for those who may read the workspace.
-async fn readable_agent(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<WorkspaceAgent> {
-    let id = parse_uuid(raw)?;
-    let workspace = state.store.workspace_of_agent(id).await?;
-    super::resolve::workspace_for(state, actor, &workspace.to_string(), Action::Read, true).await?;
-    crate::views::jobs::agents_by_ids(state, &[id])
+/// The agent `{workspaceagent}`, for those who may read its workspace.
+async fn readable_agent(state: &AppState, agent: AgentParam) -> ApiResult<WorkspaceAgent> {
+    agent.workspace.allow_deleted(Action::Read)?;
+    crate::views::jobs::agents_by_ids(state, &[agent.agent_id])
         .await?
         .pop()
         .ok_or_else(ApiError::not_found)
@@ -497,10 +491,9 @@ async fn readable_agent(state: &AppState, actor: &Actor, raw: &str) -> ApiResult
 
 async fn agent(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    agent: AgentParam,
 ) -> ApiResult<Json<WorkspaceAgent>> {
-    Ok(ok(readable_agent(&state, &actor, &id).await?))
+    Ok(ok(readable_agent(&state, agent).await?))
 }
 
 /// `GET /workspaceagents/{id}/logs?after=<id>`: the agent's startup logs as JSON, or with
@@ -508,12 +501,11 @@ async fn agent(
 /// client leaves or the server shuts down.
 async fn logs(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    agent: AgentParam,
     RawQuery(raw): RawQuery,
     ws: Upgrade,
 ) -> ApiResult<Response> {
-    let agent = readable_agent(&state, &actor, &id).await?;
+    let agent = readable_agent(&state, agent).await?;
     let q = QueryParams::parse(raw.as_deref());
     let after = match q.get("after").filter(|s| !s.is_empty()) {
         None => 0,
@@ -683,12 +675,8 @@ fn metadata_events(
 }
 
 /// `GET /workspaceagents/{id}/watch-metadata`: the metadata watch as server-sent events.
-async fn watch_metadata(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let agent = readable_agent(&state, &actor, &id).await?;
+async fn watch_metadata(State(state): State<AppState>, agent: AgentParam) -> ApiResult<Response> {
+    let agent = readable_agent(&state, agent).await?;
     let first = metadata_json(&state, agent.id).await?;
     let mut events = metadata_events(state, agent.id, first);
     let body = async_stream_body(async move |tx| {
@@ -707,11 +695,10 @@ async fn watch_metadata(
 /// event a `codersdk.ServerSentEvent` (`{"type", "data"}`) text message.
 async fn watch_metadata_ws(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    agent: AgentParam,
     ws: Upgrade,
 ) -> ApiResult<Response> {
-    let agent = readable_agent(&state, &actor, &id).await?;
+    let agent = readable_agent(&state, agent).await?;
     let ws = ws.map_err(|e| {
         ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text())
     })?;
@@ -789,12 +776,8 @@ async fn derp_map_updates(
 /// `GET /workspaceagents/{id}/listening-ports`: upstream asks the agent over the tailnet,
 /// which this server does not join (docs/decisions.md, Tailnet). A disconnected agent gets
 /// upstream's 400; a connected one a clear 501 pointing at `coder port-forward`.
-async fn listening_ports(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let agent = readable_agent(&state, &actor, &id).await?;
+async fn listening_ports(State(state): State<AppState>, agent: AgentParam) -> ApiResult<Response> {
+    let agent = readable_agent(&state, agent).await?;
     if agent.status != "connected" {
         return Err(ApiError::bad_request(format!(
             "Agent state is {:?}, it must be in the \"connected\" state.",

@@ -8,6 +8,7 @@ use coderd_db::{StoreResultExt, UserRow};
 use codersdk::{ApiKey, ApiKeyWithOwner, CreateTokenRequest, GenerateApiKeyResponse, TokenConfig};
 
 use super::resolve;
+use super::resolve::UserParam;
 use super::routes::Routes;
 use super::sessions::issue_key;
 use crate::authz::{Action, Actor, Object, Resource};
@@ -50,13 +51,7 @@ pub fn routes(r: &mut Routes) {
 }
 
 /// The `{user}` whose keys are addressed, checked for `action` on their keys.
-async fn key_owner(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    action: Action,
-) -> ApiResult<UserRow> {
-    let u = resolve::readable_user(state, actor, raw).await?;
+fn key_owner(actor: &Actor, u: UserRow, action: Action) -> ApiResult<UserRow> {
     let keys = Object::owned_by(Resource::ApiKey, u.id);
     if !actor.can(action, keys) {
         return Err(if actor.can(Action::Read, keys) {
@@ -72,9 +67,9 @@ async fn create_cli_key(
     State(state): State<AppState>,
     actor: Actor,
     client: crate::proxy::ClientIp,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<GenerateApiKeyResponse>> {
-    let u = key_owner(&state, &actor, &user, Action::Create).await?;
+    let u = key_owner(&actor, u, Action::Create)?;
     let key = issue_key(&state, u.id, "password", CLI_KEY_LIFETIME, "", client).await?;
     Ok(created(GenerateApiKeyResponse { key }))
 }
@@ -83,10 +78,10 @@ async fn create_token(
     State(state): State<AppState>,
     actor: Actor,
     client: crate::proxy::ClientIp,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
     Body(req): Body<CreateTokenRequest>,
 ) -> ApiResult<Json<GenerateApiKeyResponse>> {
-    let u = key_owner(&state, &actor, &user, Action::Create).await?;
+    let u = key_owner(&actor, u, Action::Create)?;
     let invalid = |detail: String| {
         ApiError::bad_request("Failed to validate create API key request.").with_detail(detail)
     };
@@ -144,10 +139,10 @@ async fn create_token(
 async fn list_tokens(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<ApiKeyWithOwner>>> {
-    let u = key_owner(&state, &actor, &user, Action::Read).await?;
+    let u = key_owner(&actor, u, Action::Read)?;
     let include_all = QueryParams::parse(raw.as_deref()).get("include_all") == Some("true");
     let rows = if include_all {
         state
@@ -183,9 +178,9 @@ async fn list_tokens(
 async fn token_config(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<TokenConfig>> {
-    key_owner(&state, &actor, &user, Action::Read).await?;
+    key_owner(&actor, u, Action::Read)?;
     let ns = state.config.max_token_lifetime.as_nanos();
     Ok(ok(TokenConfig {
         max_token_lifetime: i64::try_from(ns).unwrap_or(i64::MAX),
@@ -195,9 +190,11 @@ async fn token_config(
 async fn token_by_name(
     State(state): State<AppState>,
     actor: Actor,
-    Path((user, name)): Path<(String, String)>,
+    UserParam(u): UserParam,
+    // The key is looked up only once the action on the owner's keys is allowed (403 first).
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Json<ApiKey>> {
-    let u = key_owner(&state, &actor, &user, Action::Read).await?;
+    let u = key_owner(&actor, u, Action::Read)?;
     let key = state.store.api_key_by_name(u.id, &name).await?;
     Ok(ok(convert::api_key(key)))
 }
@@ -215,18 +212,22 @@ async fn key_of(state: &AppState, owner: &UserRow, id: &str) -> ApiResult<coderd
 async fn key_by_id(
     State(state): State<AppState>,
     actor: Actor,
-    Path((user, id)): Path<(String, String)>,
+    UserParam(u): UserParam,
+    // The key is looked up only once the action on the owner's keys is allowed (403 first).
+    Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ApiKey>> {
-    let u = key_owner(&state, &actor, &user, Action::Read).await?;
+    let u = key_owner(&actor, u, Action::Read)?;
     Ok(ok(convert::api_key(key_of(&state, &u, &id).await?)))
 }
 
 async fn delete_key(
     State(state): State<AppState>,
     actor: Actor,
-    Path((user, id)): Path<(String, String)>,
+    UserParam(u): UserParam,
+    // The key is looked up only once the action on the owner's keys is allowed (403 first).
+    Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let u = key_owner(&state, &actor, &user, Action::Delete).await?;
+    let u = key_owner(&actor, u, Action::Delete)?;
     let key = key_of(&state, &u, &id).await?;
     state.store.delete_api_key(&key.id).await?;
     // This process forgets at once; the others when the trigger's message reaches them.

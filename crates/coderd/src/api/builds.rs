@@ -11,8 +11,9 @@ use codersdk::{
     WorkspaceBuildParameter, WorkspaceBuildTimings, WorkspaceResource,
 };
 
-use super::resolve;
-use super::resolve::{workspace_for, BuildParam, WorkspaceParam};
+use super::resolve::{
+    check_workspace, workspace_for, BuildParam, Deleted, OwnerParam, WorkspaceParam,
+};
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor};
 use crate::domain::builds::BuildSpec;
@@ -230,6 +231,8 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     actor: Actor,
+    // Not a `BuildParam`: the prefetch below reads the build with all the answer shows in one
+    // statement.
     Path(id): Path<String>,
 ) -> ApiResult<Json<WorkspaceBuild>> {
     // Everything the answer shows, read at once; whether it may be shown is decided before
@@ -249,14 +252,14 @@ async fn get_one(
         workspace_for(
             &state,
             &actor,
-            &b.workspace_id.to_string(),
+            b.workspace_id,
             Action::Read,
-            true,
+            Deleted::Included,
         )
         .await?;
         return Err(ApiError::not_found());
     };
-    crate::api::resolve::check_workspace(&actor, &w, Action::Read, true)?;
+    check_workspace(&actor, &w, Action::Read, Deleted::Included)?;
     Ok(ok(render_with(&state, vec![b], &mut loaded)
         .await?
         .remove(0)))
@@ -265,9 +268,10 @@ async fn get_one(
 async fn by_number(
     State(state): State<AppState>,
     actor: Actor,
-    Path((user, name, number)): Path<(String, String, String)>,
+    OwnerParam(owner): OwnerParam,
+    // The workspace's name is looked up once the build number is read (its 400 first).
+    Path((_, name, number)): Path<(String, String, String)>,
 ) -> ApiResult<Json<WorkspaceBuild>> {
-    let owner = resolve::user(&state, Some(&actor), &user).await?;
     let number: i32 = number.parse().map_err(|_| {
         ApiError::bad_request(format!("Build number {number:?} must be an integer."))
     })?;
@@ -275,7 +279,7 @@ async fn by_number(
         .store
         .workspace_by_owner_and_name(owner.id, &name, true)
         .await?;
-    workspace_for(&state, &actor, &w.id.to_string(), Action::Read, true).await?;
+    workspace_for(&state, &actor, w.id, Action::Read, Deleted::Included).await?;
     let b = state.store.build_by_number(w.id, number).await?;
     Ok(ok(render_one(&state, b).await?))
 }

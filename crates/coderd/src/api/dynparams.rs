@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use coderd_db::model::Parameter;
@@ -22,7 +22,7 @@ use codersdk::{
 use futures_util::{SinkExt, StreamExt};
 
 use super::resolve;
-use super::resolve::version_for;
+use super::resolve::VersionParam;
 use super::routes::Routes;
 use crate::authz::{Action, Actor};
 use crate::domain::parameters::validate;
@@ -60,12 +60,8 @@ pub fn routes(r: &mut Routes) {
 }
 
 /// The version's parameters, once its import has finished.
-async fn imported_parameters(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-) -> ApiResult<Vec<Parameter>> {
-    let (v, _) = version_for(state, actor, raw, Action::Read).await?;
+async fn imported_parameters(state: &AppState, version: VersionParam) -> ApiResult<Vec<Parameter>> {
+    let (v, _) = version.allow(Action::Read)?;
     let job = state.store.job(v.job_id).await?;
     if job.completed_at.is_none() {
         return Err(ApiError::new(
@@ -206,21 +202,20 @@ fn form(
 async fn evaluate(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
     Body(req): Body<DynamicParametersRequest>,
 ) -> ApiResult<Json<DynamicParametersResponse>> {
-    let params = imported_parameters(&state, &actor, &id).await?;
+    let params = imported_parameters(&state, version).await?;
     check_owner(&state, &actor, &req).await?;
     Ok(ok(form(&params, 0, &req)))
 }
 
 async fn websocket(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
     ws: Upgrade,
 ) -> ApiResult<Response> {
-    let params = imported_parameters(&state, &actor, &id).await?;
+    let params = imported_parameters(&state, version).await?;
     let ws = ws.map_err(|e| {
         ApiError::bad_request("Failed to accept websocket.").with_detail(e.body_text())
     })?;

@@ -1,18 +1,19 @@
 //! Uploaded archives: `POST /files`, `GET /files/{fileID}`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use codersdk::UploadResponse;
 use sha2::{Digest, Sha256};
 
+use super::resolve::FileParam;
 use super::routes::{Limit, Routes};
 use crate::archive;
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::Json;
-use crate::http::params::{parse_uuid, QueryParams};
+use crate::http::params::QueryParams;
 use crate::state::AppState;
 
 /// Largest upload accepted: 100 MiB, as Coder's.
@@ -90,20 +91,7 @@ async fn upload(
     Ok(Json(status, UploadResponse { hash: id }))
 }
 
-async fn download(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    let id = parse_uuid(&id)?;
-    let file = state.store.file(id).await?;
-    if !actor.can(
-        Action::Read,
-        Object::owned_by(Resource::File, file.created_by),
-    ) {
-        return Err(ApiError::not_found());
-    }
+async fn download(FileParam(file): FileParam, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = QueryParams::parse(raw.as_deref());
     let (mimetype, data) = match q.get("format") {
         None | Some("") => (file.mimetype, file.data),

@@ -1,14 +1,16 @@
 //! `GET|PUT /users/{user}/gitsshkey`: each user's Git SSH key (ed25519, as Coder generates by
 //! default). The key pair is made on first read; `PUT` replaces it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+use coderd_db::UserRow;
 use codersdk::GitSshKey;
 
 use super::resolve;
+use super::resolve::UserParam;
 use super::routes::Routes;
-use crate::authz::{Action, Actor, Object};
+use crate::authz::{Action, Actor};
 use crate::domain::git_ssh_keys::generate;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
 use crate::http::json::{ok, Json};
 use crate::state::AppState;
 
@@ -27,12 +29,8 @@ pub fn routes(r: &mut Routes) {
 
 /// The user the path names, when the caller may see and change their personal settings
 /// (themselves, owners, user admins). Others' keys are as invisible as the users are.
-async fn key_owner(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<uuid::Uuid> {
-    let u = resolve::readable_user(state, actor, raw).await?;
-    if !actor.can(Action::UpdatePersonal, Object::user(u.id)) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(u.id)
+fn key_owner(actor: &Actor, u: UserRow) -> ApiResult<uuid::Uuid> {
+    Ok(resolve::allow_user(actor, u, Action::UpdatePersonal)?.id)
 }
 
 fn wire(row: coderd_db::GitSshKeyRow) -> GitSshKey {
@@ -47,9 +45,9 @@ fn wire(row: coderd_db::GitSshKeyRow) -> GitSshKey {
 async fn get_key(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<GitSshKey>> {
-    let user = key_owner(&state, &actor, &user).await?;
+    let user = key_owner(&actor, u)?;
     let row = match state.store.git_ssh_key(user).await? {
         Some(row) => row,
         None => {
@@ -66,9 +64,9 @@ async fn get_key(
 async fn regenerate(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<GitSshKey>> {
-    let user = key_owner(&state, &actor, &user).await?;
+    let user = key_owner(&actor, u)?;
     let (private, public) = generate()?;
     let row = state
         .store

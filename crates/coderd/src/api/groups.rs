@@ -1,18 +1,18 @@
 //! Groups of users within an organization. Every organization has an "Everyone" group (its id
 //! is the organization's) whose members are exactly the organization's members.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use coderd_db::{GroupFilter, GroupRow, NewGroup, StoreResultExt, UpdateGroup};
 use codersdk::{CreateGroupRequest, Group, PatchGroupRequest};
 use uuid::Uuid;
 
 use super::resolve;
-use super::resolve::{org_for, OrgParam};
+use super::resolve::{GroupByNameParam, GroupParam, OrgParam};
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult, ConflictExt};
 use crate::http::json::{created, ok, Body, Json};
-use crate::http::params::{parse_uuid, QueryErrors, QueryParams};
+use crate::http::params::{QueryErrors, QueryParams};
 use crate::state::AppState;
 use crate::views::groups::with_members;
 
@@ -61,25 +61,6 @@ pub fn routes(r: &mut Routes) {
 
 async fn one(state: &AppState, g: GroupRow) -> ApiResult<Group> {
     Ok(with_members(state, vec![g]).await?.remove(0))
-}
-
-/// The `{group}` of the path, checked for `action` (404 when unreadable, 403 when read-only).
-async fn group_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    action: Action,
-) -> ApiResult<GroupRow> {
-    let id = parse_uuid(raw)?;
-    let g = state.store.group(id).await?;
-    let obj = Object::in_org(Resource::Group, g.organization_id);
-    if !actor.can(Action::Read, obj) {
-        return Err(ApiError::not_found());
-    }
-    if !actor.can(action, obj) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(g)
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
@@ -147,11 +128,8 @@ async fn create(
 
 async fn by_name(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((org, name)): Path<(String, String)>,
+    GroupByNameParam(g): GroupByNameParam,
 ) -> ApiResult<Json<Group>> {
-    let org = org_for(&state, &actor, &org, Resource::Group, Action::Read).await?;
-    let g = state.store.group_by_name(org.id, &name).await?;
     Ok(ok(one(&state, g).await?))
 }
 
@@ -205,12 +183,8 @@ async fn list(
     Ok(ok(with_members(&state, groups).await?))
 }
 
-async fn get_one(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Group>> {
-    let g = group_for(&state, &actor, &id, Action::Read).await?;
+async fn get_one(State(state): State<AppState>, group: GroupParam) -> ApiResult<Json<Group>> {
+    let g = group.allow(Action::Read)?;
     Ok(ok(one(&state, g).await?))
 }
 
@@ -238,11 +212,10 @@ async fn member_ids(
 
 async fn patch(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    group: GroupParam,
     Body(req): Body<PatchGroupRequest>,
 ) -> ApiResult<Json<Group>> {
-    let g = group_for(&state, &actor, &id, Action::Update).await?;
+    let g = group.allow(Action::Update)?;
     if g.is_everyone() {
         if !req.add_users.is_empty() || !req.remove_users.is_empty() {
             return Err(ApiError::bad_request(format!(
@@ -290,12 +263,8 @@ async fn patch(
     Ok(ok(one(&state, updated).await?))
 }
 
-async fn delete(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Group>> {
-    let g = group_for(&state, &actor, &id, Action::Delete).await?;
+async fn delete(State(state): State<AppState>, group: GroupParam) -> ApiResult<Json<Group>> {
+    let g = group.allow(Action::Delete)?;
     if g.is_everyone() {
         return Err(ApiError::bad_request(format!(
             "The {EVERYONE:?} group cannot be deleted."

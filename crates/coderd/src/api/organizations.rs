@@ -10,7 +10,7 @@ use codersdk::{
 };
 
 use super::resolve;
-use super::resolve::{org_for, OrgParam};
+use super::resolve::OrgParam;
 use super::routes::Routes;
 use crate::authz::{Action, Actor, Object, Resource, ORG_ROLES};
 use crate::http::error::{ApiError, ApiResult, ConflictExt};
@@ -153,14 +153,8 @@ async fn create(
     Ok(created(convert::organization(org)))
 }
 
-async fn get_one(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(org): Path<String>,
-) -> ApiResult<Json<Organization>> {
-    Ok(ok(convert::organization(
-        resolve::organization(&state, &actor, &org).await?,
-    )))
+async fn get_one(OrgParam { org, .. }: OrgParam) -> ApiResult<Json<Organization>> {
+    Ok(ok(convert::organization(org)))
 }
 
 async fn update(
@@ -242,16 +236,11 @@ fn member_with_user(org: uuid::Uuid, r: MemberWithUserRow) -> OrganizationMember
 async fn member(
     State(state): State<AppState>,
     actor: Actor,
-    Path((org, user)): Path<(String, String)>,
+    organization: OrgParam,
+    // The user is resolved once the action on the members is allowed (403 before 400).
+    Path((_, user)): Path<(String, String)>,
 ) -> ApiResult<Json<OrganizationMemberWithUserData>> {
-    let org = org_for(
-        &state,
-        &actor,
-        &org,
-        Resource::OrganizationMember,
-        Action::Read,
-    )
-    .await?;
+    let org = organization.allow(Resource::OrganizationMember, Action::Read)?;
     let user = resolve::user(&state, Some(&actor), &user).await?;
     let membership = state.store.membership(org.id, user.id).await?;
     Ok(ok(member_with_user(
@@ -291,16 +280,11 @@ async fn assignable_member_roles(
 async fn add_member(
     State(state): State<AppState>,
     actor: Actor,
-    Path((org, user)): Path<(String, String)>,
+    organization: OrgParam,
+    // The user is resolved once the action on the members is allowed (403 before 400).
+    Path((_, user)): Path<(String, String)>,
 ) -> ApiResult<Json<OrganizationMember>> {
-    let org = org_for(
-        &state,
-        &actor,
-        &org,
-        Resource::OrganizationMember,
-        Action::Create,
-    )
-    .await?;
+    let org = organization.allow(Resource::OrganizationMember, Action::Create)?;
     let u = resolve::user(&state, Some(&actor), &user).await?;
     let m = state
         .store
@@ -325,16 +309,11 @@ fn not_a_member() -> ApiError {
 async fn remove_member(
     State(state): State<AppState>,
     actor: Actor,
-    Path((org, user)): Path<(String, String)>,
+    organization: OrgParam,
+    // The user is resolved once the action on the members is allowed (403 before 400).
+    Path((_, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let org = org_for(
-        &state,
-        &actor,
-        &org,
-        Resource::OrganizationMember,
-        Action::Delete,
-    )
-    .await?;
+    let org = organization.allow(Resource::OrganizationMember, Action::Delete)?;
     let u = resolve::user(&state, Some(&actor), &user).await?;
     state
         .store
@@ -348,17 +327,12 @@ async fn remove_member(
 async fn update_member_roles(
     State(state): State<AppState>,
     actor: Actor,
-    Path((org, user)): Path<(String, String)>,
+    organization: OrgParam,
+    // The user is resolved once the action on the members is allowed (403 before 400).
+    Path((_, user)): Path<(String, String)>,
     Body(req): Body<UpdateRoles>,
 ) -> ApiResult<Json<OrganizationMember>> {
-    let org = org_for(
-        &state,
-        &actor,
-        &org,
-        Resource::OrganizationMember,
-        Action::Read,
-    )
-    .await?;
+    let org = organization.allow(Resource::OrganizationMember, Action::Read)?;
     let u = resolve::user(&state, Some(&actor), &user).await?;
     if u.id == actor.user_id {
         return Err(ApiError::bad_request(

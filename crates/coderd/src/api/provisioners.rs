@@ -2,19 +2,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use chrono::Utc;
 use coderd_db::{JobFilter, JobRow};
 use codersdk::{ProvisionerDaemon, ProvisionerDaemonJob, ProvisionerJob};
 use uuid::Uuid;
 
 use super::resolve;
-use super::resolve::OrgParam;
+use super::resolve::{OrgJobParam, OrgParam};
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::{ok, Json};
-use crate::http::params::{parse_uuid, QueryErrors, QueryParams};
+use crate::http::params::{QueryErrors, QueryParams};
 use crate::state::AppState;
 use crate::views::jobs::JobViews;
 
@@ -187,24 +187,13 @@ async fn daemons(
 }
 
 /// Only those who may read the organization's provisioner jobs see them; others get 404.
-async fn jobs_org(state: &AppState, actor: &Actor, raw: &str) -> ApiResult<Uuid> {
-    let org = resolve::organization(state, actor, raw).await?;
-    if !actor.can(
-        Action::Read,
-        Object::in_org(Resource::ProvisionerJobs, org.id),
-    ) {
-        return Err(ApiError::not_found());
-    }
-    Ok(org.id)
-}
-
 async fn jobs(
     State(state): State<AppState>,
     actor: Actor,
-    Path(org): Path<String>,
+    organization: OrgParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<ProvisionerJob>>> {
-    let org = jobs_org(&state, &actor, &org).await?;
+    let org = organization.visible(Resource::ProvisionerJobs)?.id;
     let q = QueryParams::parse(raw.as_deref());
     let f = filters(&q, &STATUSES)?;
     let initiator = match q.get("initiator").filter(|v| !v.is_empty()) {
@@ -229,13 +218,7 @@ async fn jobs(
 
 async fn job(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((org, job)): Path<(String, String)>,
+    OrgJobParam(job): OrgJobParam,
 ) -> ApiResult<Json<ProvisionerJob>> {
-    let org = jobs_org(&state, &actor, &org).await?;
-    let job = state.store.job(parse_uuid(&job)?).await?;
-    if job.organization_id != org {
-        return Err(ApiError::not_found());
-    }
     Ok(ok(crate::views::jobs::render_job(&state, &job).await?))
 }

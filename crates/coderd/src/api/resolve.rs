@@ -1,6 +1,9 @@
-//! The objects a URL names, loaded and authorized once: `{user}`, `{organization}`,
-//! `{workspace}` and `{template}` (the typed [`WorkspaceParam`] and [`TemplateParam`]
-//! extractors, and loader functions for ids that come from elsewhere), and the name rules.
+//! The objects a URL names, loaded and authorized once, as upstream's `httpmw` parameter
+//! middleware does: typed extractors for `{user}`, `{organization}`, `{workspace}`,
+//! `{workspaceagent}`, `{workspacebuild}`, `{template}`, `{templatename}`,
+//! `{templateversion}` and its dry runs, `{group}`, `{groupName}`, `{fileID}` and an
+//! organization's provisioner `{job}`; loader functions for ids that come from elsewhere (a
+//! row, a body, a query); and the name rules.
 
 use std::collections::HashMap;
 
@@ -8,8 +11,8 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use coderd_db::{
-    BuildRow, OrganizationRow, StoreResultExt, TemplateRow, TemplateVisibility, UserRow,
-    VersionRow, WorkspaceRow,
+    BuildRow, FileRow, GroupRow, JobRow, OrganizationRow, StoreResultExt, TemplateRow,
+    TemplateVisibility, UserRow, VersionRow, WorkspaceRow,
 };
 use uuid::Uuid;
 
@@ -17,6 +20,7 @@ use crate::authz::{Action, Actor, Object, Resource};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::params::parse_uuid;
 use crate::state::AppState;
+use crate::views::jobs::input_uuid;
 
 /// `{user}`: `me`, a UUID, or a username (case-insensitive). Unknown users answer 400, as
 /// Coder's does; existence is not hidden, handlers authorize afterwards.
@@ -42,6 +46,15 @@ pub async fn readable_user(state: &AppState, actor: &Actor, raw: &str) -> ApiRes
     let u = user(state, Some(actor), raw).await?;
     if !actor.can(Action::Read, Object::user(u.id)) {
         return Err(no_such_user(raw));
+    }
+    Ok(u)
+}
+
+/// The `{user}` ([`UserParam`]: readable already), if the caller may take `action` on it: 403
+/// otherwise.
+pub fn allow_user(actor: &Actor, u: UserRow, action: Action) -> ApiResult<UserRow> {
+    if !actor.can(action, Object::user(u.id)) {
+        return Err(ApiError::forbidden());
     }
     Ok(u)
 }
@@ -138,7 +151,14 @@ impl FromRequestParts<AppState> for WorkspaceParam {
         let actor = Actor::from_request_parts(parts, state).await?;
         let params = path_params(parts, state).await?;
         let raw = params.get("workspace").map(String::as_str).unwrap_or("");
-        let workspace = state.store.workspace(parse_uuid(raw)?).await?;
+        WorkspaceParam::load(state, actor, parse_uuid(raw)?).await
+    }
+}
+
+impl WorkspaceParam {
+    /// Workspace `id` and its template, readable by `actor` (404 otherwise).
+    async fn load(state: &AppState, actor: Actor, id: Uuid) -> ApiResult<Self> {
+        let workspace = state.store.workspace(id).await?;
         if !may(&actor, &workspace, Action::Read) {
             return Err(ApiError::not_found());
         }
@@ -154,34 +174,80 @@ impl FromRequestParts<AppState> for WorkspaceParam {
             actor,
         })
     }
-}
 
-impl WorkspaceParam {
     /// The workspace and its template, if the caller may take `action` on it and it is not
     /// deleted.
     pub fn allow(self, action: Action) -> ApiResult<(WorkspaceRow, TemplateRow)> {
-        check_workspace(&self.actor, &self.workspace, action, false)?;
+        check_workspace(&self.actor, &self.workspace, action, Deleted::Gone)?;
         Ok((self.workspace, self.template))
     }
 
     /// As [`WorkspaceParam::allow`], deleted workspaces included.
     pub fn allow_deleted(self, action: Action) -> ApiResult<(WorkspaceRow, TemplateRow)> {
-        check_workspace(&self.actor, &self.workspace, action, true)?;
+        check_workspace(&self.actor, &self.workspace, action, Deleted::Included)?;
         Ok((self.workspace, self.template))
     }
 }
 
-/// The `{workspace}` of the path and its template, checked for `action`: 404 unreadable, 403
-/// read-only, 410 deleted (unless `include_deleted`).
+/// The `{workspaceagent}` of the path (400 for an id that is no UUID, 404 for no such agent)
+/// and its workspace, readable by the caller (404 otherwise), as upstream's
+/// `workspaceagentparam.go` and the workspace's authorization decide; the handler then asks
+/// for the action it needs on the workspace ([`AgentParam::workspace`]).
+pub struct AgentParam {
+    pub agent_id: Uuid,
+    pub workspace: WorkspaceParam,
+}
+
+impl FromRequestParts<AppState> for AgentParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params
+            .get("workspaceagent")
+            .map(String::as_str)
+            .unwrap_or("");
+        let agent_id = parse_uuid(raw)?;
+        let workspace_id = state.store.workspace_of_agent(agent_id).await?;
+        Ok(AgentParam {
+            agent_id,
+            workspace: WorkspaceParam::load(state, actor, workspace_id).await?,
+        })
+    }
+}
+
+/// What a deleted workspace answers: 410 (`Gone`), or what a live one would (`Included`, as
+/// `?include_deleted=true` asks and as a build, an agent or a watch of it always does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    Gone,
+    Included,
+}
+
+impl Deleted {
+    /// `Included` when `include` (a parsed `?include_deleted=`), `Gone` otherwise.
+    pub fn included_if(include: bool) -> Deleted {
+        if include {
+            Deleted::Included
+        } else {
+            Deleted::Gone
+        }
+    }
+}
+
+/// Workspace `id` (one that a row, not the path, names: the path's is a [`WorkspaceParam`])
+/// and its template, checked for `action`: 404 unreadable, 403 read-only, 410 deleted (unless
+/// `Deleted::Included`).
 pub async fn workspace_for(
     state: &AppState,
     actor: &Actor,
-    raw: &str,
+    id: Uuid,
     action: Action,
-    include_deleted: bool,
+    deleted: Deleted,
 ) -> ApiResult<(WorkspaceRow, TemplateRow)> {
-    let w = state.store.workspace(parse_uuid(raw)?).await?;
-    check_workspace(actor, &w, action, include_deleted)?;
+    let w = state.store.workspace(id).await?;
+    check_workspace(actor, &w, action, deleted)?;
     let t = state
         .store
         .templates_by_ids(&[w.template_id])
@@ -192,17 +258,17 @@ pub async fn workspace_for(
 }
 
 /// Whether `actor` may do `action` to workspace `w`: 404 unreadable, 403 read-only, 410
-/// deleted (unless `include_deleted`).
+/// deleted (unless `Deleted::Included`).
 pub fn check_workspace(
     actor: &Actor,
     w: &WorkspaceRow,
     action: Action,
-    include_deleted: bool,
+    deleted: Deleted,
 ) -> ApiResult<()> {
     if !may(actor, w, Action::Read) {
         return Err(ApiError::not_found());
     }
-    if w.deleted && !include_deleted {
+    if w.deleted && deleted == Deleted::Gone {
         return Err(ApiError::new(
             StatusCode::GONE,
             format!(
@@ -249,7 +315,7 @@ pub fn version_allowed(
 }
 
 /// The `{templateversion}` of the path, checked for `action`: 404 unreadable, 403 read-only.
-pub async fn version_for(
+async fn version_for(
     state: &AppState,
     actor: &Actor,
     raw: &str,
@@ -307,6 +373,127 @@ impl VersionParam {
     }
 }
 
+/// The dry-run job `{jobID}` of the path's `{templateversion}` (readable, as
+/// [`VersionParam`] decides), as upstream's handler decides: a job id that is no UUID answers
+/// 400, a job that does not exist 404; one that is not a dry run of this version, or whose
+/// initiator's workspaces (in the version's organization) the caller may not read, 403.
+pub struct DryRunParam(pub JobRow);
+
+impl FromRequestParts<AppState> for DryRunParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let (v, _) = VersionParam::from_request_parts(parts, state)
+            .await?
+            .allow(Action::Read)?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("jobID").map(String::as_str).unwrap_or("");
+        let job_id = Uuid::parse_str(raw)
+            .map_err(|_| ApiError::bad_request(format!("Job ID {raw:?} must be a valid UUID.")))?;
+        let job = state.store.job(job_id).await.optional()?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("Provisioner job {:?} not found.", job_id.to_string()),
+            )
+        })?;
+        let initiators_workspaces = Object {
+            resource: Resource::Workspace,
+            org: Some(v.organization_id),
+            owner: Some(job.initiator_id),
+        };
+        let allowed = job.job_type == "template_version_dry_run"
+            && actor.can(Action::Read, initiators_workspaces)
+            && input_uuid(&job, "template_version_id") == Some(v.id);
+        if !allowed {
+            return Err(ApiError::forbidden());
+        }
+        Ok(DryRunParam(job))
+    }
+}
+
+/// The `{group}` of the path, readable by the caller: 400 for an id that is no UUID, 404 for a
+/// group that does not exist or that they may not read (upstream's `groupparam.go`); the
+/// handler then asks for the action it needs ([`GroupParam::allow`]: 403 without it).
+pub struct GroupParam {
+    pub group: GroupRow,
+    actor: Actor,
+}
+
+impl FromRequestParts<AppState> for GroupParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("group").map(String::as_str).unwrap_or("");
+        let group = state.store.group(parse_uuid(raw)?).await?;
+        let param = GroupParam { group, actor };
+        if !param.may(Action::Read) {
+            return Err(ApiError::not_found());
+        }
+        Ok(param)
+    }
+}
+
+impl GroupParam {
+    fn may(&self, action: Action) -> bool {
+        self.actor.can(
+            action,
+            Object::in_org(Resource::Group, self.group.organization_id),
+        )
+    }
+
+    /// The group, if the caller may take `action` on it.
+    pub fn allow(self, action: Action) -> ApiResult<GroupRow> {
+        if !self.may(action) {
+            return Err(ApiError::forbidden());
+        }
+        Ok(self.group)
+    }
+}
+
+/// The `{groupName}` of the path's `{organization}`: 404 for an organization the caller may
+/// not read, 403 when they may not read its groups, 404 for no such group.
+pub struct GroupByNameParam(pub GroupRow);
+
+impl FromRequestParts<AppState> for GroupByNameParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let org = OrgParam::from_request_parts(parts, state)
+            .await?
+            .allow(Resource::Group, Action::Read)?;
+        let params = path_params(parts, state).await?;
+        let name = params.get("groupName").map(String::as_str).unwrap_or("");
+        Ok(GroupByNameParam(
+            state.store.group_by_name(org.id, name).await?,
+        ))
+    }
+}
+
+/// The `{fileID}` of the path, readable by the caller: 400 for an id that is no UUID, 404 for
+/// a file that does not exist or that they may not read.
+pub struct FileParam(pub FileRow);
+
+impl FromRequestParts<AppState> for FileParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("fileID").map(String::as_str).unwrap_or("");
+        let file = state.store.file(parse_uuid(raw)?).await?;
+        if !actor.can(
+            Action::Read,
+            Object::owned_by(Resource::File, file.created_by),
+        ) {
+            return Err(ApiError::not_found());
+        }
+        Ok(FileParam(file))
+    }
+}
+
 /// The `{workspacebuild}` of the path with its workspace and template, the workspace readable
 /// by the caller (404 otherwise); the handler then asks for the action it needs on the
 /// workspace ([`BuildParam::allow`]: 403 without it; deleted workspaces' builds stay readable).
@@ -329,9 +516,9 @@ impl FromRequestParts<AppState> for BuildParam {
         let (workspace, template) = workspace_for(
             state,
             &actor,
-            &build.workspace_id.to_string(),
+            build.workspace_id,
             Action::Read,
-            true,
+            Deleted::Included,
         )
         .await?;
         Ok(BuildParam {
@@ -369,6 +556,21 @@ impl FromRequestParts<AppState> for UserParam {
     }
 }
 
+/// The `{user}` of the path as the owner of the workspace the path names next: any user (400
+/// for none, as [`user`]); whether the caller learns anything is decided by the workspace.
+pub struct OwnerParam(pub UserRow);
+
+impl FromRequestParts<AppState> for OwnerParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("user").map(String::as_str).unwrap_or("");
+        Ok(OwnerParam(user(state, Some(&actor), raw).await?))
+    }
+}
+
 /// The `{organization}` of the path (id or name), readable by the caller (404 otherwise); the
 /// handler then asks for the action it needs on a resource inside it
 /// ([`OrgParam::allow`]: 403 without it).
@@ -399,6 +601,40 @@ impl OrgParam {
             return Err(ApiError::forbidden());
         }
         Ok(self.org)
+    }
+
+    /// The organization, if the caller may read `resource` inside it: 404 otherwise, as for
+    /// what they may not see at all.
+    pub fn visible(self, resource: Resource) -> ApiResult<OrganizationRow> {
+        if !self
+            .actor
+            .can(Action::Read, Object::in_org(resource, self.org.id))
+        {
+            return Err(ApiError::not_found());
+        }
+        Ok(self.org)
+    }
+}
+
+/// The provisioner job `{job}` of the path's `{organization}`, for those who may read the
+/// organization's jobs (404 otherwise, as for an organization they may not read): 400 for an
+/// id that is no UUID, 404 for no such job in this organization.
+pub struct OrgJobParam(pub JobRow);
+
+impl FromRequestParts<AppState> for OrgJobParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let org = OrgParam::from_request_parts(parts, state)
+            .await?
+            .visible(Resource::ProvisionerJobs)?;
+        let params = path_params(parts, state).await?;
+        let raw = params.get("job").map(String::as_str).unwrap_or("");
+        let job = state.store.job(parse_uuid(raw)?).await?;
+        if job.organization_id != org.id {
+            return Err(ApiError::not_found());
+        }
+        Ok(OrgJobParam(job))
     }
 }
 
@@ -438,18 +674,6 @@ impl TemplateParam {
     }
 }
 
-/// The `{template}` of the path, checked for `action` (404 unreadable, 403 read-only).
-pub async fn template_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    action: Action,
-) -> ApiResult<TemplateRow> {
-    let t = state.store.template(parse_uuid(raw)?).await?;
-    check(actor, &t, action)?;
-    Ok(t)
-}
-
 pub fn check(actor: &Actor, t: &TemplateRow, action: Action) -> ApiResult<()> {
     if !actor.can_template(
         Action::Read,
@@ -465,15 +689,22 @@ pub fn check(actor: &Actor, t: &TemplateRow, action: Action) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn readable_by_name(
-    state: &AppState,
-    actor: &Actor,
-    org: Uuid,
-    name: &str,
-) -> ApiResult<TemplateRow> {
-    let t = state.store.template_by_name(org, name).await?;
-    check(actor, &t, Action::Read)?;
-    Ok(t)
+/// The `{templatename}` of the path's `{organization}` (both readable by the caller: 404
+/// otherwise), as upstream's handlers look a template up by name.
+pub struct TemplateByNameParam(pub TemplateRow);
+
+impl FromRequestParts<AppState> for TemplateByNameParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let org = OrgParam::from_request_parts(parts, state).await?.org;
+        let params = path_params(parts, state).await?;
+        let name = params.get("templatename").map(String::as_str).unwrap_or("");
+        let t = state.store.template_by_name(org.id, name).await?;
+        check(&actor, &t, Action::Read)?;
+        Ok(TemplateByNameParam(t))
+    }
 }
 
 pub fn visibility(actor: &Actor) -> TemplateVisibility {
@@ -490,22 +721,6 @@ pub fn visibility(actor: &Actor) -> TemplateVisibility {
         user_id: actor.user_id,
         groups,
     }
-}
-
-/// The `{organization}` of the path, checked for `action` on `resource` inside it.
-pub async fn org_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    resource: Resource,
-    action: Action,
-) -> ApiResult<OrganizationRow> {
-    // Whoever can see the organization learns that they may not do this (403).
-    let org = organization(state, actor, raw).await?;
-    if !actor.can(action, Object::in_org(resource, org.id)) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(org)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{close_code, Message};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use coderd_db::pubsub::Event;
@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use super::resolve::workspace_for;
+use super::resolve::WorkspaceParam;
 use super::routes::Routes;
 use crate::authz::{Action, Actor};
 use crate::http::error::{ApiResult, DATABASE_UNAVAILABLE_MESSAGE};
@@ -186,9 +186,9 @@ async fn watch_workspace(
 async fn start_watch(
     state: &AppState,
     actor: &Actor,
-    id: &str,
+    workspace: WorkspaceParam,
 ) -> ApiResult<mpsc::Receiver<WatchEvent>> {
-    let (w, _) = workspace_for(state, actor, id, Action::Read, true).await?;
+    let (w, _) = workspace.allow_deleted(Action::Read)?;
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(watch_workspace(
         state.clone(),
@@ -214,9 +214,9 @@ fn sse_frame(kind: &str, data: Option<&serde_json::Value>) -> Bytes {
 async fn watch_sse(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
 ) -> ApiResult<Response> {
-    let mut events = start_watch(&state, &actor, &id).await?;
+    let mut events = start_watch(&state, &actor, workspace).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let mut heartbeat =
@@ -256,12 +256,12 @@ use crate::http::ws_io::Upgrade;
 async fn watch_ws(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
     ws: Upgrade,
 ) -> ApiResult<Response> {
     // The workspace is authorized before the upgrade is looked at: 404 to whoever may not
     // read it, WebSocket or not.
-    let mut events = start_watch(&state, &actor, &id).await?;
+    let mut events = start_watch(&state, &actor, workspace).await?;
     let ws = upgrade_or_400(ws)?;
     Ok(ws.on_upgrade(move |socket| async move {
         let _ws = state

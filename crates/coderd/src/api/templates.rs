@@ -19,7 +19,7 @@ use codersdk::{
 use uuid::Uuid;
 
 use super::resolve::OrgParam;
-use super::resolve::{readable_by_name, template_for, visibility, TemplateParam};
+use super::resolve::{visibility, TemplateByNameParam, TemplateParam};
 use super::routes::{Param, Routes};
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
@@ -505,11 +505,8 @@ async fn search_filter(
 
 async fn by_name(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((org, name)): Path<(String, String)>,
+    TemplateByNameParam(t): TemplateByNameParam,
 ) -> ApiResult<Json<Template>> {
-    let org = resolve::organization(&state, &actor, &org).await?;
-    let t = readable_by_name(&state, &actor, org.id, &name).await?;
     Ok(ok(render(&state, t).await?))
 }
 
@@ -661,10 +658,11 @@ async fn versions(
 
 async fn version_by_name(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((id, name)): Path<(String, String)>,
+    template: TemplateParam,
+    // The version's name is looked up here; the typed parameter covers only the template.
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Json<TemplateVersion>> {
-    let t = template_for(&state, &actor, &id, Action::Read).await?;
+    let t = template.allow(Action::Read)?;
     let v = state.store.version_by_name(t.id, &name).await?;
     Ok(ok(
         crate::views::template_versions::render_one(&state, v).await?
@@ -673,11 +671,10 @@ async fn version_by_name(
 
 async fn set_active_version(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    template: TemplateParam,
     Body(req): Body<UpdateActiveTemplateVersion>,
 ) -> ApiResult<Response> {
-    let t = template_for(&state, &actor, &id, Action::Update).await?;
+    let t = template.allow(Action::Update)?;
     let v = state
         .store
         .version(req.id)

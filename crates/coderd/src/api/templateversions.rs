@@ -4,7 +4,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use coderd_db::{mutate_tags, JobRow, NewJob, NewVersion, StoreError, StoreResultExt, VersionRow};
+use coderd_db::{mutate_tags, NewJob, NewVersion, StoreError, StoreResultExt, VersionRow};
 use codersdk::{
     CreateTemplateVersionDryRunRequest, CreateTemplateVersionRequest, PatchTemplateVersionRequest,
     ProvisionerJob, TemplateVersion, TemplateVersionParameter, TemplateVersionVariable,
@@ -13,7 +13,7 @@ use codersdk::{
 use uuid::Uuid;
 
 use super::resolve::OrgParam;
-use super::resolve::{version_for, VersionParam};
+use super::resolve::{DryRunParam, TemplateByNameParam, VersionParam};
 use super::routes::Routes;
 use super::{examples, resolve};
 use crate::authz::{Action, Actor, Object, Resource};
@@ -404,11 +404,10 @@ async fn cancel(
 
 async fn set_archived(
     state: AppState,
-    actor: Actor,
-    id: String,
+    version: VersionParam,
     archived: bool,
 ) -> ApiResult<Response> {
-    let (v, t) = version_for(&state, &actor, &id, Action::Update).await?;
+    let (v, t) = version.allow(Action::Update)?;
     if archived {
         if t.as_ref().is_some_and(|t| t.active_version_id == v.id) {
             return Err(ApiError::bad_request(
@@ -437,20 +436,12 @@ async fn set_archived(
     Ok(message(StatusCode::OK, msg))
 }
 
-async fn archive(
-    State(s): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    set_archived(s, actor, id, true).await
+async fn archive(State(s): State<AppState>, version: VersionParam) -> ApiResult<Response> {
+    set_archived(s, version, true).await
 }
 
-async fn unarchive(
-    State(s): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    set_archived(s, actor, id, false).await
+async fn unarchive(State(s): State<AppState>, version: VersionParam) -> ApiResult<Response> {
+    set_archived(s, version, false).await
 }
 
 async fn logs(
@@ -472,8 +463,8 @@ async fn resources(
 }
 
 /// Parameters and variables exist once the import has ended.
-async fn completed_version(state: &AppState, actor: &Actor, id: &str) -> ApiResult<VersionRow> {
-    let (v, _) = version_for(state, actor, id, Action::Read).await?;
+async fn completed_version(state: &AppState, version: VersionParam) -> ApiResult<VersionRow> {
+    let (v, _) = version.allow(Action::Read)?;
     let job = state.store.job(v.job_id).await?;
     if job.completed_at.is_none() {
         return Err(ApiError::new(
@@ -486,10 +477,9 @@ async fn completed_version(state: &AppState, actor: &Actor, id: &str) -> ApiResu
 
 async fn rich_parameters(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
 ) -> ApiResult<Json<Vec<TemplateVersionParameter>>> {
-    let v = completed_version(&state, &actor, &id).await?;
+    let v = completed_version(&state, version).await?;
     Ok(ok(state
         .store
         .version_parameters(v.id)
@@ -503,10 +493,9 @@ const REDACTED: &str = "*redacted*";
 
 async fn variables(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
 ) -> ApiResult<Json<Vec<TemplateVersionVariable>>> {
-    let v = completed_version(&state, &actor, &id).await?;
+    let v = completed_version(&state, version).await?;
     Ok(ok(state
         .store
         .version_variables(v.id)
@@ -535,20 +524,18 @@ async fn variables(
 /// No external auth providers are configured on this server, so no version requires one.
 async fn external_auth(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
-    completed_version(&state, &actor, &id).await?;
+    completed_version(&state, version).await?;
     Ok(ok(Vec::new()))
 }
 
 /// The version's presets (`coder create --preset`), as its import found them.
 async fn presets(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
 ) -> ApiResult<Json<Vec<codersdk::Preset>>> {
-    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    let (v, _) = version.allow(Action::Read)?;
     Ok(ok(state
         .store
         .version_presets(v.id)
@@ -574,33 +561,27 @@ async fn presets(
         .collect()))
 }
 
-async fn removed_list(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Vec<serde_json::Value>>> {
-    version_for(&state, &actor, &id, Action::Read).await?;
+async fn removed_list(version: VersionParam) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    version.allow(Action::Read)?;
     Ok(ok(Vec::new()))
 }
 
 async fn by_org_template_and_name(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((org, template, name)): Path<(String, String, String)>,
+    TemplateByNameParam(t): TemplateByNameParam,
+    // The version's name is looked up here; the typed parameter covers the template.
+    Path((_, _, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<TemplateVersion>> {
-    let org = resolve::organization(&state, &actor, &org).await?;
-    let t = super::resolve::readable_by_name(&state, &actor, org.id, &template).await?;
     let v = state.store.version_by_name(t.id, &name).await?;
     Ok(ok(render_one(&state, v).await?))
 }
 
 async fn previous(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((org, template, name)): Path<(String, String, String)>,
+    TemplateByNameParam(t): TemplateByNameParam,
+    // The version's name is looked up here, with this endpoint's own 404 messages.
+    Path((_, _, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<TemplateVersion>> {
-    let org = resolve::organization(&state, &actor, &org).await?;
-    let t = super::resolve::readable_by_name(&state, &actor, org.id, &template).await?;
     let not_found = |message: String| ApiError::new(StatusCode::NOT_FOUND, message);
     let v = state
         .store
@@ -622,10 +603,10 @@ async fn previous(
 async fn create_dry_run(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    version: VersionParam,
     Body(req): Body<CreateTemplateVersionDryRunRequest>,
 ) -> ApiResult<Json<ProvisionerJob>> {
-    let (v, _) = version_for(&state, &actor, &id, Action::Read).await?;
+    let (v, _) = version.allow(Action::Read)?;
     let import = state.store.job(v.job_id).await?;
     if import.status != coderd_db::JobStatus::Succeeded {
         return Err(ApiError::bad_request(
@@ -657,78 +638,41 @@ async fn create_dry_run(
     Ok(created(jobs::render_job(&state, &job).await?))
 }
 
-/// The dry-run job `{jobID}` of the version, as upstream decides: a job that does not exist
-/// answers 404; one that is not a dry run of this version, or whose initiator's workspaces
-/// (in the version's organization) the caller may not read, 403.
-async fn dry_run_job(state: &AppState, actor: &Actor, id: &str, job: &str) -> ApiResult<JobRow> {
-    let (v, _) = version_for(state, actor, id, Action::Read).await?;
-    let job_id = Uuid::parse_str(job)
-        .map_err(|_| ApiError::bad_request(format!("Job ID {job:?} must be a valid UUID.")))?;
-    let job = state.store.job(job_id).await.optional()?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("Provisioner job {:?} not found.", job_id.to_string()),
-        )
-    })?;
-    let initiators_workspaces = Object {
-        resource: Resource::Workspace,
-        org: Some(v.organization_id),
-        owner: Some(job.initiator_id),
-    };
-    let allowed = job.job_type == "template_version_dry_run"
-        && actor.can(Action::Read, initiators_workspaces)
-        && jobs::input_uuid(&job, "template_version_id") == Some(v.id);
-    if !allowed {
-        return Err(ApiError::forbidden());
-    }
-    Ok(job)
-}
-
 async fn dry_run(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((id, job)): Path<(String, String)>,
+    DryRunParam(job): DryRunParam,
 ) -> ApiResult<Json<ProvisionerJob>> {
-    let job = dry_run_job(&state, &actor, &id, &job).await?;
     Ok(ok(jobs::render_job(&state, &job).await?))
 }
 
 async fn cancel_dry_run(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((id, job)): Path<(String, String)>,
+    DryRunParam(job): DryRunParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let job = dry_run_job(&state, &actor, &id, &job).await?;
     super::job_endpoints::cancel(&state, job.id, raw.as_deref()).await
 }
 
 async fn dry_run_logs(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((id, job)): Path<(String, String)>,
+    DryRunParam(job): DryRunParam,
     RawQuery(raw): RawQuery,
     ws: crate::http::ws_io::Upgrade,
 ) -> ApiResult<Response> {
-    let job = dry_run_job(&state, &actor, &id, &job).await?;
     super::job_endpoints::logs(&state, job.id, raw.as_deref(), ws).await
 }
 
 async fn dry_run_resources(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((id, job)): Path<(String, String)>,
+    DryRunParam(job): DryRunParam,
 ) -> ApiResult<Json<Vec<WorkspaceResource>>> {
-    let job = dry_run_job(&state, &actor, &id, &job).await?;
     Ok(ok(jobs::resources(&state, job.id).await?))
 }
 
 async fn dry_run_matched_provisioners(
     State(state): State<AppState>,
-    actor: Actor,
-    Path((id, job)): Path<(String, String)>,
+    DryRunParam(job): DryRunParam,
 ) -> ApiResult<Json<codersdk::MatchedProvisioners>> {
-    let job = dry_run_job(&state, &actor, &id, &job).await?;
     let daemons = state.store.list_daemons(job.organization_id).await?;
     Ok(ok(matched_provisioners(
         &daemons,

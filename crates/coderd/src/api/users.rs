@@ -469,12 +469,7 @@ async fn assignable_roles(actor: Actor) -> ApiResult<Json<Vec<AssignableRoles>>>
         .collect()))
 }
 
-async fn get_user(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(user): Path<String>,
-) -> ApiResult<Json<User>> {
-    let u = resolve::readable_user(&state, &actor, &user).await?;
+async fn get_user(UserParam(u): UserParam) -> ApiResult<Json<User>> {
     Ok(ok(convert::user(u)))
 }
 
@@ -483,9 +478,8 @@ async fn get_user(
 async fn user_roles(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<codersdk::UserRoles>> {
-    let u = resolve::readable_user(&state, &actor, &user).await?;
     if !actor.can(Action::ReadPersonal, Object::user(u.id)) {
         return Err(ApiError::not_found());
     }
@@ -501,26 +495,12 @@ async fn user_roles(
     }))
 }
 
-/// Checks `action` on the `{user}` of the path: 404 when unreadable, 403 when read-only.
-async fn user_for(
-    state: &AppState,
-    actor: &Actor,
-    raw: &str,
-    action: Action,
-) -> ApiResult<coderd_db::UserRow> {
-    let u = resolve::readable_user(state, actor, raw).await?;
-    if !actor.can(action, Object::user(u.id)) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(u)
-}
-
 async fn delete_user(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Response> {
-    let u = user_for(&state, &actor, &user, Action::Delete).await?;
+    let u = resolve::allow_user(&actor, u, Action::Delete)?;
     if u.id == actor.user_id {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -540,10 +520,10 @@ async fn delete_user(
 async fn set_status(
     state: AppState,
     actor: Actor,
-    user: String,
+    u: coderd_db::UserRow,
     status: &str,
 ) -> ApiResult<Json<User>> {
-    let u = user_for(&state, &actor, &user, Action::Update).await?;
+    let u = resolve::allow_user(&actor, u, Action::Update)?;
     if status == "suspended" && u.id == actor.user_id {
         return Err(ApiError::bad_request("You cannot suspend yourself."));
     }
@@ -559,26 +539,25 @@ async fn set_status(
 async fn suspend_user(
     State(s): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<User>> {
-    set_status(s, actor, user, "suspended").await
+    set_status(s, actor, u, "suspended").await
 }
 
 async fn activate_user(
     State(s): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
 ) -> ApiResult<Json<User>> {
-    set_status(s, actor, user, "active").await
+    set_status(s, actor, u, "active").await
 }
 
 async fn update_roles(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
     Body(req): Body<UpdateRoles>,
 ) -> ApiResult<Json<User>> {
-    let u = resolve::readable_user(&state, &actor, &user).await?;
     if u.id == actor.user_id {
         return Err(ApiError::bad_request("You cannot change your own roles."));
     }
@@ -619,10 +598,10 @@ async fn update_roles(
 async fn update_password(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
     Body(req): Body<UpdateUserPasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    let u = user_for(&state, &actor, &user, Action::UpdatePersonal).await?;
+    let u = resolve::allow_user(&actor, u, Action::UpdatePersonal)?;
     if u.login_type != "password" {
         return Err(ApiError::bad_request(
             "Users without password login type cannot change their password.",
@@ -656,10 +635,10 @@ async fn update_password(
 async fn update_profile(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
     Body(req): Body<UpdateUserProfileRequest>,
 ) -> ApiResult<Json<User>> {
-    let u = user_for(&state, &actor, &user, Action::UpdatePersonal).await?;
+    let u = resolve::allow_user(&actor, u, Action::UpdatePersonal)?;
     if req.username.is_empty() {
         return Err(ApiError::validation_tag("username", "required", ""));
     }
@@ -701,9 +680,10 @@ async fn user_organizations(
 async fn user_organization(
     State(state): State<AppState>,
     actor: Actor,
-    Path((user, org_name)): Path<(String, String)>,
+    UserParam(u): UserParam,
+    // By name only (an `{organization}` may be an id too), so looked up here.
+    Path((_, org_name)): Path<(String, String)>,
 ) -> ApiResult<Json<Organization>> {
-    let u = resolve::readable_user(&state, &actor, &user).await?;
     let org = state.store.organization_by_name(&org_name).await?;
     if !actor.can(Action::Read, Object::in_org(Resource::Organization, org.id)) {
         return Err(ApiError::not_found());
@@ -750,10 +730,10 @@ async fn quiet_hours(
 async fn set_quiet_hours(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
     Body(req): Body<codersdk::UpdateUserQuietHoursScheduleRequest>,
 ) -> ApiResult<Json<codersdk::UserQuietHoursScheduleResponse>> {
-    let u = user_for(&state, &actor, &user, Action::UpdatePersonal).await?;
+    let u = resolve::allow_user(&actor, u, Action::UpdatePersonal)?;
     let stored = if req.schedule.is_empty() {
         String::new()
     } else {
@@ -780,10 +760,9 @@ async fn login_type(UserParam(u): UserParam) -> ApiResult<Json<codersdk::UserLog
 async fn autofill_parameters(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<codersdk::UserParameter>>> {
-    let u = resolve::readable_user(&state, &actor, &user).await?;
     let q = QueryParams::parse(raw.as_deref());
     let mut errs = crate::http::params::QueryErrors::default();
     let template = match q.get("template_id").filter(|v| !v.is_empty()) {
@@ -851,10 +830,10 @@ async fn appearance(
 async fn set_appearance(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(u): UserParam,
     Body(req): Body<codersdk::UpdateUserAppearanceSettingsRequest>,
 ) -> ApiResult<Json<codersdk::UserAppearanceSettings>> {
-    let u = user_for(&state, &actor, &user, Action::UpdatePersonal).await?;
+    let u = resolve::allow_user(&actor, u, Action::UpdatePersonal)?;
     if !TERMINAL_FONTS.contains(&req.terminal_font.as_str()) {
         return Err(ApiError::bad_request("Unsupported font family."));
     }

@@ -26,7 +26,9 @@ use codersdk::{
 use uuid::Uuid;
 
 use super::resolve;
-use super::resolve::{check_workspace, workspace_for, WorkspaceParam};
+use super::resolve::{
+    check_workspace, workspace_for, Deleted, OrgParam, OwnerParam, UserParam, WorkspaceParam,
+};
 use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::domain::parameters;
@@ -221,36 +223,31 @@ fn parse_schedule(raw: &str, message: &str) -> ApiResult<Weekly> {
 async fn create_for_user(
     State(state): State<AppState>,
     actor: Actor,
-    Path(user): Path<String>,
+    UserParam(owner): UserParam,
     Body(req): Body<CreateWorkspaceRequest>,
 ) -> ApiResult<Json<Workspace>> {
-    create(state, actor, &user, None, req).await
+    create(state, actor, owner, None, req).await
 }
 
+/// Under `/organizations/{organization}/members/{user}` seeing the organization is enough to
+/// name its members (`/users/{user}/…` needs the user readable).
 async fn create_in_org(
     State(state): State<AppState>,
     actor: Actor,
-    Path((org, user)): Path<(String, String)>,
+    OrgParam { org, .. }: OrgParam,
+    OwnerParam(owner): OwnerParam,
     Body(req): Body<CreateWorkspaceRequest>,
 ) -> ApiResult<Json<Workspace>> {
-    let org = resolve::organization(&state, &actor, &org).await?;
-    create(state, actor, &user, Some(org.id), req).await
+    create(state, actor, owner, Some(org.id), req).await
 }
 
 async fn create(
     state: AppState,
     actor: Actor,
-    owner: &str,
+    owner: coderd_db::UserRow,
     org: Option<Uuid>,
     req: CreateWorkspaceRequest,
 ) -> ApiResult<Json<Workspace>> {
-    // `/users/{user}/…` needs the user readable; under `/organizations/{org}/members/{user}`
-    // seeing the organization's members (checked with the organization) is enough.
-    let owner = if org.is_some() {
-        resolve::user(&state, Some(&actor), owner).await?
-    } else {
-        resolve::readable_user(&state, &actor, owner).await?
-    };
     let (template, version_id) = match (
         req.template_id.filter(|i| !i.is_nil()),
         req.template_version_id.filter(|i| !i.is_nil()),
@@ -652,17 +649,19 @@ fn include_deleted(raw: Option<&str>, field: &str) -> ApiResult<bool> {
 async fn get_one(
     State(state): State<AppState>,
     actor: Actor,
+    // Not a `WorkspaceParam`: the prefetch below reads the workspace with all the answer shows
+    // in one statement, and a bad `?include_deleted=` is refused before anything is read.
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Workspace>> {
-    let deleted = include_deleted(raw.as_deref(), "deleted")?;
+    let deleted = Deleted::included_if(include_deleted(raw.as_deref(), "deleted")?);
     // Everything the answer shows, read at once; whether it may be shown is decided before
     // anything of it is.
     let id = parse_uuid(&id)?;
     let loaded = Loaded::prefetch(&state, &[id], &[]).await?;
     let Some(w) = loaded.workspaces.get(&id).cloned() else {
         // Not there: the one-row read says so as it always has.
-        workspace_for(&state, &actor, &id.to_string(), Action::Read, deleted).await?;
+        workspace_for(&state, &actor, id, Action::Read, deleted).await?;
         return Err(ApiError::not_found());
     };
     check_workspace(&actor, &w, Action::Read, deleted)?;
@@ -679,16 +678,18 @@ async fn get_one(
 async fn by_owner_and_name(
     State(state): State<AppState>,
     actor: Actor,
-    Path((user, name)): Path<(String, String)>,
+    OwnerParam(owner): OwnerParam,
+    // The name is looked up once `?include_deleted=` is read (its 400 first).
+    Path((_, name)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Workspace>> {
-    let owner = resolve::user(&state, Some(&actor), &user).await?;
     let deleted = include_deleted(raw.as_deref(), "include_deleted")?;
     let w = state
         .store
         .workspace_by_owner_and_name(owner.id, &name, deleted)
         .await?;
-    let (w, _) = workspace_for(&state, &actor, &w.id.to_string(), Action::Read, deleted).await?;
+    let deleted = Deleted::included_if(deleted);
+    let (w, _) = workspace_for(&state, &actor, w.id, Action::Read, deleted).await?;
     Ok(ok(render_one(&state, actor.user_id, w).await?))
 }
 
@@ -887,10 +888,10 @@ async fn extend(
 async fn set_favorite(
     state: AppState,
     actor: Actor,
-    id: String,
+    workspace: WorkspaceParam,
     favorite: bool,
 ) -> ApiResult<StatusCode> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    let (w, _) = workspace.allow(Action::Read)?;
     if w.owner_id != actor.user_id {
         let msg = if favorite {
             "You can only favorite workspaces that you own."
@@ -907,17 +908,17 @@ async fn set_favorite(
 async fn favorite(
     State(s): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
 ) -> ApiResult<StatusCode> {
-    set_favorite(s, actor, id, true).await
+    set_favorite(s, actor, workspace, true).await
 }
 
 async fn unfavorite(
     State(s): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
 ) -> ApiResult<StatusCode> {
-    set_favorite(s, actor, id, false).await
+    set_favorite(s, actor, workspace, false).await
 }
 
 /// Coder's activity-bump interval: the template's bump, but when the next autostart comes
@@ -1017,10 +1018,9 @@ async fn timings(
 
 async fn acl(
     State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
+    workspace: WorkspaceParam,
 ) -> ApiResult<Json<WorkspaceAcl>> {
-    let (w, _) = workspace_for(&state, &actor, &id, Action::Read, false).await?;
+    let (w, _) = workspace.allow(Action::Read)?;
     let user_ids: Vec<Uuid> = w.user_acl.0.keys().copied().collect();
     let users = state.store.users_by_ids(&user_ids).await?;
     let group_ids: Vec<Uuid> = w.group_acl.0.keys().copied().collect();
