@@ -1156,6 +1156,44 @@ async fn search_keys_each_select_exactly_their_workspaces() {
     assert_no_problems(&problems);
 }
 
+/// The page sorts and `owner:` searches by the owner's username, which the workspace row keeps
+/// a copy of (migration 0013): renaming the owner must move their workspaces with it.
+#[tokio::test]
+async fn a_renamed_owner_is_searched_and_sorted_by_the_new_name() {
+    let (srv, owner, org) = setup().await;
+    let (alice, _) = srv.member(&owner, "alice").await;
+    let t = template(&owner, org, "alpha", &plain_echo()).await;
+    let mine = owner.create_workspace(t, "mine").await;
+    let hers = alice.create_workspace(t, "hers").await;
+    for w in [&mine, &hers] {
+        owner.wait_for_status(w.id, "running").await;
+    }
+    // "alice" sorts before "owner".
+    assert_eq!(search_page(&owner, "", "").await.0, ["hers", "mine"]);
+
+    let (status, body) = raw_json(
+        &alice,
+        "PUT",
+        "/api/v2/users/me/profile",
+        Some(r#"{"username":"zoe"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(search_page(&owner, "", "").await.0, ["mine", "hers"]);
+    assert_eq!(search(&owner, "owner:zoe").await, ["hers"]);
+    assert_eq!(search(&owner, "owner:ZOE").await, ["hers"]);
+    assert_eq!(search(&owner, "owner:alice").await, Vec::<String>::new());
+    assert_eq!(search(&owner, "zoe/hers").await, ["hers"]);
+    // A workspace made after the rename starts with the new name too.
+    let later = alice.create_workspace(t, "later").await;
+    owner.wait_for_status(later.id, "running").await;
+    assert_eq!(search(&owner, "owner:zoe").await, ["hers", "later"]);
+    assert_eq!(
+        search_page(&owner, "", "&limit=2&offset=1").await,
+        (vec!["hers".to_string(), "later".into()], 3)
+    );
+}
+
 // -- sharing ----------------------------------------------------------------------------------
 
 async fn patch_acl(client: &Client, id: Uuid, user_roles: Value) -> (u16, Value) {

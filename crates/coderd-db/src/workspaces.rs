@@ -156,169 +156,46 @@ impl Store {
         .await?)
     }
 
-    /// One page of workspaces matching `f`, in Coder's order, and how many match in all.
+    /// One page of workspaces matching `f`, in Coder's order, and how many match in all: two
+    /// statements, run side by side.
+    ///
+    /// The order is the requester's favorites first, then workspaces whose latest build is a
+    /// successful start, then the owner's username and the name, case-insensitively. After the
+    /// favorites that is the index `workspaces_page_order_idx` (migration 0013), so the page is
+    /// two index walks that stop after `offset + limit` matches each (the requester's
+    /// favorites, everything else) merged; only the count reads every match.
     pub async fn list_workspaces(&self, f: &WorkspaceFilter) -> Result<(Vec<WorkspaceRow>, i64)> {
-        // The latest build and its job are joined only for the filters that need them: the
-        // order reads the stored `latest_build_running` (migration 0012), so a page does not
-        // need every workspace's latest build.
-        let needs_build = !f.statuses.is_empty()
-            || f.has_agent.is_some()
-            || f.outdated.is_some()
-            || !f.params.is_empty();
-        let needs_template = needs_build || !f.template_names.is_empty();
-        let mut qb = sqlx::QueryBuilder::new(format!(
-            "SELECT {WS_COLUMNS}, count(*) OVER () AS total FROM workspaces w \
-             JOIN users o ON o.id = w.owner_id{}{} WHERE NOT w.deleted",
-            if needs_template {
-                " JOIN templates t ON t.id = w.template_id"
-            } else {
-                ""
-            },
-            if needs_build {
-                " LEFT JOIN workspace_latest_builds lb ON lb.workspace_id = w.id \
-                  LEFT JOIN provisioner_jobs lj ON lj.id = lb.job_id"
-            } else {
-                ""
-            },
-        ));
-        if let Some(v) = &f.visible {
-            let groups: Vec<String> = v.groups.iter().map(Uuid::to_string).collect();
-            qb.push(" AND (w.owner_id = ")
-                .push_bind(v.viewer)
-                .push(" OR w.organization_id = ANY(")
-                .push_bind(v.orgs.clone())
-                .push(") OR w.user_acl ? ")
-                .push_bind(v.viewer.to_string())
-                .push(" OR w.group_acl ?| ")
-                .push_bind(groups)
-                .push(")");
-        }
-        if let Some(id) = f.owner_id {
-            qb.push(" AND w.owner_id = ").push_bind(id);
-        }
-        if let Some(name) = &f.owner_username {
-            qb.push(" AND lower(o.username) = lower(")
-                .push_bind(name.clone())
-                .push(")");
-        }
-        if !f.template_names.is_empty() {
-            let names: Vec<String> = f.template_names.iter().map(|n| n.to_lowercase()).collect();
-            qb.push(" AND lower(t.name) = ANY(")
-                .push_bind(names)
-                .push(")");
-        }
-        if let Some(name) = &f.name {
-            qb.push(" AND w.name ILIKE '%' || ")
-                .push_bind(name.clone())
-                .push(" || '%'");
-        }
-        if !f.ids.is_empty() {
-            qb.push(" AND w.id = ANY(")
-                .push_bind(f.ids.clone())
-                .push(")");
-        }
-        if !f.statuses.is_empty() {
-            let (jobs, transitions) = BuildStatus::pairs(&f.statuses);
-            qb.push(" AND EXISTS (SELECT 1 FROM unnest(")
-                .push_bind(jobs)
-                .push("::provisioner_job_status[], ")
-                .push_bind(transitions)
+        let walk = (f.limit > 0).then(|| f.limit + f.offset.max(0));
+        let mut page = sqlx::QueryBuilder::new("SELECT * FROM (");
+        for (rank, part) in [(0, " AND (w.owner_id = "), (1, " AND NOT (w.owner_id = ")] {
+            if rank == 1 {
+                page.push(" UNION ALL ");
+            }
+            page.push(format!(
+                "(SELECT {WS_COLUMNS}, {rank} AS page_rank, w.latest_build_running AS page_running, \
+                 lower(w.owner_username) AS page_owner, lower(w.name) AS page_name"
+            ));
+            push_matches(&mut page, f);
+            page.push(part)
+                .push_bind(f.requester)
                 .push(
-                    "::workspace_transition[]) AS s(job_status, transition) \
-                 WHERE s.job_status = lj.job_status AND s.transition = lb.transition)",
-                );
+                    " AND w.favorite) ORDER BY w.latest_build_running DESC, \
+                     lower(w.owner_username), lower(w.name), w.id LIMIT ",
+                )
+                .push_bind(walk)
+                .push(")");
         }
-        if let Some(status) = &f.has_agent {
-            qb.push(concat!(
-                " AND EXISTS (SELECT 1 FROM workspace_resources r JOIN workspace_agents a ON a.resource_id = r.id \
-                  WHERE r.job_id = lb.job_id AND ",
-                agent_status_sql!(),
-                " = "
-            ))
-            .push_bind(status.as_str())
-            .push(")");
-        }
-        if let Some(d) = f.dormant {
-            qb.push(if d {
-                " AND w.dormant_at IS NOT NULL"
-            } else {
-                " AND w.dormant_at IS NULL"
-            });
-        }
-        if let Some(o) = f.outdated {
-            qb.push(if o {
-                " AND lb.template_version_id <> t.active_version_id"
-            } else {
-                " AND lb.template_version_id = t.active_version_id"
-            });
-        }
-        if let Some(t) = f.last_used_before {
-            qb.push(" AND w.last_used_at < ").push_bind(t);
-        }
-        if let Some(t) = f.last_used_after {
-            qb.push(" AND w.last_used_at > ").push_bind(t);
-        }
-        if let Some(org) = f.organization_id {
-            qb.push(" AND w.organization_id = ").push_bind(org);
-        }
-        if let Some(shared) = f.shared {
-            qb.push(" AND (w.user_acl <> '{}'::jsonb OR w.group_acl <> '{}'::jsonb) = ")
-                .push_bind(shared);
-        }
-        if let Some(user) = f.shared_with_user {
-            qb.push(" AND w.user_acl ? ").push_bind(user.to_string());
-        }
-        if let Some(group) = f.shared_with_group {
-            qb.push(" AND w.group_acl ? ").push_bind(group.to_string());
-        }
-        if f.match_none {
-            qb.push(" AND false");
-        }
-        for (name, value) in &f.params {
-            qb.push(" AND EXISTS (SELECT 1 FROM workspace_build_parameters p WHERE p.workspace_build_id = lb.id AND p.name = ")
-                .push_bind(name.clone());
-            if let Some(v) = value {
-                qb.push(" AND p.value = ").push_bind(v.clone());
-            }
-            qb.push(")");
-        }
-        qb.push(" ORDER BY (w.owner_id = ")
-            .push_bind(f.requester)
-            .push(
-                " AND w.favorite) DESC, \
-                 w.latest_build_running DESC, \
-                 lower(o.username), lower(w.name)",
-            );
-        if f.limit > 0 {
-            qb.push(" LIMIT ").push_bind(f.limit);
-        }
-        if f.offset > 0 {
-            qb.push(" OFFSET ").push_bind(f.offset);
-        }
-        let rows: Vec<(WorkspaceRow, i64)> = qb
-            .build()
-            .try_map(|row: sqlx::postgres::PgRow| {
-                use sqlx::{FromRow, Row};
-                Ok((
-                    WorkspaceRow::from_row(&row)?,
-                    row.try_get::<i64, _>("total")?,
-                ))
-            })
-            .fetch_all(&self.pool)
-            .await?;
-        let total = match rows.first() {
-            Some((_, t)) => *t,
-            None if f.offset > 0 => {
-                let mut g = f.clone();
-                g.offset = 0;
-                g.limit = 0;
-                return Box::pin(self.list_workspaces(&g))
-                    .await
-                    .map(|(_, t)| (Vec::new(), t));
-            }
-            None => 0,
-        };
-        Ok((rows.into_iter().map(|(w, _)| w).collect(), total))
+        page.push(") p ORDER BY page_rank, page_running DESC, page_owner, page_name, id LIMIT ")
+            .push_bind(walk.map(|_| f.limit))
+            .push(" OFFSET ")
+            .push_bind(f.offset.max(0));
+        let mut count = sqlx::QueryBuilder::new("SELECT count(*)");
+        push_matches(&mut count, f);
+        let (rows, total): (Vec<WorkspaceRow>, i64) = tokio::try_join!(
+            page.build_query_as().fetch_all(&self.pool),
+            count.build_query_scalar().fetch_one(&self.pool),
+        )?;
+        Ok((rows, total))
     }
 
     // -- workspace settings ------------------------------------------------------------------
@@ -628,5 +505,128 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// `FROM … WHERE …` of the workspaces matching `f`: not deleted, visible to the caller, and
+/// matching every filter. The latest build and its job are joined only for the filters that
+/// need them.
+fn push_matches(qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, f: &WorkspaceFilter) {
+    let needs_build = !f.statuses.is_empty()
+        || f.has_agent.is_some()
+        || f.outdated.is_some()
+        || !f.params.is_empty();
+    let needs_template = needs_build || !f.template_names.is_empty();
+    qb.push(" FROM workspaces w");
+    if needs_template {
+        qb.push(" JOIN templates t ON t.id = w.template_id");
+    }
+    if needs_build {
+        qb.push(
+            " LEFT JOIN workspace_latest_builds lb ON lb.workspace_id = w.id \
+              LEFT JOIN provisioner_jobs lj ON lj.id = lb.job_id",
+        );
+    }
+    qb.push(" WHERE NOT w.deleted");
+    if let Some(v) = &f.visible {
+        let groups: Vec<String> = v.groups.iter().map(Uuid::to_string).collect();
+        qb.push(" AND (w.owner_id = ")
+            .push_bind(v.viewer)
+            .push(" OR w.organization_id = ANY(")
+            .push_bind(v.orgs.clone())
+            .push(") OR w.user_acl ? ")
+            .push_bind(v.viewer.to_string())
+            .push(" OR w.group_acl ?| ")
+            .push_bind(groups)
+            .push(")");
+    }
+    if let Some(id) = f.owner_id {
+        qb.push(" AND w.owner_id = ").push_bind(id);
+    }
+    if let Some(name) = &f.owner_username {
+        qb.push(" AND lower(w.owner_username) = lower(")
+            .push_bind(name.clone())
+            .push(")");
+    }
+    if !f.template_names.is_empty() {
+        let names: Vec<String> = f.template_names.iter().map(|n| n.to_lowercase()).collect();
+        qb.push(" AND lower(t.name) = ANY(")
+            .push_bind(names)
+            .push(")");
+    }
+    if let Some(name) = &f.name {
+        qb.push(" AND w.name ILIKE '%' || ")
+            .push_bind(name.clone())
+            .push(" || '%'");
+    }
+    if !f.ids.is_empty() {
+        qb.push(" AND w.id = ANY(")
+            .push_bind(f.ids.clone())
+            .push(")");
+    }
+    if !f.statuses.is_empty() {
+        let (jobs, transitions) = BuildStatus::pairs(&f.statuses);
+        qb.push(" AND EXISTS (SELECT 1 FROM unnest(")
+            .push_bind(jobs)
+            .push("::provisioner_job_status[], ")
+            .push_bind(transitions)
+            .push(
+                "::workspace_transition[]) AS s(job_status, transition) \
+             WHERE s.job_status = lj.job_status AND s.transition = lb.transition)",
+            );
+    }
+    if let Some(status) = &f.has_agent {
+        qb.push(concat!(
+            " AND EXISTS (SELECT 1 FROM workspace_resources r JOIN workspace_agents a ON a.resource_id = r.id \
+              WHERE r.job_id = lb.job_id AND ",
+            agent_status_sql!(),
+            " = "
+        ))
+        .push_bind(status.as_str())
+        .push(")");
+    }
+    if let Some(d) = f.dormant {
+        qb.push(if d {
+            " AND w.dormant_at IS NOT NULL"
+        } else {
+            " AND w.dormant_at IS NULL"
+        });
+    }
+    if let Some(o) = f.outdated {
+        qb.push(if o {
+            " AND lb.template_version_id <> t.active_version_id"
+        } else {
+            " AND lb.template_version_id = t.active_version_id"
+        });
+    }
+    if let Some(t) = f.last_used_before {
+        qb.push(" AND w.last_used_at < ").push_bind(t);
+    }
+    if let Some(t) = f.last_used_after {
+        qb.push(" AND w.last_used_at > ").push_bind(t);
+    }
+    if let Some(org) = f.organization_id {
+        qb.push(" AND w.organization_id = ").push_bind(org);
+    }
+    if let Some(shared) = f.shared {
+        qb.push(" AND (w.user_acl <> '{}'::jsonb OR w.group_acl <> '{}'::jsonb) = ")
+            .push_bind(shared);
+    }
+    if let Some(user) = f.shared_with_user {
+        qb.push(" AND w.user_acl ? ").push_bind(user.to_string());
+    }
+    if let Some(group) = f.shared_with_group {
+        qb.push(" AND w.group_acl ? ").push_bind(group.to_string());
+    }
+    if f.match_none {
+        qb.push(" AND false");
+    }
+    for (name, value) in &f.params {
+        qb.push(" AND EXISTS (SELECT 1 FROM workspace_build_parameters p WHERE p.workspace_build_id = lb.id AND p.name = ")
+            .push_bind(name.clone());
+        if let Some(v) = value {
+            qb.push(" AND p.value = ").push_bind(v.clone());
+        }
+        qb.push(")");
     }
 }
