@@ -679,3 +679,35 @@ async fn traces_reach_an_otlp_collector() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The id-keyed render statement runs on connections that keep its generic plan; everything
+/// else keeps PostgreSQL's default. With one connection allowed there is one pool, on the
+/// default (docs/decisions.md, "plan_cache_mode").
+#[tokio::test]
+async fn only_the_render_pool_forces_generic_plans() {
+    let db_url = crate::harness::fresh_database().await;
+    for (max, want) in [
+        (5, ("auto", "force_generic_plan")),
+        (2, ("auto", "force_generic_plan")),
+        (1, ("auto", "auto")),
+    ] {
+        let store = coderd_db::Store::connect(&coderd_db::ConnectConfig {
+            url: db_url.clone(),
+            max_connections: max,
+            connect_timeout: Duration::from_secs(10),
+        })
+        .await
+        .expect("connecting");
+        let (general, keyed) = store
+            .plan_cache_modes()
+            .await
+            .expect("reading the settings");
+        assert_eq!(
+            (general.as_str(), keyed.as_str()),
+            want,
+            "max_connections = {max}"
+        );
+        assert_eq!(store.pool_usage().2, max, "connections allowed in all");
+        store.close().await;
+    }
+}

@@ -148,6 +148,14 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// Connections that always use a statement's generic plan (`plan_cache_mode =
+    /// force_generic_plan`), for statements that read by ids and whose best plan therefore
+    /// does not depend on the values: [`Store::render_rows`]. Left to choose, PostgreSQL
+    /// re-plans those on every execution, because the generic plan's estimate (ten elements
+    /// for every id array) is dearer than one custom plan's, and planning the render
+    /// statement costs about three times running it (benches/README.md, `throughput`, run 4).
+    /// Half of `max_connections`; `None` when that is 1 (then `pool` serves them).
+    generic_pool: Option<PgPool>,
     /// The pubsub's LISTEN connection, apart from `pool` so it never takes a request's place
     /// (with `max_connections = 1` it would otherwise hold the only one).
     listen_pool: PgPool,
@@ -211,10 +219,14 @@ impl Store {
         let opts = opts.log_statements(tracing::log::LevelFilter::Trace);
         let started = Instant::now();
         let mut attempt = 0u32;
+        // With two or more connections allowed, half of them (rounded down) are for id-keyed
+        // reads (`generic_pool`).
+        let max = cfg.max_connections.max(1);
+        let general = if max >= 2 { max - max / 2 } else { 1 };
         let pool = loop {
             attempt += 1;
             let res = PgPoolOptions::new()
-                .max_connections(cfg.max_connections.max(1))
+                .max_connections(general)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 // No ping before every statement: that is a round trip per statement. A
                 // connection that died is found by the statement that uses it, which fails
@@ -253,17 +265,63 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(e.into()))?;
+        let generic_pool = (max >= 2).then(|| {
+            PgPoolOptions::new()
+                .max_connections(max / 2)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::Executor::execute(conn, "SET plan_cache_mode = force_generic_plan")
+                            .await
+                            .map(|_| ())
+                    })
+                })
+                .connect_lazy_with(opts.clone())
+        });
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .max_lifetime(None)
             .idle_timeout(None)
             .connect_lazy_with(opts);
-        Ok(Store { pool, listen_pool })
+        Ok(Store {
+            pool,
+            generic_pool,
+            listen_pool,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Connections of both request pools: (open, idle, most allowed).
+    pub fn pool_usage(&self) -> (u32, usize, u32) {
+        let of = |p: &PgPool| (p.size(), p.num_idle(), p.options().get_max_connections());
+        let (open, idle, max) = of(&self.pool);
+        match &self.generic_pool {
+            Some(g) => {
+                let (o, i, m) = of(g);
+                (open + o, idle + i, max + m)
+            }
+            None => (open, idle, max),
+        }
+    }
+
+    /// `plan_cache_mode` as a connection of each request pool has it: (the general pool, the
+    /// pool of id-keyed reads). For tests and diagnostics.
+    pub async fn plan_cache_modes(&self) -> Result<(String, String)> {
+        let q = "SELECT current_setting('plan_cache_mode')";
+        Ok((
+            sqlx::query_scalar(q).fetch_one(&self.pool).await?,
+            sqlx::query_scalar(q).fetch_one(self.generic_pool()).await?,
+        ))
+    }
+
+    /// The pool for statements that read by ids.
+    pub(crate) fn generic_pool(&self) -> &PgPool {
+        self.generic_pool.as_ref().unwrap_or(&self.pool)
     }
 
     /// The pool (of one) the pubsub's LISTEN connection comes from.
@@ -273,6 +331,9 @@ impl Store {
 
     pub async fn close(&self) {
         self.listen_pool.close().await;
+        if let Some(g) = &self.generic_pool {
+            g.close().await;
+        }
         self.pool.close().await;
     }
 

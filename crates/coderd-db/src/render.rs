@@ -8,7 +8,6 @@
 //! struct), and the result is one row of JSON arrays, decoded once. One statement also means
 //! one snapshot: the build, its job and its resources always agree.
 
-use serde::de::DeserializeOwned;
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -52,14 +51,6 @@ pub struct RenderRows {
     pub resources: Vec<ResourceRow>,
 }
 
-fn decode<T: DeserializeOwned>(v: serde_json::Value) -> Result<Vec<T>> {
-    serde_json::from_value(v).map_err(|e| {
-        crate::StoreError::Database(sqlx::Error::Decode(
-            format!("decoding rendered rows: {e}").into(),
-        ))
-    })
-}
-
 impl Store {
     /// The workspaces `workspace_ids` with their latest builds, and the builds `build_ids`,
     /// with everything their answers show: one statement.
@@ -69,40 +60,39 @@ impl Store {
         build_ids: &[Uuid],
     ) -> Result<RenderRows> {
         static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        // Each column decodes straight into its rows (serde from the bytes, no JSON tree).
         let row: Row = sqlx::query_as(SQL.get_or_init(render_sql))
             .bind(workspace_ids)
             .bind(build_ids)
-            .fetch_one(&self.pool)
+            .fetch_one(self.generic_pool())
             .await?;
-        let resources: Vec<ResourceBase> = decode(row.9 .0)?;
-        let agents: Vec<AgentRow> = decode(row.10 .0)?;
         Ok(RenderRows {
-            workspaces: decode(row.0 .0)?,
-            latest_builds: decode(row.1 .0)?,
-            builds: decode(row.2 .0)?,
-            jobs: decode(row.3 .0)?,
-            users: decode(row.4 .0)?,
-            templates: decode(row.5 .0)?,
-            versions: decode(row.6 .0)?,
-            organizations: decode(row.7 .0)?,
-            daemons: decode(row.8 .0)?,
-            resources: assemble_resources(resources, agents),
+            workspaces: row.0 .0,
+            latest_builds: row.1 .0,
+            builds: row.2 .0,
+            jobs: row.3 .0,
+            users: row.4 .0,
+            templates: row.5 .0,
+            versions: row.6 .0,
+            organizations: row.7 .0,
+            daemons: row.8 .0,
+            resources: assemble_resources(row.9 .0, row.10 .0),
         })
     }
 }
 
 type Row = (
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
-    Json<serde_json::Value>,
+    Json<Vec<WorkspaceRow>>,
+    Json<Vec<BuildRow>>,
+    Json<Vec<BuildRow>>,
+    Json<Vec<JobRow>>,
+    Json<Vec<UserRow>>,
+    Json<Vec<TemplateRow>>,
+    Json<Vec<VersionRow>>,
+    Json<Vec<OrganizationRow>>,
+    Json<Vec<DaemonRow>>,
+    Json<Vec<ResourceBase>>,
+    Json<Vec<AgentRow>>,
 );
 
 /// The statement: `$1` the workspaces, `$2` the builds.

@@ -139,15 +139,14 @@ async fn refresh_from_database(state: &AppState) {
 /// `GET /metrics`, in Prometheus' text format.
 pub async fn serve(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
-    let pool = state.store.pool();
-    let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
-    let open = i64::from(pool.size());
+    let (open, idle, max) = state.store.pool_usage();
+    let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+    let open = i64::from(open);
     m.pool_connections.with_label_values(&["idle"]).set(idle);
     m.pool_connections
         .with_label_values(&["in_use"])
         .set((open - idle).max(0));
-    m.pool_max
-        .set(i64::from(pool.options().get_max_connections()));
+    m.pool_max.set(i64::from(max));
     m.open_streams.set(state.streams.get());
     if let Some(relay) = &state.net.relay {
         use std::sync::atomic::Ordering::Relaxed;
