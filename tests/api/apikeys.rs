@@ -204,7 +204,7 @@ async fn changes_on_another_replica_reach_cached_keys_within_a_second() {
 
     let db = fresh_database().await;
     let env = [("CODER_PROVISIONER_DAEMONS", "0")];
-    let (a, b) = (
+    let (mut a, mut b) = (
         Replica::spawn(&db, free_port(), &env),
         Replica::spawn(&db, free_port(), &env),
     );

@@ -2,7 +2,6 @@
 //! reaper, dry runs, daemons, and several processes sharing one database.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use codersdk::{
@@ -12,6 +11,7 @@ use codersdk::{
 use serde_json::json;
 
 use crate::harness::echo::{create_version, create_version_with, wait_import, wait_status};
+use crate::harness::replica::{free_port, Replica};
 use crate::harness::{expect_error, raw_json, TestServer};
 
 fn rich_echo() -> serde_json::Value {
@@ -570,64 +570,16 @@ async fn daemons_and_job_listing() {
     );
 }
 
-struct Replica(Child);
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_replica(db_url: &str, port: u16) -> Replica {
-    Replica(
-        Command::new(env!("CARGO_BIN_EXE_coderd"))
-            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
-            .env("CODER_PG_CONNECTION_URL", db_url)
-            .env("CODER_PROVISIONER_DAEMONS", "3")
-            .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting a replica"),
-    )
-}
-
-async fn wait_healthy(url: &str) {
-    let started = Instant::now();
-    while reqwest::get(format!("{url}/healthz"))
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "replica did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn two_processes_never_run_a_job_twice() {
     let db_url = crate::harness::fresh_database().await;
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
+    let mut replicas: Vec<Replica> = (0..2)
+        .map(|_| Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "3")]))
         .collect();
-    let _replicas: Vec<Replica> = ports.iter().map(|p| spawn_replica(&db_url, *p)).collect();
-    let urls: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    for u in &urls {
-        wait_healthy(u).await;
+    for r in &mut replicas {
+        r.wait_healthy().await;
     }
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
     let (a, first) = crate::harness::create_owner(&crate::harness::checked_client(&urls[0])).await;
     let token = a.token().unwrap().to_string();
     let b = crate::harness::checked_client(&urls[1]).with_token(&token);

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::files::tar_with;
 use crate::harness::echo::create_template;
+use crate::harness::replica::{free_port, Replica};
 use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{checked_client, create_owner, ws_request, TestServer};
 use crate::streams::{echo, follow, Sse};
@@ -34,14 +35,6 @@ fn find(name: &str, env: &str) -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The README's nginx site, for `upstream` (host:port lines) on `tls_port` and `plain_port`.
@@ -346,69 +339,17 @@ async fn behind_nginx() {
     srv.stop().await;
 }
 
-/// A `coderd server` process on 127.0.0.1 with one daemon, killed when dropped.
-struct Replica {
-    child: Child,
-    url: String,
+/// A replica with one provisioner daemon.
+fn spawn_replica(db_url: &str, port: u16) -> Replica {
+    Replica::spawn(db_url, port, &[("CODER_PROVISIONER_DAEMONS", "1")])
 }
 
-impl Replica {
-    fn spawn(db_url: &str, port: u16) -> Replica {
-        let child = Command::new(env!("CARGO_BIN_EXE_coderd"))
-            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
-            .env("CODER_PG_CONNECTION_URL", db_url)
-            .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
-            .env("CODER_PROVISIONER_DAEMONS", "1")
-            .env("CODER_PROVISIONER_POLL_INTERVAL", "1s")
-            .env("CODER_PROVISIONER_TYPES", "echo")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting a replica");
-        Replica {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_healthy(&self) {
-        let started = Instant::now();
-        while reqwest::get(format!("{}/healthz", self.url))
-            .await
-            .map(|r| r.status() != 200)
-            .unwrap_or(true)
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "replica did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM, then waits (20 s at most) for a clean exit.
-    async fn terminate(&mut self) {
-        // SAFETY: kill has no memory preconditions; the pid is our live child's.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "the replica exited with {status}");
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "SIGTERM did not stop the replica"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// SIGTERM, then waits (20 s at most) for a clean exit.
+async fn terminate(replica: &mut Replica) {
+    replica.signal("-TERM");
+    match replica.wait_exit(Duration::from_secs(20)).await {
+        Some(status) => assert!(status.success(), "the replica exited with {status}"),
+        None => panic!("SIGTERM did not stop the replica"),
     }
 }
 
@@ -524,10 +465,10 @@ async fn rolling_restart_behind_nginx() {
     let db_url = crate::harness::fresh_database().await;
     let ports = [free_port(), free_port()];
     let mut replicas = [
-        Replica::spawn(&db_url, ports[0]),
-        Replica::spawn(&db_url, ports[1]),
+        spawn_replica(&db_url, ports[0]),
+        spawn_replica(&db_url, ports[1]),
     ];
-    for r in &replicas {
+    for r in &mut replicas {
         r.wait_healthy().await;
     }
     let nginx = match Nginx::start(&ports.map(|p| format!("127.0.0.1:{p}"))).await {
@@ -581,13 +522,13 @@ async fn rolling_restart_behind_nginx() {
         // again through nginx (the other replica), and sees the next build there.
         let holder = stream_holder(&replicas).await;
         restarted.push(holder);
-        replicas[holder].terminate().await;
+        terminate(&mut replicas[holder]).await;
         watch.until_end().await;
         watch = Watch::open(&base, &token, w.id).await;
         let (code, body) = owner.post_build(w.id, transition).await;
         assert_eq!(code, 201, "{body}");
         watch.until_status(status).await;
-        replicas[holder] = Replica::spawn(&db_url, ports[holder]);
+        replicas[holder] = spawn_replica(&db_url, ports[holder]);
         replicas[holder].wait_healthy().await;
     }
     // Both replicas were restarted in turn.

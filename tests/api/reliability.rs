@@ -116,7 +116,7 @@ where
 async fn sigterm_fails_the_running_build_stops_acquiring_and_ends_streams() {
     let db_url = fresh_database().await;
     let mut runner = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "2")]);
-    let reader = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "0")]);
+    let mut reader = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "0")]);
     runner.wait_healthy().await;
     reader.wait_healthy().await;
     let (owner, first) = create_owner(&checked_client(&runner.url)).await;
@@ -393,7 +393,7 @@ async fn start_cluster(dir: &Path) -> coderd_db::builtin::BuiltinPostgres {
 async fn a_75_second_database_outage_fails_no_finished_build() {
     const OUTAGE: Duration = Duration::from_secs(75);
     let (mut pg, dir) = own_cluster().await;
-    let srv = Replica::spawn(pg.url(), free_port(), &[("CODER_PROVISIONER_DAEMONS", "3")]);
+    let mut srv = Replica::spawn(pg.url(), free_port(), &[("CODER_PROVISIONER_DAEMONS", "3")]);
     srv.wait_healthy().await;
     let (owner, first) = create_owner(&checked_client(&srv.url)).await;
     let token = owner.token().unwrap().to_string();

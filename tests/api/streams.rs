@@ -2,7 +2,6 @@
 //! database restarts, no leaks, and several real processes acting as one deployment.
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use codersdk::{ProvisionerJobLog, Workspace};
@@ -13,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::harness::echo::create_template;
+use crate::harness::replica::{free_port, Replica};
 use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{checked_client, create_owner, schema, ws_request, TestServer};
 
@@ -445,63 +445,28 @@ async fn disconnects_free_everything() {
     }
 }
 
-struct Replica(Child);
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_replica(db_url: &str, port: u16, daemons: u32) -> Replica {
-    Replica(
-        Command::new(env!("CARGO_BIN_EXE_coderd"))
-            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
-            .env("CODER_PG_CONNECTION_URL", db_url)
-            .env("CODER_PROVISIONER_DAEMONS", daemons.to_string())
-            .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
-            .env("CODER_JOB_HANG_DETECTOR_INTERVAL", "500ms")
-            .env("CODER_JOB_REAPER_HUNG_AFTER", "3s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting a replica"),
+/// A replica with `daemons` provisioner daemons whose hung jobs are reaped within seconds.
+fn spawn_replica(db_url: &str, daemons: &str) -> Replica {
+    Replica::spawn(
+        db_url,
+        free_port(),
+        &[
+            ("CODER_PROVISIONER_DAEMONS", daemons),
+            ("CODER_JOB_HANG_DETECTOR_INTERVAL", "500ms"),
+            ("CODER_JOB_REAPER_HUNG_AFTER", "3s"),
+        ],
     )
 }
 
 #[tokio::test]
 async fn several_processes_are_one_deployment() {
     let db_url = crate::harness::fresh_database().await;
-    let ports: Vec<u16> = (0..3)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
-    let urls: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    let a_b = [
-        spawn_replica(&db_url, ports[0], 0),
-        spawn_replica(&db_url, ports[1], 0),
-    ];
-    let c = spawn_replica(&db_url, ports[2], 2);
-    for u in &urls {
-        let started = Instant::now();
-        while reqwest::get(format!("{u}/healthz"))
-            .await
-            .map(|r| r.status() != 200)
-            .unwrap_or(true)
-        {
-            assert!(started.elapsed() < Duration::from_secs(60));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    let mut a_b = [spawn_replica(&db_url, "0"), spawn_replica(&db_url, "0")];
+    let mut c = spawn_replica(&db_url, "2");
+    for r in a_b.iter_mut().chain([&mut c]) {
+        r.wait_healthy().await;
     }
+    let urls: Vec<String> = a_b.iter().chain([&c]).map(|r| r.url.clone()).collect();
     let (a, _) = create_owner(&checked_client(&urls[0])).await;
     let token = a.token().unwrap().to_string();
     let b = checked_client(&urls[1]).with_token(&token);

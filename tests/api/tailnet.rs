@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::agents::{agent_echo, until, AgentProcess};
 use crate::cli::{cli_or_skip, CliOutput, CoderCli};
 use crate::harness::echo::create_template;
+use crate::harness::replica::free_port;
 use crate::harness::workspace::WorkspaceApi;
 use crate::harness::TestServer;
 
@@ -45,14 +46,6 @@ async fn echo_server() -> u16 {
         }
     });
     port
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The everyday ways into a workspace, through the relay only.
@@ -227,7 +220,7 @@ async fn port_forward(cli: &CoderCli, bin: &std::path::Path) {
 /// and packets cross the relays' mesh (each reaches DERP at the replica it was pointed at).
 #[tokio::test]
 async fn ssh_with_client_and_agent_on_different_replicas() {
-    use crate::harness::replica::{free_port as replica_port, Replica};
+    use crate::harness::replica::Replica;
     let Some(bin) = cli_or_skip() else { return };
     let srv = TestServer::start_with(|o| o.block_direct = true).await;
     let (owner, first) = srv.owner().await;
@@ -236,7 +229,7 @@ async fn ssh_with_client_and_agent_on_different_replicas() {
     let w = owner.running_workspace(t.id, "dev").await;
     let mut other = Replica::spawn(
         &srv.db_url,
-        replica_port(),
+        free_port(),
         &[
             ("CODER_PROVISIONER_DAEMONS", "0"),
             ("CODER_BLOCK_DIRECT", "true"),
@@ -345,7 +338,7 @@ async fn a_user_who_may_not_ssh_is_refused_at_coordination() {
 /// agent the connection was not opened for is refused.
 #[tokio::test]
 async fn coordination_crosses_replicas_and_outlives_a_dead_one() {
-    use crate::harness::replica::{free_port as replica_port, Replica};
+    use crate::harness::replica::Replica;
     use crate::harness::tailnet::Coordination;
     let Some(bin) = cli_or_skip() else { return };
     let srv = TestServer::start().await;
@@ -356,7 +349,7 @@ async fn coordination_crosses_replicas_and_outlives_a_dead_one() {
     let agent_id = w.latest_build.resources[0].agents[0].id;
     let mut other = Replica::spawn(
         &srv.db_url,
-        replica_port(),
+        free_port(),
         &[("CODER_PROVISIONER_DAEMONS", "0")],
     );
     other.wait_healthy().await;

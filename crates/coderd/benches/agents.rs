@@ -19,15 +19,13 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 mod common;
-// Each benchmark uses its own part of the shared process helper.
-#[allow(dead_code)]
-#[path = "common/server.rs"]
-mod server;
+#[path = "common/proc.rs"]
+mod proc;
 
 use common::echo::create_template;
 use common::workspace::WorkspaceApi;
 use common::SETUP_TIMEOUT;
-use server::{raise_fd_limit, Server};
+use proc::{raise_fd_limit, start_coderd};
 
 #[path = "../../../tests/support/ws_bytes.rs"]
 mod ws_bytes;
@@ -205,7 +203,7 @@ impl SimAgent {
 
 /// Total CPU time (user + system) of a process, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
-    server::cpu_ticks_of(pid) as f64 / server::clock_ticks_per_second()
+    proc::cpu_ticks_of(pid) as f64 / proc::clock_ticks_per_second()
 }
 
 fn main() {
@@ -228,10 +226,10 @@ async fn bench() {
         .unwrap_or(1000);
     let limits = raise_fd_limit();
     eprintln!("open files limit {}", limits.0);
-    let (root, mut pg) = server::bench_postgres("agents").await;
-    let mut srv = Server::start(&root, pg.url());
+    let (root, mut pg) = proc::bench_postgres("agents").await;
+    let mut srv = start_coderd(&root, pg.url(), 1);
     srv.wait_healthy().await;
-    let (owner, first, _) = common::first_owner(&srv.base).await;
+    let (owner, first, _) = common::first_owner(&srv.url).await;
 
     // A hundred agents a workspace (a template each, so every agent has its own token).
     let started = Instant::now();
@@ -277,7 +275,7 @@ async fn bench() {
     let connect_started = Instant::now();
     let mut agents = Vec::with_capacity(n);
     for t in &tokens {
-        let a = SimAgent::connect(&srv.base, *t).await;
+        let a = SimAgent::connect(&srv.url, *t).await;
         a.report_ready().await;
         agents.push(a);
     }
@@ -333,7 +331,7 @@ async fn bench() {
     for k in 0..workspaces.len().min(10) {
         let w = workspaces[k];
         let mut resp = reqwest::Client::new()
-            .get(format!("{}/api/v2/workspaces/{w}/watch", srv.base))
+            .get(format!("{}/api/v2/workspaces/{w}/watch", srv.url))
             .header("Coder-Session-Token", owner.token().unwrap())
             .send()
             .await

@@ -10,11 +10,10 @@ use coderd_wire::derp::{ClientConn, Event, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
-#[allow(dead_code)]
-#[path = "common/server.rs"]
-mod server;
+#[path = "common/proc.rs"]
+mod proc;
 
-use server::{raise_fd_limit, Server};
+use proc::{raise_fd_limit, start_coderd, Replica};
 
 /// A WireGuard packet's size on a 1280-byte tunnel MTU, roughly.
 const PACKET: usize = 1200;
@@ -136,10 +135,10 @@ async fn bench() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     raise_fd_limit();
-    let (root, mut pg) = server::bench_postgres("derp").await;
-    let mut srv = Server::start(&root, pg.url());
+    let (root, mut pg) = proc::bench_postgres("derp").await;
+    let mut srv = start_coderd(&root, pg.url(), 1);
     srv.wait_healthy().await;
-    let addr = srv.addr;
+    let addr = srv.addr();
 
     let mib = |b: f64| b / (1 << 20) as f64;
     let tcp = tcp_throughput().await;
@@ -231,8 +230,8 @@ async fn bench() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-async fn metric_dropped(srv: &Server) -> i64 {
-    let body = reqwest::get(format!("{}/metrics", srv.base))
+async fn metric_dropped(srv: &Replica) -> i64 {
+    let body = reqwest::get(format!("{}/metrics", srv.url))
         .await
         .expect("metrics")
         .text()

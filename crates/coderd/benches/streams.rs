@@ -29,11 +29,11 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 mod common;
-#[path = "common/server.rs"]
-mod server;
+#[path = "common/proc.rs"]
+mod proc;
 use common::echo::create_template;
 use common::workspace::WorkspaceApi;
-use server::{raise_fd_limit, Server};
+use proc::{raise_fd_limit, start_coderd, Replica};
 
 /// Watchers open at each measurement, cumulative; the last is the target.
 const STAGES: [usize; 4] = [1_000, 2_500, 5_000, 10_000];
@@ -280,15 +280,15 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(srv: &Server, token: &str, ws: Uuid) -> Pool {
+    fn new(srv: &Replica, token: &str, ws: Uuid) -> Pool {
         let request = format!(
             "GET /api/v2/workspaces/{ws}/watch HTTP/1.1\r\nHost: {}\r\n\
              Coder-Session-Token: {token}\r\nAccept: text/event-stream\r\n\r\n",
-            srv.addr
+            srv.addr()
         );
         Pool {
             request: Arc::new(request.into_bytes()),
-            addr: srv.addr,
+            addr: srv.addr(),
             handles: Vec::new(),
             quit: watch::channel(false).0,
             progress: Arc::new(Progress::default()),
@@ -419,7 +419,7 @@ struct WatchReport {
     open_after_close: i64,
 }
 
-async fn wait_closed(srv: &Server) -> i64 {
+async fn wait_closed(srv: &Replica) -> i64 {
     let started = Instant::now();
     let mut open = srv.metric("coderd_open_streams").await;
     while open != 0 && started.elapsed() < Duration::from_secs(30) {
@@ -430,7 +430,7 @@ async fn wait_closed(srv: &Server) -> i64 {
 }
 
 async fn watchers(
-    srv: &Server,
+    srv: &Replica,
     owner: &Client,
     token: &str,
     ws: Uuid,
@@ -530,10 +530,10 @@ struct LogRun {
 
 type LogSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-async fn open_logs(srv: &Server, token: &str, build_id: Uuid) -> LogSocket {
+async fn open_logs(srv: &Replica, token: &str, build_id: Uuid) -> LogSocket {
     let mut req = format!(
         "ws://{}/api/v2/workspacebuilds/{build_id}/logs?follow=true",
-        srv.addr
+        srv.addr()
     )
     .into_client_request()
     .expect("ws request");
@@ -586,7 +586,7 @@ async fn read_logs(socket: &mut LogSocket) -> (usize, SystemTime) {
 }
 
 async fn follow_logs(
-    srv: &Server,
+    srv: &Replica,
     owner: &Client,
     token: &str,
     logs_ws: Uuid,
@@ -809,10 +809,10 @@ async fn bench() {
     let limits = raise_fd_limit();
     eprintln!("open files limit {} (hard {})", limits.0, limits.1);
     let started = Instant::now();
-    let (root, mut pg) = server::bench_postgres("streams").await;
+    let (root, mut pg) = proc::bench_postgres("streams").await;
     let url = pg.url().to_string();
     // Spawned here, on the runtime's main thread, which outlives everything else.
-    let mut srv = Server::start(&root, &url);
+    let mut srv = start_coderd(&root, &url, 1);
     srv.wait_healthy().await;
     let mut db = PgConnection::connect(&url).await.expect("connecting");
     let version: String = sqlx::query_scalar("SELECT version()")
@@ -846,8 +846,8 @@ async fn bench() {
     }
 }
 
-async fn run(srv: &Server, db: &mut PgConnection) -> (WatchReport, Vec<LogRun>) {
-    let (owner, first, token) = common::first_owner(&srv.base).await;
+async fn run(srv: &Replica, db: &mut PgConnection) -> (WatchReport, Vec<LogRun>) {
+    let (owner, first, token) = common::first_owner(&srv.url).await;
     let org = first.organization_id;
     let watched = create_template(&owner, org, "watched", &watched_template())
         .await

@@ -26,14 +26,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 mod common;
-#[allow(dead_code)]
-#[path = "common/server.rs"]
-mod server;
+#[path = "common/proc.rs"]
+mod proc;
 
 use common::echo::create_template;
 use common::workspace::WorkspaceApi;
 use common::{api, SETUP_TIMEOUT};
-use server::{raise_fd_limit, Server};
+use proc::{raise_fd_limit, start_coderd, Replica};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -75,23 +74,23 @@ fn cpu_ticks(server_pid: u32) -> (u64, u64) {
         }
         let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
         if comm.trim() == "postgres" {
-            postgres += name.parse().map(server::cpu_ticks_of).unwrap_or(0);
+            postgres += name.parse().map(proc::cpu_ticks_of).unwrap_or(0);
         }
     }
-    (server::cpu_ticks_of(server_pid), postgres)
+    (proc::cpu_ticks_of(server_pid), postgres)
 }
 
 fn ticks_to_us(ticks: u64) -> f64 {
-    ticks as f64 * 1e6 / server::clock_ticks_per_second()
+    ticks as f64 * 1e6 / proc::clock_ticks_per_second()
 }
 
 /// `concurrency` connections asking for `path` as fast as they are answered, for `secs`.
-async fn load(srv: &Server, token: &str, path: &str, concurrency: usize, secs: u64) -> Load {
+async fn load(srv: &Replica, token: &str, path: &str, concurrency: usize, secs: u64) -> Load {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
         .expect("http client");
-    let url = format!("{}{path}", srv.base);
+    let url = format!("{}{path}", srv.url);
     // Warm up: connections open, statements prepared.
     for _ in 0..concurrency {
         let _ = client
@@ -155,8 +154,8 @@ async fn load(srv: &Server, token: &str, path: &str, concurrency: usize, secs: u
 }
 
 /// SQL statements the server has run so far.
-async fn statements(srv: &Server) -> f64 {
-    let body = reqwest::get(format!("{}/metrics", srv.base))
+async fn statements(srv: &Replica) -> f64 {
+    let body = reqwest::get(format!("{}/metrics", srv.url))
         .await
         .expect("metrics")
         .text()
@@ -259,10 +258,10 @@ async fn bench() {
     let concurrency = env_or("CONCURRENCY", 32usize);
     let secs = env_or("SECONDS", 8u64);
     raise_fd_limit();
-    let (root, mut pg) = server::bench_postgres("throughput").await;
-    let mut srv = Server::start_with_daemons(&root, pg.url(), 3);
+    let (root, mut pg) = proc::bench_postgres("throughput").await;
+    let mut srv = start_coderd(&root, pg.url(), 3);
     srv.wait_healthy().await;
-    let (owner, first, token) = common::first_owner(&srv.base).await;
+    let (owner, first, token) = common::first_owner(&srv.url).await;
     let echo = json!({"start": {"resources": [{"name": "dev", "type": "echo_machine",
         "agents": [{"name": "main", "operating_system": "linux", "architecture": "amd64"}]}]}});
     let (template, _) = create_template(&owner, first.organization_id, "bench", &echo).await;

@@ -5,6 +5,8 @@
 
 #[path = "../../support/echo.rs"]
 pub mod echo;
+#[path = "../../support/replica.rs"]
+#[allow(dead_code)] // the benchmarks' part: memory, metrics, a log of their own
 pub mod replica;
 pub mod schema;
 pub mod tailnet;
