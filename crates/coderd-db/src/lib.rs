@@ -212,6 +212,26 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{user}{after}")
 }
 
+/// A pooled connection idle at least this long is pinged before it serves a statement.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// Whether a connection may serve (`before_acquire`): one in use moments ago may, unchecked (a
+/// ping before every statement is a round trip each); one that sat idle is pinged first, and
+/// closed if the database does not answer (the pool then takes or opens another). Without it a
+/// database restart cost one failed request per pooled connection, found by the requests that
+/// drew them; the id-keyed pool, which only requests use, would hand them all to users.
+fn ping_if_idle(
+    conn: &mut sqlx::PgConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = sqlx::Result<bool>> + Send + '_>> {
+    Box::pin(async move {
+        if meta.idle_for < PING_IF_IDLE_FOR {
+            return Ok(true);
+        }
+        Ok(sqlx::Connection::ping(conn).await.is_ok())
+    })
+}
+
 impl Store {
     /// Connects (retrying while the database comes up) and applies pending migrations.
     pub async fn connect(cfg: &ConnectConfig) -> Result<Store> {
@@ -228,10 +248,10 @@ impl Store {
             let res = PgPoolOptions::new()
                 .max_connections(general)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                // No ping before every statement: that is a round trip per statement. A
-                // connection that died is found by the statement that uses it, which fails
-                // and closes it (the pool then opens a new one).
+                // No ping before every statement: that is a round trip per statement. Only a
+                // connection that sat idle is pinged first (`ping_if_idle`).
                 .test_before_acquire(false)
+                .before_acquire(ping_if_idle)
                 .connect_with(opts.clone())
                 .await;
             match res {
@@ -270,6 +290,7 @@ impl Store {
                 .max_connections(max / 2)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .test_before_acquire(false)
+                .before_acquire(ping_if_idle)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         sqlx::Executor::execute(conn, "SET plan_cache_mode = force_generic_plan")
