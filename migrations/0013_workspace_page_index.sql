@@ -37,3 +37,22 @@ CREATE INDEX workspaces_owner_username_idx ON workspaces (lower(owner_username))
 
 -- The requester's favorites, the page's first part.
 CREATE INDEX workspaces_favorites_idx ON workspaces (owner_id) WHERE favorite AND NOT deleted;
+
+-- `name:` (and a bare search term) is a case-insensitive substring match, as upstream's. Only
+-- a trigram index serves that without reading every name, and trigrams are the `pg_trgm`
+-- extension: trusted since PostgreSQL 13 (a database owner may create it) and shipped with
+-- PostgreSQL's usual packages, but not everywhere. Without it the search still works and
+-- reads every name.
+DO $$
+BEGIN
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'pg_trgm is not available (%); name searches will read every workspace name', SQLERRM;
+END $$;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        CREATE INDEX workspaces_name_trgm_idx ON workspaces USING gin (name gin_trgm_ops)
+            WHERE NOT deleted;
+    END IF;
+END $$;

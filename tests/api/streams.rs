@@ -75,7 +75,8 @@ impl Sse {
 
     /// Reads events until a workspace whose latest build has `status` arrives.
     pub(crate) async fn until_status(&mut self, status: &str) -> Workspace {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: several server processes share two cores with the rest of the suite.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let (kind, data) = self

@@ -157,14 +157,19 @@ impl Replica {
             .unwrap_or_else(|| panic!("{field} missing from /proc status"))
     }
 
-    /// A metric without labels from `/metrics`; -1 when it is missing.
-    pub async fn metric(&self, name: &str) -> i64 {
-        let text = reqwest::get(format!("{}/metrics", self.url))
+    /// The server's `/metrics`, as text.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
             .await
             .expect("GET /metrics")
             .text()
             .await
-            .expect("metrics body");
+            .expect("metrics body")
+    }
+
+    /// A metric without labels from `/metrics`; -1 when it is missing.
+    pub async fn metric(&self, name: &str) -> i64 {
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .and_then(|v| v.trim().parse().ok())

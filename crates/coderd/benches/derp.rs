@@ -231,13 +231,9 @@ async fn bench() {
 }
 
 async fn metric_dropped(srv: &Replica) -> i64 {
-    let body = reqwest::get(format!("{}/metrics", srv.url))
+    srv.metrics_text()
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    body.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("coderd_derp_packets{outcome=\"dropped\"} "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(-1)

@@ -155,13 +155,9 @@ async fn load(srv: &Replica, token: &str, path: &str, concurrency: usize, secs: 
 
 /// SQL statements the server has run so far.
 async fn statements(srv: &Replica) -> f64 {
-    let body = reqwest::get(format!("{}/metrics", srv.url))
+    srv.metrics_text()
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    body.lines()
+        .lines()
         .filter(|l| l.starts_with("coderd_db_query_latencies_seconds_count"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
@@ -266,6 +262,36 @@ async fn bench() {
         "agents": [{"name": "main", "operating_system": "linux", "architecture": "amd64"}]}]}});
     let (template, _) = create_template(&owner, first.organization_id, "bench", &echo).await;
     let template = template.id;
+    // A member with three workspaces of their own: the narrow searches below match only
+    // theirs, however many the owner has.
+    api(
+        &owner,
+        Method::POST,
+        "/api/v2/users",
+        Some(
+            json!({"email": "member@example.com", "username": "member", "name": "Member",
+            "password": "SomeSecurePassword!", "login_type": "password",
+            "organization_ids": [first.organization_id]}),
+        ),
+    )
+    .await;
+    let member = {
+        let anon = Client::new(&srv.url);
+        let token = anon
+            .login_with_password("member@example.com", "SomeSecurePassword!")
+            .await
+            .expect("logging in as the member")
+            .session_token;
+        anon.with_token(token)
+    };
+    for i in 0..3 {
+        let w = member
+            .create_workspace(template, &format!("mine-{i}"))
+            .await;
+        member
+            .wait_for_status_within(w.id, "running", SETUP_TIMEOUT)
+            .await;
+    }
 
     let mut workspaces = Vec::new();
     let mut db = {
@@ -302,6 +328,12 @@ async fn bench() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let idle = (statements(&srv).await - idle_from - 1.0) / 3.0;
         println!("| {size} | (idle: {idle:.0} statements/s of the server's own) | | | | | | |");
+        // HOLD_SECS: time to look at the database by hand (psql) before measuring.
+        let hold = env_or("HOLD_SECS", 0u64);
+        if hold > 0 {
+            eprintln!("holding {hold} s: psql '{}'", pg.url());
+            tokio::time::sleep(Duration::from_secs(hold)).await;
+        }
         let pg_rps = pgbench(pg.url(), &root, size, concurrency, secs);
         println!("| {size} | pgbench, one workspace row by key | {pg_rps:.0} | 100 % | | | | |");
         let w = workspaces[workspaces.len() / 2];
@@ -324,6 +356,14 @@ async fn bench() {
             (
                 "GET /workspaces?limit=25",
                 "/api/v2/workspaces?limit=25".to_string(),
+            ),
+            (
+                "GET /workspaces?q=owner:member (3 matches)",
+                "/api/v2/workspaces?limit=25&q=owner:member".to_string(),
+            ),
+            (
+                "GET /workspaces?q=name:mine-1 (1 match)",
+                "/api/v2/workspaces?limit=25&q=name:mine-1".to_string(),
             ),
             (
                 "GET /workspacebuilds/{id}",
