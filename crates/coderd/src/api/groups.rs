@@ -260,6 +260,10 @@ async fn patch(
         )
         .await
         .on_conflict("name", format!("A group named {name:?} already exists."))?;
+    // Access changes in this process before the answer (crate::actors).
+    for user in add.iter().chain(&remove) {
+        state.actors.forget_user(*user);
+    }
     Ok(ok(one(&state, updated).await?))
 }
 
@@ -272,5 +276,7 @@ async fn delete(State(state): State<AppState>, group: GroupParam) -> ApiResult<J
     }
     let body = one(&state, g).await?;
     state.store.delete_group(body.id).await?;
+    // Every member's access changed.
+    state.actors.clear();
     Ok(ok(body))
 }

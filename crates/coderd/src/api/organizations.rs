@@ -202,6 +202,8 @@ async fn delete(State(state): State<AppState>, organization: OrgParam) -> ApiRes
         ));
     }
     state.store.delete_organization(org.id).await?;
+    // Every member's access changed.
+    state.actors.clear();
     Ok(message(StatusCode::OK, "Organization deleted."))
 }
 
@@ -296,6 +298,9 @@ async fn add_member(
             }
             e => e.into(),
         })?;
+    // Access changes in this process before the answer; in the others when the trigger's
+    // message reaches them (crate::actors).
+    state.actors.forget_user(u.id);
     Ok(ok(convert::member(u.id, &m)))
 }
 
@@ -321,6 +326,7 @@ async fn remove_member(
         .await
         .optional()?
         .ok_or_else(not_a_member)?;
+    state.actors.forget_user(u.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -383,5 +389,6 @@ async fn update_member_roles(
         .store
         .update_member_roles(org.id, u.id, &wanted)
         .await?;
+    state.actors.forget_user(u.id);
     Ok(ok(convert::member(u.id, &m)))
 }

@@ -514,6 +514,9 @@ async fn delete_user(
         ));
     }
     state.store.delete_user(u.id).await?;
+    // Access ends in this process before the answer; in the others when the trigger's
+    // message reaches them (crate::actors).
+    state.actors.forget_user(u.id);
     Ok(message(StatusCode::OK, "User has been deleted!"))
 }
 
@@ -533,6 +536,7 @@ async fn set_status(
         ));
     }
     let updated = state.store.update_user_status(u.id, status).await?;
+    state.actors.forget_user(u.id);
     Ok(ok(convert::user(updated)))
 }
 
@@ -592,6 +596,7 @@ async fn update_roles(
         }
     }
     let updated = state.store.update_user_roles(u.id, &wanted).await?;
+    state.actors.forget_user(u.id);
     Ok(ok(convert::user(updated)))
 }
 
@@ -661,6 +666,8 @@ async fn update_profile(
         .update_user_profile(u.id, &req.username, req.name.trim())
         .await
         .on_conflict("username", "A user with this username already exists.")?;
+    // The cached caller carries the username.
+    state.actors.forget_user(u.id);
     Ok(ok(convert::user(updated)))
 }
 
