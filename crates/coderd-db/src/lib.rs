@@ -232,6 +232,17 @@ fn ping_if_idle(
     })
 }
 
+/// A pool that requests draw from, of at most `max` connections.
+fn request_pool(max: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // No ping before every statement: that is a round trip per statement. Only a
+        // connection that sat idle is pinged first.
+        .test_before_acquire(false)
+        .before_acquire(ping_if_idle)
+}
+
 impl Store {
     /// Connects (retrying while the database comes up) and applies pending migrations.
     pub async fn connect(cfg: &ConnectConfig) -> Result<Store> {
@@ -245,15 +256,7 @@ impl Store {
         let general = if max >= 2 { max - max / 2 } else { 1 };
         let pool = loop {
             attempt += 1;
-            let res = PgPoolOptions::new()
-                .max_connections(general)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                // No ping before every statement: that is a round trip per statement. Only a
-                // connection that sat idle is pinged first (`ping_if_idle`).
-                .test_before_acquire(false)
-                .before_acquire(ping_if_idle)
-                .connect_with(opts.clone())
-                .await;
+            let res = request_pool(general).connect_with(opts.clone()).await;
             match res {
                 Ok(pool) => break pool,
                 Err(err) if started.elapsed() < cfg.connect_timeout => {
@@ -286,11 +289,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Database(e.into()))?;
         let generic_pool = (max >= 2).then(|| {
-            PgPoolOptions::new()
-                .max_connections(max / 2)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .test_before_acquire(false)
-                .before_acquire(ping_if_idle)
+            request_pool(max / 2)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         sqlx::Executor::execute(conn, "SET plan_cache_mode = force_generic_plan")
