@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::harness::echo::create_template;
+use crate::harness::replica::{free_port, Replica};
 use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{create_owner, TestServer, OWNER_EMAIL, OWNER_PASSWORD};
 
@@ -398,37 +399,9 @@ async fn metrics_on_a_listener_of_their_own() {
 #[tokio::test]
 async fn the_binary_times_every_statement() {
     let db_url = crate::harness::fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _child = Kill(
-        std::process::Command::new(env!("CARGO_BIN_EXE_coderd"))
-            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
-            .env("CODER_PG_CONNECTION_URL", &db_url)
-            .env("CODER_PROVISIONER_DAEMONS", "0")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while reqwest::get(format!("{base}/healthz")).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "coderd did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut srv = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "0")]);
+    srv.wait_healthy().await;
+    let base = srv.url.clone();
     create_owner(&crate::harness::checked_client(&base)).await;
     let s = scrape(&base).await;
     for query in ["SELECT users", "INSERT api_keys"] {
@@ -593,41 +566,17 @@ async fn otlp_receiver() -> (
 async fn traces_reach_an_otlp_collector() {
     let (collector, spans) = otlp_receiver().await;
     let db_url = crate::harness::fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _child = Kill(
-        std::process::Command::new(env!("CARGO_BIN_EXE_coderd"))
-            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
-            .env("CODER_PG_CONNECTION_URL", &db_url)
-            .env("CODER_PROVISIONER_TYPES", "echo")
-            .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
-            .env("CODER_TRACE_ENABLE", "true")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+    let mut srv = Replica::spawn(
+        &db_url,
+        free_port(),
+        &[
+            ("CODER_TRACE_ENABLE", "true"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
     );
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while reqwest::get(format!("{base}/healthz")).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "coderd did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    srv.wait_healthy().await;
+    let base = srv.url.clone();
     let (owner, first) = create_owner(&crate::harness::checked_client(&base)).await;
     let echo = json!({"start": {"resources": [{"name": "vm", "type": "echo_vm"}]}});
     let (t, _) = create_template(&owner, first.organization_id, "traced", &echo).await;

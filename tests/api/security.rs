@@ -601,36 +601,13 @@ fn rss(pid: u32) -> (u64, u64) {
 async fn archive_bombs_are_refused_fast_in_bounded_memory() {
     // A process of its own, so that its memory is the server's alone.
     let db_url = crate::harness::fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coderd"))
-        .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
-        .env("CODER_PG_CONNECTION_URL", &db_url)
-        .env("CODER_PROVISIONER_DAEMONS", "0")
-        .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starting coderd");
-    let started = Instant::now();
-    while reqwest::get(format!("{url}/healthz"))
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "coderd did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    use crate::harness::replica::{free_port, Replica};
+    let mut srv = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "0")]);
+    srv.wait_healthy().await;
+    let url = srv.url.clone();
     let anon = crate::harness::checked_client(&url);
     let (owner, _) = crate::harness::create_owner(&anon).await;
-    let (idle, _) = rss(child.id());
+    let (idle, _) = rss(srv.child.id());
 
     let bombs: Vec<(&str, &str, Vec<u8>)> = vec![
         (
@@ -662,9 +639,8 @@ async fn archive_bombs_are_refused_fast_in_bounded_memory() {
         assert_eq!(raw.status.as_u16(), 400, "{what} ({size} bytes): {body}");
         eprintln!("{what}: {size} bytes uploaded, 400 after {took:?}: {body}");
     }
-    let (_, peak) = rss(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let (_, peak) = rss(srv.child.id());
+    drop(srv);
     eprintln!("coderd RSS: idle {idle} KiB, peak {peak} KiB");
     assert!(
         peak.saturating_sub(idle) < 150 * 1024,
