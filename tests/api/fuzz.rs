@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::echo::{create_template, create_version};
+use crate::harness::replica::{free_port, Replica};
 use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{checked_client, create_owner, fresh_database};
 
@@ -76,77 +77,31 @@ fn schemathesis() -> Option<PathBuf> {
 }
 
 /// The server as its own process, so that its log (panics included) is its alone.
-struct Server {
-    child: std::process::Child,
-    url: String,
-    log: PathBuf,
+async fn start_server(dir: &Path) -> Replica {
+    let db_url = fresh_database().await;
+    let mut server = Replica::builder(&db_url, free_port())
+        .env("CODER_CONFIG_DIR", dir.join("config"))
+        .env("CODER_PROVISIONER_TYPES", "echo")
+        .env("CODER_PROVISIONER_DAEMONS", "3")
+        .env("CODER_PROVISIONER_POLL_INTERVAL", "1s")
+        // Warnings and errors only: a 500's cause is logged as an error.
+        .env("CODER_LOG_FILTER", "warn")
+        .env("RUST_BACKTRACE", "1")
+        .log(dir.join("server.log"))
+        .spawn();
+    server.wait_healthy().await;
+    server
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    async fn start(dir: &Path) -> Server {
-        let db_url = fresh_database().await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.join("server.log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_coderd"))
-            .args(["server", "--http-address", &format!("127.0.0.1:{port}")])
-            .env("CODER_PG_CONNECTION_URL", db_url)
-            .env("CODER_CONFIG_DIR", dir.join("config"))
-            .env("CODER_PROVISIONER_TYPES", "echo")
-            .env("CODER_PROVISIONER_DAEMONS", "3")
-            .env("CODER_PROVISIONER_POLL_INTERVAL", "1s")
-            // The fuzzer sends thousands of requests a minute, to login and uploads too.
-            .env("CODER_DANGEROUS_DISABLE_RATE_LIMITS", "true")
-            // Warnings and errors only: a 500's cause is logged as an error.
-            .env("CODER_LOG_FILTER", "warn")
-            .env("RUST_BACKTRACE", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting coderd");
-        let mut server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let started = Instant::now();
-        while !server.healthy().await {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("coderd exited ({status}):\n{}", server.log_text());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "coderd did not start:\n{}",
-                server.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        server
-    }
-
-    async fn healthy(&self) -> bool {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        match client.get(format!("{}/healthz", self.url)).send().await {
-            Ok(r) => r.status() == 200 && r.text().await.is_ok_and(|t| t == "OK"),
-            Err(_) => false,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+/// Whether the server still answers `/healthz` with its "OK", within 5 s.
+async fn answers_healthz(server: &Replica) -> bool {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    match client.get(format!("{}/healthz", server.url)).send().await {
+        Ok(r) => r.status() == 200 && r.text().await.is_ok_and(|t| t == "OK"),
+        Err(_) => false,
     }
 }
 
@@ -348,7 +303,7 @@ async fn schemathesis_finds_no_server_errors_or_undocumented_answers() {
     let Some(st) = schemathesis() else { return };
     let dir = std::env::temp_dir().join(format!("coderd-fuzz-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let server = Server::start(&dir).await;
+    let server = start_server(&dir).await;
     let seed = seed(&server.url).await;
     let config_path = dir.join("schemathesis.toml");
     std::fs::write(&config_path, config(&seed)).unwrap();
@@ -422,7 +377,7 @@ async fn schemathesis_finds_no_server_errors_or_undocumented_answers() {
         std::fs::read_to_string(dir.join("schemathesis.err")).unwrap_or_default()
     );
 
-    let healthy = server.healthy().await;
+    let healthy = answers_healthz(&server).await;
     let log = server.log_text();
     let panics: Vec<&str> = log.lines().filter(|l| l.contains("panicked at")).collect();
     let errors: Vec<&str> = log
