@@ -26,6 +26,7 @@ mod organizations;
 mod production;
 mod ratelimit;
 mod reliability;
+mod render_cache;
 mod sdk_check;
 mod security;
 mod streams;

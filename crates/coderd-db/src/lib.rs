@@ -44,7 +44,7 @@ pub use job_results::{BuildProduct, Completion, ImportProduct, Produced};
 pub use jobs::{insert_job, mutate_tags, CancelOutcome, JobFilter, JobRow, NewJob, ReapedJob};
 pub use organizations::{MemberWithUserRow, MembershipRow, NewOrganization, OrganizationRow};
 pub use provisioner_daemons::{DaemonRow, NewDaemon};
-pub use render::RenderRows;
+pub use render::{RenderRows, RenderStamps, Stamp};
 pub use resources::{AgentRow, AppRow, ResourceRow};
 pub use status::{
     AgentStatus, BuildStatus, DaemonStatus, JobStatus, LogLevel, Transition, UnknownValue,

@@ -81,6 +81,151 @@ impl Store {
     }
 }
 
+/// What a rendered workspace or build was made of, as one string that changes whenever any row
+/// the answer shows changes ([`Store::render_stamps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub id: Uuid,
+    pub stamp: String,
+}
+
+/// The stamps [`Store::render_stamps`] read, with the daemons the answers' jobs could use (they
+/// change with every heartbeat, so they are read each time instead of stamped).
+#[derive(Debug, Default)]
+pub struct RenderStamps {
+    pub workspaces: Vec<Stamp>,
+    pub builds: Vec<Stamp>,
+    /// Daemons of the builds' jobs' organizations (and those of every organization), as
+    /// `list_daemons` has them.
+    pub daemons: Vec<DaemonRow>,
+}
+
+impl RenderStamps {
+    pub fn workspace(&self, id: Uuid) -> Option<&str> {
+        self.workspaces
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.stamp.as_str())
+    }
+
+    pub fn build(&self, id: Uuid) -> Option<&str> {
+        self.builds
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.stamp.as_str())
+    }
+}
+
+impl Store {
+    /// The stamps of the workspaces `workspace_ids` (with their latest builds) and of the builds
+    /// `build_ids`: one statement that reads only row versions (`xmin`) and agents' statuses,
+    /// never the columns themselves.
+    ///
+    /// A stamp is made of the `xmin` of every row [`Store::render_rows`] reads for the answer
+    /// (the workspace, its template, owner and organization, the users and groups it is shared
+    /// with; the build, its job, version, template, initiator, the job's worker's name, its
+    /// resources, their metadata, agents and apps) and each agent's status, which moves with
+    /// the clock. Any committed insert, update or delete of one of those rows gives it another
+    /// `xmin`, so an answer rendered from rows read no earlier than a stamp is still right
+    /// while the stamp is the same, whichever replica changed them. Workspaces without a build
+    /// have no stamp.
+    pub async fn render_stamps(
+        &self,
+        workspace_ids: &[Uuid],
+        build_ids: &[Uuid],
+    ) -> Result<RenderStamps> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let rows: Vec<(String, Uuid, String)> = sqlx::query_as(SQL.get_or_init(stamps_sql))
+            .bind(workspace_ids)
+            .bind(build_ids)
+            .fetch_all(self.generic_pool())
+            .await?;
+        let mut out = RenderStamps::default();
+        for (kind, id, stamp) in rows {
+            match kind.as_str() {
+                "w" => out.workspaces.push(Stamp { id, stamp }),
+                "b" => out.builds.push(Stamp { id, stamp }),
+                _ => out.daemons.push(
+                    serde_json::from_str(&stamp).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                ),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `concat_ws` over `parts`, each NULL shown as empty so that no part can shift into another's
+/// place.
+fn joined(sep: &str, parts: &[&str]) -> String {
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|p| format!("COALESCE(({p})::text, '')"))
+        .collect();
+    format!("concat_ws('{sep}', {})", parts.join(", "))
+}
+
+/// The stamps statement: `$1` the workspaces, `$2` the builds. One row per workspace (`w`),
+/// build (`b`) and daemon (`d`, its row as JSON in `stamp`); flat joins on keys and no CTEs,
+/// since each plan node costs PostgreSQL more than the rows it reads (benches/README.md).
+///
+/// The parts of a stamp are listed in no order within a kind: the order rows are read in
+/// changes only when they are rewritten, which changes their `xmin` anyway, so a different
+/// order can only cost a needless render, never serve a stale one. A workspace shared with
+/// users or groups has no stamp (their names would need two more lookups on every read) and
+/// is rendered from the database each time.
+fn stamps_sql() -> String {
+    let status = crate::status::agent_status_sql!();
+    // A resource with its metadata, agents and apps, as one join: any insert, update or
+    // delete of one of them changes the multiset of these rows.
+    let row = joined(".", &["r.xmin", "m.xmin", "a.xmin", status, "p.xmin"]);
+    let resources = format!(
+        "SELECT string_agg({row}, ',') \
+         FROM workspace_resources r \
+         LEFT JOIN workspace_resource_metadata m ON m.workspace_resource_id = r.id \
+         LEFT JOIN workspace_agents a ON a.resource_id = r.id \
+         LEFT JOIN workspace_apps p ON p.agent_id = a.id \
+         WHERE r.job_id = b.job_id"
+    );
+    // A build's stamp; the caller joins the workspace `w`.
+    let build = joined(
+        "/",
+        &[
+            "b.xmin", "j.xmin", "v.xmin", "vt.xmin", "i.xmin", "w.xmin", "o.xmin", "wd.name",
+            &resources,
+        ],
+    );
+    let build_joins = "JOIN provisioner_jobs j ON j.id = b.job_id \
+         LEFT JOIN provisioner_daemons wd ON wd.id = j.worker_id \
+         LEFT JOIN template_versions v ON v.id = b.template_version_id \
+         LEFT JOIN templates vt ON vt.id = v.template_id \
+         LEFT JOIN users i ON i.id = b.initiator_id \
+         LEFT JOIN users o ON o.id = w.owner_id";
+    let workspace = joined("#", &[&build, "t.xmin", "g.xmin"]);
+    // A build's job is in its workspace's organization (domain::builds), so the daemons of
+    // the workspaces' organizations are those the jobs could use.
+    format!(
+        "SELECT 'w' AS kind, w.id, {workspace} AS stamp FROM workspaces w \
+             JOIN LATERAL (SELECT x.xmin, x.job_id, x.template_version_id, x.initiator_id \
+                 FROM workspace_builds x WHERE x.workspace_id = w.id \
+                 ORDER BY x.build_number DESC LIMIT 1) b ON true \
+             {build_joins} \
+             LEFT JOIN templates t ON t.id = w.template_id \
+             LEFT JOIN organizations g ON g.id = w.organization_id \
+             WHERE w.id = ANY($1) AND w.user_acl = '{{}}' AND w.group_acl = '{{}}' \
+         UNION ALL \
+         SELECT 'b', b.id, {build} FROM workspace_builds b \
+             JOIN workspaces w ON w.id = b.workspace_id {build_joins} \
+             WHERE b.id = ANY($2) \
+         UNION ALL \
+         SELECT 'd', d.id, row_to_json(d)::text FROM (SELECT {DAEMON_COLUMNS} FROM provisioner_daemons \
+             WHERE organization_id IS NULL OR organization_id = ANY(ARRAY( \
+                 SELECT organization_id FROM workspaces WHERE id = ANY($1) UNION ALL \
+                 SELECT y.organization_id FROM workspace_builds x JOIN workspaces y ON y.id = x.workspace_id \
+                 WHERE x.id = ANY($2))) \
+             ORDER BY last_seen_at DESC, name) d"
+    )
+}
+
 type Row = (
     Json<Vec<WorkspaceRow>>,
     Json<Vec<BuildRow>>,
@@ -137,6 +282,40 @@ fn render_sql() -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Every row the render reads has its place in the stamp (`CODERD_PRINT_RENDER_SQL=1` prints
+    /// it too).
+    #[test]
+    fn the_stamp_covers_every_table_the_render_reads() {
+        let sql = super::stamps_sql();
+        if std::env::var_os("CODERD_PRINT_RENDER_SQL").is_some() {
+            println!("{sql}");
+        }
+        let render = super::render_sql();
+        for table in [
+            "workspaces",
+            "workspace_builds",
+            "provisioner_jobs",
+            "template_versions",
+            "templates",
+            "users",
+            "organizations",
+            "provisioner_daemons",
+            "workspace_resources",
+            "workspace_resource_metadata",
+            "workspace_agents",
+            "workspace_apps",
+        ] {
+            assert!(
+                render.contains(&format!(" {table} ")),
+                "{table} is not rendered"
+            );
+            assert!(
+                sql.contains(&format!(" {table} ")),
+                "{table} is not stamped"
+            );
+        }
+    }
+
     /// Every kind of row is read, each once (`CODERD_PRINT_RENDER_SQL=1` prints the statement,
     /// to EXPLAIN it by hand).
     #[test]

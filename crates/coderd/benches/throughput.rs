@@ -58,6 +58,8 @@ struct Load {
     rps: f64,
     p99_ms: f64,
     statements: f64,
+    /// Share of the rendered workspaces and builds that were not current in memory.
+    render_misses: f64,
     /// CPU microseconds per answer: the server's, and PostgreSQL's (all its processes).
     server_us: f64,
     postgres_us: f64,
@@ -100,6 +102,7 @@ async fn load(srv: &Replica, token: &str, path: &str, concurrency: usize, secs: 
             .await;
     }
     let before = statements(srv).await;
+    let renders_before = renders(srv).await;
     let cpu_before = cpu_ticks(srv.child.id());
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
@@ -137,6 +140,7 @@ async fn load(srv: &Replica, token: &str, path: &str, concurrency: usize, secs: 
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = cpu_ticks(srv.child.id());
     let after = statements(srv).await;
+    let renders_after = renders(srv).await;
     all.sort();
     let p99 = all
         .get(all.len().saturating_mul(99) / 100)
@@ -146,6 +150,17 @@ async fn load(srv: &Replica, token: &str, path: &str, concurrency: usize, secs: 
         rps: all.len() as f64 / elapsed,
         p99_ms: p99.as_secs_f64() * 1000.0,
         statements: (after - before) / all.len().max(1) as f64,
+        render_misses: {
+            let (hits, misses) = (
+                renders_after.0 - renders_before.0,
+                renders_after.1 - renders_before.1,
+            );
+            if hits + misses > 0.0 {
+                misses / (hits + misses)
+            } else {
+                f64::NAN
+            }
+        },
         server_us: ticks_to_us(cpu_after.0.saturating_sub(cpu_before.0)) / all.len().max(1) as f64,
         postgres_us: ticks_to_us(cpu_after.1.saturating_sub(cpu_before.1))
             / all.len().max(1) as f64,
@@ -161,6 +176,19 @@ async fn statements(srv: &Replica) -> f64 {
         .filter(|l| l.starts_with("coderd_db_query_latencies_seconds_count"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Renderings served from memory and read from the database so far
+/// (`coderd_render_cache_lookups`).
+async fn renders(srv: &Replica) -> (f64, f64) {
+    let text = srv.metrics_text().await;
+    let value = |outcome: &str| {
+        let prefix = format!("coderd_render_cache_lookups{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (value("hit"), value("miss"))
 }
 
 /// pgbench's reads per second of one workspace row by primary key, `concurrency` clients.
@@ -302,9 +330,9 @@ async fn bench() {
     };
     println!(
         "| workspaces | request | req/s | share of pgbench | p99 | statements/request | \
-         server CPU/request | PostgreSQL CPU/request |"
+         server CPU/request | PostgreSQL CPU/request | render misses |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for &size in &sizes {
         grow(&owner, template, &mut workspaces, size).await;
         // The steady state: what autovacuum would get to minutes after a bulk creation
@@ -327,7 +355,7 @@ async fn bench() {
         let idle_from = statements(&srv).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let idle = (statements(&srv).await - idle_from - 1.0) / 3.0;
-        println!("| {size} | (idle: {idle:.0} statements/s of the server's own) | | | | | | |");
+        println!("| {size} | (idle: {idle:.0} statements/s of the server's own) | | | | | | | |");
         // HOLD_SECS: time to look at the database by hand (psql) before measuring.
         let hold = env_or("HOLD_SECS", 0u64);
         if hold > 0 {
@@ -335,7 +363,7 @@ async fn bench() {
             tokio::time::sleep(Duration::from_secs(hold)).await;
         }
         let pg_rps = pgbench(pg.url(), &root, size, concurrency, secs);
-        println!("| {size} | pgbench, one workspace row by key | {pg_rps:.0} | 100 % | | | | |");
+        println!("| {size} | pgbench, one workspace row by key | {pg_rps:.0} | 100 % | | | | | |");
         let w = workspaces[workspaces.len() / 2];
         let ws = api(
             &owner,
@@ -373,13 +401,18 @@ async fn bench() {
             let l = load(&srv, &token, &path, concurrency, secs).await;
             assert_eq!(l.errors, 0, "{name} answered errors");
             println!(
-                "| {size} | `{name}` | {:.0} | {:.1} % | {:.1} ms | {:.1} | {:.0} µs | {:.0} µs |",
+                "| {size} | `{name}` | {:.0} | {:.1} % | {:.1} ms | {:.1} | {:.0} µs | {:.0} µs | {} |",
                 l.rps,
                 100.0 * l.rps / pg_rps,
                 l.p99_ms,
                 l.statements,
                 l.server_us,
-                l.postgres_us
+                l.postgres_us,
+                if l.render_misses.is_nan() {
+                    String::new()
+                } else {
+                    format!("{:.1} %", 100.0 * l.render_misses)
+                }
             );
         }
     }

@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("ratelimit", 0),
     ("watch", 0),
     ("template_stats", 0),
+    ("render_cache", 0),
     ("layers", 0),
     // 1: what every request and task shares.
     ("state", 1),

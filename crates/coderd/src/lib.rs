@@ -22,6 +22,7 @@ pub mod middleware;
 pub mod proxy;
 pub mod ratelimit;
 pub mod reaper;
+pub mod render_cache;
 pub mod search;
 pub mod server;
 pub mod state;

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub(crate) derp_packets: IntGaugeVec,
     pub(crate) tailnet_peers: IntGauge,
     pub(crate) api_key_cache: IntGaugeVec,
+    pub(crate) render_cache: IntGaugeVec,
     pub(crate) pubsub_subscribers: IntGauge,
     pub(crate) pubsub_send_latency: prometheus::Gauge,
     pub(crate) pubsub_receive_latency: prometheus::Gauge,
@@ -218,6 +219,18 @@ impl Default for Metrics {
                         "coderd_api_key_cache_lookups",
                         "Authenticated requests since start, by whether their API key's caller \
                          was served from memory (hit) or read from the database (miss).",
+                    ),
+                    &["outcome"],
+                )
+                .unwrap(),
+            ),
+            render_cache: register(
+                &r,
+                IntGaugeVec::new(
+                    prometheus::Opts::new(
+                        "coderd_render_cache_lookups",
+                        "Workspaces and builds answered since start, by whether their rendering \
+                         was still current in memory (hit) or was read from the database (miss).",
                     ),
                     &["outcome"],
                 )

@@ -239,6 +239,7 @@ pub async fn start(opts: ServerOptions, start: StartOptions) -> anyhow::Result<R
         replica_id,
         template_stats: template_stats.clone(),
         actors,
+        render_cache: Arc::new(crate::render_cache::RenderCache::default()),
         net,
         shutdown: watch::channel(false).0,
     }));

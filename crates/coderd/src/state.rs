@@ -41,6 +41,8 @@ pub struct Inner {
     pub replica_id: uuid::Uuid,
     /// API keys' callers, kept until a change to them is heard (crate::actors).
     pub actors: Arc<crate::actors::ActorCache>,
+    /// Rendered workspaces and builds, served again while their stamps hold (crate::render_cache).
+    pub render_cache: Arc<crate::render_cache::RenderCache>,
     /// Templates' statistics, recomputed when a job's result is stored.
     pub template_stats: Arc<crate::template_stats::StatsCache>,
     /// Tailnet: the DERP map, the embedded relay and the coordinator.

@@ -238,6 +238,13 @@ async fn get_one(
     // Everything the answer shows, read at once; whether it may be shown is decided before
     // anything of it is.
     let build_id = parse_uuid(&id)?;
+    // Rendered before and unchanged since: served from memory (crate::render_cache).
+    let stamps = state.store.render_stamps(&[], &[build_id]).await?;
+    if let Some(mut hit) = state.render_cache.build(&stamps, build_id) {
+        check_workspace(&actor, &hit.row, Action::Read, Deleted::Included)?;
+        crate::views::jobs::rematch(&mut hit.view, &hit.provisioner, &stamps.daemons);
+        return Ok(ok(hit.view));
+    }
     let mut loaded = Loaded::prefetch(&state, &[], &[build_id]).await?;
     let found = loaded.builds.get(&build_id).cloned().and_then(|b| {
         let w = loaded.workspaces.get(&b.workspace_id)?;
@@ -260,9 +267,12 @@ async fn get_one(
         return Err(ApiError::not_found());
     };
     check_workspace(&actor, &w, Action::Read, Deleted::Included)?;
-    Ok(ok(render_with(&state, vec![b], &mut loaded)
-        .await?
-        .remove(0)))
+    let provisioners = loaded.provisioners();
+    let view = render_with(&state, vec![b], &mut loaded).await?.remove(0);
+    if let Some(p) = provisioners.get(&view.job.id) {
+        state.render_cache.put_build(&stamps, &w, p, &view);
+    }
+    Ok(ok(view))
 }
 
 async fn by_number(

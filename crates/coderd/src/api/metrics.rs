@@ -174,6 +174,12 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         m.api_key_cache
             .with_label_values(&["miss"])
             .set(n(state.actors.misses.load(Relaxed)));
+        m.render_cache
+            .with_label_values(&["hit"])
+            .set(n(state.render_cache.hits.load(Relaxed)));
+        m.render_cache
+            .with_label_values(&["miss"])
+            .set(n(state.render_cache.misses.load(Relaxed)));
     }
     m.pubsub_subscribers
         .set(i64::try_from(state.pubsub.subscriber_count()).unwrap_or(i64::MAX));

@@ -38,6 +38,7 @@ use crate::http::params::{parse_time, parse_uuid, Pagination, QueryParams};
 use crate::search;
 use crate::state::AppState;
 use crate::views::convert::NS_PER_MS;
+use crate::views::jobs::rematch;
 use crate::views::loaded::Loaded;
 use crate::views::workspaces::{render_one, render_with};
 
@@ -625,9 +626,47 @@ async fn list(
     }
     let (rows, count) = state.store.list_workspaces(&f).await?;
     let ids: Vec<Uuid> = rows.iter().map(|w| w.id).collect();
-    let loaded = Loaded::prefetch(&state, &ids, &[]).await?;
+    // The page's workspaces rendered before and unchanged since come from memory
+    // (crate::render_cache); the others are read in one statement and kept.
+    let stamps = if ids.is_empty() {
+        coderd_db::RenderStamps::default()
+    } else {
+        state.store.render_stamps(&ids, &[]).await?
+    };
+    let mut cached: HashMap<Uuid, Workspace> = HashMap::new();
+    let mut missing = Vec::new();
+    for w in rows {
+        // The page's rows decide who may see what: a hit only lends its rendering.
+        match state.render_cache.workspace(&stamps, w.id, actor.user_id) {
+            Some(mut hit) => {
+                rematch(
+                    &mut hit.view.latest_build,
+                    &hit.provisioner,
+                    &stamps.daemons,
+                );
+                cached.insert(w.id, hit.view);
+            }
+            None => missing.push(w),
+        }
+    }
+    if !missing.is_empty() {
+        let miss_ids: Vec<Uuid> = missing.iter().map(|w| w.id).collect();
+        let loaded = Loaded::prefetch(&state, &miss_ids, &[]).await?;
+        let provisioners = loaded.provisioners();
+        let by_id: HashMap<Uuid, WorkspaceRow> =
+            missing.iter().map(|w| (w.id, w.clone())).collect();
+        for view in render_with(&state, actor.user_id, missing, loaded).await? {
+            if let (Some(row), Some(p)) = (
+                by_id.get(&view.id),
+                provisioners.get(&view.latest_build.job.id),
+            ) {
+                state.render_cache.put_workspace(&stamps, row, p, &view);
+            }
+            cached.insert(view.id, view);
+        }
+    }
     Ok(ok(WorkspacesResponse {
-        workspaces: render_with(&state, actor.user_id, rows, loaded).await?,
+        workspaces: ids.iter().filter_map(|id| cached.remove(id)).collect(),
         count,
     }))
 }
@@ -658,6 +697,17 @@ async fn get_one(
     // Everything the answer shows, read at once; whether it may be shown is decided before
     // anything of it is.
     let id = parse_uuid(&id)?;
+    // Rendered before and unchanged since: served from memory (crate::render_cache).
+    let stamps = state.store.render_stamps(&[id], &[]).await?;
+    if let Some(mut hit) = state.render_cache.workspace(&stamps, id, actor.user_id) {
+        check_workspace(&actor, &hit.row, Action::Read, deleted)?;
+        rematch(
+            &mut hit.view.latest_build,
+            &hit.provisioner,
+            &stamps.daemons,
+        );
+        return Ok(ok(hit.view));
+    }
     let loaded = Loaded::prefetch(&state, &[id], &[]).await?;
     let Some(w) = loaded.workspaces.get(&id).cloned() else {
         // Not there: the one-row read says so as it always has.
@@ -671,8 +721,13 @@ async fn get_one(
             "its template is missing",
         ));
     }
-    let mut rendered = render_with(&state, actor.user_id, vec![w], loaded).await?;
-    Ok(ok(rendered.remove(0)))
+    let provisioners = loaded.provisioners();
+    let mut rendered = render_with(&state, actor.user_id, vec![w.clone()], loaded).await?;
+    let view = rendered.remove(0);
+    if let Some(p) = provisioners.get(&view.latest_build.job.id) {
+        state.render_cache.put_workspace(&stamps, &w, p, &view);
+    }
+    Ok(ok(view))
 }
 
 async fn by_owner_and_name(

@@ -55,6 +55,18 @@ pub fn matched_provisioners(
     }
 }
 
+/// Matches a build rendered earlier (crate::render_cache) against the daemons of now: which
+/// could run its job, which are online, which was seen last.
+pub fn rematch(b: &mut codersdk::WorkspaceBuild, provisioner: &str, daemons: &[DaemonRow]) {
+    let org = b.job.organization_id;
+    let daemons: Vec<DaemonRow> = daemons
+        .iter()
+        .filter(|d| d.organization_id.is_none_or(|o| o == org))
+        .cloned()
+        .collect();
+    b.matched_provisioners = matched_provisioners(&daemons, provisioner, &b.job.tags);
+}
+
 /// Everything needed to render jobs, loaded in a fixed number of queries.
 pub struct JobViews {
     positions: HashMap<Uuid, (i64, i64)>,

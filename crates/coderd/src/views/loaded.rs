@@ -99,6 +99,15 @@ impl Loaded {
         loaded
     }
 
+    /// Each loaded job's provisioner, by job (the rendered job does not show it; the render
+    /// cache needs it to match daemons again).
+    pub fn provisioners(&self) -> HashMap<Uuid, String> {
+        self.jobs
+            .values()
+            .map(|j| (j.id, j.provisioner.clone()))
+            .collect()
+    }
+
     /// The daemons that could serve organization `org`, if they were loaded.
     pub fn daemons_for(&self, org: Uuid) -> Option<Vec<DaemonRow>> {
         self.daemons_of.contains(&org).then(|| {

@@ -1,0 +1,231 @@
+//! Rendered workspaces and builds kept in memory (crate::render_cache in coderd): served again
+//! only while nothing they show has changed, whichever replica changed it, and never across
+//! the moment the clock changes an agent's status.
+
+use std::time::{Duration, Instant};
+
+use codersdk::{Client, Workspace, WorkspaceBuild};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::harness::echo::create_template;
+use crate::harness::replica::{free_port, Replica};
+use crate::harness::workspace::WorkspaceApi;
+use crate::harness::{checked_client, create_owner, raw_json};
+
+/// Renderings served from memory and rendered from the database so far, on `r`.
+async fn lookups(r: &Replica) -> (i64, i64) {
+    let text = r.metrics_text().await;
+    let value = |outcome: &str| {
+        let prefix = format!("coderd_render_cache_lookups{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {outcome} lookups in /metrics"))
+    };
+    (value("hit"), value("miss"))
+}
+
+/// What one read through `r` was: `true` if it came from memory.
+async fn was_hit<T>(r: &Replica, read: impl std::future::Future<Output = T>) -> (T, bool) {
+    let before = lookups(r).await;
+    let value = read.await;
+    let after = lookups(r).await;
+    assert_eq!(
+        (after.0 - before.0) + (after.1 - before.1),
+        1,
+        "one lookup per read (nothing else reads workspaces here)"
+    );
+    (value, after.0 > before.0)
+}
+
+async fn call(client: &Client, method: &str, path: &str, body: serde_json::Value) {
+    let (status, resp) = raw_json(client, method, path, Some(&body.to_string())).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {resp}"
+    );
+}
+
+#[tokio::test]
+async fn what_one_replica_changes_the_other_serves_at_once() {
+    let db_url = crate::harness::fresh_database().await;
+    let mut a = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "1")]);
+    let mut b = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "0")]);
+    a.wait_healthy().await;
+    b.wait_healthy().await;
+    let (on_a, first) = create_owner(&checked_client(&a.url)).await;
+    let token = on_a.token().unwrap().to_string();
+    let on_b = checked_client(&b.url).with_token(&token);
+    let org = first.organization_id;
+    let (t, _) = create_template(&on_a, org, "cached", &json!({})).await;
+    let w = on_a.create_workspace(t.id, "dev").await;
+    let w = on_a.wait_for_status(w.id, "running").await;
+    let build = w.latest_build.id;
+    let read = |id: Uuid| on_b.workspace(id);
+
+    // Rendered once, then served from memory, identical.
+    let (first_read, _) = was_hit(&b, read(w.id)).await;
+    let (again, hit) = was_hit(&b, read(w.id)).await;
+    assert!(hit, "an unchanged workspace is served from memory");
+    assert_eq!(
+        serde_json::to_value(&again).unwrap(),
+        serde_json::to_value(&first_read).unwrap()
+    );
+    let (_, _) = was_hit(&b, on_b.build(build)).await;
+    let (_, hit) = was_hit(&b, on_b.build(build)).await;
+    assert!(hit, "an unchanged build is served from memory");
+
+    // Each change made through A shows on B's very next read.
+    call(
+        &on_a,
+        "PATCH",
+        &format!("/api/v2/templates/{}", t.id),
+        json!({"display_name": "Cached Template", "icon": "/icon/cached.svg"}),
+    )
+    .await;
+    let (seen, hit) = was_hit(&b, read(w.id)).await;
+    assert!(!hit, "a template change is a miss");
+    assert_eq!(
+        (
+            seen.template_display_name.as_str(),
+            seen.template_icon.as_str()
+        ),
+        ("Cached Template", "/icon/cached.svg")
+    );
+
+    call(
+        &on_a,
+        "PUT",
+        &format!("/api/v2/workspaces/{}/ttl", w.id),
+        json!({"ttl_ms": 7_200_000}),
+    )
+    .await;
+    assert_eq!(read(w.id).await.ttl_ms, Some(7_200_000));
+
+    call(
+        &on_a,
+        "PUT",
+        "/api/v2/users/me/profile",
+        json!({"username": "renamed"}),
+    )
+    .await;
+    assert_eq!(read(w.id).await.owner_name, "renamed");
+    let b_of_build: WorkspaceBuild = on_b.build(build).await;
+    assert_eq!(
+        (
+            b_of_build.workspace_owner_name.as_str(),
+            b_of_build.initiator_name.as_str()
+        ),
+        ("renamed", "renamed")
+    );
+
+    // Whose favorite it is depends on who asks, not on what was cached.
+    call(
+        &on_a,
+        "PUT",
+        &format!("/api/v2/workspaces/{}/favorite", w.id),
+        json!({}),
+    )
+    .await;
+    let member = on_a
+        .create_user(&codersdk::CreateUserRequest {
+            email: "second@example.com".into(),
+            username: "second".into(),
+            password: "SomeSecurePassword!".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("a second user");
+    call(
+        &on_a,
+        "PUT",
+        &format!("/api/v2/users/{}/roles", member.id),
+        json!({"roles": ["owner"]}),
+    )
+    .await;
+    let second = {
+        let anon = checked_client(&b.url);
+        let token = anon
+            .login_with_password("second@example.com", "SomeSecurePassword!")
+            .await
+            .expect("the second owner logs in")
+            .session_token;
+        anon.with_token(token)
+    };
+    let (mine, _) = was_hit(&b, read(w.id)).await;
+    assert!(mine.favorite, "the owner's favorite, read by the owner");
+    let (theirs, hit): (Workspace, bool) = was_hit(&b, second.workspace(w.id)).await;
+    assert!(hit, "the owner's read left it in memory");
+    assert!(!theirs.favorite, "not the second owner's favorite");
+    // Who may read it is decided on every read, cached or not.
+    let (status, _) = raw_json(
+        &checked_client(&b.url).with_token("bad-token"),
+        "GET",
+        &format!("/api/v2/workspaces/{}", w.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // A new build: the workspace shows it at once, and its end too.
+    let stop = on_a.stop(w.id).await;
+    let seen = read(w.id).await;
+    assert_eq!(seen.latest_build.id, stop.id);
+    let stopped = on_a.wait_for_status(w.id, "stopped").await;
+    assert_eq!(stopped.latest_build.id, stop.id);
+    assert_eq!(read(w.id).await.latest_build.status, "stopped");
+    // The old build shows its workspace's new state as well, then is served from memory.
+    let old = on_b.build(build).await;
+    let (old_again, hit) = was_hit(&b, on_b.build(build)).await;
+    assert!(hit);
+    assert_eq!(
+        serde_json::to_value(&old_again).unwrap(),
+        serde_json::to_value(&old).unwrap()
+    );
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_times_out_in_memory_as_in_the_database() {
+    let db_url = crate::harness::fresh_database().await;
+    let mut r = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "1")]);
+    r.wait_healthy().await;
+    let (owner, first) = create_owner(&checked_client(&r.url)).await;
+    let echo = json!({"start": {"resources": [{"name": "dev", "type": "echo_machine",
+        "agents": [{"name": "main", "operating_system": "linux", "architecture": "amd64",
+                    "connection_timeout_seconds": 3}]}]}});
+    let (t, _) = create_template(&owner, first.organization_id, "timeout", &echo).await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    let w = owner.wait_for_status(w.id, "running").await;
+    let status = |w: &Workspace| w.latest_build.resources[0].agents[0].status.clone();
+
+    let seen = owner.workspace(w.id).await;
+    let agent_created = seen.latest_build.resources[0].agents[0].created_at;
+    if status(&seen) == "connecting" {
+        let (again, hit) = was_hit(&r, owner.workspace(w.id)).await;
+        // Still inside the timeout: the same answer, from memory.
+        if status(&again) == "connecting" {
+            assert!(hit, "an unchanged, connecting agent is served from memory");
+        }
+    }
+    // Nothing is written when the timeout passes; the next read must see it anyway.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = owner.workspace(w.id).await;
+        if status(&seen) == "timeout" {
+            let waited = chrono::Utc::now() - agent_created;
+            assert!(waited.num_seconds() >= 3, "timed out after {waited}");
+            assert!(!seen.health.healthy);
+            break;
+        }
+        assert_eq!(status(&seen), "connecting");
+        assert!(
+            Instant::now() < deadline,
+            "the agent never timed out in the answer"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    r.stop().await;
+}
