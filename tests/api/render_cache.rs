@@ -15,14 +15,14 @@ use crate::harness::{checked_client, create_owner, raw_json};
 
 /// Renderings served from memory and rendered from the database so far, on `r`.
 async fn lookups(r: &Replica) -> (i64, i64) {
-    let text = r.metrics_text().await;
-    let value = |outcome: &str| {
-        let prefix = format!("coderd_render_cache_lookups{{outcome=\"{outcome}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {outcome} lookups in /metrics"))
-    };
-    (value("hit"), value("miss"))
+    let hits = r
+        .metric(r#"coderd_render_cache_lookups{outcome="hit"}"#)
+        .await;
+    let misses = r
+        .metric(r#"coderd_render_cache_lookups{outcome="miss"}"#)
+        .await;
+    assert!(hits >= 0 && misses >= 0, "no render lookups in /metrics");
+    (hits, misses)
 }
 
 /// What one read through `r` was: `true` if it came from memory.

@@ -181,14 +181,13 @@ async fn statements(srv: &Replica) -> f64 {
 /// Renderings served from memory and read from the database so far
 /// (`coderd_render_cache_lookups`).
 async fn renders(srv: &Replica) -> (f64, f64) {
-    let text = srv.metrics_text().await;
-    let value = |outcome: &str| {
-        let prefix = format!("coderd_render_cache_lookups{{outcome=\"{outcome}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix)?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (value("hit"), value("miss"))
+    let hits = srv
+        .metric(r#"coderd_render_cache_lookups{outcome="hit"}"#)
+        .await;
+    let misses = srv
+        .metric(r#"coderd_render_cache_lookups{outcome="miss"}"#)
+        .await;
+    (hits.max(0) as f64, misses.max(0) as f64)
 }
 
 /// pgbench's reads per second of one workspace row by primary key, `concurrency` clients.
