@@ -348,3 +348,70 @@ async fn changes_on_another_replica_reach_cached_keys_within_a_second() {
     let changed = Instant::now();
     assert!(until(&on_b, "/api/v2/users/me", 401, changed).await < second);
 }
+
+/// Many requests at once with one key read it from the database about once per
+/// `actors::MAX_AGE` per connection, not once each: concurrent misses must not stop each
+/// other's reads from being kept.
+#[tokio::test]
+async fn concurrent_requests_with_one_key_share_its_cached_read() {
+    use std::time::{Duration, Instant};
+
+    const CONNECTIONS: u64 = 32;
+    let srv = TestServer::start().await;
+    let (owner, _) = srv.owner().await;
+    let lookups = |outcome: &'static str| {
+        let url = srv.url.clone();
+        async move {
+            let text = reqwest::get(format!("{url}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let line = format!("coderd_api_key_cache_lookups{{outcome=\"{outcome}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("no {line} in /metrics"))
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    owner.user("me").await.unwrap();
+    let (hits, misses) = (lookups("hit").await, lookups("miss").await);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(4);
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let owner = owner.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    owner.user("me").await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut requests = 0;
+    for t in tasks {
+        requests += t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let (hits, misses) = (lookups("hit").await - hits, lookups("miss").await - misses);
+    assert_eq!(
+        hits + misses,
+        requests,
+        "every request looked its key up once"
+    );
+    // Each time the entry ages out, at most every connection in flight misses once before
+    // one read is kept.
+    let windows = elapsed.as_secs_f64() / coderd::actors::MAX_AGE.as_secs_f64();
+    let bound = CONNECTIONS * (windows.ceil() as u64 + 1);
+    assert!(
+        misses <= bound,
+        "{misses} of {requests} requests read the key from the database in {elapsed:?} \
+         (at most {bound} expected)"
+    );
+}

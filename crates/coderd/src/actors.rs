@@ -98,7 +98,14 @@ impl ActorCache {
         }
     }
 
-    /// Drops one key (a rejection is always confirmed against the database).
+    /// Drops one key that the database no longer has. Not an invalidation: reads of other
+    /// keys in flight stay good to keep.
+    pub fn discard_key(&self, id: &str) {
+        self.lock().entries.remove(id);
+    }
+
+    /// Forgets one key after this process changed or deleted it: a read of it in flight may
+    /// predate the change, so it is not kept either.
     pub fn forget_key(&self, id: &str) {
         let mut inner = self.lock();
         inner.generation += 1;

@@ -143,13 +143,18 @@ async fn resolve(state: &AppState, token: &str, ip: Option<IpAddr>) -> Result<Ac
             state.actors.count(true);
             row
         }
+        // Not cached, aged out, or refusing: read again. This is not news of a change, so it
+        // must not bump the generation: concurrent misses of one key would then keep each
+        // other's reads from being kept, and under load none would be (a miss storm).
         _ => {
             state.actors.count(false);
-            state.actors.forget_key(id);
             let generation = state.actors.generation();
             match state.store.actor_by_key_id(id).await.optional()? {
                 Some(row) => state.actors.insert(generation, row),
-                None => return Err(signed_out("API key is invalid.")),
+                None => {
+                    state.actors.discard_key(id);
+                    return Err(signed_out("API key is invalid."));
+                }
             }
         }
     };
