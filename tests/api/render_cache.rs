@@ -229,3 +229,117 @@ async fn an_agent_times_out_in_memory_as_in_the_database() {
     }
     r.stop().await;
 }
+
+/// A page's total kept in memory (coderd-db's `list_workspaces`) is reused only while no
+/// workspace it could count changed: creations, renames, dormancy and deletions made through
+/// one replica show in the other's very next total.
+#[tokio::test]
+async fn page_totals_follow_what_another_replica_changes() {
+    let db_url = crate::harness::fresh_database().await;
+    let mut a = Replica::spawn(
+        &db_url,
+        free_port(),
+        &[
+            ("CODER_PROVISIONER_DAEMONS", "1"),
+            ("CODER_ALLOW_WORKSPACE_RENAMES", "true"),
+        ],
+    );
+    let mut b = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "0")]);
+    a.wait_healthy().await;
+    b.wait_healthy().await;
+    let (on_a, first) = create_owner(&checked_client(&a.url)).await;
+    let on_b = checked_client(&b.url).with_token(on_a.token().unwrap());
+    let (t, _) = create_template(&on_a, first.organization_id, "counted", &json!({})).await;
+    let mut ids = Vec::new();
+    for name in ["one", "two", "three"] {
+        let w = on_a.create_workspace(t.id, name).await;
+        ids.push(on_a.wait_for_status(w.id, "running").await.id);
+    }
+
+    let lookups = |r: &Replica| {
+        let r = r.url.clone();
+        async move {
+            let text = reqwest::get(format!("{r}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let get = |outcome: &str| {
+                let line =
+                    format!("coderd_workspace_count_cache_lookups{{outcome=\"{outcome}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&line))
+                    .unwrap_or_else(|| panic!("no {line} in /metrics"))
+                    .trim()
+                    .parse::<i64>()
+                    .unwrap()
+            };
+            (get("hit"), get("miss"))
+        }
+    };
+    // The total of `q` on B, and whether it came from memory (`None`: not a keepable one).
+    let total = |q: &'static str| {
+        let (on_b, b) = (on_b.clone(), &b);
+        async move {
+            let before = lookups(b).await;
+            let (status, page) = raw_json(
+                &on_b,
+                "GET",
+                &format!("/api/v2/workspaces?limit=2&q={q}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{page}");
+            let after = lookups(b).await;
+            let hit = match (after.0 - before.0, after.1 - before.1) {
+                (1, 0) => Some(true),
+                (0, 1) => Some(false),
+                (0, 0) => None,
+                other => panic!("one page, {other:?} lookups"),
+            };
+            (page["count"].as_i64().unwrap(), hit)
+        }
+    };
+
+    assert_eq!(total("").await, (3, Some(false)), "counted once");
+    assert_eq!(total("").await, (3, Some(true)), "then kept");
+    assert_eq!(total("name:one").await, (1, Some(false)));
+    assert_eq!(total("name:one").await, (1, Some(true)));
+    assert_eq!(total("dormant:true").await.0, 0);
+    // Filters on the latest build are counted every time.
+    assert_eq!(total("status:running").await, (3, None));
+
+    let w = on_a.create_workspace(t.id, "four").await;
+    on_a.wait_for_status(w.id, "running").await;
+    assert_eq!(total("").await, (4, Some(false)), "a creation on A");
+    assert_eq!(total("").await, (4, Some(true)));
+
+    call(
+        &on_a,
+        "PATCH",
+        &format!("/api/v2/workspaces/{}", ids[0]),
+        json!({"name": "uno"}),
+    )
+    .await;
+    assert_eq!(total("name:one").await.0, 0, "a rename on A");
+    assert_eq!(total("name:uno").await.0, 1);
+
+    call(
+        &on_a,
+        "PUT",
+        &format!("/api/v2/workspaces/{}/dormant", ids[1]),
+        json!({"dormant": true}),
+    )
+    .await;
+    assert_eq!(
+        total("dormant:true").await,
+        (1, Some(false)),
+        "dormant on A"
+    );
+
+    on_a.delete(ids[2]).await;
+    on_a.wait_for_status(ids[2], "deleted").await;
+    assert_eq!(total("").await, (3, Some(false)), "a deletion on A");
+    assert_eq!(total("").await, (3, Some(true)));
+}

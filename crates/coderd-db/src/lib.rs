@@ -159,6 +159,9 @@ pub struct Store {
     /// The pubsub's LISTEN connection, apart from `pool` so it never takes a request's place
     /// (with `max_connections = 1` it would otherwise hold the only one).
     listen_pool: PgPool,
+    /// Totals of workspace searches kept while the rows they count are unchanged
+    /// (`Store::list_workspaces`).
+    counts: std::sync::Arc<workspaces::WorkspaceCounts>,
 }
 
 /// How to reach the database and how many connections to keep.
@@ -309,6 +312,7 @@ impl Store {
             pool,
             generic_pool,
             listen_pool,
+            counts: Default::default(),
         })
     }
 

@@ -157,16 +157,27 @@ impl Store {
     }
 
     /// One page of workspaces matching `f`, in Coder's order, and how many match in all: two
-    /// statements, run side by side.
+    /// statements, run side by side, or one when the total is known (below).
     ///
     /// The order is the requester's favorites first, then workspaces whose latest build is a
     /// successful start, then the owner's username and the name, case-insensitively. After the
     /// favorites that is the index `workspaces_page_order_idx` (migration 0013), so the page is
     /// two index walks that stop after `offset + limit` matches each (the requester's
     /// favorites, everything else) merged; only the count reads every match.
+    ///
+    /// The count is kept in this process for filters on the workspace row alone
+    /// ([`counts_key`]) and reused while the generations the page reads with its rows
+    /// (migration 0014) are those it was counted under: then the page is one statement, and
+    /// a total is never older than the page it comes with.
     pub async fn list_workspaces(&self, f: &WorkspaceFilter) -> Result<(Vec<WorkspaceRow>, i64)> {
         let walk = (f.limit > 0).then(|| f.limit + f.offset.max(0));
-        let mut page = sqlx::QueryBuilder::new("SELECT * FROM (");
+        // A total that may be reused reads the generations with the page, in its snapshot.
+        let counted = counts_key(f);
+        let mut page = sqlx::QueryBuilder::new("SELECT p.*");
+        if counted.is_some() {
+            page.push(format!(", {GENERATIONS} AS page_generations"));
+        }
+        page.push(" FROM (");
         for (rank, part) in [(0, " AND (w.owner_id = "), (1, " AND NOT (w.owner_id = ")] {
             if rank == 1 {
                 page.push(" UNION ALL ");
@@ -190,12 +201,42 @@ impl Store {
             .push(" OFFSET ")
             .push_bind(f.offset.max(0));
         let mut count = sqlx::QueryBuilder::new("SELECT count(*)");
+        if counted.is_some() {
+            count.push(format!(", {GENERATIONS}"));
+        }
         push_matches(&mut count, f);
-        let (rows, total): (Vec<WorkspaceRow>, i64) = tokio::try_join!(
-            page.build_query_as().fetch_all(&self.pool),
-            count.build_query_scalar().fetch_one(&self.pool),
-        )?;
+        let Some(key) = counted else {
+            let (rows, total): (Vec<WorkspaceRow>, i64) = tokio::try_join!(
+                page.build_query_as().fetch_all(&self.pool),
+                count.build_query_scalar().fetch_one(&self.pool),
+            )?;
+            return Ok((rows, total));
+        };
+        use sqlx::{FromRow, Row};
+        let found = page.build().fetch_all(&self.pool).await?;
+        let rows = found
+            .iter()
+            .map(WorkspaceRow::from_row)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if let Some(first) = found.first() {
+            let seen: String = first.try_get("page_generations")?;
+            if let Some(total) = self.counts.get(&key, &seen) {
+                return Ok((rows, total));
+            }
+        }
+        let (total, seen): (i64, String) = count.build_query_as().fetch_one(&self.pool).await?;
+        self.counts.put(key, seen, total);
         Ok((rows, total))
+    }
+
+    /// Workspace page totals reused from memory and counted again since start, where they
+    /// could have been reused (`coderd_workspace_count_cache_lookups`).
+    pub fn workspace_count_lookups(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.counts.hits.load(Relaxed),
+            self.counts.misses.load(Relaxed),
+        )
     }
 
     // -- workspace settings ------------------------------------------------------------------
@@ -511,6 +552,71 @@ impl Store {
 /// `FROM … WHERE …` of the workspaces matching `f`: not deleted, visible to the caller, and
 /// matching every filter. The latest build and its job are joined only for the filters that
 /// need them.
+/// The generations of the workspace rows (migration 0014), as one string: equal in two
+/// snapshots only if no statement that could change a cacheable total committed between them.
+const GENERATIONS: &str = "(SELECT coalesce(string_agg(g.shard::text || ':' || \
+     g.generation::text, ',' ORDER BY g.shard), '') FROM workspace_generations g)";
+
+/// What identifies a total that may be kept ([`WorkspaceCounts`]): the filter without its page.
+/// `None` when the filter reads what the generations do not follow: the latest build, its
+/// job, parameters or template, or the time of last use (which changes with every use).
+fn counts_key(f: &WorkspaceFilter) -> Option<String> {
+    let follows = f.template_names.is_empty()
+        && f.statuses.is_empty()
+        && f.has_agent.is_none()
+        && f.outdated.is_none()
+        && f.params.is_empty()
+        && f.last_used_before.is_none()
+        && f.last_used_after.is_none();
+    follows.then(|| {
+        let mut key = f.clone();
+        (key.limit, key.offset, key.requester) = (0, 0, Uuid::nil());
+        format!("{key:?}")
+    })
+}
+
+/// Totals of workspace searches, in this process, each with the generations it was counted
+/// under; reused only while a later statement reads the same generations.
+#[derive(Debug, Default)]
+pub(crate) struct WorkspaceCounts {
+    map: std::sync::Mutex<HashMap<String, (String, i64)>>,
+    /// Totals reused, and totals counted where they could have been (for `/metrics`).
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+impl WorkspaceCounts {
+    /// Totals kept at most; past it the map starts over (a flood of distinct searches).
+    const CAPACITY: usize = 1024;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, i64)>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &str, generations: &str) -> Option<i64> {
+        let found = self
+            .lock()
+            .get(key)
+            .filter(|(seen, _)| seen == generations)
+            .map(|(_, n)| *n);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        found
+    }
+
+    fn put(&self, key: String, generations: String, total: i64) {
+        let mut map = self.lock();
+        if map.len() >= Self::CAPACITY && !map.contains_key(&key) {
+            map.clear();
+        }
+        map.insert(key, (generations, total));
+    }
+}
+
 fn push_matches(qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, f: &WorkspaceFilter) {
     let needs_build = !f.statuses.is_empty()
         || f.has_agent.is_some()
@@ -628,5 +734,112 @@ fn push_matches(qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, f: &WorkspaceFi
             qb.push(" AND p.value = ").push_bind(v.clone());
         }
         qb.push(")");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A total is kept only for filters whose every column the generations' trigger follows:
+    /// a column read but not followed would let a change go unseen.
+    #[test]
+    fn kept_totals_read_only_columns_the_generations_follow() {
+        let some = Some(Uuid::from_u128(1));
+        let f = WorkspaceFilter {
+            owner_id: some,
+            owner_username: Some("u".into()),
+            name: Some("n".into()),
+            ids: vec![Uuid::from_u128(2)],
+            dormant: Some(true),
+            organization_id: some,
+            shared: Some(true),
+            shared_with_user: some,
+            shared_with_group: some,
+            match_none: true,
+            visible: Some(WorkspaceVisibility {
+                viewer: Uuid::from_u128(3),
+                orgs: vec![Uuid::from_u128(4)],
+                groups: vec![Uuid::from_u128(5)],
+            }),
+            ..Default::default()
+        };
+        assert!(
+            counts_key(&f).is_some(),
+            "every workspace-row filter is kept"
+        );
+        let mut qb = sqlx::QueryBuilder::new("SELECT count(*)");
+        push_matches(&mut qb, &f);
+        let sql = qb.sql().to_string();
+        assert!(
+            !sql.contains(" JOIN "),
+            "only the workspace row is read: {sql}"
+        );
+
+        let migration = include_str!("../../../migrations/0014_workspace_generations.sql");
+        let (_, after) = migration.split_once("UPDATE OF").expect("a column list");
+        let (list, _) = after.split_once("ON workspaces").expect("the table");
+        let followed: Vec<&str> = list
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let mut read: Vec<&str> = sql
+            .match_indices("w.")
+            .map(|(i, _)| {
+                let rest = &sql[i + 2..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        read.sort();
+        read.dedup();
+        assert!(read.len() >= 8, "the filter reads its columns: {read:?}");
+        for column in read {
+            assert!(
+                followed.contains(&column),
+                "{column} is filtered on but not followed by the trigger ({followed:?})"
+            );
+        }
+
+        for unkept in [
+            WorkspaceFilter {
+                template_names: vec!["t".into()],
+                ..Default::default()
+            },
+            WorkspaceFilter {
+                statuses: vec![BuildStatus::Running],
+                ..Default::default()
+            },
+            WorkspaceFilter {
+                outdated: Some(true),
+                ..Default::default()
+            },
+            WorkspaceFilter {
+                params: vec![("p".into(), None)],
+                ..Default::default()
+            },
+            WorkspaceFilter {
+                last_used_after: Some(Utc::now()),
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                counts_key(&unkept).is_none(),
+                "{unkept:?} is counted each time"
+            );
+        }
+        let paged = WorkspaceFilter {
+            limit: 25,
+            offset: 50,
+            requester: Uuid::from_u128(9),
+            ..Default::default()
+        };
+        assert_eq!(
+            counts_key(&paged),
+            counts_key(&WorkspaceFilter::default()),
+            "pages of one search share its total"
+        );
     }
 }

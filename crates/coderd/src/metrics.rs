@@ -32,6 +32,7 @@ pub struct Metrics {
     pub(crate) tailnet_peers: IntGauge,
     pub(crate) api_key_cache: IntGaugeVec,
     pub(crate) render_cache: IntGaugeVec,
+    pub(crate) workspace_count_cache: IntGaugeVec,
     pub(crate) pubsub_subscribers: IntGauge,
     pub(crate) pubsub_send_latency: prometheus::Gauge,
     pub(crate) pubsub_receive_latency: prometheus::Gauge,
@@ -231,6 +232,18 @@ impl Default for Metrics {
                         "coderd_render_cache_lookups",
                         "Workspaces and builds answered since start, by whether their rendering \
                          was still current in memory (hit) or was read from the database (miss).",
+                    ),
+                    &["outcome"],
+                )
+                .unwrap(),
+            ),
+            workspace_count_cache: register(
+                &r,
+                IntGaugeVec::new(
+                    prometheus::Opts::new(
+                        "coderd_workspace_count_cache_lookups",
+                        "Workspace pages since start whose total could be kept, by whether it \
+                         was still current in memory (hit) or was counted again (miss).",
                     ),
                     &["outcome"],
                 )

@@ -180,6 +180,13 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         m.render_cache
             .with_label_values(&["miss"])
             .set(n(state.render_cache.misses.load(Relaxed)));
+        let (hits, misses) = state.store.workspace_count_lookups();
+        m.workspace_count_cache
+            .with_label_values(&["hit"])
+            .set(n(hits));
+        m.workspace_count_cache
+            .with_label_values(&["miss"])
+            .set(n(misses));
     }
     m.pubsub_subscribers
         .set(i64::try_from(state.pubsub.subscriber_count()).unwrap_or(i64::MAX));
