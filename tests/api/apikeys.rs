@@ -2,6 +2,14 @@ use codersdk::{ApiKey, CreateTokenRequest, TokenConfig};
 
 use crate::harness::{expect_error, raw_json, TestServer};
 
+/// Requests of the server at `url` whose key was looked up in its cache with `outcome`
+/// (`hit` or `miss`).
+async fn key_lookups(url: &str, outcome: &str) -> u64 {
+    let name = format!("coderd_api_key_cache_lookups{{outcome=\"{outcome}\"}}");
+    let n = crate::harness::replica::metric_at(url, &name).await;
+    u64::try_from(n).unwrap_or_else(|_| panic!("no {name} in /metrics"))
+}
+
 #[tokio::test]
 async fn token_lifecycle() {
     let srv = TestServer::start().await;
@@ -228,24 +236,7 @@ async fn changes_on_another_replica_reach_cached_keys_within_a_second() {
     let on_b = checked_client(&b.url).with_token(&session);
 
     // B has the key in memory: repeated requests are hits.
-    let lookups = |outcome: &'static str| {
-        let url = b.url.clone();
-        async move {
-            let text = reqwest::get(format!("{url}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let line = format!("coderd_api_key_cache_lookups{{outcome=\"{outcome}\"}} ");
-            text.lines()
-                .find_map(|l| l.strip_prefix(&line))
-                .unwrap_or_else(|| panic!("no {line} in /metrics"))
-                .trim()
-                .parse::<u64>()
-                .unwrap()
-        }
-    };
+    let lookups = |outcome: &'static str| key_lookups(&b.url, outcome);
     on_b.user("me").await.unwrap();
     let hits = lookups("hit").await;
     for _ in 0..5 {
@@ -359,24 +350,7 @@ async fn concurrent_requests_with_one_key_share_its_cached_read() {
     const CONNECTIONS: u64 = 32;
     let srv = TestServer::start().await;
     let (owner, _) = srv.owner().await;
-    let lookups = |outcome: &'static str| {
-        let url = srv.url.clone();
-        async move {
-            let text = reqwest::get(format!("{url}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let line = format!("coderd_api_key_cache_lookups{{outcome=\"{outcome}\"}} ");
-            text.lines()
-                .find_map(|l| l.strip_prefix(&line))
-                .unwrap_or_else(|| panic!("no {line} in /metrics"))
-                .trim()
-                .parse::<u64>()
-                .unwrap()
-        }
-    };
+    let lookups = |outcome: &'static str| key_lookups(&srv.url, outcome);
     owner.user("me").await.unwrap();
     let (hits, misses) = (lookups("hit").await, lookups("miss").await);
     let started = Instant::now();

@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::harness::echo::create_template;
-use crate::harness::replica::{free_port, Replica};
+use crate::harness::replica::{free_port, metric_at, Replica};
 use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{checked_client, create_owner, raw_json};
 
@@ -257,25 +257,16 @@ async fn page_totals_follow_what_another_replica_changes() {
     }
 
     let lookups = |r: &Replica| {
-        let r = r.url.clone();
+        let url = r.url.clone();
         async move {
-            let text = reqwest::get(format!("{r}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let get = |outcome: &str| {
-                let line =
-                    format!("coderd_workspace_count_cache_lookups{{outcome=\"{outcome}\"}} ");
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&line))
-                    .unwrap_or_else(|| panic!("no {line} in /metrics"))
-                    .trim()
-                    .parse::<i64>()
-                    .unwrap()
-            };
-            (get("hit"), get("miss"))
+            let name =
+                |outcome| format!("coderd_workspace_count_cache_lookups{{outcome=\"{outcome}\"}}");
+            let (hits, misses) = (
+                metric_at(&url, &name("hit")).await,
+                metric_at(&url, &name("miss")).await,
+            );
+            assert!(hits >= 0 && misses >= 0, "no count lookups in /metrics");
+            (hits, misses)
         }
     };
     // The total of `q` on B, and whether it came from memory (`None`: not a keepable one).

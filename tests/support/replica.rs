@@ -159,22 +159,33 @@ impl Replica {
 
     /// The server's `/metrics`, as text.
     pub async fn metrics_text(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.url))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body")
+        metrics_text_at(&self.url).await
     }
 
     /// A metric without labels from `/metrics`; -1 when it is missing.
     pub async fn metric(&self, name: &str) -> i64 {
-        let text = self.metrics_text().await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(-1)
+        metric_at(&self.url, name).await
     }
+}
+
+/// `/metrics` of the server at `url` (a replica or an in-process server), as text.
+pub async fn metrics_text_at(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// One series of `/metrics` at `url`, named in full (labels included:
+/// `name{label="value"}`); -1 when it is missing.
+pub async fn metric_at(url: &str, name: &str) -> i64 {
+    let text = metrics_text_at(url).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1)
 }
 
 impl Drop for Replica {
