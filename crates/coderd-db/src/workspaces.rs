@@ -571,6 +571,12 @@ fn counts_key(f: &WorkspaceFilter) -> Option<String> {
     follows.then(|| {
         let mut key = f.clone();
         (key.limit, key.offset, key.requester) = (0, 0, Uuid::nil());
+        // Sets, whose order (from a map of memberships) says nothing.
+        key.ids.sort();
+        if let Some(v) = &mut key.visible {
+            v.orgs.sort();
+            v.groups.sort();
+        }
         format!("{key:?}")
     })
 }
@@ -840,6 +846,19 @@ mod tests {
             counts_key(&paged),
             counts_key(&WorkspaceFilter::default()),
             "pages of one search share its total"
+        );
+        let mut reordered = f.clone();
+        if let Some(v) = &mut reordered.visible {
+            v.orgs = vec![Uuid::from_u128(7), Uuid::from_u128(4)];
+        }
+        let mut sorted = reordered.clone();
+        if let Some(v) = &mut sorted.visible {
+            v.orgs.reverse();
+        }
+        assert_eq!(
+            counts_key(&reordered),
+            counts_key(&sorted),
+            "a caller's organizations in another order are the same search"
         );
     }
 }
