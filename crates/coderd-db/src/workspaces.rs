@@ -200,12 +200,16 @@ impl Store {
             .push_bind(walk.map(|_| f.limit))
             .push(" OFFSET ")
             .push_bind(f.offset.max(0));
-        let mut count = sqlx::QueryBuilder::new("SELECT count(*)");
-        if counted.is_some() {
-            count.push(format!(", {GENERATIONS}"));
-        }
-        push_matches(&mut count, f);
+        let count = |generations: bool| {
+            let mut count = sqlx::QueryBuilder::new("SELECT count(*)");
+            if generations {
+                count.push(format!(", {GENERATIONS}"));
+            }
+            push_matches(&mut count, f);
+            count
+        };
         let Some(key) = counted else {
+            let mut count = count(false);
             let (rows, total): (Vec<WorkspaceRow>, i64) = tokio::try_join!(
                 page.build_query_as().fetch_all(&self.pool),
                 count.build_query_scalar().fetch_one(&self.pool),
@@ -218,13 +222,16 @@ impl Store {
             .iter()
             .map(WorkspaceRow::from_row)
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        if let Some(first) = found.first() {
-            let seen: String = first.try_get("page_generations")?;
-            if let Some(total) = self.counts.get(&key, &seen) {
-                return Ok((rows, total));
-            }
+        // An empty page reads no generations: its total is counted.
+        let seen: Option<String> = found
+            .first()
+            .map(|r| r.try_get("page_generations"))
+            .transpose()?;
+        if let Some(total) = self.counts.get(&key, seen.as_deref()) {
+            return Ok((rows, total));
         }
-        let (total, seen): (i64, String) = count.build_query_as().fetch_one(&self.pool).await?;
+        let (total, seen): (i64, String) =
+            count(true).build_query_as().fetch_one(&self.pool).await?;
         self.counts.put(key, seen, total);
         Ok((rows, total))
     }
@@ -549,9 +556,6 @@ impl Store {
     }
 }
 
-/// `FROM … WHERE …` of the workspaces matching `f`: not deleted, visible to the caller, and
-/// matching every filter. The latest build and its job are joined only for the filters that
-/// need them.
 /// The generations of the workspace rows (migration 0014), as one string: equal in two
 /// snapshots only if no statement that could change a cacheable total committed between them.
 const GENERATIONS: &str = "(SELECT coalesce(string_agg(g.shard::text || ':' || \
@@ -599,12 +603,15 @@ impl WorkspaceCounts {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, key: &str, generations: &str) -> Option<i64> {
-        let found = self
-            .lock()
-            .get(key)
-            .filter(|(seen, _)| seen == generations)
-            .map(|(_, n)| *n);
+    /// The total kept for `key` if it was counted under `generations` (a miss when the page
+    /// read none).
+    fn get(&self, key: &str, generations: Option<&str>) -> Option<i64> {
+        let found = generations.and_then(|g| {
+            self.lock()
+                .get(key)
+                .filter(|(seen, _)| seen == g)
+                .map(|(_, n)| *n)
+        });
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -623,6 +630,9 @@ impl WorkspaceCounts {
     }
 }
 
+/// `FROM … WHERE …` of the workspaces matching `f`: not deleted, visible to the caller, and
+/// matching every filter. The latest build and its job are joined only for the filters that
+/// need them.
 fn push_matches(qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, f: &WorkspaceFilter) {
     let needs_build = !f.statuses.is_empty()
         || f.has_agent.is_some()
