@@ -2,9 +2,10 @@
 //! table of the throughput issue, for 1, 2,000 and 10,000 workspaces.
 //!
 //! `cargo bench -p coderd --bench throughput` (`SIZES=1,2000,10000` by default,
-//! `CONCURRENCY=32`, `SECONDS=8`). It starts a built-in PostgreSQL (fsync off) and one release
-//! `coderd` (three provisioner daemons, rate limits off), creates workspaces through the API
-//! (echo builds, eight clients at once) up to each size, and for each size:
+//! `CONCURRENCY=32`, `SECONDS=8`; `ONLY=<text>` measures only the paths containing it). It
+//! starts a built-in PostgreSQL (fsync off) and one release `coderd` (three provisioner
+//! daemons, rate limits off), creates workspaces through the API (echo builds, eight clients
+//! at once) up to each size, and for each size:
 //! - runs `pgbench` on the same database: 32 clients reading one workspace row by primary key
 //!   (through a numbered table of the ids) for the same time, the physical limit for a
 //!   one-row answer on this machine;
@@ -397,6 +398,12 @@ async fn bench() {
                 format!("/api/v2/workspacebuilds/{build}"),
             ),
         ] {
+            // ONLY: measure just the requests whose path contains it (to iterate on one).
+            if let Ok(only) = std::env::var("ONLY") {
+                if !path.contains(&only) {
+                    continue;
+                }
+            }
             let l = load(&srv, &token, &path, concurrency, secs).await;
             assert_eq!(l.errors, 0, "{name} answered errors");
             println!(
