@@ -187,6 +187,85 @@ async fn what_one_replica_changes_the_other_serves_at_once() {
     b.stop().await;
 }
 
+/// The raw answer to a GET on `r`, and whether any rendering in it came from memory.
+async fn raw_get(r: &Replica, client: &Client, path: &str) -> (Vec<u8>, bool) {
+    let before = lookups(r).await;
+    let raw = client
+        .send(reqwest::Method::GET, path, None, &[])
+        .await
+        .expect("request");
+    assert_eq!(raw.status.as_u16(), 200, "GET {path}");
+    let after = lookups(r).await;
+    (raw.body, after.0 > before.0)
+}
+
+/// What serde writes for `body` read as a `T`: the answer as a fresh rendering gives it.
+fn reencoded<T: serde::de::DeserializeOwned + serde::Serialize>(body: &[u8]) -> String {
+    let value: T = serde_json::from_slice(body).expect("the answer parses");
+    serde_json::to_string(&value).unwrap() + "\n"
+}
+
+/// Kept answers are served as bytes kept with them (the asker's `favorite` and the matched
+/// provisioners spliced in): byte for byte what a fresh rendering of the same state writes.
+#[tokio::test]
+async fn kept_answers_are_byte_for_byte_a_fresh_rendering() {
+    let db_url = crate::harness::fresh_database().await;
+    let mut r = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "1")]);
+    r.wait_healthy().await;
+    let (owner, first) = create_owner(&checked_client(&r.url)).await;
+    let (t, _) = create_template(&owner, first.organization_id, "bytes", &json!({})).await;
+    let w = owner.create_workspace(t.id, "dev").await;
+    let w = owner.wait_for_status(w.id, "running").await;
+    let one = format!("/api/v2/workspaces/{}", w.id);
+    let page = "/api/v2/workspaces";
+    let build = format!("/api/v2/workspacebuilds/{}", w.latest_build.id);
+
+    let mut renames = 0;
+    for favorite in [false, true] {
+        if favorite {
+            call(&owner, "PUT", &format!("{one}/favorite"), json!({})).await;
+        }
+        for (path, kind) in [
+            (one.as_str(), "one"),
+            (page, "page"),
+            (build.as_str(), "build"),
+        ] {
+            // A change both a workspace and its builds show, so that the next read renders
+            // afresh and the one after it is served from what that kept.
+            renames += 1;
+            let username = format!("owner-{renames}");
+            let profile = json!({ "username": username });
+            call(&owner, "PUT", "/api/v2/users/me/profile", profile).await;
+            let (fresh, fresh_hit) = raw_get(&r, &owner, path).await;
+            assert!(
+                !fresh_hit,
+                "{kind}: the first read after a change renders afresh"
+            );
+            let (kept, kept_hit) = raw_get(&r, &owner, path).await;
+            assert!(kept_hit, "{kind}: the second read is served from memory");
+            assert_eq!(
+                String::from_utf8_lossy(&kept),
+                String::from_utf8_lossy(&fresh),
+                "{kind}: kept bytes differ from a fresh rendering (favorite {favorite})"
+            );
+            let expected = match kind {
+                "one" => reencoded::<Workspace>(&kept),
+                "page" => reencoded::<codersdk::WorkspacesResponse>(&kept),
+                _ => reencoded::<WorkspaceBuild>(&kept),
+            };
+            assert_eq!(String::from_utf8_lossy(&kept), expected, "{kind}");
+            let text = String::from_utf8_lossy(&kept);
+            let shown = format!(r#"owner_name":"{username}""#);
+            assert!(text.contains(&shown), "{kind}: {text}");
+            if kind != "build" {
+                let flag = format!(r#""favorite":{favorite}"#);
+                assert!(text.contains(&flag), "{kind}: not {flag}");
+            }
+        }
+    }
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn an_agent_times_out_in_memory_as_in_the_database() {
     let db_url = crate::harness::fresh_database().await;

@@ -18,7 +18,7 @@ use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor};
 use crate::domain::builds::BuildSpec;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::json::{created, ok, Body, Json};
+use crate::http::json::{created, ok, Body, Encoded, Json};
 use crate::http::params::{parse_time, parse_uuid, Pagination, QueryErrors, QueryParams};
 use crate::state::AppState;
 use crate::views::builds::{build_timings, render, render_one, render_with};
@@ -234,16 +234,19 @@ async fn get_one(
     // Not a `BuildParam`: the prefetch below reads the build with all the answer shows in one
     // statement.
     Path(id): Path<String>,
-) -> ApiResult<Json<WorkspaceBuild>> {
+) -> ApiResult<Encoded<WorkspaceBuild>> {
     // Everything the answer shows, read at once; whether it may be shown is decided before
     // anything of it is.
     let build_id = parse_uuid(&id)?;
     // Rendered before and unchanged since: served from memory (crate::render_cache).
     let stamps = state.store.render_stamps(&[], &[build_id]).await?;
-    if let Some(mut hit) = state.render_cache.build(&stamps, build_id) {
-        check_workspace(&actor, &hit.row, Action::Read, Deleted::Included)?;
-        crate::views::jobs::rematch(&mut hit.view, &hit.provisioner, &stamps.daemons);
-        return Ok(ok(hit.view));
+    if let Some(hit) = state.render_cache.build(&stamps, build_id) {
+        check_workspace(&actor, hit.row(), Action::Read, Deleted::Included)?;
+        let matched = crate::views::jobs::rematch(hit.build(), hit.provisioner(), &stamps.daemons);
+        let mut json = Vec::with_capacity(4096);
+        hit.write_json(&mut json, matched);
+        json.push(b'\n');
+        return Ok(Encoded::Bytes(json));
     }
     let mut loaded = Loaded::prefetch(&state, &[], &[build_id]).await?;
     let found = loaded.builds.get(&build_id).cloned().and_then(|b| {
@@ -272,7 +275,7 @@ async fn get_one(
     if let Some(p) = provisioners.get(&view.job.id) {
         state.render_cache.put_build(&stamps, &w, p, &view);
     }
-    Ok(ok(view))
+    Ok(Encoded::Value(view))
 }
 
 async fn by_number(

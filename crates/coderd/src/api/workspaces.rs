@@ -33,7 +33,7 @@ use super::routes::{Param, Routes};
 use crate::authz::{Action, Actor, Object, Resource};
 use crate::domain::parameters;
 use crate::http::error::{ApiError, ApiResult, ConflictExt};
-use crate::http::json::{created, message, ok, Body, Json};
+use crate::http::json::{created, message, ok, to_go_json, Body, Encoded, Json};
 use crate::http::params::{parse_time, parse_uuid, Pagination, QueryParams};
 use crate::search;
 use crate::state::AppState;
@@ -604,7 +604,7 @@ async fn list(
     State(state): State<AppState>,
     actor: Actor,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<WorkspacesResponse>> {
+) -> ApiResult<Encoded<WorkspacesResponse>> {
     let q = QueryParams::parse(raw.as_deref());
     let page = Pagination::parse(&q)?;
     let (mut f, lookups) = search_filter(&actor, q.get("q").unwrap_or(""))?;
@@ -633,18 +633,18 @@ async fn list(
     } else {
         state.store.render_stamps(&ids, &[]).await?
     };
-    let mut cached: HashMap<Uuid, Workspace> = HashMap::new();
+    // Each workspace's JSON, in the page's order: a hit's is copied from memory with what is set
+    // per request in its place; the others are rendered (one statement) and kept.
+    let mut parts: HashMap<Uuid, Vec<u8>> = HashMap::new();
     let mut missing = Vec::new();
     for w in rows {
         // The page's rows decide who may see what: a hit only lends its rendering.
         match state.render_cache.workspace(&stamps, w.id, actor.user_id) {
-            Some(mut hit) => {
-                rematch(
-                    &mut hit.view.latest_build,
-                    &hit.provisioner,
-                    &stamps.daemons,
-                );
-                cached.insert(w.id, hit.view);
+            Some(hit) => {
+                let matched = rematch(hit.build(), hit.provisioner(), &stamps.daemons);
+                let mut json = Vec::with_capacity(4096);
+                hit.write_json(&mut json, matched);
+                parts.insert(w.id, json);
             }
             None => missing.push(w),
         }
@@ -662,13 +662,24 @@ async fn list(
             ) {
                 state.render_cache.put_workspace(&stamps, row, p, &view);
             }
-            cached.insert(view.id, view);
+            let mut json = to_go_json(&view);
+            json.pop();
+            parts.insert(view.id, json);
         }
     }
-    Ok(ok(WorkspacesResponse {
-        workspaces: ids.iter().filter_map(|id| cached.remove(id)).collect(),
-        count,
-    }))
+    // `WorkspacesResponse` as `to_go_json` writes it, from its parts.
+    let mut out = Vec::with_capacity(parts.values().map(|p| p.len() + 1).sum::<usize>() + 64);
+    out.extend_from_slice(b"{\"workspaces\":[");
+    let mut first = true;
+    for part in ids.iter().filter_map(|id| parts.remove(id)) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(&part);
+    }
+    out.extend_from_slice(format!("],\"count\":{count}}}\n").as_bytes());
+    Ok(Encoded::Bytes(out))
 }
 
 /// `?include_deleted=` as Go's `strconv.ParseBool` reads it; anything else is Coder's 400
@@ -692,21 +703,20 @@ async fn get_one(
     // in one statement, and a bad `?include_deleted=` is refused before anything is read.
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Workspace>> {
+) -> ApiResult<Encoded<Workspace>> {
     let deleted = Deleted::included_if(include_deleted(raw.as_deref(), "deleted")?);
     // Everything the answer shows, read at once; whether it may be shown is decided before
     // anything of it is.
     let id = parse_uuid(&id)?;
     // Rendered before and unchanged since: served from memory (crate::render_cache).
     let stamps = state.store.render_stamps(&[id], &[]).await?;
-    if let Some(mut hit) = state.render_cache.workspace(&stamps, id, actor.user_id) {
-        check_workspace(&actor, &hit.row, Action::Read, deleted)?;
-        rematch(
-            &mut hit.view.latest_build,
-            &hit.provisioner,
-            &stamps.daemons,
-        );
-        return Ok(ok(hit.view));
+    if let Some(hit) = state.render_cache.workspace(&stamps, id, actor.user_id) {
+        check_workspace(&actor, hit.row(), Action::Read, deleted)?;
+        let matched = rematch(hit.build(), hit.provisioner(), &stamps.daemons);
+        let mut json = Vec::with_capacity(4096);
+        hit.write_json(&mut json, matched);
+        json.push(b'\n');
+        return Ok(Encoded::Bytes(json));
     }
     let loaded = Loaded::prefetch(&state, &[id], &[]).await?;
     let Some(w) = loaded.workspaces.get(&id).cloned() else {
@@ -727,7 +737,7 @@ async fn get_one(
     if let Some(p) = provisioners.get(&view.latest_build.job.id) {
         state.render_cache.put_workspace(&stamps, &w, p, &view);
     }
-    Ok(ok(view))
+    Ok(Encoded::Value(view))
 }
 
 async fn by_owner_and_name(

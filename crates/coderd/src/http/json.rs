@@ -25,6 +25,29 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// An answer of `T` already encoded as [`to_go_json`] encodes it (trailing newline included),
+/// or still a value: handlers that assemble answers from kept bytes return this.
+pub enum Encoded<T> {
+    Bytes(Vec<u8>),
+    Value(T),
+}
+
+impl<T: Serialize> IntoResponse for Encoded<T> {
+    fn into_response(self) -> Response {
+        match self {
+            Encoded::Value(v) => json_response(StatusCode::OK, &v),
+            Encoded::Bytes(bytes) => {
+                let mut resp = (StatusCode::OK, bytes).into_response();
+                resp.headers_mut().insert(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json; charset=utf-8"),
+                );
+                resp
+            }
+        }
+    }
+}
+
 pub fn ok<T: Serialize>(value: T) -> Json<T> {
     Json(StatusCode::OK, value)
 }

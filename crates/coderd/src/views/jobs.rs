@@ -43,9 +43,16 @@ pub fn matched_provisioners(
     provisioner: &str,
     tags: &BTreeMap<String, String>,
 ) -> MatchedProvisioners {
+    matched_among(daemons.iter(), provisioner, tags)
+}
+
+fn matched_among<'a>(
+    daemons: impl Iterator<Item = &'a DaemonRow>,
+    provisioner: &str,
+    tags: &BTreeMap<String, String>,
+) -> MatchedProvisioners {
     let now = Utc::now();
     let matching: Vec<&DaemonRow> = daemons
-        .iter()
         .filter(|d| daemon_matches(d, provisioner, tags))
         .collect();
     MatchedProvisioners {
@@ -57,14 +64,19 @@ pub fn matched_provisioners(
 
 /// Matches a build rendered earlier (crate::render_cache) against the daemons of now: which
 /// could run its job, which are online, which was seen last.
-pub fn rematch(b: &mut codersdk::WorkspaceBuild, provisioner: &str, daemons: &[DaemonRow]) {
+pub fn rematch(
+    b: &codersdk::WorkspaceBuild,
+    provisioner: &str,
+    daemons: &[DaemonRow],
+) -> MatchedProvisioners {
     let org = b.job.organization_id;
-    let daemons: Vec<DaemonRow> = daemons
-        .iter()
-        .filter(|d| d.organization_id.is_none_or(|o| o == org))
-        .cloned()
-        .collect();
-    b.matched_provisioners = matched_provisioners(&daemons, provisioner, &b.job.tags);
+    matched_among(
+        daemons
+            .iter()
+            .filter(|d| d.organization_id.is_none_or(|o| o == org)),
+        provisioner,
+        &b.job.tags,
+    )
 }
 
 /// Everything needed to render jobs, loaded in a fixed number of queries.
