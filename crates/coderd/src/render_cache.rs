@@ -128,16 +128,21 @@ impl Spliced {
 
     /// Appends the answer with `matched` and `favorite` in their places.
     fn write(&self, out: &mut Vec<u8>, matched: &MatchedProvisioners, favorite: bool) {
-        let favorite: &[u8] = if favorite { b"true" } else { b"false" };
-        let mut parts = vec![(self.matched.clone(), go_json(matched))];
-        if let Some(r) = &self.favorite {
-            parts.push((r.clone(), favorite.to_vec()));
-        }
-        parts.sort_by_key(|(r, _)| r.start);
+        let matched = (self.matched.clone(), go_json(matched));
+        let favorite = self.favorite.clone().map(|r| {
+            let value: &[u8] = if favorite { b"true" } else { b"false" };
+            (r, value)
+        });
+        // At most two cuts, written in the order they are in.
+        let (first, second) = match favorite {
+            Some(f) if f.0.start < matched.0.start => (f, Some((matched.0, &matched.1[..]))),
+            Some(f) => ((matched.0, &matched.1[..]), Some(f)),
+            None => ((matched.0, &matched.1[..]), None),
+        };
         let mut from = 0;
-        for (r, value) in parts {
+        for (r, value) in std::iter::once(first).chain(second) {
             out.extend_from_slice(&self.bytes[from..r.start]);
-            out.extend_from_slice(&value);
+            out.extend_from_slice(value);
             from = r.end;
         }
         out.extend_from_slice(&self.bytes[from..]);
@@ -229,6 +234,19 @@ impl<T: Kept> Hit<T> {
             Some(json) => json.write(out, &matched, self.favorite),
             None => out.extend_from_slice(&go_json(&self.view(matched))),
         }
+    }
+
+    /// The answer's JSON as a response body: [`Hit::write_json`] and the trailing newline.
+    pub fn json_line(&self, matched: MatchedProvisioners) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            self.entry
+                .json
+                .as_ref()
+                .map_or(4096, |j| j.bytes.len() + 64),
+        );
+        self.write_json(&mut out, matched);
+        out.push(b'\n');
+        out
     }
 }
 

@@ -243,10 +243,7 @@ async fn get_one(
     if let Some(hit) = state.render_cache.build(&stamps, build_id) {
         check_workspace(&actor, hit.row(), Action::Read, Deleted::Included)?;
         let matched = crate::views::jobs::rematch(hit.build(), hit.provisioner(), &stamps.daemons);
-        let mut json = Vec::with_capacity(4096);
-        hit.write_json(&mut json, matched);
-        json.push(b'\n');
-        return Ok(Encoded::Bytes(json));
+        return Ok(Encoded::Bytes(hit.json_line(matched)));
     }
     let mut loaded = Loaded::prefetch(&state, &[], &[build_id]).await?;
     let found = loaded.builds.get(&build_id).cloned().and_then(|b| {

@@ -713,10 +713,7 @@ async fn get_one(
     if let Some(hit) = state.render_cache.workspace(&stamps, id, actor.user_id) {
         check_workspace(&actor, hit.row(), Action::Read, deleted)?;
         let matched = rematch(hit.build(), hit.provisioner(), &stamps.daemons);
-        let mut json = Vec::with_capacity(4096);
-        hit.write_json(&mut json, matched);
-        json.push(b'\n');
-        return Ok(Encoded::Bytes(json));
+        return Ok(Encoded::Bytes(hit.json_line(matched)));
     }
     let loaded = Loaded::prefetch(&state, &[id], &[]).await?;
     let Some(w) = loaded.workspaces.get(&id).cloned() else {
