@@ -95,8 +95,8 @@ pub struct Stamp {
 pub struct RenderStamps {
     pub workspaces: Vec<Stamp>,
     pub builds: Vec<Stamp>,
-    /// Daemons of the builds' jobs' organizations (and those of every organization), as
-    /// `list_daemons` has them.
+    /// Every daemon, in no order: whoever matches a job against them filters by its
+    /// organization (`views::jobs::rematch`).
     pub daemons: Vec<DaemonRow>,
 }
 
@@ -116,10 +116,17 @@ impl RenderStamps {
     }
 }
 
+/// What a stamps statement is asked about.
+#[derive(Clone, Copy)]
+enum Stamped {
+    Workspaces,
+    Builds,
+}
+
 impl Store {
     /// The stamps of the workspaces `workspace_ids` (with their latest builds) and of the builds
-    /// `build_ids`: one statement that reads only row versions (`xmin`) and agents' statuses,
-    /// never the columns themselves.
+    /// `build_ids`, with every daemon: one statement per kind asked about, which reads only
+    /// row versions (`xmin`) and agents' statuses, never the columns themselves.
     ///
     /// A stamp is made of the `xmin` of every row [`Store::render_rows`] reads for the answer
     /// (the workspace, its template, owner and organization, the users and groups it is shared
@@ -134,23 +141,48 @@ impl Store {
         workspace_ids: &[Uuid],
         build_ids: &[Uuid],
     ) -> Result<RenderStamps> {
-        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let rows: Vec<(String, Uuid, String)> = sqlx::query_as(SQL.get_or_init(stamps_sql))
-            .bind(workspace_ids)
-            .bind(build_ids)
-            .fetch_all(self.generic_pool())
-            .await?;
         let mut out = RenderStamps::default();
-        for (kind, id, stamp) in rows {
-            match kind.as_str() {
-                "w" => out.workspaces.push(Stamp { id, stamp }),
-                "b" => out.builds.push(Stamp { id, stamp }),
-                _ => out.daemons.push(
-                    serde_json::from_str(&stamp).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                ),
-            }
+        if !workspace_ids.is_empty() {
+            self.stamps_of(Stamped::Workspaces, workspace_ids, &mut out)
+                .await?;
+        }
+        if !build_ids.is_empty() {
+            // The daemons once, whichever statement read them last.
+            out.daemons.clear();
+            self.stamps_of(Stamped::Builds, build_ids, &mut out).await?;
         }
         Ok(out)
+    }
+
+    async fn stamps_of(&self, kind: Stamped, ids: &[Uuid], out: &mut RenderStamps) -> Result<()> {
+        use sqlx::{FromRow, Row};
+        static WORKSPACES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        static BUILDS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = match kind {
+            Stamped::Workspaces => WORKSPACES.get_or_init(|| stamps_sql(kind)),
+            Stamped::Builds => BUILDS.get_or_init(|| stamps_sql(kind)),
+        };
+        let rows = sqlx::query(sql)
+            .bind(ids)
+            .fetch_all(self.generic_pool())
+            .await?;
+        for row in rows {
+            // A stamp's row has its stamp; a daemon's has none, and its own columns.
+            match row.try_get::<Option<String>, _>("stamp")? {
+                Some(stamp) => {
+                    let stamp = Stamp {
+                        id: row.try_get("id")?,
+                        stamp,
+                    };
+                    match kind {
+                        Stamped::Workspaces => out.workspaces.push(stamp),
+                        Stamped::Builds => out.builds.push(stamp),
+                    }
+                }
+                None => out.daemons.push(DaemonRow::from_row(&row)?),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,16 +196,18 @@ fn joined(sep: &str, parts: &[&str]) -> String {
     format!("concat_ws('{sep}', {})", parts.join(", "))
 }
 
-/// The stamps statement: `$1` the workspaces, `$2` the builds. One row per workspace (`w`),
-/// build (`b`) and daemon (`d`, its row as JSON in `stamp`); flat joins on keys and no CTEs,
-/// since each plan node costs PostgreSQL more than the rows it reads (benches/README.md).
+/// A stamps statement, `$1` the workspaces or the builds: one row per workspace or build (its
+/// id and, last, `stamp`, the daemon columns NULL), then one per daemon (`stamp` NULL, its columns as
+/// [`DaemonRow`] has them, so that they decode without JSON). Flat joins on keys and no CTEs,
+/// since each plan node costs PostgreSQL more than the rows it reads, and one kind per
+/// statement: an arm asked about nothing still costs its plan (benches/README.md, run 8).
 ///
 /// The parts of a stamp are listed in no order within a kind: the order rows are read in
 /// changes only when they are rewritten, which changes their `xmin` anyway, so a different
 /// order can only cost a needless render, never serve a stale one. A workspace shared with
 /// users or groups has no stamp (their names would need two more lookups on every read) and
 /// is rendered from the database each time.
-fn stamps_sql() -> String {
+fn stamps_sql(kind: Stamped) -> String {
     let status = crate::status::agent_status_sql!();
     // A resource with its metadata, agents and apps, as one join: any insert, update or
     // delete of one of them changes the multiset of these rows.
@@ -200,30 +234,32 @@ fn stamps_sql() -> String {
          LEFT JOIN templates vt ON vt.id = v.template_id \
          LEFT JOIN users i ON i.id = b.initiator_id \
          LEFT JOIN users o ON o.id = w.owner_id";
-    let workspace = joined("#", &[&build, "t.xmin", "g.xmin"]);
-    // A build's job is in its workspace's organization (domain::builds), so the daemons of
-    // the workspaces' organizations are those the jobs could use.
-    format!(
-        "SELECT 'w' AS kind, w.id, {workspace} AS stamp FROM workspaces w \
-             JOIN LATERAL (SELECT x.xmin, x.job_id, x.template_version_id, x.initiator_id \
-                 FROM workspace_builds x WHERE x.workspace_id = w.id \
-                 ORDER BY x.build_number DESC LIMIT 1) b ON true \
-             {build_joins} \
-             LEFT JOIN templates t ON t.id = w.template_id \
-             LEFT JOIN organizations g ON g.id = w.organization_id \
-             WHERE w.id = ANY($1) AND w.user_acl = '{{}}' AND w.group_acl = '{{}}' \
-         UNION ALL \
-         SELECT 'b', b.id, {build} FROM workspace_builds b \
+    let no_daemon = "NULL::timestamptz AS created_at, NULL::text AS name, \
+         NULL::text[] AS provisioners, NULL::uuid AS organization_id, NULL::jsonb AS tags, \
+         NULL::timestamptz AS last_seen_at, NULL::text AS version, NULL::text AS api_version, \
+         NULL::uuid AS current_job_id, NULL::uuid AS previous_job_id";
+    let stamps = match kind {
+        Stamped::Workspaces => {
+            let workspace = joined("#", &[&build, "t.xmin", "g.xmin"]);
+            format!(
+                "SELECT w.id, {no_daemon}, {workspace} AS stamp FROM workspaces w \
+                 JOIN LATERAL (SELECT x.xmin, x.job_id, x.template_version_id, x.initiator_id \
+                     FROM workspace_builds x WHERE x.workspace_id = w.id \
+                     ORDER BY x.build_number DESC LIMIT 1) b ON true \
+                 {build_joins} \
+                 LEFT JOIN templates t ON t.id = w.template_id \
+                 LEFT JOIN organizations g ON g.id = w.organization_id \
+                 WHERE w.id = ANY($1) AND w.user_acl = '{{}}' AND w.group_acl = '{{}}'"
+            )
+        }
+        Stamped::Builds => format!(
+            "SELECT b.id, {no_daemon}, {build} AS stamp FROM workspace_builds b \
              JOIN workspaces w ON w.id = b.workspace_id {build_joins} \
-             WHERE b.id = ANY($2) \
-         UNION ALL \
-         SELECT 'd', d.id, row_to_json(d)::text FROM (SELECT {DAEMON_COLUMNS} FROM provisioner_daemons \
-             WHERE organization_id IS NULL OR organization_id = ANY(ARRAY( \
-                 SELECT organization_id FROM workspaces WHERE id = ANY($1) UNION ALL \
-                 SELECT y.organization_id FROM workspace_builds x JOIN workspaces y ON y.id = x.workspace_id \
-                 WHERE x.id = ANY($2))) \
-             ORDER BY last_seen_at DESC, name) d"
-    )
+             WHERE b.id = ANY($1)"
+        ),
+    };
+    // Every daemon: fewer than the filter by the jobs' organizations costs (run 8).
+    format!("{stamps} UNION ALL SELECT {DAEMON_COLUMNS}, NULL FROM provisioner_daemons")
 }
 
 type Row = (
@@ -286,11 +322,24 @@ mod tests {
     /// it too).
     #[test]
     fn the_stamp_covers_every_table_the_render_reads() {
-        let sql = super::stamps_sql();
-        if std::env::var_os("CODERD_PRINT_RENDER_SQL").is_some() {
-            println!("{sql}");
+        use super::Stamped;
+        for kind in [Stamped::Workspaces, Stamped::Builds] {
+            let sql = super::stamps_sql(kind);
+            if std::env::var_os("CODERD_PRINT_RENDER_SQL").is_some() {
+                println!("{sql}");
+            }
+            covers(&sql, kind);
         }
+    }
+
+    fn covers(sql: &str, kind: super::Stamped) {
         let render = super::render_sql();
+        // A build's stamp has its workspace's row but not the workspace's template or
+        // organization, which a build's answer does not show.
+        let workspace_only: &[&str] = match kind {
+            super::Stamped::Workspaces => &[],
+            super::Stamped::Builds => &["organizations"],
+        };
         for table in [
             "workspaces",
             "workspace_builds",
@@ -310,7 +359,7 @@ mod tests {
                 "{table} is not rendered"
             );
             assert!(
-                sql.contains(&format!(" {table} ")),
+                workspace_only.contains(&table) || sql.contains(&format!(" {table} ")),
                 "{table} is not stamped"
             );
         }
