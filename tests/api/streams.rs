@@ -446,6 +446,34 @@ async fn disconnects_free_everything() {
     }
 }
 
+/// A build queued while no daemon runs is watched as pending; when a daemon (in another
+/// process) picks it up, the watcher sees it start without waiting for it to finish (the job
+/// blocks, so only the daemon's acquisition can tell the watcher).
+#[tokio::test]
+async fn a_watcher_sees_a_queued_build_start_when_a_daemon_takes_it() {
+    let db_url = crate::harness::fresh_database().await;
+    let mut a = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "0")]);
+    let mut importer = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "1")]);
+    a.wait_healthy().await;
+    importer.wait_healthy().await;
+    let (owner, _) = create_owner(&checked_client(&a.url)).await;
+    let token = owner.token().unwrap().to_string();
+    let org = owner.organization("coder").await.unwrap().id;
+    let (t, _) = create_template(&owner, org, "queued", &json!({"start": {"block": true}})).await;
+    // No daemon from here on: the build stays pending.
+    drop(importer);
+    let w = owner.create_workspace(t.id, "dev").await;
+    let mut sse = Sse::open(&a.url, &token, w.id).await;
+    let pending = sse.until_status("pending").await;
+    assert_eq!(pending.latest_build.job.status, "pending");
+    let mut runner = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "1")]);
+    runner.wait_healthy().await;
+    let starting = sse.until_status("starting").await;
+    assert_eq!(starting.latest_build.job.status, "running");
+    drop(runner);
+    drop(a);
+}
+
 /// A replica with `daemons` provisioner daemons whose hung jobs are reaped within seconds.
 fn spawn_replica(db_url: &str, daemons: &str) -> Replica {
     Replica::spawn(

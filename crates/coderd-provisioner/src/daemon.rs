@@ -369,16 +369,18 @@ impl Daemon {
             .publish(&logs_channel(job.id), r#"{"end_of_logs":true}"#)
             .await;
         if let Some(ctx) = &build {
-            let payload =
-                serde_json::json!({"kind": "state_change", "workspace_id": ctx.workspace_id});
-            let _ = self
-                .pubsub
-                .publish(
-                    &format!("workspace_owner:{}", ctx.owner_id),
-                    &payload.to_string(),
-                )
+            self.publish_state_change(ctx.owner_id, ctx.workspace_id)
                 .await;
         }
+    }
+
+    /// Tells the workspace's watchers (in every replica) that it changed.
+    async fn publish_state_change(&self, owner: Uuid, workspace: Uuid) {
+        let payload = serde_json::json!({"kind": "state_change", "workspace_id": workspace});
+        let _ = self
+            .pubsub
+            .publish(&format!("workspace_owner:{owner}"), &payload.to_string())
+            .await;
     }
 
     /// Retries `op` while the database is unavailable, with backoff (250 ms doubling up to
@@ -509,6 +511,10 @@ impl Daemon {
                         template_version: ctx.template_version.clone(),
                     },
                 };
+                // The build is running now: watchers that rendered it pending read it again
+                // (upstream's AcquireJob publishes the same).
+                self.publish_state_change(ctx.owner_id, ctx.workspace_id)
+                    .await;
                 *build = Some(ctx);
                 kind
             }
