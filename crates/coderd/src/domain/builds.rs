@@ -138,7 +138,7 @@ pub async fn create_workspace(
     let tags = mutate_tags(w.owner_id, &[&b.import.tags.0]);
     let build_id = Uuid::new_v4();
     let job = build_job(b, w.organization_id, initiator, build_id, &tags);
-    let job_id = job.id;
+    let org = w.organization_id;
     let name = w.name.to_string();
     let owner = w.owner_id;
     let ws = state
@@ -159,7 +159,7 @@ pub async fn create_workspace(
         )
         .await
         .on_conflict("name", format!("Workspace {name:?} already exists."))?;
-    after_queue(state, job_id, owner, ws.id).await;
+    after_queue(state, (org, &b.import.provisioner, &tags), owner, ws.id).await;
     Ok(ws)
 }
 
@@ -221,7 +221,6 @@ pub async fn create_build(
     let tags = mutate_tags(ws.owner_id, &[&b.import.tags.0]);
     let build_id = Uuid::new_v4();
     let job = build_job(&b, ws.organization_id, spec.initiator, build_id, &tags);
-    let job_id = job.id;
     let build = state
         .store
         .insert_build(
@@ -245,15 +244,20 @@ pub async fn create_build(
             }
             BuildInsertError::Store(e) => e.into(),
         })?;
-    after_queue(state, job_id, ws.owner_id, ws.id).await;
+    let posted = (ws.organization_id, b.import.provisioner.as_str(), &tags);
+    after_queue(state, posted, ws.owner_id, ws.id).await;
     Ok(build)
 }
 
-/// Wakes daemons for the new job and tells watchers the workspace changed.
-async fn after_queue(state: &AppState, job_id: Uuid, owner: Uuid, workspace: Uuid) {
-    if let Ok(job) = state.store.job(job_id).await {
-        crate::domain::jobs::announce(state, &job).await;
-    }
+/// Wakes daemons for the new job (its organization, provisioner and tags, as inserted) and
+/// tells watchers the workspace changed.
+async fn after_queue(
+    state: &AppState,
+    (org, provisioner, tags): (Uuid, &str, &std::collections::BTreeMap<String, String>),
+    owner: Uuid,
+    workspace: Uuid,
+) {
+    crate::domain::jobs::announce_new(state, org, provisioner, tags).await;
     publish_workspace(state, owner, workspace).await;
 }
 

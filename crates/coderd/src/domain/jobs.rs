@@ -6,10 +6,20 @@ use crate::state::AppState;
 
 /// Announces a new job so idle daemons (in every replica) wake at once.
 pub async fn announce(state: &AppState, j: &JobRow) {
+    announce_new(state, j.organization_id, &j.provisioner, &j.tags.0).await;
+}
+
+/// [`announce`] from what the job was inserted with, without reading it back.
+pub async fn announce_new(
+    state: &AppState,
+    organization_id: uuid::Uuid,
+    provisioner: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) {
     let payload = serde_json::json!({
-        "organization_id": j.organization_id,
-        "type": j.provisioner,
-        "tags": j.tags.0,
+        "organization_id": organization_id,
+        "type": provisioner,
+        "tags": tags,
     });
     if let Err(e) = state
         .pubsub
