@@ -234,9 +234,10 @@ fn pgbench(db_url: &str, dir: &std::path::Path, n: usize, concurrency: usize, se
 }
 
 /// Creates workspaces of `template` until there are `target`, eight at a time, and waits for
-/// their builds.
-async fn grow(owner: &Client, template: Uuid, have: &mut Vec<Uuid>, target: usize) {
+/// their builds; prints the rate and the server's statements per workspace created and built.
+async fn grow(srv: &Replica, owner: &Client, template: Uuid, have: &mut Vec<Uuid>, target: usize) {
     let owner = Arc::new(owner.clone());
+    let statements_before = statements(srv).await;
     let started = Instant::now();
     let from = have.len();
     let mut next = from;
@@ -266,8 +267,11 @@ async fn grow(owner: &Client, template: Uuid, have: &mut Vec<Uuid>, target: usiz
     let made = have.len() - from;
     if made > 0 {
         let secs = started.elapsed().as_secs_f64();
+        // The server's statements in those seconds, its own background ones included.
+        let per = (statements(srv).await - statements_before) / made as f64;
         println!(
-            "created {made} workspaces in {secs:.1} s ({:.0} creates and builds a second)",
+            "created {made} workspaces in {secs:.1} s ({:.0} creates and builds a second, \
+             {per:.1} statements each)",
             made as f64 / secs
         );
     }
@@ -334,7 +338,7 @@ async fn bench() {
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for &size in &sizes {
-        grow(&owner, template, &mut workspaces, size).await;
+        grow(&srv, &owner, template, &mut workspaces, size).await;
         // The steady state: what autovacuum would get to minutes after a bulk creation
         // (visibility maps, statistics), done now instead of inside the measured windows.
         sqlx::raw_sql("VACUUM ANALYZE")

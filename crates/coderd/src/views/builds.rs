@@ -129,11 +129,8 @@ pub async fn render_with(
         .collect()
 }
 
-/// One build, with what it shows read in one statement ([`Loaded::prefetch`]) instead of a
-/// statement per kind: the answer of every write that returns a build.
 pub async fn render_one(state: &AppState, b: BuildRow) -> ApiResult<WorkspaceBuild> {
-    let mut loaded = Loaded::prefetch(state, &[], &[b.id]).await?;
-    Ok(render_with(state, vec![b], &mut loaded).await?.remove(0))
+    Ok(render(state, vec![b]).await?.remove(0))
 }
 
 /// Provisioner timings of a build (agents report none until agents are supported).

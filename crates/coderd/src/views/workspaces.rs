@@ -173,9 +173,6 @@ pub async fn render_with(
         .collect()
 }
 
-/// One workspace, with what it shows read in one statement ([`Loaded::prefetch`]) instead of a
-/// statement per kind: the answer of every write that returns a workspace (a creation's too).
 pub async fn render_one(state: &AppState, viewer: Uuid, w: WorkspaceRow) -> ApiResult<Workspace> {
-    let loaded = Loaded::prefetch(state, &[w.id], &[]).await?;
-    Ok(render_with(state, viewer, vec![w], loaded).await?.remove(0))
+    Ok(render(state, viewer, vec![w]).await?.remove(0))
 }
