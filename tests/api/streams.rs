@@ -452,8 +452,8 @@ async fn disconnects_free_everything() {
 #[tokio::test]
 async fn a_watcher_sees_a_queued_build_start_when_a_daemon_takes_it() {
     let db_url = crate::harness::fresh_database().await;
-    let mut a = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "0")]);
-    let mut importer = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "1")]);
+    let mut a = spawn_replica(&db_url, "0");
+    let mut importer = spawn_replica(&db_url, "1");
     a.wait_healthy().await;
     importer.wait_healthy().await;
     let (owner, _) = create_owner(&checked_client(&a.url)).await;
@@ -466,7 +466,7 @@ async fn a_watcher_sees_a_queued_build_start_when_a_daemon_takes_it() {
     let mut sse = Sse::open(&a.url, &token, w.id).await;
     let pending = sse.until_status("pending").await;
     assert_eq!(pending.latest_build.job.status, "pending");
-    let mut runner = Replica::spawn(&db_url, free_port(), &[("CODER_PROVISIONER_DAEMONS", "1")]);
+    let mut runner = spawn_replica(&db_url, "1");
     runner.wait_healthy().await;
     let starting = sse.until_status("starting").await;
     assert_eq!(starting.latest_build.job.status, "running");

@@ -128,19 +128,20 @@ impl Spliced {
 
     /// Appends the answer with `matched` and `favorite` in their places.
     fn write(&self, out: &mut Vec<u8>, matched: &MatchedProvisioners, favorite: bool) {
-        let matched = (self.matched.clone(), go_json(matched));
-        let favorite = self.favorite.clone().map(|r| {
-            let value: &[u8] = if favorite { b"true" } else { b"false" };
-            (r, value)
-        });
-        // At most two cuts, written in the order they are in.
-        let (first, second) = match favorite {
-            Some(f) if f.0.start < matched.0.start => (f, Some((matched.0, &matched.1[..]))),
-            Some(f) => ((matched.0, &matched.1[..]), Some(f)),
-            None => ((matched.0, &matched.1[..]), None),
-        };
+        let matched = go_json(matched);
+        let favorite: &[u8] = if favorite { b"true" } else { b"false" };
+        let mut cuts = [
+            Some((self.matched.clone(), &matched[..])),
+            self.favorite.clone().map(|r| (r, favorite)),
+        ];
+        // Written in the order they are in.
+        if let [Some(a), Some(b)] = &cuts {
+            if b.0.start < a.0.start {
+                cuts.swap(0, 1);
+            }
+        }
         let mut from = 0;
-        for (r, value) in std::iter::once(first).chain(second) {
+        for (r, value) in cuts.into_iter().flatten() {
             out.extend_from_slice(&self.bytes[from..r.start]);
             out.extend_from_slice(value);
             from = r.end;
@@ -408,6 +409,28 @@ mod tests {
                 build.write(&mut out, &matched, favorite);
                 assert_eq!(out, go_json(&expected.latest_build));
             }
+        }
+    }
+
+    #[test]
+    fn cuts_are_written_in_the_order_they_are_in() {
+        let matched = MatchedProvisioners {
+            count: 1,
+            available: 0,
+            most_recently_seen: None,
+        };
+        let value = String::from_utf8(go_json(&matched)).unwrap();
+        // `favorite` after `matched_provisioners` (as in a workspace), and before it.
+        for (text, m, f) in [("a[M]b[F]c", 1..4, 5..8), ("a[F]b[M]c", 5..8, 1..4)] {
+            let spliced = Spliced {
+                bytes: text.as_bytes().to_vec(),
+                matched: m,
+                favorite: Some(f),
+            };
+            let mut out = Vec::new();
+            spliced.write(&mut out, &matched, true);
+            let expected = text.replace("[M]", &value).replace("[F]", "true");
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
     }
 

@@ -159,7 +159,7 @@ pub async fn create_workspace(
         )
         .await
         .on_conflict("name", format!("Workspace {name:?} already exists."))?;
-    after_queue(state, (org, &b.import.provisioner, &tags), owner, ws.id).await;
+    after_queue(state, org, &b.import.provisioner, &tags, owner, ws.id).await;
     Ok(ws)
 }
 
@@ -244,8 +244,8 @@ pub async fn create_build(
             }
             BuildInsertError::Store(e) => e.into(),
         })?;
-    let posted = (ws.organization_id, b.import.provisioner.as_str(), &tags);
-    after_queue(state, posted, ws.owner_id, ws.id).await;
+    let org = ws.organization_id;
+    after_queue(state, org, &b.import.provisioner, &tags, ws.owner_id, ws.id).await;
     Ok(build)
 }
 
@@ -253,7 +253,9 @@ pub async fn create_build(
 /// tells watchers the workspace changed.
 async fn after_queue(
     state: &AppState,
-    (org, provisioner, tags): (Uuid, &str, &std::collections::BTreeMap<String, String>),
+    org: Uuid,
+    provisioner: &str,
+    tags: &std::collections::BTreeMap<String, String>,
     owner: Uuid,
     workspace: Uuid,
 ) {
