@@ -69,7 +69,9 @@ async fn autostop_at_the_deadline_by_the_system_user() {
         ex.tick(deadline - minute()).await.is_empty(),
         "a minute early: nothing"
     );
-    let done = ex.tick(deadline + chrono::Duration::seconds(59)).await;
+    // The executor ticks on whole minutes: the first tick at or after a deadline of
+    // hh:mm:00.5 is hh:mm+1, which `deadline + 59 s` (truncated to hh:mm) missed once a minute.
+    let done = ex.tick(deadline + minute()).await;
     assert_eq!(done.len(), 1);
     let w = owner.wait_for_status(w.id, "stopped").await;
     let b = &w.latest_build;
