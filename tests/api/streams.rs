@@ -474,6 +474,55 @@ async fn a_watcher_sees_a_queued_build_start_when_a_daemon_takes_it() {
     drop(a);
 }
 
+/// What a build's life tells other processes, as they hear it on the database: the new job
+/// and the workspace's change at creation, the change again when a daemon takes the job, and
+/// at its end the logs' end and the change, each message in the one format every sender uses
+/// (some are written by the statements that make the change, in SQL).
+#[tokio::test]
+async fn a_build_is_announced_when_queued_taken_and_ended_in_one_format() {
+    use sqlx::postgres::PgListener;
+    let db_url = crate::harness::fresh_database().await;
+    let mut srv = spawn_replica(&db_url, "1");
+    srv.wait_healthy().await;
+    let (owner, _) = create_owner(&checked_client(&srv.url)).await;
+    let me = owner.user("me").await.unwrap().id;
+    let org = owner.organization("coder").await.unwrap().id;
+    let (t, _) = create_template(&owner, org, "told", &echo(3, 0)).await;
+    let mut listener = PgListener::connect(&db_url).await.unwrap();
+    listener.listen("coderd_pubsub").await.unwrap();
+    let w = owner.create_workspace(t.id, "dev").await;
+    owner
+        .wait_for_status_within(w.id, "running", Duration::from_secs(30))
+        .await;
+    let owner_channel = format!("workspace_owner:{me}");
+    let logs_channel = format!("provisioner-log-logs:{}", w.latest_build.job.id);
+    let changed = format!(r#"{{"kind":"state_change","workspace_id":"{}"}}"#, w.id);
+    let mut heard = Vec::new();
+    let mut end_of_logs = 0;
+    let mut posted = Vec::new();
+    // Everything is sent by now; what is not heard within a second was not sent.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), listener.recv()).await {
+        let (channel, payload) = n
+            .payload()
+            .split_once('\n')
+            .expect("channel, newline, payload");
+        if channel == owner_channel {
+            heard.push(payload.to_string());
+        } else if channel == logs_channel && payload == r#"{"end_of_logs":true}"# {
+            end_of_logs += 1;
+        } else if channel == "provisioner_job_posted" {
+            posted.push(serde_json::from_str::<Value>(payload).expect("a JSON payload"));
+        }
+    }
+    assert_eq!(heard, vec![changed; 3], "creation, acquisition, completion");
+    assert_eq!(end_of_logs, 1);
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0]["organization_id"], json!(org));
+    assert_eq!(posted[0]["type"], "echo");
+    assert_eq!(posted[0]["tags"], json!(w.latest_build.job.tags));
+    drop(srv);
+}
+
 /// A replica with `daemons` provisioner daemons whose hung jobs are reaped within seconds.
 fn spawn_replica(db_url: &str, daemons: &str) -> Replica {
     Replica::spawn(

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::jobs::{insert_job, NewJob};
+use crate::jobs::{NewJob, JOB_COLUMNS};
 use crate::status::{JobStatus, Transition};
 use crate::{Result, Store, StoreError};
 
@@ -92,61 +93,106 @@ pub struct BuildContext {
     pub autostop_requirement_days_of_week: Vec<String>,
     pub autostop_requirement_weeks: i64,
     pub owner_quiet_hours: String,
-    #[sqlx(skip)]
+    /// The build's parameters (name, value), in name order.
+    #[sqlx(json)]
     pub parameters: Vec<(String, String)>,
+    /// The version's template variables (name, value), in their order.
+    #[sqlx(json)]
+    pub variables: Vec<(String, String)>,
 }
 
-pub(crate) async fn insert_build_tx(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+/// The CTEs that queue a build: `job` and `build` (whose `RETURNING` have [`JOB_COLUMNS`]
+/// and [`BUILD_COLUMNS`]) insert the build and its job, `params` its parameters, and `announced` (to be referenced)
+/// publishes messages when the statement's transaction commits. Their parameters are
+/// `$n`…`$n+19`, bound in order by [`bind_build`].
+pub(crate) fn build_ctes(n: usize) -> String {
+    let p = |i: usize| format!("${}", n + i);
+    format!(
+        "job AS (INSERT INTO provisioner_jobs AS j (id, created_at, updated_at, organization_id, initiator_id, \
+             provisioner, type, input, file_id, tags) \
+         VALUES ({}, clock_timestamp(), clock_timestamp(), {}, {}, {}::provisioner_type, \
+             {}::provisioner_job_type, {}, {}, {}) \
+         RETURNING {JOB_COLUMNS}), \
+         build AS (INSERT INTO workspace_builds AS b (id, created_at, updated_at, workspace_id, template_version_id, \
+             build_number, transition, initiator_id, provisioner_state, job_id, reason, template_version_preset_id) \
+         VALUES ({}, clock_timestamp(), clock_timestamp(), {}, {}, {}, {}::workspace_transition, {}, {}, {}, \
+             {}::build_reason, {}) \
+         RETURNING {BUILD_COLUMNS}), \
+         params AS (INSERT INTO workspace_build_parameters (workspace_build_id, name, value) \
+             SELECT {}, unnest({}::text[]), unnest({}::text[])), \
+         announced AS ({})",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6),
+        p(7),
+        p(8),
+        p(9),
+        p(10),
+        p(11),
+        p(12),
+        p(13),
+        p(14),
+        p(0),
+        p(15),
+        p(16),
+        p(8),
+        p(17),
+        p(18),
+        crate::pubsub::notify_each_sql(n + 19, "true"),
+    )
+}
+
+/// Binds [`build_ctes`]'s parameters, after those already bound to `q`.
+pub(crate) fn bind_build<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     workspace_id: Uuid,
     number: i32,
-    state: &[u8],
-    b: &NewBuild<'_>,
-    job: &NewJob<'_>,
-) -> Result<()> {
-    insert_job(tx, job).await?;
-    sqlx::query(
-        "INSERT INTO workspace_builds (id, created_at, updated_at, workspace_id, template_version_id, build_number, \
-             transition, initiator_id, provisioner_state, job_id, reason, template_version_preset_id) \
-         VALUES ($1, clock_timestamp(), clock_timestamp(), $2, $3, $4, $5::workspace_transition, $6, $7, $8, $9::build_reason, $10)",
-    )
-    .bind(b.id)
-    .bind(workspace_id)
-    .bind(b.template_version_id)
-    .bind(number)
-    .bind(b.transition)
-    .bind(b.initiator_id)
-    .bind(state)
-    .bind(job.id)
-    .bind(b.reason)
-    .bind(b.preset_id)
-    .execute(&mut **tx)
-    .await?;
-    let (names, values): (Vec<&str>, Vec<&str>) = b
+    state: &'q [u8],
+    b: &NewBuild<'q>,
+    job: &NewJob<'q>,
+    announce: &[(&str, &str)],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let (names, values): (Vec<&'q str>, Vec<&'q str>) = b
         .parameters
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .unzip();
-    sqlx::query(
-        "INSERT INTO workspace_build_parameters (workspace_build_id, name, value) \
-         SELECT $1, unnest($2::text[]), unnest($3::text[])",
-    )
-    .bind(b.id)
-    .bind(&names)
-    .bind(&values)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    q.bind(job.id)
+        .bind(job.organization_id)
+        .bind(job.initiator_id)
+        .bind(job.provisioner)
+        .bind(job.job_type)
+        .bind(Json(job.input.clone()))
+        .bind(job.file_id)
+        .bind(Json(job.tags))
+        .bind(b.id)
+        .bind(workspace_id)
+        .bind(b.template_version_id)
+        .bind(number)
+        .bind(b.transition)
+        .bind(b.initiator_id)
+        .bind(state)
+        .bind(b.reason)
+        .bind(b.preset_id)
+        .bind(names)
+        .bind(values)
+        .bind(crate::pubsub::wire_messages(announce))
 }
 
 impl Store {
-    /// Queues the next build of a workspace. The workspace row is locked first, so of several
-    /// concurrent requests exactly one proceeds and the others see its build as active.
+    /// Queues the next build of a workspace and publishes `announce` (channel, payload) when
+    /// it commits. The workspace row is locked first, so of several concurrent requests
+    /// exactly one proceeds and the others see its build as active.
     pub async fn insert_build(
         &self,
         workspace_id: Uuid,
         b: NewBuild<'_>,
         job: NewJob<'_>,
+        announce: &[(&str, &str)],
     ) -> std::result::Result<BuildRow, BuildInsertError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
@@ -166,9 +212,23 @@ impl Store {
             Some((n, state, _)) => (n + 1, b.state.unwrap_or(state)),
             None => (1, b.state.unwrap_or_default()),
         };
-        insert_build_tx(&mut tx, workspace_id, number, state, &b, &job).await?;
+        let sql = format!(
+            "WITH {} SELECT * FROM build WHERE (SELECT count(*) FROM announced) >= 0",
+            build_ctes(1)
+        );
+        let row: BuildRow = bind_build(
+            sqlx::query_as(&sql),
+            workspace_id,
+            number,
+            state,
+            &b,
+            &job,
+            announce,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(self.build(b.id).await?)
+        Ok(row)
     }
 
     /// Latest build of each given workspace.
@@ -281,27 +341,26 @@ impl Store {
         Ok(())
     }
 
+    /// Everything a daemon needs to run build `build_id`, in one statement.
     pub async fn build_context(&self, build_id: Uuid) -> Result<BuildContext> {
-        let mut ctx: BuildContext = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT b.id AS build_id, b.build_number, b.transition, b.provisioner_state AS state, \
                  w.id AS workspace_id, w.name AS workspace_name, o.id AS owner_id, o.username AS owner_name, \
                  o.email AS owner_email, t.id AS template_id, t.name AS template_name, v.name AS template_version, v.id AS template_version_id, \
                  w.ttl, w.autostart_schedule, t.default_ttl AS template_default_ttl, \
                  t.allow_user_autostop AS template_allow_user_autostop, t.autostop_requirement_days_of_week, \
-                 t.autostop_requirement_weeks, o.quiet_hours_schedule AS owner_quiet_hours \
+                 t.autostop_requirement_weeks, o.quiet_hours_schedule AS owner_quiet_hours, \
+                 COALESCE((SELECT json_agg(json_build_array(p.name, p.value) ORDER BY p.name) \
+                           FROM workspace_build_parameters p WHERE p.workspace_build_id = b.id), '[]') AS parameters, \
+                 COALESCE((SELECT json_agg(json_build_array(tv.name, tv.value) ORDER BY tv.display_order) \
+                           FROM template_version_variables tv WHERE tv.template_version_id = v.id), '[]') AS variables \
              FROM workspace_builds b JOIN workspaces w ON w.id = b.workspace_id JOIN users o ON o.id = w.owner_id \
              JOIN templates t ON t.id = w.template_id JOIN template_versions v ON v.id = b.template_version_id \
              WHERE b.id = $1",
         )
         .bind(build_id)
         .fetch_one(&self.pool)
-        .await?;
-        ctx.parameters = self
-            .build_parameters(&[build_id])
-            .await?
-            .remove(&build_id)
-            .unwrap_or_default();
-        Ok(ctx)
+        .await?)
     }
 
     pub async fn set_build_deadline(&self, build_id: Uuid, deadline: DateTime<Utc>) -> Result<()> {

@@ -62,56 +62,75 @@ pub struct BuildProduct<'a> {
 }
 
 impl Store {
-    /// Ends a job with everything it produced, atomically. `false` when the job had already
-    /// ended (canceled while pending, or reaped), in which case nothing is written.
+    /// Ends a job with everything it produced, atomically, and publishes `announce` (channel,
+    /// payload) when it commits. `false` when the job had already ended (canceled while
+    /// pending, or reaped), in which case nothing is written or published.
     pub async fn complete_job(
         &self,
         id: Uuid,
         daemon: Option<Uuid>,
         how: Completion<'_>,
+        announce: &[(&str, &str)],
     ) -> Result<bool> {
+        let (kind, error, error_code) = match &how {
+            Completion::Failed {
+                error, error_code, ..
+            } => (
+                "failed",
+                Some(if error.is_empty() { "failed" } else { *error }),
+                *error_code,
+            ),
+            Completion::Canceled { .. } => ("canceled", None, None),
+            Completion::Succeeded(_) => ("succeeded", None, None),
+        };
         let mut tx = self.pool.begin().await?;
-        let done: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-            "SELECT completed_at FROM provisioner_jobs WHERE id = $1 FOR UPDATE",
-        )
+        // The job ends first, in one statement with its daemon's release and the
+        // announcements (all of it visible, and heard, only when the transaction commits);
+        // the row stays locked while what the job produced is written.
+        let ended: Option<i64> = sqlx::query_scalar(&format!(
+            "WITH job AS ( \
+                 UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
+                     error = CASE WHEN $2 = 'failed' THEN $3 ELSE error END, \
+                     error_code = CASE WHEN $2 = 'failed' THEN $4 ELSE error_code END, \
+                     canceled_at = CASE WHEN $2 = 'canceled' THEN COALESCE(canceled_at, clock_timestamp()) \
+                                   ELSE canceled_at END \
+                 WHERE id = $1 AND completed_at IS NULL RETURNING id), \
+             daemon AS ( \
+                 UPDATE provisioner_daemons SET current_job_id = NULL, previous_job_id = $1, last_seen_at = now() \
+                 WHERE id = $5 AND EXISTS (SELECT 1 FROM job)), \
+             announced AS ({} ) \
+             SELECT (SELECT count(*) FROM announced) FROM job",
+            crate::pubsub::notify_each_sql(6, "EXISTS (SELECT 1 FROM job)"),
+        ))
         .bind(id)
+        .bind(kind)
+        .bind(error)
+        .bind(error_code)
+        .bind(daemon)
+        .bind(crate::pubsub::wire_messages(announce))
         .fetch_optional(&mut *tx)
         .await?;
-        match done {
-            None => return Err(StoreError::NotFound),
-            Some(Some(_)) => return Ok(false),
-            Some(None) => {}
+        if ended.is_none() {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM provisioner_jobs WHERE id = $1)")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            return if exists {
+                Ok(false)
+            } else {
+                Err(StoreError::NotFound)
+            };
         }
         match how {
-            Completion::Failed {
-                error,
-                error_code,
-                state,
-                import,
-            } => {
+            Completion::Failed { state, import, .. } => {
                 store_unsuccessful_state(&mut tx, id, state).await?;
                 if let Some(import) = import {
                     store_import(&mut tx, &import).await?;
                 }
-                sqlx::query(
-                    "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
-                         error = $2, error_code = $3 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(if error.is_empty() { "failed" } else { error })
-                .bind(error_code)
-                .execute(&mut *tx)
-                .await?;
             }
             Completion::Canceled { state } => {
                 store_unsuccessful_state(&mut tx, id, state).await?;
-                sqlx::query(
-                    "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
-                         canceled_at = COALESCE(canceled_at, clock_timestamp()) WHERE id = $1",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
             }
             Completion::Succeeded(p) => {
                 for (transition, resources) in &p.resources {
@@ -124,24 +143,7 @@ impl Store {
                 if let Some(build) = &p.build {
                     store_build(&mut tx, build).await?;
                 }
-                sqlx::query(
-                    "UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp() \
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
             }
-        }
-        if let Some(daemon) = daemon {
-            sqlx::query(
-                "UPDATE provisioner_daemons SET current_job_id = NULL, previous_job_id = $2, last_seen_at = now() \
-                 WHERE id = $1",
-            )
-            .bind(daemon)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -318,21 +320,23 @@ async fn insert_timings(
     job_id: Uuid,
     timings: &[Timing],
 ) -> Result<()> {
-    for t in timings {
-        sqlx::query(
-            "INSERT INTO provisioner_job_timings (job_id, started_at, ended_at, stage, source, action, resource) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(job_id)
-        .bind(t.started_at)
-        .bind(t.ended_at)
-        .bind(&t.stage)
-        .bind(&t.source)
-        .bind(&t.action)
-        .bind(&t.resource)
-        .execute(&mut **tx)
-        .await?;
+    if timings.is_empty() {
+        return Ok(());
     }
+    let column = |f: fn(&Timing) -> &str| timings.iter().map(f).collect::<Vec<&str>>();
+    sqlx::query(
+        "INSERT INTO provisioner_job_timings (job_id, started_at, ended_at, stage, source, action, resource) \
+         SELECT $1, * FROM unnest($2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])",
+    )
+    .bind(job_id)
+    .bind(timings.iter().map(|t| t.started_at).collect::<Vec<_>>())
+    .bind(timings.iter().map(|t| t.ended_at).collect::<Vec<_>>())
+    .bind(column(|t| &t.stage))
+    .bind(column(|t| &t.source))
+    .bind(column(|t| &t.action))
+    .bind(column(|t| &t.resource))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -212,14 +212,16 @@ impl Store {
     }
 
     /// Claims the oldest pending job this daemon can run, or `None`. Concurrent daemons (in any
-    /// process) never claim the same job: candidates locked by another claim are skipped.
+    /// process) never claim the same job: candidates locked by another claim are skipped. A
+    /// build's workspace is announced as changed (it is running now: watchers that rendered it
+    /// pending read it again, as upstream's AcquireJob publishes), all in one statement.
     pub async fn acquire_job(
         &self,
         daemon_id: Uuid,
         provisioners: &[String],
         tags: &BTreeMap<String, String>,
     ) -> Result<Option<JobRow>> {
-        let claimed: Option<Uuid> = sqlx::query_scalar(
+        Ok(sqlx::query_as(&format!(
             "WITH job AS ( \
                  UPDATE provisioner_jobs SET started_at = clock_timestamp(), updated_at = clock_timestamp(), \
                      worker_id = $1 \
@@ -228,21 +230,24 @@ impl Store {
                                AND provisioner::text = ANY($2) \
                                AND provisioner_tagset_contains($3, tags) \
                              ORDER BY created_at, id FOR UPDATE SKIP LOCKED LIMIT 1) \
-                 RETURNING id), \
+                 RETURNING *), \
              daemon AS ( \
                  UPDATE provisioner_daemons SET current_job_id = (SELECT id FROM job), last_seen_at = now() \
-                 WHERE id = $1 AND EXISTS (SELECT 1 FROM job)) \
-             SELECT id FROM job",
-        )
+                 WHERE id = $1 AND EXISTS (SELECT 1 FROM job)), \
+             announced AS ( \
+                 SELECT pg_notify($4, {changed}) FROM job \
+                 JOIN workspace_builds b ON job.type = 'workspace_build' \
+                     AND b.id = (job.input->>'workspace_build_id')::uuid \
+                 JOIN workspaces w ON w.id = b.workspace_id) \
+             SELECT {JOB_COLUMNS} FROM job j WHERE (SELECT count(*) FROM announced) >= 0",
+            changed = crate::pubsub::workspace_changed_sql("w"),
+        ))
         .bind(daemon_id)
         .bind(provisioners)
         .bind(Json(tags))
+        .bind(crate::pubsub::PG_CHANNEL)
         .fetch_optional(&self.pool)
-        .await?;
-        match claimed {
-            Some(id) => self.job(id).await.map(Some),
-            None => Ok(None),
-        }
+        .await?)
     }
 
     /// Gives back a job `daemon` claimed just as it began stopping, as if it had never been

@@ -20,7 +20,9 @@ use tokio::task::JoinHandle;
 
 use crate::Result;
 
-const PG_CHANNEL: &str = "coderd_pubsub";
+/// The PostgreSQL channel every message goes on.
+pub(crate) const PG_CHANNEL: &str = "coderd_pubsub";
+const WORKSPACE_OWNER: &str = "workspace_owner:";
 /// Messages a subscriber may fall behind by before it is told to re-read.
 const QUEUE: usize = 256;
 /// Longest wait between reconnection attempts: watchers get fresh state soon after an outage.
@@ -172,6 +174,23 @@ impl Pubsub {
         Ok(())
     }
 
+    /// Publishes several messages in one statement, in order (on a transaction, when it
+    /// commits): one round trip instead of one per message.
+    pub async fn publish_all_with<'e>(
+        executor: impl PgExecutor<'e>,
+        messages: &[(&str, &str)],
+    ) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, m) FROM unnest($2::text[]) AS m")
+            .bind(PG_CHANNEL)
+            .bind(wire_messages(messages))
+            .execute(executor)
+            .await?;
+        Ok(())
+    }
+
     pub async fn publish(&self, channel: &str, payload: &str) -> Result<()> {
         Self::publish_with(&self.pool, channel, payload).await
     }
@@ -193,6 +212,43 @@ impl Pubsub {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
     }
+}
+
+/// The messages as NOTIFY carries them on [`PG_CHANNEL`].
+pub(crate) fn wire_messages(messages: &[(&str, &str)]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|(channel, payload)| format!("{channel}\n{payload}"))
+        .collect()
+}
+
+/// A query that publishes, as [`Pubsub::publish_with`] would, the messages in the `text[]`
+/// parameter `$param` made by [`wire_messages`], in order, when `condition` holds: for
+/// statements that publish as a part of what they do (a CTE; it yields a row per message).
+pub(crate) fn notify_each_sql(param: usize, condition: &str) -> String {
+    format!(
+        "SELECT pg_notify('{PG_CHANNEL}', m) FROM unnest(${param}::text[]) AS m WHERE {condition}"
+    )
+}
+
+/// The channel on which watchers of `owner`'s workspaces hear of changes.
+pub fn workspace_owner_channel(owner: uuid::Uuid) -> String {
+    format!("{WORKSPACE_OWNER}{owner}")
+}
+
+/// The message on [`workspace_owner_channel`] saying workspace `id` changed (watchers re-read).
+pub fn workspace_changed(id: uuid::Uuid) -> String {
+    format!(r#"{{"kind":"state_change","workspace_id":"{id}"}}"#)
+}
+
+/// A SQL expression for the wire message (see [`wire_messages`]) of [`workspace_changed`] on
+/// [`workspace_owner_channel`], for the workspace whose columns are `{w}.id` and
+/// `{w}.owner_id`: the same bytes, for statements that publish as a part of what they do.
+pub(crate) fn workspace_changed_sql(w: &str) -> String {
+    format!(
+        "'{WORKSPACE_OWNER}' || {w}.owner_id || E'\\n' || \
+         '{{\"kind\":\"state_change\",\"workspace_id\":\"' || {w}.id || '\"}}'"
+    )
 }
 
 async fn listen(pool: PgPool, shared: Arc<Shared>) {

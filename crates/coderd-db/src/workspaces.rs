@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::builds::{insert_build_tx, NewBuild};
-use crate::jobs::NewJob;
+use crate::builds::{bind_build, build_ctes, BuildRow, NewBuild};
+use crate::jobs::{JobRow, NewJob};
 use crate::status::{agent_status_sql, AgentStatus, BuildStatus, JobStatus, Transition};
 use crate::{Result, Store};
 
@@ -92,32 +92,43 @@ pub struct WorkspaceVisibility {
 
 impl Store {
     /// Creates a workspace and its first build (with the build's job) atomically.
+    /// Creates a workspace with its first build (and the build's job and parameters) in one
+    /// statement, and publishes `announce` (channel, payload) when it commits. Answers the
+    /// rows as inserted.
     pub async fn insert_workspace(
         &self,
         w: NewWorkspace<'_>,
         b: NewBuild<'_>,
         job: NewJob<'_>,
-    ) -> Result<WorkspaceRow> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO workspaces (id, created_at, updated_at, owner_id, organization_id, template_id, name, \
-                 autostart_schedule, ttl, last_used_at, automatic_updates, next_start_at) \
-             VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, now(), $8::automatic_updates, $9)",
-        )
-        .bind(w.id)
-        .bind(w.owner_id)
-        .bind(w.organization_id)
-        .bind(w.template_id)
-        .bind(w.name)
-        .bind(w.autostart_schedule)
-        .bind(w.ttl)
-        .bind(w.automatic_updates)
-        .bind(w.next_start_at)
-        .execute(&mut *tx)
-        .await?;
-        insert_build_tx(&mut tx, w.id, 1, b.state.unwrap_or_default(), &b, &job).await?;
-        tx.commit().await?;
-        self.workspace(w.id).await
+        announce: &[(&str, &str)],
+    ) -> Result<(WorkspaceRow, BuildRow, JobRow)> {
+        let sql = format!(
+            "WITH ws AS ( \
+                 INSERT INTO workspaces AS w (id, created_at, updated_at, owner_id, organization_id, template_id, name, \
+                     autostart_schedule, ttl, last_used_at, automatic_updates, next_start_at) \
+                 VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, now(), $8::automatic_updates, $9) \
+                 RETURNING {WS_COLUMNS}), \
+             {} \
+             SELECT to_jsonb(ws), to_jsonb(build), to_jsonb(job) FROM ws, build, job \
+             WHERE (SELECT count(*) FROM announced) >= 0",
+            build_ctes(10)
+        );
+        let q = sqlx::query_as(&sql)
+            .bind(w.id)
+            .bind(w.owner_id)
+            .bind(w.organization_id)
+            .bind(w.template_id)
+            .bind(w.name)
+            .bind(w.autostart_schedule)
+            .bind(w.ttl)
+            .bind(w.automatic_updates)
+            .bind(w.next_start_at);
+        let state = b.state.unwrap_or_default();
+        let (ws, build, job): (Json<WorkspaceRow>, Json<BuildRow>, Json<JobRow>) =
+            bind_build(q, w.id, 1, state, &b, &job, announce)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((ws.0, build.0, job.0))
     }
 
     pub async fn workspace(&self, id: Uuid) -> Result<WorkspaceRow> {

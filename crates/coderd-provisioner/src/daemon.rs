@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coderd_db::pubsub::Pubsub;
+use coderd_db::pubsub::{self, Pubsub};
 use coderd_db::schedule;
 use coderd_db::{
     BuildContext, BuildProduct, Completion, ImportProduct, JobRow, NewDaemon, NewLog, Produced,
@@ -34,6 +34,9 @@ const STORE_WAIT_AT_SHUTDOWN: Duration = Duration::from_secs(3);
 const KEEP_RESULT_FOR: Duration = Duration::from_secs(30 * 60);
 /// Most log lines kept in memory while the database cannot take them.
 const MAX_PENDING_LOGS: usize = 50_000;
+
+/// The message on a job's logs channel saying no more lines will come.
+pub const END_OF_LOGS: &str = r#"{"end_of_logs":true}"#;
 
 /// Channel on which new jobs are announced.
 pub const JOB_POSTED: &str = "provisioner_job_posted";
@@ -328,11 +331,26 @@ impl Daemon {
                 tracing::error!(error = %e, lines = unsent_logs.len(), "job logs lost");
             }
         }
+        // The end of the logs, and for a build its workspace's change, are published with the
+        // completion (heard when it commits); otherwise on their own below.
+        let logs = logs_channel(job.id);
+        let mut announce = vec![(logs.as_str(), END_OF_LOGS)];
+        let workspace_announcement = build.as_ref().map(|ctx| {
+            (
+                pubsub::workspace_owner_channel(ctx.owner_id),
+                pubsub::workspace_changed(ctx.workspace_id),
+            )
+        });
+        if let Some((channel, payload)) = &workspace_announcement {
+            announce.push((channel, payload));
+        }
         let completed = self
             .persist("completing provisioner job", || {
-                self.store.complete_job(job.id, Some(self.id), how.clone())
+                self.store
+                    .complete_job(job.id, Some(self.id), how.clone(), &announce)
             })
             .await;
+        let announced = matches!(completed, Ok(true));
         match completed {
             Ok(true) => tracing::info!(succeeded = outcome.is_ok(), "provisioner job finished"),
             Ok(false) => tracing::info!("provisioner job had already ended; result discarded"),
@@ -352,6 +370,7 @@ impl Daemon {
                                 state: None,
                                 import: None,
                             },
+                            &[],
                         )
                     })
                     .await;
@@ -364,22 +383,23 @@ impl Daemon {
         if let Some(o) = &self.cfg.observer {
             o.stored();
         }
-        let _ = self
-            .pubsub
-            .publish(&logs_channel(job.id), r#"{"end_of_logs":true}"#)
-            .await;
-        if let Some(ctx) = &build {
-            self.publish_state_change(ctx.owner_id, ctx.workspace_id)
-                .await;
+        if !announced {
+            let _ = self.pubsub.publish(&logs, END_OF_LOGS).await;
+            if let Some(ctx) = &build {
+                self.publish_state_change(ctx.owner_id, ctx.workspace_id)
+                    .await;
+            }
         }
     }
 
     /// Tells the workspace's watchers (in every replica) that it changed.
     async fn publish_state_change(&self, owner: Uuid, workspace: Uuid) {
-        let payload = serde_json::json!({"kind": "state_change", "workspace_id": workspace});
         let _ = self
             .pubsub
-            .publish(&format!("workspace_owner:{owner}"), &payload.to_string())
+            .publish(
+                &pubsub::workspace_owner_channel(owner),
+                &pubsub::workspace_changed(workspace),
+            )
             .await;
     }
 
@@ -476,15 +496,12 @@ impl Daemon {
                     self.store.build_context(id).await.map_err(|e| {
                         Failure::failed(format!("reading the workspace build: {e}"))
                     })?;
-                let variables = self
-                    .store
-                    .version_variables(ctx.template_version_id)
-                    .await
-                    .map_err(|e| Failure::failed(format!("reading template variables: {e}")))?
-                    .into_iter()
-                    .map(|v| VariableValue {
-                        name: v.name,
-                        value: v.value,
+                let variables = ctx
+                    .variables
+                    .iter()
+                    .map(|(name, value)| VariableValue {
+                        name: name.clone(),
+                        value: value.clone(),
                     })
                     .collect();
                 let kind = JobKind::Build {
@@ -511,10 +528,7 @@ impl Daemon {
                         template_version: ctx.template_version.clone(),
                     },
                 };
-                // The build is running now: watchers that rendered it pending read it again
-                // (upstream's AcquireJob publishes the same).
-                self.publish_state_change(ctx.owner_id, ctx.workspace_id)
-                    .await;
+                // (Its workspace was announced as changed when the job was acquired.)
                 *build = Some(ctx);
                 kind
             }

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use coderd_db::pubsub::Pubsub;
+use coderd_db::pubsub::{self, Pubsub};
 use coderd_db::Store;
-use coderd_provisioner::daemon::logs_channel;
+use coderd_provisioner::daemon::{logs_channel, END_OF_LOGS};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -91,15 +91,14 @@ pub fn start(
                                 &format!(r#"{{"created_after":{}}}"#, job.first_log_id - 1),
                             )
                             .await;
-                        let _ = pubsub.publish(&ch, r#"{"end_of_logs":true}"#).await;
+                        let _ = pubsub.publish(&ch, END_OF_LOGS).await;
                         // A reaped build changes its workspace: tell its watchers.
                         if let Ok(build) = store.build_by_job(job.id).await {
                             if let Ok(w) = store.workspace(build.workspace_id).await {
-                                let payload = serde_json::json!({"kind": "state_change", "workspace_id": w.id});
                                 let _ = pubsub
                                     .publish(
-                                        &format!("workspace_owner:{}", w.owner_id),
-                                        &payload.to_string(),
+                                        &pubsub::workspace_owner_channel(w.owner_id),
+                                        &pubsub::workspace_changed(w.id),
                                     )
                                     .await;
                             }

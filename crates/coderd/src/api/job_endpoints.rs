@@ -79,7 +79,10 @@ pub async fn cancel(
         Ok(outcome) => {
             if outcome == coderd_db::CancelOutcome::Canceled {
                 let ch = coderd_provisioner::daemon::logs_channel(job);
-                let _ = state.pubsub.publish(&ch, r#"{"end_of_logs":true}"#).await;
+                let _ = state
+                    .pubsub
+                    .publish(&ch, coderd_provisioner::daemon::END_OF_LOGS)
+                    .await;
             }
             Ok(crate::http::json::message(
                 StatusCode::OK,

@@ -103,7 +103,9 @@ async fn render_snapshot(state: &AppState, workspace: Uuid, owner: Uuid) -> Snap
 /// channel naming it, its template's channel, or "may have missed messages"), until no
 /// watcher is left.
 async fn run_feed(state: AppState, feed: Arc<Feed>, workspace: Uuid, owner: Uuid, template: Uuid) {
-    let mut by_owner = state.pubsub.subscribe(&format!("workspace_owner:{owner}"));
+    let mut by_owner = state
+        .pubsub
+        .subscribe(&coderd_db::pubsub::workspace_owner_channel(owner));
     let mut by_template = state.pubsub.subscribe(&format!("template:{template}"));
     let ours = |ev: &Event| match ev {
         Event::Dropped => true,

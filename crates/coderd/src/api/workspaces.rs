@@ -386,7 +386,7 @@ async fn create(
     };
     let buildable = crate::domain::builds::buildable(&state, &template, version_id).await?;
     let schedule_text = schedule.as_ref().map(ToString::to_string);
-    let w = crate::domain::builds::create_workspace(
+    let (w, build, job) = crate::domain::builds::create_workspace(
         &state,
         NewWorkspace {
             id: Uuid::new_v4(),
@@ -405,7 +405,11 @@ async fn create(
         req.template_version_preset_id.filter(|p| !p.is_nil()),
     )
     .await?;
-    Ok(created(render_one(&state, actor.user_id, w).await?))
+    // Rendered from the rows this request read and inserted: only what they do not hold
+    // (the organization's name, the queue, the daemons) is read.
+    let loaded = Loaded::of_created(owner, template, buildable.version, build, job);
+    let mut rendered = render_with(&state, actor.user_id, vec![w], loaded).await?;
+    Ok(created(rendered.remove(0)))
 }
 
 /// Parses Coder's workspace search (`?q=`) into a filter.

@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
+use coderd_db::pubsub;
 use coderd_db::StoreResultExt;
 use coderd_db::{
     mutate_tags, BuildInsertError, BuildRow, JobRow, JobStatus, NewBuild, NewJob, NewWorkspace,
     StoreError, TemplateRow, Transition, VersionRow, WorkspaceRow,
 };
+use coderd_provisioner::daemon::JOB_POSTED;
 use codersdk::WorkspaceBuildParameter;
 use uuid::Uuid;
 
@@ -125,7 +127,8 @@ async fn resolve_parameters(
     parameters::resolve(&params, &previous, requested, previous_build.is_none())
 }
 
-/// Creates a workspace and queues its first (start) build.
+/// Creates a workspace and queues its first (start) build; daemons and the owner's watchers
+/// hear of it when it commits.
 pub async fn create_workspace(
     state: &AppState,
     w: NewWorkspace<'_>,
@@ -133,15 +136,19 @@ pub async fn create_workspace(
     initiator: Uuid,
     requested: &[WorkspaceBuildParameter],
     preset: Option<Uuid>,
-) -> ApiResult<WorkspaceRow> {
+) -> ApiResult<(WorkspaceRow, BuildRow, JobRow)> {
     let params = resolve_parameters(state, b.version.id, None, requested, preset).await?;
     let tags = mutate_tags(w.owner_id, &[&b.import.tags.0]);
     let build_id = Uuid::new_v4();
     let job = build_job(b, w.organization_id, initiator, build_id, &tags);
-    let org = w.organization_id;
     let name = w.name.to_string();
-    let owner = w.owner_id;
-    let ws = state
+    let posted = crate::domain::jobs::posted(w.organization_id, &b.import.provisioner, &tags);
+    let (channel, changed) = (
+        pubsub::workspace_owner_channel(w.owner_id),
+        pubsub::workspace_changed(w.id),
+    );
+    let announce = [(JOB_POSTED, posted.as_str()), (&channel, &changed)];
+    let (ws, build, job) = state
         .store
         .insert_workspace(
             w,
@@ -156,11 +163,11 @@ pub async fn create_workspace(
                 preset_id: preset,
             },
             job,
+            &announce,
         )
         .await
         .on_conflict("name", format!("Workspace {name:?} already exists."))?;
-    after_queue(state, org, &b.import.provisioner, &tags, owner, ws.id).await;
-    Ok(ws)
+    Ok((ws, build, job))
 }
 
 /// What a new build of an existing workspace asks for.
@@ -177,6 +184,7 @@ pub struct BuildSpec<'a> {
 }
 
 /// Queues the next build of `ws` after Coder's checks; 409 when one is already active.
+/// Daemons and the owner's watchers hear of it when it commits.
 pub async fn create_build(
     state: &AppState,
     ws: &WorkspaceRow,
@@ -221,6 +229,12 @@ pub async fn create_build(
     let tags = mutate_tags(ws.owner_id, &[&b.import.tags.0]);
     let build_id = Uuid::new_v4();
     let job = build_job(&b, ws.organization_id, spec.initiator, build_id, &tags);
+    let posted = crate::domain::jobs::posted(ws.organization_id, &b.import.provisioner, &tags);
+    let (channel, changed) = (
+        pubsub::workspace_owner_channel(ws.owner_id),
+        pubsub::workspace_changed(ws.id),
+    );
+    let announce = [(JOB_POSTED, posted.as_str()), (&channel, &changed)];
     let build = state
         .store
         .insert_build(
@@ -236,6 +250,7 @@ pub async fn create_build(
                 preset_id: spec.preset,
             },
             job,
+            &announce,
         )
         .await
         .map_err(|e| match e {
@@ -244,31 +259,17 @@ pub async fn create_build(
             }
             BuildInsertError::Store(e) => e.into(),
         })?;
-    let org = ws.organization_id;
-    after_queue(state, org, &b.import.provisioner, &tags, ws.owner_id, ws.id).await;
     Ok(build)
-}
-
-/// Wakes daemons for the new job (its organization, provisioner and tags, as inserted) and
-/// tells watchers the workspace changed.
-async fn after_queue(
-    state: &AppState,
-    org: Uuid,
-    provisioner: &str,
-    tags: &std::collections::BTreeMap<String, String>,
-    owner: Uuid,
-    workspace: Uuid,
-) {
-    crate::domain::jobs::announce_new(state, org, provisioner, tags).await;
-    publish_workspace(state, owner, workspace).await;
 }
 
 /// Announces a change of a workspace on its owner's channel (watchers re-read).
 pub async fn publish_workspace(state: &AppState, owner: Uuid, workspace: Uuid) {
-    let payload = serde_json::json!({"kind": "state_change", "workspace_id": workspace});
     if let Err(e) = state
         .pubsub
-        .publish(&format!("workspace_owner:{owner}"), &payload.to_string())
+        .publish(
+            &coderd_db::pubsub::workspace_owner_channel(owner),
+            &coderd_db::pubsub::workspace_changed(workspace),
+        )
         .await
     {
         tracing::warn!(error = %e, "announcing a workspace change");

@@ -16,16 +16,29 @@ pub async fn announce_new(
     provisioner: &str,
     tags: &std::collections::BTreeMap<String, String>,
 ) {
-    let payload = serde_json::json!({
-        "organization_id": organization_id,
-        "type": provisioner,
-        "tags": tags,
-    });
     if let Err(e) = state
         .pubsub
-        .publish(coderd_provisioner::daemon::JOB_POSTED, &payload.to_string())
+        .publish(
+            coderd_provisioner::daemon::JOB_POSTED,
+            &posted(organization_id, provisioner, tags),
+        )
         .await
     {
         tracing::warn!(error = %e, "announcing a provisioner job");
     }
+}
+
+/// The payload on [`coderd_provisioner::daemon::JOB_POSTED`] announcing a new job (daemons
+/// that could run it wake).
+pub fn posted(
+    organization_id: uuid::Uuid,
+    provisioner: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> String {
+    serde_json::json!({
+        "organization_id": organization_id,
+        "type": provisioner,
+        "tags": tags,
+    })
+    .to_string()
 }

@@ -99,6 +99,29 @@ impl Loaded {
         loaded
     }
 
+    /// The rows a workspace just created renders from, as its request read and inserted them:
+    /// its owner, template and version, its first build and the build's job (which has no
+    /// resources yet).
+    pub fn of_created(
+        owner: UserRow,
+        template: TemplateRow,
+        version: VersionRow,
+        build: BuildRow,
+        job: JobRow,
+    ) -> Loaded {
+        let mut loaded = Loaded {
+            resources_of: HashSet::from([job.id]),
+            ..Default::default()
+        };
+        loaded.users.insert(owner.id, owner);
+        loaded.templates.insert(template.id, template);
+        loaded.versions.insert(version.id, version);
+        loaded.jobs.insert(job.id, job);
+        loaded.builds.insert(build.id, build.clone());
+        loaded.latest.insert(build.workspace_id, build);
+        loaded
+    }
+
     /// Each loaded job's provisioner, by job (the rendered job does not show it; the render
     /// cache needs it to match daemons again).
     pub fn provisioners(&self) -> HashMap<Uuid, String> {
