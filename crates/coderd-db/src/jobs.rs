@@ -173,21 +173,21 @@ impl Store {
     }
 
     /// Queue position (1-based) and size of each pending job among `ids`, among the pending
-    /// jobs of the same organization, provisioner and tags. One job is answered with two
-    /// counts over the pending-jobs index; several with one window pass per queue they are in
-    /// (never the pending × daemons join upstream pays for). See benches/README.md.
+    /// jobs of the same organization, provisioner and tags. One job is answered with one pass
+    /// over its queue's pending jobs (position and size counted together); several with one
+    /// window pass per queue they are in (never the pending × daemons join upstream pays for).
+    /// See benches/README.md.
     pub async fn queue_positions(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (i64, i64)>> {
         let sql = match ids.len() {
             0 => return Ok(HashMap::new()),
             1 => {
-                "SELECT j.id, \
-                     (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
+                "SELECT j.id, q.position, q.size FROM provisioner_jobs j, LATERAL ( \
+                     SELECT count(*) FILTER (WHERE (p.created_at, p.id) <= (j.created_at, j.id)) AS position, \
+                            count(*) AS size \
+                     FROM provisioner_jobs p WHERE p.job_status = 'pending' \
                         AND p.organization_id = j.organization_id AND p.provisioner = j.provisioner \
-                        AND p.tags = j.tags AND (p.created_at, p.id) <= (j.created_at, j.id)), \
-                     (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
-                        AND p.organization_id = j.organization_id AND p.provisioner = j.provisioner \
-                        AND p.tags = j.tags) \
-                 FROM provisioner_jobs j WHERE j.id = ANY($1) AND j.job_status = 'pending'"
+                        AND p.tags = j.tags) q \
+                 WHERE j.id = ANY($1) AND j.job_status = 'pending'"
             }
             _ => {
                 "WITH wanted AS (SELECT id, organization_id, provisioner, tags FROM provisioner_jobs \
