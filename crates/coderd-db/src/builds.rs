@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::jobs::{NewJob, JOB_COLUMNS};
+use crate::jobs::{NewJob, INSERT_JOB, JOB_COLUMNS};
 use crate::status::{JobStatus, Transition};
 use crate::{Result, Store, StoreError};
 
@@ -102,48 +102,41 @@ pub struct BuildContext {
 }
 
 /// The CTEs that queue a build: `job` and `build` (whose `RETURNING` have [`JOB_COLUMNS`]
-/// and [`BUILD_COLUMNS`]) insert the build and its job, `params` its parameters, and `announced` (to be referenced)
-/// publishes messages when the statement's transaction commits. Their parameters are
-/// `$n`…`$n+19`, bound in order by [`bind_build`].
+/// and [`BUILD_COLUMNS`]) insert the build and its job, `params` its parameters, and
+/// `announced` (to be referenced) publishes messages when the statement's transaction
+/// commits. Their parameters are `$n`…`$n+19`, bound in order by [`bind_build`].
 pub(crate) fn build_ctes(n: usize) -> String {
-    let p = |i: usize| format!("${}", n + i);
-    format!(
-        "job AS (INSERT INTO provisioner_jobs AS j (id, created_at, updated_at, organization_id, initiator_id, \
-             provisioner, type, input, file_id, tags) \
-         VALUES ({}, clock_timestamp(), clock_timestamp(), {}, {}, {}::provisioner_type, \
-             {}::provisioner_job_type, {}, {}, {}) \
-         RETURNING {JOB_COLUMNS}), \
+    let ctes = format!(
+        "job AS ({INSERT_JOB} RETURNING {JOB_COLUMNS}), \
          build AS (INSERT INTO workspace_builds AS b (id, created_at, updated_at, workspace_id, template_version_id, \
              build_number, transition, initiator_id, provisioner_state, job_id, reason, template_version_preset_id) \
-         VALUES ({}, clock_timestamp(), clock_timestamp(), {}, {}, {}, {}::workspace_transition, {}, {}, {}, \
-             {}::build_reason, {}) \
+         VALUES ($9, clock_timestamp(), clock_timestamp(), $10, $11, $12, $13::workspace_transition, $14, $15, $1, \
+             $16::build_reason, $17) \
          RETURNING {BUILD_COLUMNS}), \
          params AS (INSERT INTO workspace_build_parameters (workspace_build_id, name, value) \
-             SELECT {}, unnest({}::text[]), unnest({}::text[])), \
+             SELECT $9, unnest($18::text[]), unnest($19::text[])), \
          announced AS ({})",
-        p(0),
-        p(1),
-        p(2),
-        p(3),
-        p(4),
-        p(5),
-        p(6),
-        p(7),
-        p(8),
-        p(9),
-        p(10),
-        p(11),
-        p(12),
-        p(13),
-        p(14),
-        p(0),
-        p(15),
-        p(16),
-        p(8),
-        p(17),
-        p(18),
-        crate::pubsub::notify_each_sql(n + 19, "true"),
-    )
+        crate::pubsub::notify_each_sql(20, "true"),
+    );
+    shift_parameters(&ctes, n - 1)
+}
+
+/// `sql` with each parameter `$k` renumbered `$k+by` (for SQL put after other parameters).
+fn shift_parameters(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match rest[..digits].parse::<usize>() {
+            Ok(k) => out.push_str(&(k + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Binds [`build_ctes`]'s parameters, after those already bound to `q`.
@@ -382,5 +375,21 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_renumbered_after_those_before() {
+        assert_eq!(
+            shift_parameters("VALUES ($1, $10, $2::text), '$x' $", 9),
+            "VALUES ($10, $19, $11::text), '$x' $"
+        );
+        let ctes = build_ctes(10);
+        assert!(ctes.contains("$10, clock_timestamp()") && ctes.contains("unnest($29::text[])"));
+        assert!(!ctes.contains("$9,") && !ctes.contains("$30"), "{ctes}");
     }
 }

@@ -83,24 +83,26 @@ pub struct JobFilter {
     pub limit: i64,
 }
 
+/// The insert of a job, its values `$1`…`$8` in the order [`insert_job`] binds them.
+pub(crate) const INSERT_JOB: &str =
+    "INSERT INTO provisioner_jobs AS j (id, created_at, updated_at, \
+     organization_id, initiator_id, provisioner, type, input, file_id, tags) \
+     VALUES ($1, clock_timestamp(), clock_timestamp(), $2, $3, $4::provisioner_type, \
+             $5::provisioner_job_type, $6, $7, $8)";
+
 /// Inserts a job; call inside the transaction that inserts the row owning it.
 pub async fn insert_job(conn: &mut PgConnection, job: &NewJob<'_>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO provisioner_jobs (id, created_at, updated_at, organization_id, initiator_id, \
-             provisioner, type, input, file_id, tags) \
-         VALUES ($1, clock_timestamp(), clock_timestamp(), $2, $3, $4::provisioner_type, \
-                 $5::provisioner_job_type, $6, $7, $8)",
-    )
-    .bind(job.id)
-    .bind(job.organization_id)
-    .bind(job.initiator_id)
-    .bind(job.provisioner)
-    .bind(job.job_type)
-    .bind(Json(&job.input))
-    .bind(job.file_id)
-    .bind(Json(job.tags))
-    .execute(conn)
-    .await?;
+    sqlx::query(INSERT_JOB)
+        .bind(job.id)
+        .bind(job.organization_id)
+        .bind(job.initiator_id)
+        .bind(job.provisioner)
+        .bind(job.job_type)
+        .bind(Json(&job.input))
+        .bind(job.file_id)
+        .bind(Json(job.tags))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -174,23 +174,6 @@ impl Pubsub {
         Ok(())
     }
 
-    /// Publishes several messages in one statement, in order (on a transaction, when it
-    /// commits): one round trip instead of one per message.
-    pub async fn publish_all_with<'e>(
-        executor: impl PgExecutor<'e>,
-        messages: &[(&str, &str)],
-    ) -> Result<()> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        sqlx::query("SELECT pg_notify($1, m) FROM unnest($2::text[]) AS m")
-            .bind(PG_CHANNEL)
-            .bind(wire_messages(messages))
-            .execute(executor)
-            .await?;
-        Ok(())
-    }
-
     pub async fn publish(&self, channel: &str, payload: &str) -> Result<()> {
         Self::publish_with(&self.pool, channel, payload).await
     }

@@ -142,12 +142,14 @@ pub async fn create_workspace(
     let build_id = Uuid::new_v4();
     let job = build_job(b, w.organization_id, initiator, build_id, &tags);
     let name = w.name.to_string();
-    let posted = crate::domain::jobs::posted(w.organization_id, &b.import.provisioner, &tags);
-    let (channel, changed) = (
-        pubsub::workspace_owner_channel(w.owner_id),
-        pubsub::workspace_changed(w.id),
+    let queued = announcements(
+        w.organization_id,
+        &b.import.provisioner,
+        &tags,
+        w.owner_id,
+        w.id,
     );
-    let announce = [(JOB_POSTED, posted.as_str()), (&channel, &changed)];
+    let announce = queued.each_ref().map(|(c, p)| (c.as_str(), p.as_str()));
     let (ws, build, job) = state
         .store
         .insert_workspace(
@@ -229,12 +231,9 @@ pub async fn create_build(
     let tags = mutate_tags(ws.owner_id, &[&b.import.tags.0]);
     let build_id = Uuid::new_v4();
     let job = build_job(&b, ws.organization_id, spec.initiator, build_id, &tags);
-    let posted = crate::domain::jobs::posted(ws.organization_id, &b.import.provisioner, &tags);
-    let (channel, changed) = (
-        pubsub::workspace_owner_channel(ws.owner_id),
-        pubsub::workspace_changed(ws.id),
-    );
-    let announce = [(JOB_POSTED, posted.as_str()), (&channel, &changed)];
+    let org = ws.organization_id;
+    let queued = announcements(org, &b.import.provisioner, &tags, ws.owner_id, ws.id);
+    let announce = queued.each_ref().map(|(c, p)| (c.as_str(), p.as_str()));
     let build = state
         .store
         .insert_build(
@@ -262,13 +261,34 @@ pub async fn create_build(
     Ok(build)
 }
 
+/// What a queued build announces (channel, payload) when it commits: its job, so that daemons
+/// that could run it wake, and its workspace's change, so that the owner's watchers re-read.
+fn announcements(
+    org: Uuid,
+    provisioner: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+    owner: Uuid,
+    workspace: Uuid,
+) -> [(String, String); 2] {
+    [
+        (
+            JOB_POSTED.to_string(),
+            crate::domain::jobs::posted(org, provisioner, tags),
+        ),
+        (
+            pubsub::workspace_owner_channel(owner),
+            pubsub::workspace_changed(workspace),
+        ),
+    ]
+}
+
 /// Announces a change of a workspace on its owner's channel (watchers re-read).
 pub async fn publish_workspace(state: &AppState, owner: Uuid, workspace: Uuid) {
     if let Err(e) = state
         .pubsub
         .publish(
-            &coderd_db::pubsub::workspace_owner_channel(owner),
-            &coderd_db::pubsub::workspace_changed(workspace),
+            &pubsub::workspace_owner_channel(owner),
+            &pubsub::workspace_changed(workspace),
         )
         .await
     {
