@@ -10,8 +10,11 @@ use codersdk::{
 };
 use serde_json::json;
 
-use crate::harness::echo::{create_version, create_version_with, wait_import, wait_status};
+use crate::harness::echo::{
+    create_template, create_version, create_version_with, wait_import, wait_status,
+};
 use crate::harness::replica::{free_port, Replica};
+use crate::harness::workspace::WorkspaceApi;
 use crate::harness::{expect_error, raw_json, TestServer};
 
 fn rich_echo() -> serde_json::Value {
@@ -488,6 +491,92 @@ async fn dry_runs() {
     )
     .await;
     assert_eq!(status, 400);
+}
+
+/// A daemon takes its next job while the last one's result is still being stored: the
+/// completion that commits after the next acquisition must not list the daemon idle (nor lose
+/// its previous job), and every build of the run succeeds once.
+#[tokio::test]
+async fn a_daemon_storing_one_result_while_running_the_next_is_listed_with_each() {
+    let srv = TestServer::start_with(|o| o.provisioner_daemons = 1).await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let quick = json!({"start": {"resources": [{"name": "dev", "type": "echo_machine",
+        "agents": [{"name": "main", "operating_system": "linux", "architecture": "amd64"}]}]}});
+    let (quick, _) = create_template(&owner, org, "quick", &quick).await;
+    let (blocking, _) =
+        create_template(&owner, org, "blocking", &json!({"start": {"block": true}})).await;
+    let (slow, _) = create_template(
+        &owner,
+        org,
+        "slow",
+        &json!({"start": {"duration_ms": 1500}}),
+    )
+    .await;
+    // Queued behind a slow one, so that the one daemon runs them back to back.
+    owner.create_workspace(slow.id, "slow").await;
+    let mut quick_ones = Vec::new();
+    for i in 0..12 {
+        quick_ones.push(owner.create_workspace(quick.id, &format!("q{i}")).await);
+    }
+    let last = owner.create_workspace(blocking.id, "last").await;
+    let running = owner
+        .wait_for_job_status(last.latest_build.id, "running", Duration::from_secs(30))
+        .await;
+    let path = format!("/api/v2/organizations/{org}/provisionerdaemons");
+    let before_last = quick_ones.last().expect("quick workspaces");
+    let started = Instant::now();
+    loop {
+        let daemons: Vec<ProvisionerDaemon> = owner.get_json(&path).await.unwrap();
+        assert_eq!(daemons.len(), 1);
+        let d = &daemons[0];
+        let current = d.current_job.as_ref().map(|j| j.id);
+        let previous = d.previous_job.as_ref().map(|j| j.id);
+        // The blocking job runs until canceled: the daemon is busy with it from its
+        // acquisition on, and once the job before it is stored, that is its previous one.
+        assert_eq!(d.status, "busy", "daemon listed {d:?} while a job runs");
+        assert_eq!(current, Some(running.job.id), "daemon's current job: {d:?}");
+        if previous == Some(before_last.latest_build.job.id) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the daemon's previous job stays {previous:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for w in &quick_ones {
+        let w = owner.workspace(w.id).await;
+        assert_eq!(w.latest_build.job.status, "succeeded", "{}", w.name);
+        assert_eq!(w.latest_build.build_number, 1);
+    }
+    let (status, _) = raw_json(
+        &owner,
+        "PATCH",
+        &format!("/api/v2/workspacebuilds/{}/cancel", last.latest_build.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    owner
+        .wait_for_job_status(last.latest_build.id, "canceled", Duration::from_secs(30))
+        .await;
+    let started = Instant::now();
+    loop {
+        let daemons: Vec<ProvisionerDaemon> = owner.get_json(&path).await.unwrap();
+        let d = &daemons[0];
+        if d.status == "idle" {
+            assert!(d.current_job.is_none(), "{d:?}");
+            assert_eq!(d.previous_job.as_ref().map(|j| j.id), Some(running.job.id));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the daemon stays {d:?} after its job was canceled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    srv.stop().await;
 }
 
 #[tokio::test]

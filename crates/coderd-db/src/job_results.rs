@@ -84,44 +84,12 @@ impl Store {
             Completion::Succeeded(_) => ("succeeded", None, None),
         };
         let mut tx = self.pool.begin().await?;
-        // The job ends first, in one statement with its daemon's release and the
-        // announcements (all of it visible, and heard, only when the transaction commits);
-        // the row stays locked while what the job produced is written.
-        let ended: Option<i64> = sqlx::query_scalar(&format!(
-            "WITH job AS ( \
-                 UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
-                     error = CASE WHEN $2 = 'failed' THEN $3 ELSE error END, \
-                     error_code = CASE WHEN $2 = 'failed' THEN $4 ELSE error_code END, \
-                     canceled_at = CASE WHEN $2 = 'canceled' THEN COALESCE(canceled_at, clock_timestamp()) \
-                                   ELSE canceled_at END \
-                 WHERE id = $1 AND completed_at IS NULL RETURNING id), \
-             daemon AS ( \
-                 UPDATE provisioner_daemons SET current_job_id = NULL, previous_job_id = $1, last_seen_at = now() \
-                 WHERE id = $5 AND EXISTS (SELECT 1 FROM job)), \
-             announced AS ({} ) \
-             SELECT (SELECT count(*) FROM announced) FROM job",
-            crate::pubsub::notify_each_sql(6, "EXISTS (SELECT 1 FROM job)"),
-        ))
-        .bind(id)
-        .bind(kind)
-        .bind(error)
-        .bind(error_code)
-        .bind(daemon)
-        .bind(crate::pubsub::wire_messages(announce))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if ended.is_none() {
-            let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM provisioner_jobs WHERE id = $1)")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            return if exists {
-                Ok(false)
-            } else {
-                Err(StoreError::NotFound)
-            };
-        }
+        // What the job produced is written first and the job ends last, in one statement with
+        // its daemon's release and the announcements (all of it visible, and heard, only when
+        // the transaction commits). Last, so that the daemon's row is locked only for that
+        // statement and the commit: the daemon acquires its next job while this one's result
+        // is stored, and that acquisition updates the same row. A job that had already ended
+        // (canceled, or reaped meanwhile) rolls back what was written for it.
         match how {
             Completion::Failed { state, import, .. } => {
                 store_unsuccessful_state(&mut tx, id, state).await?;
@@ -144,6 +112,44 @@ impl Store {
                     store_build(&mut tx, build).await?;
                 }
             }
+        }
+        // The daemon may already hold its next job: only this one is taken off it.
+        let ended: Option<i64> = sqlx::query_scalar(&format!(
+            "WITH job AS ( \
+                 UPDATE provisioner_jobs SET completed_at = clock_timestamp(), updated_at = clock_timestamp(), \
+                     error = CASE WHEN $2 = 'failed' THEN $3 ELSE error END, \
+                     error_code = CASE WHEN $2 = 'failed' THEN $4 ELSE error_code END, \
+                     canceled_at = CASE WHEN $2 = 'canceled' THEN COALESCE(canceled_at, clock_timestamp()) \
+                                   ELSE canceled_at END \
+                 WHERE id = $1 AND completed_at IS NULL RETURNING id), \
+             daemon AS ( \
+                 UPDATE provisioner_daemons SET previous_job_id = $1, last_seen_at = now(), \
+                     current_job_id = CASE WHEN current_job_id = $1 THEN NULL ELSE current_job_id END \
+                 WHERE id = $5 AND EXISTS (SELECT 1 FROM job)), \
+             announced AS ({} ) \
+             SELECT (SELECT count(*) FROM announced) FROM job",
+            crate::pubsub::notify_each_sql(6, "EXISTS (SELECT 1 FROM job)"),
+        ))
+        .bind(id)
+        .bind(kind)
+        .bind(error)
+        .bind(error_code)
+        .bind(daemon)
+        .bind(crate::pubsub::wire_messages(announce))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if ended.is_none() {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM provisioner_jobs WHERE id = $1)")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            // Dropped without a commit: what was written above is rolled back.
+            return if exists {
+                Ok(false)
+            } else {
+                Err(StoreError::NotFound)
+            };
         }
         tx.commit().await?;
         Ok(true)

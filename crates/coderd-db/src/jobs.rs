@@ -267,9 +267,12 @@ impl Store {
         .bind(daemon)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE provisioner_daemons SET current_job_id = NULL WHERE id = $1")
-            .bind(daemon)
-            .execute(&mut *tx)
+        sqlx::query(
+            "UPDATE provisioner_daemons SET current_job_id = NULL WHERE id = $1 AND current_job_id = $2",
+        )
+        .bind(daemon)
+        .bind(id)
+        .execute(&mut *tx)
             .await?;
         crate::pubsub::Pubsub::publish_with(&mut *tx, "provisioner_job_posted", "{}").await?;
         tx.commit().await?;

@@ -111,6 +111,7 @@ pub fn start(store: Store, pubsub: Pubsub, cfg: DaemonConfig) -> Daemons {
             cfg: cfg.clone(),
             wake: wake.clone(),
             stop: stop_rx.clone(),
+            last_archive: None,
         };
         tasks.spawn(d.run());
     }
@@ -137,6 +138,7 @@ impl Daemons {
     }
 }
 
+#[derive(Clone)]
 struct Daemon {
     id: Uuid,
     name: String,
@@ -145,7 +147,21 @@ struct Daemon {
     cfg: DaemonConfig,
     wake: Arc<Notify>,
     stop: watch::Receiver<Option<Instant>>,
+    /// The template archive read last (files never change once stored): consecutive jobs
+    /// of one version read it once.
+    last_archive: Option<(Uuid, Arc<Vec<u8>>)>,
 }
+
+/// A job that ran, with what its completion needs.
+struct Ran {
+    job: JobRow,
+    outcome: Result<Outcome, Failure>,
+    build: Option<BuildContext>,
+    unsent_logs: Vec<Log>,
+}
+
+/// Archives larger than this are read again for each job rather than kept.
+const KEEP_ARCHIVE_UP_TO: usize = 16 << 20;
 
 fn untagged() -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -185,6 +201,8 @@ impl Daemon {
             }
         }
         let mut last_seen = Instant::now();
+        // The previous job's completion, still storing its result while the next job runs.
+        let mut storing: Option<tokio::task::JoinHandle<()>> = None;
         while self.stop.borrow().is_none() {
             // Register interest before looking, so a job posted in between still wakes us.
             let wake = self.wake.clone();
@@ -200,7 +218,11 @@ impl Daemon {
                     }
                 }
                 Ok(Some(job)) => {
-                    self.run_job(job).await;
+                    let span = tracing::info_span!("job", id = %job.id, kind = %job.job_type, daemon = %self.name);
+                    let ran = self.run_job(job).instrument(span.clone()).await;
+                    // One result stored at a time, in the order the jobs ran.
+                    finish_storing(storing.take()).await;
+                    storing = Some(tokio::spawn(self.clone().complete(ran).instrument(span)));
                     last_seen = Instant::now();
                     continue;
                 }
@@ -219,6 +241,7 @@ impl Daemon {
                 _ = stop.wait_for(Option::is_some) => {}
             }
         }
+        finish_storing(storing.take()).await;
         if let Err(e) = self.store.delete_daemon(self.id).await {
             tracing::warn!(daemon = %self.name, error = %e, "deregistering provisioner daemon");
         }
@@ -232,15 +255,10 @@ impl Daemon {
         }
     }
 
-    /// Runs one job in its own span (never entered across an await, so nothing else running
-    /// on this thread meanwhile is tagged with the job).
-    async fn run_job(&mut self, job: JobRow) {
-        let span =
-            tracing::info_span!("job", id = %job.id, kind = %job.job_type, daemon = %self.name);
-        self.run_job_in_span(job).instrument(span).await
-    }
-
-    async fn run_job_in_span(&mut self, job: JobRow) {
+    /// Runs one job (in the caller's span, which is never entered across an await, so nothing
+    /// else running on this thread meanwhile is tagged with the job); its result is stored
+    /// by [`Daemon::complete`], which the daemon runs while it takes its next job.
+    async fn run_job(&mut self, job: JobRow) -> Ran {
         tracing::info!("running provisioner job");
         let started = Instant::now();
         if let Some(o) = &self.cfg.observer {
@@ -255,6 +273,22 @@ impl Daemon {
             };
             o.finished(&job.provisioner, status, started.elapsed());
         }
+        Ran {
+            job,
+            outcome,
+            build,
+            unsent_logs,
+        }
+    }
+
+    /// Stores a job's logs and result and ends it.
+    async fn complete(self, ran: Ran) {
+        let Ran {
+            job,
+            outcome,
+            build,
+            unsent_logs,
+        } = ran;
         let build_product = match (&outcome, &build) {
             (Ok(Outcome::Build(result)), Some(ctx)) => Some(finish_build(ctx, result)),
             _ => None,
@@ -463,12 +497,20 @@ impl Daemon {
                     job.provisioner
                 ))
             })?;
-        let archive = self
-            .store
-            .file(job.file_id)
-            .await
-            .map_err(|e| Failure::failed(format!("reading the template archive: {e}")))?
-            .data;
+        let archive = match &self.last_archive {
+            Some((id, data)) if *id == job.file_id => data.as_ref().clone(),
+            _ => {
+                let data = self
+                    .store
+                    .file(job.file_id)
+                    .await
+                    .map_err(|e| Failure::failed(format!("reading the template archive: {e}")))?
+                    .data;
+                self.last_archive = (data.len() <= KEEP_ARCHIVE_UP_TO)
+                    .then(|| (job.file_id, Arc::new(data.clone())));
+                data
+            }
+        };
         let input = job_input(job);
         let kind = match job.job_type.as_str() {
             "template_version_import" => JobKind::Import {
@@ -550,7 +592,11 @@ impl Daemon {
         );
         // Boxed so it can be dropped (with the log sender it owns) before the shipper is awaited.
         let mut run = Box::pin(provisioner.run(req, ctx));
-        let mut heartbeat = tokio::time::interval(self.cfg.heartbeat_interval);
+        // The first beat one interval in: acquiring the job has just marked it alive.
+        let mut heartbeat = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.cfg.heartbeat_interval,
+            self.cfg.heartbeat_interval,
+        );
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stop = self.stop.clone();
         let grace = self.cfg.shutdown_grace;
@@ -642,6 +688,15 @@ fn finish_build<'a>(ctx: &BuildContext, result: &'a crate::BuildResult) -> Build
         max_deadline,
         daily_cost: result.resources.iter().map(|r| r.daily_cost).sum(),
         delete_workspace: ctx.transition == Transition::Delete,
+    }
+}
+
+/// Waits for a job's completion to be stored (its errors are logged by the task itself).
+async fn finish_storing(storing: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(task) = storing {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "storing a provisioner job's result");
+        }
     }
 }
 

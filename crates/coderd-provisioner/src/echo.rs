@@ -218,6 +218,14 @@ impl Replay {
     /// Takes `duration_ms`, then (with `block`) waits for cancellation, so tests can observe a
     /// job while it runs and cancel it.
     async fn wait(&self, ctx: &JobContext) -> Result<(), Failure> {
+        if self.duration_ms == 0 && !self.block {
+            // No timer to wait for (one would still take a tick of the timer wheel).
+            return if ctx.is_canceled() {
+                Err(Failure::canceled())
+            } else {
+                Ok(())
+            };
+        }
         tokio::select! {
             // A job canceled just as its duration ran out must still end canceled.
             biased;

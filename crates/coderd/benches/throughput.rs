@@ -5,7 +5,7 @@
 //! `CONCURRENCY=32`, `SECONDS=8`; `ONLY=<text>` measures only the paths containing it). It
 //! starts a built-in PostgreSQL (fsync off) and one release `coderd` (three provisioner
 //! daemons, rate limits off), creates workspaces through the API (echo builds, eight clients
-//! at once) up to each size, and for each size:
+//! creating one after another) up to each size, and for each size:
 //! - runs `pgbench` on the same database: 32 clients reading one workspace row by primary key
 //!   (through a numbered table of the ids) for the same time, the physical limit for a
 //!   one-row answer on this machine;
@@ -233,31 +233,38 @@ fn pgbench(db_url: &str, dir: &std::path::Path, n: usize, concurrency: usize, se
         })
 }
 
-/// Creates workspaces of `template` until there are `target`, eight at a time, and waits for
-/// their builds; prints the rate and the server's statements per workspace created and built.
+/// Creates workspaces of `template` until there are `target`, eight clients each creating one
+/// after another, and waits for their builds; prints the rate and the server's statements per
+/// workspace created and built.
 async fn grow(srv: &Replica, owner: &Client, template: Uuid, have: &mut Vec<Uuid>, target: usize) {
     let owner = Arc::new(owner.clone());
     let statements_before = statements(srv).await;
     let started = Instant::now();
     let from = have.len();
-    let mut next = from;
-    while next < target {
-        let batch: Vec<usize> = (next..target.min(next + 8)).collect();
-        next += batch.len();
-        let mut tasks = Vec::new();
-        for i in batch {
-            let owner = owner.clone();
-            tasks.push(tokio::spawn(async move {
-                owner
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(from));
+    // In the order the answers came: the last ones were queued last.
+    let made_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (owner, next, made_ids) = (owner.clone(), next.clone(), made_ids.clone());
+        clients.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= target {
+                    return;
+                }
+                let id = owner
                     .create_workspace(template, &format!("ws-{i}"))
                     .await
-                    .id
-            }));
-        }
-        for t in tasks {
-            have.push(t.await.expect("create task"));
-        }
+                    .id;
+                made_ids.lock().expect("ids").push(id);
+            }
+        }));
     }
+    for c in clients {
+        c.await.expect("creating client");
+    }
+    have.extend(made_ids.lock().expect("ids").drain(..));
     // Every build done (the last ones queued last).
     for w in have.iter().rev().take(16) {
         owner
