@@ -77,6 +77,20 @@ impl Store {
         .await?)
     }
 
+    /// A version and its import job, in one statement.
+    pub async fn version_with_job(&self, id: Uuid) -> Result<(VersionRow, crate::JobRow)> {
+        let (v, j): (Json<VersionRow>, Json<crate::JobRow>) = sqlx::query_as(&format!(
+            "SELECT to_jsonb(v), to_jsonb(j) \
+             FROM (SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.id = $1) v \
+             JOIN LATERAL (SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = v.job_id) j ON true",
+            JOB_COLUMNS = crate::jobs::JOB_COLUMNS,
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((v.0, j.0))
+    }
+
     pub async fn versions_by_ids(&self, ids: &[Uuid]) -> Result<Vec<VersionRow>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.id = ANY($1)"

@@ -94,7 +94,11 @@ pub fn start(store: Store, pubsub: Pubsub, cfg: DaemonConfig) -> Daemons {
             loop {
                 tokio::select! {
                     ev = sub.recv() => match ev {
-                        Some(_) => wake.notify_waiters(),
+                        // One job, one daemon: waking every idle daemon cost each of the
+                        // others an acquisition that found nothing. A daemon that ends a
+                        // job looks again without being woken; a wake-up given to a daemon
+                        // that no longer waits goes to the next one (or is kept for it).
+                        Some(_) => wake.notify_one(),
                         None => return,
                     },
                     _ = stop_rx.changed() => return,

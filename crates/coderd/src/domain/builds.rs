@@ -30,9 +30,9 @@ pub async fn buildable(
     template: &TemplateRow,
     version_id: Uuid,
 ) -> ApiResult<Buildable> {
-    let version = state
+    let (version, import) = state
         .store
-        .version(version_id)
+        .version_with_job(version_id)
         .await
         .optional()?
         .ok_or_else(|| ApiError::bad_request("template version does not exist"))?;
@@ -41,7 +41,6 @@ pub async fn buildable(
             "template version doesn't match template",
         ));
     }
-    let import = state.store.job(version.job_id).await?;
     match import.status {
         JobStatus::Succeeded => Ok(Buildable { version, import }),
         s @ (JobStatus::Pending | JobStatus::Running) => Err(ApiError::new(

@@ -38,9 +38,20 @@ pub async fn render_with(
     loaded
         .templates(state, rows.iter().map(|w| w.template_id))
         .await?;
-    loaded
-        .organizations(state, rows.iter().map(|w| w.organization_id))
-        .await?;
+    // A workspace's organization is its template's, whose row carries the organization's
+    // name (read in the same statement): an organization is read only for a workspace whose
+    // template is elsewhere, which none is.
+    let elsewhere: Vec<Uuid> = rows
+        .iter()
+        .filter(|w| {
+            loaded
+                .templates
+                .get(&w.template_id)
+                .is_none_or(|t| t.organization_id != w.organization_id)
+        })
+        .map(|w| w.organization_id)
+        .collect();
+    loaded.organizations(state, elsewhere).await?;
     let group_ids: Vec<Uuid> = rows
         .iter()
         .flat_map(|w| w.group_acl.0.keys().copied())
@@ -136,10 +147,13 @@ pub async fn render_with(
                 owner_name: owner.map(|u| u.username.clone()).unwrap_or_default(),
                 owner_avatar_url: owner.map(|u| u.avatar_url.clone()).unwrap_or_default(),
                 organization_id: w.organization_id,
-                organization_name: orgs
-                    .get(&w.organization_id)
-                    .map(|o| o.name.clone())
-                    .unwrap_or_default(),
+                organization_name: if t.organization_id == w.organization_id {
+                    t.organization_name.clone()
+                } else {
+                    orgs.get(&w.organization_id)
+                        .map(|o| o.name.clone())
+                        .unwrap_or_default()
+                },
                 template_id: t.id,
                 template_name: t.name.clone(),
                 template_display_name: t.display_name.clone(),
