@@ -362,6 +362,70 @@ async fn queue_positions_count_down() {
     }
 }
 
+/// A created workspace's answer counts its job's place in the queue and the daemons that could
+/// take it in the creating statement; a read right after must say the same.
+#[tokio::test]
+async fn a_new_workspace_answers_its_place_in_the_queue_and_its_daemons() {
+    let srv = TestServer::start_with(|o| o.provisioner_daemons = 1).await;
+    let (owner, first) = srv.owner().await;
+    let org = first.organization_id;
+    let (blocking, _) =
+        create_template(&owner, org, "blocking", &json!({"start": {"block": true}})).await;
+    let running = owner.create_workspace(blocking.id, "running").await;
+    owner
+        .wait_for_job_status(running.latest_build.id, "running", Duration::from_secs(30))
+        .await;
+    let second = owner.create_workspace(blocking.id, "second").await;
+    let third = owner.create_workspace(blocking.id, "third").await;
+    let daemons: Vec<ProvisionerDaemon> = owner
+        .get_json(&format!("/api/v2/organizations/{org}/provisionerdaemons"))
+        .await
+        .unwrap();
+    assert_eq!(daemons.len(), 1);
+    for (created, place) in [(&second, 1), (&third, 2)] {
+        let job = &created.latest_build.job;
+        assert_eq!(job.status, "pending", "{job:?}");
+        assert_eq!((job.queue_position, job.queue_size), (place, place));
+        assert_eq!(job.available_workers, vec![daemons[0].id]);
+        let matched = &created.latest_build.matched_provisioners;
+        assert_eq!(matched.count, 1, "{matched:?}");
+        // The daemon runs the first job and has been seen.
+        assert!(matched.most_recently_seen.is_some(), "{matched:?}");
+    }
+    // The third was queued last: what its creation said is what a read says.
+    let read = owner.workspace(third.id).await;
+    let (made, seen) = (&third.latest_build, &read.latest_build);
+    assert_eq!(
+        (made.job.queue_position, made.job.queue_size),
+        (seen.job.queue_position, seen.job.queue_size)
+    );
+    assert_eq!(made.job.available_workers, seen.job.available_workers);
+    assert_eq!(
+        (
+            made.matched_provisioners.count,
+            made.matched_provisioners.available
+        ),
+        (
+            seen.matched_provisioners.count,
+            seen.matched_provisioners.available
+        )
+    );
+    let read = owner.workspace(second.id).await;
+    let job = &read.latest_build.job;
+    assert_eq!((job.queue_position, job.queue_size), (1, 2));
+    for w in [&third, &second, &running] {
+        let (status, body) = raw_json(
+            &owner,
+            "PATCH",
+            &format!("/api/v2/workspacebuilds/{}/cancel", w.latest_build.id),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn reaper_fails_stale_pending_and_hung_jobs() {
     let srv = TestServer::start_with(|o| {

@@ -101,6 +101,23 @@ pub struct BuildContext {
     pub variables: Vec<(String, String)>,
 }
 
+/// [`BuildContext`]'s columns, from `workspace_builds b` and what it names; the caller adds the
+/// `WHERE` on `b`.
+pub(crate) const BUILD_CONTEXT_SELECT: &str = "SELECT b.id AS build_id, b.build_number, b.transition, \
+         b.provisioner_state AS state, \
+         w.id AS workspace_id, w.name AS workspace_name, o.id AS owner_id, o.username AS owner_name, \
+         o.email AS owner_email, t.id AS template_id, t.name AS template_name, v.name AS template_version, \
+         v.id AS template_version_id, \
+         w.ttl, w.autostart_schedule, t.default_ttl AS template_default_ttl, \
+         t.allow_user_autostop AS template_allow_user_autostop, t.autostop_requirement_days_of_week, \
+         t.autostop_requirement_weeks, o.quiet_hours_schedule AS owner_quiet_hours, \
+         COALESCE((SELECT json_agg(json_build_array(p.name, p.value) ORDER BY p.name) \
+                   FROM workspace_build_parameters p WHERE p.workspace_build_id = b.id), '[]') AS parameters, \
+         COALESCE((SELECT json_agg(json_build_array(tv.name, tv.value) ORDER BY tv.display_order) \
+                   FROM template_version_variables tv WHERE tv.template_version_id = v.id), '[]') AS variables \
+     FROM workspace_builds b JOIN workspaces w ON w.id = b.workspace_id JOIN users o ON o.id = w.owner_id \
+     JOIN templates t ON t.id = w.template_id JOIN template_versions v ON v.id = b.template_version_id";
+
 /// The CTEs that queue a build: `job` and `build` (whose `RETURNING` have [`JOB_COLUMNS`]
 /// and [`BUILD_COLUMNS`]) insert the build and its job, `params` its parameters, and
 /// `announced` (to be referenced) publishes messages when the statement's transaction
@@ -336,24 +353,12 @@ impl Store {
 
     /// Everything a daemon needs to run build `build_id`, in one statement.
     pub async fn build_context(&self, build_id: Uuid) -> Result<BuildContext> {
-        Ok(sqlx::query_as(
-            "SELECT b.id AS build_id, b.build_number, b.transition, b.provisioner_state AS state, \
-                 w.id AS workspace_id, w.name AS workspace_name, o.id AS owner_id, o.username AS owner_name, \
-                 o.email AS owner_email, t.id AS template_id, t.name AS template_name, v.name AS template_version, v.id AS template_version_id, \
-                 w.ttl, w.autostart_schedule, t.default_ttl AS template_default_ttl, \
-                 t.allow_user_autostop AS template_allow_user_autostop, t.autostop_requirement_days_of_week, \
-                 t.autostop_requirement_weeks, o.quiet_hours_schedule AS owner_quiet_hours, \
-                 COALESCE((SELECT json_agg(json_build_array(p.name, p.value) ORDER BY p.name) \
-                           FROM workspace_build_parameters p WHERE p.workspace_build_id = b.id), '[]') AS parameters, \
-                 COALESCE((SELECT json_agg(json_build_array(tv.name, tv.value) ORDER BY tv.display_order) \
-                           FROM template_version_variables tv WHERE tv.template_version_id = v.id), '[]') AS variables \
-             FROM workspace_builds b JOIN workspaces w ON w.id = b.workspace_id JOIN users o ON o.id = w.owner_id \
-             JOIN templates t ON t.id = w.template_id JOIN template_versions v ON v.id = b.template_version_id \
-             WHERE b.id = $1",
+        Ok(
+            sqlx::query_as(&format!("{BUILD_CONTEXT_SELECT} WHERE b.id = $1"))
+                .bind(build_id)
+                .fetch_one(&self.pool)
+                .await?,
         )
-        .bind(build_id)
-        .fetch_one(&self.pool)
-        .await?)
     }
 
     pub async fn set_build_deadline(&self, build_id: Uuid, deadline: DateTime<Utc>) -> Result<()> {

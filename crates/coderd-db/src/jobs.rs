@@ -10,6 +10,7 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::builds::{BuildContext, BUILD_CONTEXT_SELECT};
 use crate::model::Timing;
 use crate::status::JobStatus;
 use crate::{Result, Store};
@@ -43,6 +44,26 @@ pub(crate) const JOB_COLUMNS: &str =
     j.provisioner::text AS provisioner, j.type::text AS job_type, j.input, j.worker_id, \
     (SELECT d.name FROM provisioner_daemons d WHERE d.id = j.worker_id) AS worker_name, \
     j.file_id, j.tags, j.logs_overflowed, j.job_status AS status";
+
+/// A job a daemon claimed ([`Store::acquire_job`]) with, for a workspace build, the build's
+/// context, read in the claiming statement.
+#[derive(Debug)]
+pub struct Acquired {
+    pub job: JobRow,
+    pub build: Option<BuildContext>,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for Acquired {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> std::result::Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        let job = JobRow::from_row(row)?;
+        let build = match row.try_get::<Option<Uuid>, _>("build_id")? {
+            Some(_) => Some(BuildContext::from_row(row)?),
+            None => None,
+        };
+        Ok(Acquired { job, build })
+    }
+}
 
 pub struct NewJob<'a> {
     pub id: Uuid,
@@ -216,13 +237,14 @@ impl Store {
     /// Claims the oldest pending job this daemon can run, or `None`. Concurrent daemons (in any
     /// process) never claim the same job: candidates locked by another claim are skipped. A
     /// build's workspace is announced as changed (it is running now: watchers that rendered it
-    /// pending read it again, as upstream's AcquireJob publishes), all in one statement.
+    /// pending read it again, as upstream's AcquireJob publishes), and a build's context
+    /// (what [`Store::build_context`] reads) comes with its job, all in one statement.
     pub async fn acquire_job(
         &self,
         daemon_id: Uuid,
         provisioners: &[String],
         tags: &BTreeMap<String, String>,
-    ) -> Result<Option<JobRow>> {
+    ) -> Result<Option<Acquired>> {
         Ok(sqlx::query_as(&format!(
             "WITH job AS ( \
                  UPDATE provisioner_jobs SET started_at = clock_timestamp(), updated_at = clock_timestamp(), \
@@ -241,7 +263,10 @@ impl Store {
                  JOIN workspace_builds b ON job.type = 'workspace_build' \
                      AND b.id = (job.input->>'workspace_build_id')::uuid \
                  JOIN workspaces w ON w.id = b.workspace_id) \
-             SELECT {JOB_COLUMNS} FROM job j WHERE (SELECT count(*) FROM announced) >= 0",
+             SELECT {JOB_COLUMNS}, c.* FROM job j \
+             LEFT JOIN LATERAL ({BUILD_CONTEXT_SELECT} WHERE j.type = 'workspace_build' \
+                 AND b.id = (j.input->>'workspace_build_id')::uuid) c ON true \
+             WHERE (SELECT count(*) FROM announced) >= 0",
             changed = crate::pubsub::workspace_changed_sql("w"),
         ))
         .bind(daemon_id)

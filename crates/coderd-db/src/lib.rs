@@ -41,7 +41,9 @@ pub use builds::{BuildContext, BuildInsertError, BuildRow, NewBuild};
 pub use groups::{GroupFilter, GroupMemberRow, GroupRow, NewGroup, UpdateGroup};
 pub use job_logs::{LogRow, NewLog};
 pub use job_results::{BuildProduct, Completion, ImportProduct, Produced};
-pub use jobs::{insert_job, mutate_tags, CancelOutcome, JobFilter, JobRow, NewJob, ReapedJob};
+pub use jobs::{
+    insert_job, mutate_tags, Acquired, CancelOutcome, JobFilter, JobRow, NewJob, ReapedJob,
+};
 pub use organizations::{MemberWithUserRow, MembershipRow, NewOrganization, OrganizationRow};
 pub use provisioner_daemons::{DaemonRow, NewDaemon};
 pub use render::{RenderRows, RenderStamps, Stamp};
@@ -55,8 +57,8 @@ pub use templates::{
 };
 pub use users::{GitSshKeyRow, NewUser, UserFilter, UserRow};
 pub use workspaces::{
-    LifecycleCandidate, LifecycleLock, NewWorkspace, TemplateStats, WorkspaceFilter, WorkspaceRow,
-    WorkspaceVisibility,
+    CreatedWorkspace, LifecycleCandidate, LifecycleLock, NewWorkspace, TemplateStats,
+    WorkspaceFilter, WorkspaceRow, WorkspaceVisibility,
 };
 
 /// The migrations in `migrations/`, embedded at compile time.

@@ -9,6 +9,12 @@ use crate::jobs::{insert_job, NewJob};
 use crate::model::{Parameter, ParameterOption, Variable};
 use crate::{Result, Store};
 
+/// A rich parameter's columns, named as [`Parameter`]'s fields (so that `to_jsonb` of them
+/// decodes as one), in its order.
+const PARAMETER_COLUMNS: &str = "name, display_name, description, type, form_type, mutable, \
+     default_value, icon, options, validation_regex, validation_min, validation_max, \
+     validation_error, validation_monotonic, required, ephemeral";
+
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct VersionRow {
     pub id: Uuid,
@@ -77,18 +83,26 @@ impl Store {
         .await?)
     }
 
-    /// A version and its import job, in one statement.
-    pub async fn version_with_job(&self, id: Uuid) -> Result<(VersionRow, crate::JobRow)> {
-        let (v, j): (Json<VersionRow>, Json<crate::JobRow>) = sqlx::query_as(&format!(
-            "SELECT to_jsonb(v), to_jsonb(j) \
-             FROM (SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.id = $1) v \
-             JOIN LATERAL (SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = v.job_id) j ON true",
-            JOB_COLUMNS = crate::jobs::JOB_COLUMNS,
-        ))
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((v.0, j.0))
+    /// A version, its import job and its rich parameters (as [`Store::version_parameters`]
+    /// has them), in one statement: what building from it needs.
+    pub async fn version_to_build(
+        &self,
+        id: Uuid,
+    ) -> Result<(VersionRow, crate::JobRow, Vec<Parameter>)> {
+        let (v, j, p): (Json<VersionRow>, Json<crate::JobRow>, Json<Vec<Parameter>>) =
+            sqlx::query_as(&format!(
+                "SELECT to_jsonb(v), to_jsonb(j), \
+                     (SELECT COALESCE(jsonb_agg(to_jsonb(p) ORDER BY p.display_order), '[]') \
+                      FROM (SELECT {PARAMETER_COLUMNS}, display_order FROM template_version_parameters \
+                            WHERE template_version_id = v.id) p) \
+                 FROM (SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.id = $1) v \
+                 JOIN LATERAL (SELECT {JOB_COLUMNS} FROM provisioner_jobs j WHERE j.id = v.job_id) j ON true",
+                JOB_COLUMNS = crate::jobs::JOB_COLUMNS,
+            ))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((v.0, j.0, p.0))
     }
 
     pub async fn versions_by_ids(&self, ids: &[Uuid]) -> Result<Vec<VersionRow>> {
@@ -240,11 +254,10 @@ impl Store {
             bool,
             bool,
         );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT name, display_name, description, type, form_type, mutable, default_value, icon, options, \
-                 validation_regex, validation_min, validation_max, validation_error, validation_monotonic, required, ephemeral \
-             FROM template_version_parameters WHERE template_version_id = $1 ORDER BY display_order",
-        )
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {PARAMETER_COLUMNS} FROM template_version_parameters \
+                 WHERE template_version_id = $1 ORDER BY display_order"
+        ))
         .bind(id)
         .fetch_all(&self.pool)
         .await?;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::builds::{bind_build, build_ctes, BuildRow, NewBuild};
 use crate::jobs::{JobRow, NewJob};
+use crate::provisioner_daemons::{DaemonRow, DAEMON_COLUMNS};
 use crate::status::{agent_status_sql, AgentStatus, BuildStatus, JobStatus, Transition};
 use crate::{Result, Store};
 
@@ -90,18 +91,34 @@ pub struct WorkspaceVisibility {
     pub groups: Vec<Uuid>,
 }
 
+/// A workspace just created ([`Store::insert_workspace`]).
+#[derive(Debug)]
+pub struct CreatedWorkspace {
+    pub workspace: WorkspaceRow,
+    pub build: BuildRow,
+    pub job: JobRow,
+    /// The new job's queue's size, which is also its position: it is last.
+    pub queue_size: i64,
+    /// The daemons that could serve the job's organization, as `Store::list_daemons` has them.
+    pub daemons: Vec<DaemonRow>,
+}
+
 impl Store {
-    /// Creates a workspace and its first build (with the build's job) atomically.
     /// Creates a workspace with its first build (and the build's job and parameters) in one
     /// statement, and publishes `announce` (channel, payload) when it commits. Answers the
-    /// rows as inserted.
+    /// rows as inserted, with what rendering the new job needs besides: its place in its
+    /// queue and the daemons of its organization, read in the same statement.
     pub async fn insert_workspace(
         &self,
         w: NewWorkspace<'_>,
         b: NewBuild<'_>,
         job: NewJob<'_>,
         announce: &[(&str, &str)],
-    ) -> Result<(WorkspaceRow, BuildRow, JobRow)> {
+    ) -> Result<CreatedWorkspace> {
+        // The statement's snapshot does not hold the job it inserts, and holds only jobs
+        // committed before it began, all created earlier: the new job is last in its queue,
+        // one after the pending jobs of that queue the snapshot holds (as
+        // `Store::queue_positions` would count it a moment later, less what moved since).
         let sql = format!(
             "WITH ws AS ( \
                  INSERT INTO workspaces AS w (id, created_at, updated_at, owner_id, organization_id, template_id, name, \
@@ -109,7 +126,14 @@ impl Store {
                  VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7, now(), $8::automatic_updates, $9) \
                  RETURNING {WS_COLUMNS}), \
              {} \
-             SELECT to_jsonb(ws), to_jsonb(build), to_jsonb(job) FROM ws, build, job \
+             SELECT to_jsonb(ws), to_jsonb(build), to_jsonb(job), \
+                 (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
+                     AND p.organization_id = job.organization_id AND p.provisioner = job.provisioner::provisioner_type \
+                     AND p.tags = job.tags) + 1, \
+                 (SELECT COALESCE(json_agg(d ORDER BY d.last_seen_at DESC, d.name), '[]') \
+                  FROM (SELECT {DAEMON_COLUMNS} FROM provisioner_daemons \
+                        WHERE organization_id IS NULL OR organization_id = job.organization_id) d) \
+             FROM ws, build, job \
              WHERE (SELECT count(*) FROM announced) >= 0",
             build_ctes(10)
         );
@@ -124,11 +148,24 @@ impl Store {
             .bind(w.automatic_updates)
             .bind(w.next_start_at);
         let state = b.state.unwrap_or_default();
-        let (ws, build, job): (Json<WorkspaceRow>, Json<BuildRow>, Json<JobRow>) =
+        type Row = (
+            Json<WorkspaceRow>,
+            Json<BuildRow>,
+            Json<JobRow>,
+            i64,
+            Json<Vec<DaemonRow>>,
+        );
+        let (ws, build, job, queue_size, daemons): Row =
             bind_build(q, w.id, 1, state, &b, &job, announce)
                 .fetch_one(&self.pool)
                 .await?;
-        Ok((ws.0, build.0, job.0))
+        Ok(CreatedWorkspace {
+            workspace: ws.0,
+            build: build.0,
+            job: job.0,
+            queue_size,
+            daemons: daemons.0,
+        })
     }
 
     pub async fn workspace(&self, id: Uuid) -> Result<WorkspaceRow> {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use coderd_db::pubsub::{self, Pubsub};
 use coderd_db::schedule;
 use coderd_db::{
-    BuildContext, BuildProduct, Completion, ImportProduct, JobRow, NewDaemon, NewLog, Produced,
-    Store, StoreError,
+    Acquired, BuildContext, BuildProduct, Completion, ImportProduct, JobRow, NewDaemon, NewLog,
+    Produced, Store, StoreError,
 };
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch, Notify};
@@ -215,15 +215,15 @@ impl Daemon {
             notified.as_mut().enable();
             match self.store.acquire_job(self.id, &types, &tags).await {
                 // Shutdown began while the claim was on its way: give the job back.
-                Ok(Some(job)) if self.stop.borrow().is_some() => {
+                Ok(Some(Acquired { job, .. })) if self.stop.borrow().is_some() => {
                     tracing::info!(daemon = %self.name, job = %job.id, "stopping; releasing a job just claimed");
                     if let Err(e) = self.store.release_job(job.id, self.id).await {
                         tracing::warn!(daemon = %self.name, job = %job.id, error = %e, "releasing a job");
                     }
                 }
-                Ok(Some(job)) => {
+                Ok(Some(Acquired { job, build })) => {
                     let span = tracing::info_span!("job", id = %job.id, kind = %job.job_type, daemon = %self.name);
-                    let ran = self.run_job(job).instrument(span.clone()).await;
+                    let ran = self.run_job(job, build).instrument(span.clone()).await;
                     // One result stored at a time, in the order the jobs ran.
                     finish_storing(storing.take()).await;
                     storing = Some(tokio::spawn(self.clone().complete(ran).instrument(span)));
@@ -262,13 +262,14 @@ impl Daemon {
     /// Runs one job (in the caller's span, which is never entered across an await, so nothing
     /// else running on this thread meanwhile is tagged with the job); its result is stored
     /// by [`Daemon::complete`], which the daemon runs while it takes its next job.
-    async fn run_job(&mut self, job: JobRow) -> Ran {
+    /// Runs `job`; `build` is its build's context when the claim read it.
+    async fn run_job(&mut self, job: JobRow, build: Option<BuildContext>) -> Ran {
         tracing::info!("running provisioner job");
         let started = Instant::now();
         if let Some(o) = &self.cfg.observer {
             o.started(&job.provisioner);
         }
-        let (outcome, build, unsent_logs) = self.execute(&job).await;
+        let (outcome, build, unsent_logs) = self.execute(&job, build).await;
         if let Some(o) = &self.cfg.observer {
             let status = match &outcome {
                 Ok(_) => "success",
@@ -476,16 +477,20 @@ impl Daemon {
     async fn execute(
         &mut self,
         job: &JobRow,
+        claimed: Option<BuildContext>,
     ) -> (Result<Outcome, Failure>, Option<BuildContext>, Vec<Log>) {
         let mut build = None;
         let mut unsent = Vec::new();
-        let result = self.execute_inner(job, &mut build, &mut unsent).await;
+        let result = self
+            .execute_inner(job, claimed, &mut build, &mut unsent)
+            .await;
         (result, build, unsent)
     }
 
     async fn execute_inner(
         &mut self,
         job: &JobRow,
+        claimed: Option<BuildContext>,
         build: &mut Option<BuildContext>,
         unsent_logs: &mut Vec<Log>,
     ) -> Result<Outcome, Failure> {
@@ -538,10 +543,12 @@ impl Daemon {
                 let id = input
                     .workspace_build_id
                     .ok_or_else(|| Failure::failed("the job names no workspace build"))?;
-                let ctx =
-                    self.store.build_context(id).await.map_err(|e| {
+                let ctx = match claimed.filter(|c| c.build_id == id) {
+                    Some(ctx) => ctx,
+                    None => self.store.build_context(id).await.map_err(|e| {
                         Failure::failed(format!("reading the workspace build: {e}"))
-                    })?;
+                    })?,
+                };
                 let variables = ctx
                     .variables
                     .iter()

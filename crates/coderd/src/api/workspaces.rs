@@ -386,7 +386,7 @@ async fn create(
     };
     let buildable = crate::domain::builds::buildable(&state, &template, version_id).await?;
     let schedule_text = schedule.as_ref().map(ToString::to_string);
-    let (w, build, job) = crate::domain::builds::create_workspace(
+    let made = crate::domain::builds::create_workspace(
         &state,
         NewWorkspace {
             id: Uuid::new_v4(),
@@ -405,9 +405,9 @@ async fn create(
         req.template_version_preset_id.filter(|p| !p.is_nil()),
     )
     .await?;
-    // Rendered from the rows this request read and inserted: only what they do not hold
-    // (the organization's name, the queue, the daemons) is read.
-    let loaded = Loaded::of_created(owner, template, buildable.version, build, job);
+    // Rendered from the rows this request read and the insert answered (the queue and the
+    // daemons included): nothing more is read.
+    let (w, loaded) = Loaded::of_created(owner, template, buildable.version, made);
     let mut rendered = render_with(&state, actor.user_id, vec![w], loaded).await?;
     Ok(created(rendered.remove(0)))
 }

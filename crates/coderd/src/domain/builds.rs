@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use coderd_db::pubsub;
 use coderd_db::StoreResultExt;
 use coderd_db::{
-    mutate_tags, BuildInsertError, BuildRow, JobRow, JobStatus, NewBuild, NewJob, NewWorkspace,
-    StoreError, TemplateRow, Transition, VersionRow, WorkspaceRow,
+    model::Parameter, mutate_tags, BuildInsertError, BuildRow, CreatedWorkspace, JobRow, JobStatus,
+    NewBuild, NewJob, NewWorkspace, StoreError, TemplateRow, Transition, VersionRow, WorkspaceRow,
 };
 use coderd_provisioner::daemon::JOB_POSTED;
 use codersdk::WorkspaceBuildParameter;
@@ -22,6 +22,8 @@ use crate::state::AppState;
 pub struct Buildable {
     pub version: VersionRow,
     pub import: JobRow,
+    /// The version's rich parameters, read with it.
+    pub parameters: Vec<Parameter>,
 }
 
 /// Checks that `version` belongs to `template` and imported successfully (406 while importing).
@@ -30,9 +32,9 @@ pub async fn buildable(
     template: &TemplateRow,
     version_id: Uuid,
 ) -> ApiResult<Buildable> {
-    let (version, import) = state
+    let (version, import, parameters) = state
         .store
-        .version_with_job(version_id)
+        .version_to_build(version_id)
         .await
         .optional()?
         .ok_or_else(|| ApiError::bad_request("template version does not exist"))?;
@@ -42,7 +44,11 @@ pub async fn buildable(
         ));
     }
     match import.status {
-        JobStatus::Succeeded => Ok(Buildable { version, import }),
+        JobStatus::Succeeded => Ok(Buildable {
+            version,
+            import,
+            parameters,
+        }),
         s @ (JobStatus::Pending | JobStatus::Running) => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             format!("The provided template version is {s}. Wait for it to complete importing!"),
@@ -75,18 +81,18 @@ fn build_job<'a>(
     }
 }
 
-/// Resolves and validates the build's parameters against the version. A preset's values come
-/// first, over what was asked for, as upstream's builder applies them.
+/// Resolves and validates the build's parameters against the version's (`b`). A preset's
+/// values come first, over what was asked for, as upstream's builder applies them.
 async fn resolve_parameters(
     state: &AppState,
-    version: Uuid,
+    b: &Buildable,
     previous_build: Option<Uuid>,
     requested: &[WorkspaceBuildParameter],
     preset: Option<Uuid>,
 ) -> ApiResult<Vec<(String, String)>> {
     let mut requested = requested.to_vec();
     if let Some(id) = preset {
-        let presets = state.store.version_presets(version).await?;
+        let presets = state.store.version_presets(b.version.id).await?;
         let Some(preset) = presets.into_iter().find(|p| p.id == id) else {
             return Err(ApiError::bad_request(format!(
                 "Template version preset {id} does not belong to this template version."
@@ -111,7 +117,6 @@ async fn resolve_parameters(
         );
     }
     let requested = requested.as_slice();
-    let params = state.store.version_parameters(version).await?;
     let previous: HashMap<String, String> = match previous_build {
         Some(id) => state
             .store
@@ -123,7 +128,12 @@ async fn resolve_parameters(
             .collect(),
         None => HashMap::new(),
     };
-    parameters::resolve(&params, &previous, requested, previous_build.is_none())
+    parameters::resolve(
+        &b.parameters,
+        &previous,
+        requested,
+        previous_build.is_none(),
+    )
 }
 
 /// Creates a workspace and queues its first (start) build; daemons and the owner's watchers
@@ -135,8 +145,8 @@ pub async fn create_workspace(
     initiator: Uuid,
     requested: &[WorkspaceBuildParameter],
     preset: Option<Uuid>,
-) -> ApiResult<(WorkspaceRow, BuildRow, JobRow)> {
-    let params = resolve_parameters(state, b.version.id, None, requested, preset).await?;
+) -> ApiResult<CreatedWorkspace> {
+    let params = resolve_parameters(state, b, None, requested, preset).await?;
     let tags = mutate_tags(w.owner_id, &[&b.import.tags.0]);
     let build_id = Uuid::new_v4();
     let job = build_job(b, w.organization_id, initiator, build_id, &tags);
@@ -149,7 +159,7 @@ pub async fn create_workspace(
         w.id,
     );
     let announce = queued.each_ref().map(|(c, p)| (c.as_str(), p.as_str()));
-    let (ws, build, job) = state
+    let created = state
         .store
         .insert_workspace(
             w,
@@ -168,7 +178,7 @@ pub async fn create_workspace(
         )
         .await
         .on_conflict("name", format!("Workspace {name:?} already exists."))?;
-    Ok((ws, build, job))
+    Ok(created)
 }
 
 /// What a new build of an existing workspace asks for.
@@ -221,7 +231,7 @@ pub async fn create_build(
     }
     let params = resolve_parameters(
         state,
-        b.version.id,
+        &b,
         latest.as_ref().map(|l| l.id),
         spec.parameters,
         spec.preset,

@@ -101,9 +101,11 @@ impl JobViews {
         let pending: Vec<Uuid> = jobs
             .iter()
             .filter(|j| j.status == coderd_db::JobStatus::Pending)
+            .filter(|j| !loaded.queue.contains_key(&j.id))
             .map(|j| j.id)
             .collect();
-        let positions = state.store.queue_positions(&pending).await?;
+        let mut positions = state.store.queue_positions(&pending).await?;
+        positions.extend(loaded.queue.iter().map(|(id, q)| (*id, *q)));
         let mut daemons = HashMap::new();
         let mut orgs: Vec<Uuid> = jobs.iter().map(|j| j.organization_id).collect();
         orgs.sort();

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use coderd_db::{
-    BuildRow, DaemonRow, JobRow, OrganizationRow, RenderRows, ResourceRow, StoreError, TemplateRow,
-    UserRow, VersionRow, WorkspaceRow,
+    BuildRow, CreatedWorkspace, DaemonRow, JobRow, OrganizationRow, RenderRows, ResourceRow,
+    StoreError, TemplateRow, UserRow, VersionRow, WorkspaceRow,
 };
 use uuid::Uuid;
 
@@ -31,6 +31,8 @@ pub struct Loaded {
     /// Daemons as `list_daemons` has them, for the organizations in `daemons_of`.
     pub daemons: Vec<DaemonRow>,
     pub daemons_of: HashSet<Uuid>,
+    /// Pending jobs' queue positions and sizes, where known already.
+    pub queue: HashMap<Uuid, (i64, i64)>,
 }
 
 fn by_id<T>(rows: Vec<T>, key: fn(&T) -> Uuid) -> HashMap<Uuid, T> {
@@ -106,11 +108,20 @@ impl Loaded {
         owner: UserRow,
         template: TemplateRow,
         version: VersionRow,
-        build: BuildRow,
-        job: JobRow,
-    ) -> Loaded {
+        created: CreatedWorkspace,
+    ) -> (WorkspaceRow, Loaded) {
+        let CreatedWorkspace {
+            workspace,
+            build,
+            job,
+            queue_size,
+            daemons,
+        } = created;
         let mut loaded = Loaded {
             resources_of: HashSet::from([job.id]),
+            daemons_of: HashSet::from([job.organization_id]),
+            daemons,
+            queue: HashMap::from([(job.id, (queue_size, queue_size))]),
             ..Default::default()
         };
         loaded.users.insert(owner.id, owner);
@@ -119,7 +130,7 @@ impl Loaded {
         loaded.jobs.insert(job.id, job);
         loaded.builds.insert(build.id, build.clone());
         loaded.latest.insert(build.workspace_id, build);
-        loaded
+        (workspace, loaded)
     }
 
     /// Each loaded job's provisioner, by job (the rendered job does not show it; the render
