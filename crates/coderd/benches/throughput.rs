@@ -239,6 +239,7 @@ fn pgbench(db_url: &str, dir: &std::path::Path, n: usize, concurrency: usize, se
 async fn grow(srv: &Replica, owner: &Client, template: Uuid, have: &mut Vec<Uuid>, target: usize) {
     let owner = Arc::new(owner.clone());
     let statements_before = statements(srv).await;
+    let cpu_before = cpu_ticks(srv.child.id());
     let started = Instant::now();
     let from = have.len();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(from));
@@ -276,10 +277,15 @@ async fn grow(srv: &Replica, owner: &Client, template: Uuid, have: &mut Vec<Uuid
         let secs = started.elapsed().as_secs_f64();
         // The server's statements in those seconds, its own background ones included.
         let per = (statements(srv).await - statements_before) / made as f64;
+        let cpu_after = cpu_ticks(srv.child.id());
+        let cpu_each =
+            |after: u64, before: u64| ticks_to_us(after.saturating_sub(before)) / made as f64;
         println!(
             "created {made} workspaces in {secs:.1} s ({:.0} creates and builds a second, \
-             {per:.1} statements each)",
-            made as f64 / secs
+             {per:.1} statements each, CPU each: server {:.0} µs, PostgreSQL {:.0} µs)",
+            made as f64 / secs,
+            cpu_each(cpu_after.0, cpu_before.0),
+            cpu_each(cpu_after.1, cpu_before.1),
         );
     }
 }
