@@ -217,6 +217,29 @@ impl Store {
     /// ([`counts_key`]) and reused while the generations the page reads with its rows
     /// (migration 0014) are those it was counted under: then the page is one statement, and
     /// a total is never older than the page it comes with.
+    /// The pool a page of `f` is read from: the one whose plans are generic when `f` matches
+    /// by keys and flags only, whose best plan (the page-order index walked to `LIMIT`) does
+    /// not depend on the values. PostgreSQL's default re-planned such a page on every
+    /// execution: its generic estimate, which guesses a tenth of the table for `LIMIT $n`,
+    /// never beats a custom plan's, so planning cost three times the execution
+    /// (benches/README.md, `throughput`, run 10). A substring, a time range, a status or a
+    /// parameter can change the best plan, and keeps the default.
+    fn page_pool(&self, f: &WorkspaceFilter) -> &sqlx::PgPool {
+        let by_keys = f.name.is_none()
+            && f.template_names.is_empty()
+            && f.statuses.is_empty()
+            && f.has_agent.is_none()
+            && f.outdated.is_none()
+            && f.params.is_empty()
+            && f.last_used_before.is_none()
+            && f.last_used_after.is_none();
+        if by_keys {
+            self.generic_pool()
+        } else {
+            &self.pool
+        }
+    }
+
     pub async fn list_workspaces(&self, f: &WorkspaceFilter) -> Result<(Vec<WorkspaceRow>, i64)> {
         let walk = (f.limit > 0).then(|| f.limit + f.offset.max(0));
         // A total that may be reused reads the generations with the page, in its snapshot.
@@ -259,13 +282,13 @@ impl Store {
         let Some(key) = counted else {
             let mut count = count(false);
             let (rows, total): (Vec<WorkspaceRow>, i64) = tokio::try_join!(
-                page.build_query_as().fetch_all(&self.pool),
+                page.build_query_as().fetch_all(self.page_pool(f)),
                 count.build_query_scalar().fetch_one(&self.pool),
             )?;
             return Ok((rows, total));
         };
         use sqlx::{FromRow, Row};
-        let found = page.build().fetch_all(&self.pool).await?;
+        let found = page.build().fetch_all(self.page_pool(f)).await?;
         let rows = found
             .iter()
             .map(WorkspaceRow::from_row)
