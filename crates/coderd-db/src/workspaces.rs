@@ -83,6 +83,20 @@ pub struct WorkspaceFilter {
     pub offset: i64,
 }
 
+impl WorkspaceFilter {
+    /// Whether the filter reads only the workspace row's keys, flags and name: not the latest
+    /// build, its job, parameters or template, nor the time of last use.
+    fn keys_and_flags_of_the_row(&self) -> bool {
+        self.template_names.is_empty()
+            && self.statuses.is_empty()
+            && self.has_agent.is_none()
+            && self.outdated.is_none()
+            && self.params.is_empty()
+            && self.last_used_before.is_none()
+            && self.last_used_after.is_none()
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct WorkspaceVisibility {
     pub viewer: Uuid,
@@ -225,15 +239,7 @@ impl Store {
     /// (benches/README.md, `throughput`, run 10). A substring, a time range, a status or a
     /// parameter can change the best plan, and keeps the default.
     fn page_pool(&self, f: &WorkspaceFilter) -> &sqlx::PgPool {
-        let by_keys = f.name.is_none()
-            && f.template_names.is_empty()
-            && f.statuses.is_empty()
-            && f.has_agent.is_none()
-            && f.outdated.is_none()
-            && f.params.is_empty()
-            && f.last_used_before.is_none()
-            && f.last_used_after.is_none();
-        if by_keys {
+        if f.name.is_none() && f.keys_and_flags_of_the_row() {
             self.generic_pool()
         } else {
             &self.pool
@@ -636,14 +642,7 @@ const GENERATIONS: &str = "(SELECT coalesce(string_agg(g.shard::text || ':' || \
 /// `None` when the filter reads what the generations do not follow: the latest build, its
 /// job, parameters or template, or the time of last use (which changes with every use).
 fn counts_key(f: &WorkspaceFilter) -> Option<String> {
-    let follows = f.template_names.is_empty()
-        && f.statuses.is_empty()
-        && f.has_agent.is_none()
-        && f.outdated.is_none()
-        && f.params.is_empty()
-        && f.last_used_before.is_none()
-        && f.last_used_after.is_none();
-    follows.then(|| {
+    f.keys_and_flags_of_the_row().then(|| {
         let mut key = f.clone();
         (key.limit, key.offset, key.requester) = (0, 0, Uuid::nil());
         // Sets, whose order (from a map of memberships) says nothing.
