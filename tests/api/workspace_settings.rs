@@ -1029,6 +1029,25 @@ async fn search_keys_each_select_exactly_their_workspaces() {
         assert_eq!(search(&owner, q).await, *want, "q={q:?}");
     }
 
+    // A substring asked again is read matches first (its kept total says they are few):
+    // the same page, in the same order, with the same total, paged the same.
+    for (q, page, want, total) in [
+        ("name:a", "", vec!["main", "scratch"], 2),
+        ("name:a", "&limit=1&offset=1", vec!["scratch"], 2),
+        ("dev", "", vec!["dev", "devbox"], 2),
+        ("owner:alice box", "", vec!["devbox"], 1),
+        ("name:zzz", "", vec![], 0),
+    ] {
+        for round in ["first", "again", "once more"] {
+            let (names, count) = search_page(&owner, q, page).await;
+            assert_eq!(
+                (names, count),
+                (want.iter().map(|n| n.to_string()).collect(), total),
+                "q={q:?}{page} ({round})"
+            );
+        }
+    }
+
     // Default order: running before stopped, then owner name, then workspace name.
     let (names, count) = search_page(&owner, "", "").await;
     assert_eq!(

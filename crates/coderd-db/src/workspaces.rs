@@ -237,9 +237,10 @@ impl Store {
     /// execution: its generic estimate, which guesses a tenth of the table for `LIMIT $n`,
     /// never beats a custom plan's, so planning cost three times the execution
     /// (benches/README.md, `throughput`, run 10). A substring, a time range, a status or a
-    /// parameter can change the best plan, and keeps the default.
-    fn page_pool(&self, f: &WorkspaceFilter) -> &sqlx::PgPool {
-        if f.name.is_none() && f.keys_and_flags_of_the_row() {
+    /// parameter can change the best plan, and keeps the default; a substring's matches read
+    /// first (`matches_first`) are the trigram index's, whatever the term.
+    fn page_pool(&self, f: &WorkspaceFilter, matches_first: bool) -> &sqlx::PgPool {
+        if (f.name.is_none() || matches_first) && f.keys_and_flags_of_the_row() {
             self.generic_pool()
         } else {
             &self.pool
@@ -250,7 +251,23 @@ impl Store {
         let walk = (f.limit > 0).then(|| f.limit + f.offset.max(0));
         // A total that may be reused reads the generations with the page, in its snapshot.
         let counted = counts_key(f);
-        let mut page = sqlx::QueryBuilder::new("SELECT p.*");
+        // A substring's page walks the page-order index filtering every row it passes: what
+        // the table costs when few match, and PostgreSQL re-plans it each time. When the
+        // total kept for the same search (however old: it only picks the plan) says the
+        // matches are few, they are read first, through the trigram index, and the page is
+        // ordered from them on a generic plan (benches/README.md, `throughput`, run 10).
+        let matches_first = f.name.is_some()
+            && counted
+                .as_deref()
+                .and_then(|k| self.counts.hint(k))
+                .is_some_and(|n| n <= FEW_MATCHES);
+        let mut page = sqlx::QueryBuilder::new("");
+        if matches_first {
+            page.push("WITH m AS MATERIALIZED (SELECT w.*");
+            push_matches(&mut page, f);
+            page.push(") ");
+        }
+        page.push("SELECT p.*");
         if counted.is_some() {
             page.push(format!(", {GENERATIONS} AS page_generations"));
         }
@@ -263,7 +280,11 @@ impl Store {
                 "(SELECT {WS_COLUMNS}, {rank} AS page_rank, w.latest_build_running AS page_running, \
                  lower(w.owner_username) AS page_owner, lower(w.name) AS page_name"
             ));
-            push_matches(&mut page, f);
+            if matches_first {
+                page.push(" FROM m w WHERE true");
+            } else {
+                push_matches(&mut page, f);
+            }
             page.push(part)
                 .push_bind(f.requester)
                 .push(
@@ -288,13 +309,17 @@ impl Store {
         let Some(key) = counted else {
             let mut count = count(false);
             let (rows, total): (Vec<WorkspaceRow>, i64) = tokio::try_join!(
-                page.build_query_as().fetch_all(self.page_pool(f)),
+                page.build_query_as()
+                    .fetch_all(self.page_pool(f, matches_first)),
                 count.build_query_scalar().fetch_one(&self.pool),
             )?;
             return Ok((rows, total));
         };
         use sqlx::{FromRow, Row};
-        let found = page.build().fetch_all(self.page_pool(f)).await?;
+        let found = page
+            .build()
+            .fetch_all(self.page_pool(f, matches_first))
+            .await?;
         let rows = found
             .iter()
             .map(WorkspaceRow::from_row)
@@ -635,6 +660,9 @@ impl Store {
 
 /// The generations of the workspace rows (migration 0014), as one string: equal in two
 /// snapshots only if no statement that could change a cacheable total committed between them.
+/// At most this many matches (as last counted) and a substring's matches are read first.
+const FEW_MATCHES: i64 = 100;
+
 const GENERATIONS: &str = "(SELECT coalesce(string_agg(g.shard::text || ':' || \
      g.generation::text, ',' ORDER BY g.shard), '') FROM workspace_generations g)";
 
@@ -668,6 +696,11 @@ pub(crate) struct WorkspaceCounts {
 impl WorkspaceCounts {
     /// Totals kept at most; past it the map starts over (a flood of distinct searches).
     const CAPACITY: usize = 1024;
+
+    /// The total last counted for `key`, under whatever generations: a guess of its size.
+    fn hint(&self, key: &str) -> Option<i64> {
+        self.lock().get(key).map(|(_, n)| *n)
+    }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, i64)>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
