@@ -65,6 +65,15 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for Acquired {
     }
 }
 
+/// SQL: `p` is a pending job in the queue of `job` (a row with a job's organization, provisioner
+/// and tags; its provisioner as the enum or as text).
+pub(crate) fn queued_with(p: &str, job: &str) -> String {
+    format!(
+        "{p}.job_status = 'pending' AND {p}.organization_id = {job}.organization_id \
+         AND {p}.provisioner = {job}.provisioner::provisioner_type AND {p}.tags = {job}.tags"
+    )
+}
+
 pub struct NewJob<'a> {
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -203,16 +212,15 @@ impl Store {
     pub async fn queue_positions(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (i64, i64)>> {
         let sql = match ids.len() {
             0 => return Ok(HashMap::new()),
-            1 => {
+            1 => format!(
                 "SELECT j.id, q.position, q.size FROM provisioner_jobs j, LATERAL ( \
                      SELECT count(*) FILTER (WHERE (p.created_at, p.id) <= (j.created_at, j.id)) AS position, \
                             count(*) AS size \
-                     FROM provisioner_jobs p WHERE p.job_status = 'pending' \
-                        AND p.organization_id = j.organization_id AND p.provisioner = j.provisioner \
-                        AND p.tags = j.tags) q \
-                 WHERE j.id = ANY($1) AND j.job_status = 'pending'"
-            }
-            _ => {
+                     FROM provisioner_jobs p WHERE {}) q \
+                 WHERE j.id = ANY($1) AND j.job_status = 'pending'",
+                queued_with("p", "j")
+            ),
+            _ => format!(
                 "WITH wanted AS (SELECT id, organization_id, provisioner, tags FROM provisioner_jobs \
                                  WHERE id = ANY($1) AND job_status = 'pending'), \
                  queues AS (SELECT DISTINCT organization_id, provisioner, tags FROM wanted), \
@@ -220,14 +228,13 @@ impl Store {
                                 row_number() OVER (PARTITION BY p.organization_id, p.provisioner, p.tags \
                                                    ORDER BY p.created_at, p.id) AS position, \
                                 count(*) OVER (PARTITION BY p.organization_id, p.provisioner, p.tags) AS size \
-                            FROM provisioner_jobs p JOIN queues q ON q.organization_id = p.organization_id \
-                                 AND q.provisioner = p.provisioner AND q.tags = p.tags \
-                            WHERE p.job_status = 'pending') \
-                 SELECT r.id, r.position, r.size FROM ranked r JOIN wanted w ON w.id = r.id"
-            }
+                            FROM provisioner_jobs p JOIN queues q ON {}) \
+                 SELECT r.id, r.position, r.size FROM ranked r JOIN wanted w ON w.id = r.id",
+                queued_with("p", "q")
+            ),
         };
         let rows: Vec<(Uuid, i64, i64)> =
-            sqlx::query_as(sql).bind(ids).fetch_all(&self.pool).await?;
+            sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .map(|(id, pos, size)| (id, (pos, size)))

@@ -141,15 +141,14 @@ impl Store {
                  RETURNING {WS_COLUMNS}), \
              {} \
              SELECT to_jsonb(ws), to_jsonb(build), to_jsonb(job), \
-                 (SELECT count(*) FROM provisioner_jobs p WHERE p.job_status = 'pending' \
-                     AND p.organization_id = job.organization_id AND p.provisioner = job.provisioner::provisioner_type \
-                     AND p.tags = job.tags) + 1, \
+                 (SELECT count(*) FROM provisioner_jobs p WHERE {queued}) + 1, \
                  (SELECT COALESCE(json_agg(d ORDER BY d.last_seen_at DESC, d.name), '[]') \
                   FROM (SELECT {DAEMON_COLUMNS} FROM provisioner_daemons \
                         WHERE organization_id IS NULL OR organization_id = job.organization_id) d) \
              FROM ws, build, job \
              WHERE (SELECT count(*) FROM announced) >= 0",
-            build_ctes(10)
+            build_ctes(10),
+            queued = crate::jobs::queued_with("p", "job"),
         );
         let q = sqlx::query_as(&sql)
             .bind(w.id)
@@ -218,19 +217,6 @@ impl Store {
         .await?)
     }
 
-    /// One page of workspaces matching `f`, in Coder's order, and how many match in all: two
-    /// statements, run side by side, or one when the total is known (below).
-    ///
-    /// The order is the requester's favorites first, then workspaces whose latest build is a
-    /// successful start, then the owner's username and the name, case-insensitively. After the
-    /// favorites that is the index `workspaces_page_order_idx` (migration 0013), so the page is
-    /// two index walks that stop after `offset + limit` matches each (the requester's
-    /// favorites, everything else) merged; only the count reads every match.
-    ///
-    /// The count is kept in this process for filters on the workspace row alone
-    /// ([`counts_key`]) and reused while the generations the page reads with its rows
-    /// (migration 0014) are those it was counted under: then the page is one statement, and
-    /// a total is never older than the page it comes with.
     /// The pool a page of `f` is read from: the one whose plans are generic when `f` matches
     /// by keys and flags only, whose best plan (the page-order index walked to `LIMIT`) does
     /// not depend on the values. PostgreSQL's default re-planned such a page on every
@@ -247,6 +233,19 @@ impl Store {
         }
     }
 
+    /// One page of workspaces matching `f`, in Coder's order, and how many match in all: two
+    /// statements, run side by side, or one when the total is known (below).
+    ///
+    /// The order is the requester's favorites first, then workspaces whose latest build is a
+    /// successful start, then the owner's username and the name, case-insensitively. After the
+    /// favorites that is the index `workspaces_page_order_idx` (migration 0013), so the page is
+    /// two index walks that stop after `offset + limit` matches each (the requester's
+    /// favorites, everything else) merged; only the count reads every match.
+    ///
+    /// The count is kept in this process for filters on the workspace row alone
+    /// ([`counts_key`]) and reused while the generations the page reads with its rows
+    /// (migration 0014) are those it was counted under: then the page is one statement, and
+    /// a total is never older than the page it comes with.
     pub async fn list_workspaces(&self, f: &WorkspaceFilter) -> Result<(Vec<WorkspaceRow>, i64)> {
         let walk = (f.limit > 0).then(|| f.limit + f.offset.max(0));
         // A total that may be reused reads the generations with the page, in its snapshot.
@@ -658,11 +657,11 @@ impl Store {
     }
 }
 
-/// The generations of the workspace rows (migration 0014), as one string: equal in two
-/// snapshots only if no statement that could change a cacheable total committed between them.
 /// At most this many matches (as last counted) and a substring's matches are read first.
 const FEW_MATCHES: i64 = 100;
 
+/// The generations of the workspace rows (migration 0014), as one string: equal in two
+/// snapshots only if no statement that could change a cacheable total committed between them.
 const GENERATIONS: &str = "(SELECT coalesce(string_agg(g.shard::text || ':' || \
      g.generation::text, ',' ORDER BY g.shard), '') FROM workspace_generations g)";
 

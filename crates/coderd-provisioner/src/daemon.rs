@@ -261,8 +261,8 @@ impl Daemon {
 
     /// Runs one job (in the caller's span, which is never entered across an await, so nothing
     /// else running on this thread meanwhile is tagged with the job); its result is stored
-    /// by [`Daemon::complete`], which the daemon runs while it takes its next job.
-    /// Runs `job`; `build` is its build's context when the claim read it.
+    /// by [`Daemon::complete`], which the daemon runs while it takes its next job. `build` is
+    /// its build's context when the claim read it.
     async fn run_job(&mut self, job: JobRow, build: Option<BuildContext>) -> Ran {
         tracing::info!("running provisioner job");
         let started = Instant::now();
